@@ -1,0 +1,220 @@
+import Foundation
+import GatewayCore
+import Logging
+import MQTT
+import Metrics
+import Outbox
+import ServiceLifecycle
+
+/// Takes device events and telemetry from the local broker, validates them, stores them in the
+/// outbox, and acknowledges each one on `device/{id}/ack` only after its commit.
+///
+/// Shutdown order matters for "never loses an acked event": on graceful shutdown the client stops
+/// reading (unread messages stay with the broker, which redelivers them to our persistent
+/// session), every message already read is committed and acknowledged, and only then does the
+/// client disconnect.
+public final class DeviceIngress: Service, Sendable {
+    private let client: MQTTClient
+    private let outbox: Outbox
+    private let configuration: DeviceIngressConfiguration
+    private let health: GatewayHealth
+    private let logger: Logger
+    private let metrics = IngressMetrics()
+
+    public init(
+        client: MQTTClient, outbox: Outbox, configuration: DeviceIngressConfiguration,
+        health: GatewayHealth, logger: Logger
+    ) {
+        self.client = client
+        self.outbox = outbox
+        self.configuration = configuration
+        self.health = health
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        client.start()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.watchConnection() }
+            await withGracefulShutdownHandler {
+                await self.consume()
+            } onGracefulShutdown: {
+                self.client.pauseReading()
+            }
+            // Everything read is committed and acked; now leave the broker.
+            await client.stop()
+            group.cancelAll()
+        }
+        logger.info("device ingress stopped")
+    }
+
+    private func watchConnection() async {
+        for await event in client.events {
+            switch event {
+            case .connected:
+                health.update { $0.deviceBrokerConnected = true }
+            case .subscribed:
+                health.update { $0.deviceSubscribed = true }
+            case .disconnected, .connectFailed:
+                health.update {
+                    $0.deviceBrokerConnected = false
+                    $0.deviceSubscribed = false
+                }
+            case .published:
+                break
+            }
+        }
+    }
+
+    private func consume() async {
+        await withTaskGroup(of: Void.self) { group in
+            var outstanding = 0
+            for await batch in client.messages {
+                let prepared = prepare(batch)
+                publish(prepared.immediateAcks)
+                guard !prepared.records.isEmpty else { continue }
+                if outstanding >= configuration.maxOutstandingBatches {
+                    await group.next()
+                    outstanding -= 1
+                }
+                outstanding += 1
+                group.addTask { await self.store(prepared) }
+            }
+            await group.waitForAll()
+        }
+    }
+
+    struct Prepared: Sendable {
+        var records: [OutboxRecord] = []
+        var pending: [(device: DeviceID, eventID: String, arrived: ContinuousClock.Instant)] = []
+        var immediateAcks: [DeviceAck] = []
+    }
+
+    /// Validates a batch: valid events become outbox records, invalid ones immediate `rejected` acks.
+    func prepare(_ batch: [MQTTMessage]) -> Prepared {
+        var prepared = Prepared()
+        var rejects: [String: Int64] = [:]
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        for message in batch {
+            let topic: DeviceTopic
+            switch DeviceTopic.parse(message.topic) {
+            case .success(let parsed):
+                topic = parsed
+            case .failure(.invalidDeviceID(let escaped)):
+                rejects["invalid device id", default: 0] += 1
+                metrics.rejected(counterName: "invalid_device_id")
+                logger.warning("rejected message with an invalid device id", metadata: ["mqtt.topic_level": "\(escaped)"])
+                continue
+            case .failure(.notADeviceTopic):
+                rejects["invalid topic", default: 0] += 1
+                metrics.rejected(counterName: "invalid_topic")
+                logger.warning("ignored message on an unexpected topic", metadata: ["mqtt.topic": "\(DeviceID.escapedForLog(message.topic))"])
+                continue
+            }
+            guard topic.channel == .event || topic.channel == .telemetry else { continue }
+            switch DeviceEvent.parse(device: topic.device, payload: message.payload, maxPayloadBytes: configuration.maxPayloadBytes) {
+            case .success(let event):
+                let envelope = UpstreamEnvelope.encode(event, hubID: configuration.hubID, receivedAt: now)
+                prepared.records.append(OutboxRecord(
+                    device: event.device.rawValue, eventID: event.eventID, key: event.device.rawValue,
+                    receivedAt: now, payload: envelope))
+                prepared.pending.append((event.device, event.eventID, message.receivedAt))
+            case .failure(let rejection):
+                rejects[rejection.reason.rawValue, default: 0] += 1
+                metrics.rejected(counterName: rejection.reason.counterName)
+                logger.warning(
+                    "rejected device event",
+                    metadata: [
+                        "device.id": "\(topic.device)", "event.id": "\(rejection.eventID ?? "")",
+                        "reason": "\(rejection.reason.rawValue)", "detail": "\(rejection.detail)",
+                    ])
+                prepared.immediateAcks.append(DeviceAck(
+                    device: topic.device, eventID: rejection.eventID, status: .rejected, reason: rejection.reason))
+            }
+        }
+        if !rejects.isEmpty {
+            outbox.countRejects(rejects)
+            let total = rejects.values.reduce(0, +)
+            health.update { $0.eventsRejected += total }
+        }
+        return prepared
+    }
+
+    private func store(_ prepared: Prepared) async {
+        let outcomes = await outbox.append(prepared.records)
+        let committed = ContinuousClock.now
+        var acks: [DeviceAck] = []
+        acks.reserveCapacity(outcomes.count)
+        var stored: Int64 = 0
+        var duplicates: Int64 = 0
+        var rejected: Int64 = 0
+        var window = Duration.zero
+        for (index, outcome) in outcomes.enumerated() {
+            let entry = prepared.pending[index]
+            switch outcome {
+            case .stored:
+                stored += 1
+                window = max(window, entry.arrived.duration(to: committed))
+                acks.append(DeviceAck(device: entry.device, eventID: entry.eventID, status: .stored))
+            case .duplicate:
+                duplicates += 1
+                acks.append(DeviceAck(device: entry.device, eventID: entry.eventID, status: .duplicate))
+            case .rejectedStoreFull:
+                rejected += 1
+                metrics.rejected(counterName: RejectReason.storeFull.counterName)
+                acks.append(DeviceAck(device: entry.device, eventID: entry.eventID, status: .rejected, reason: .storeFull))
+            }
+        }
+        let windowMs = Double(window.components.seconds) * 1000 + Double(window.components.attoseconds) / 1e15
+        metrics.record(stored: stored, duplicates: duplicates, commitWindow: window)
+        health.update { snapshot in
+            snapshot.eventsStored += stored
+            snapshot.eventsDuplicate += duplicates
+            snapshot.eventsRejected += rejected
+            snapshot.maxCommitWindowMs = max(snapshot.maxCommitWindowMs, windowMs)
+        }
+        if rejected > 0 {
+            logger.warning("outbox full: events rejected", metadata: ["count": "\(rejected)", "reason": "store full"])
+        }
+        publish(acks)
+    }
+
+    private func publish(_ acks: [DeviceAck]) {
+        for ack in acks {
+            do {
+                try client.publish(topic: ack.topic, payload: ack.payload, qos: 1)
+            } catch {
+                // The device did not hear back; it resends and gets `duplicate`, which tells it the same.
+                metrics.ackFailed()
+                logger.debug(
+                    "could not publish ack", metadata: ["device.id": "\(ack.device)", "event.id": "\(ack.eventID ?? "")", "error": "\(error)"])
+            }
+        }
+    }
+}
+
+/// Ingress metrics, created once (dimensions are bounded: reasons, never device ids).
+struct IngressMetrics: Sendable {
+    let stored = Counter(label: "gateway.ingress.events.stored")
+    let duplicates = Counter(label: "gateway.ingress.events.duplicate")
+    let ackFailures = Counter(label: "gateway.ingress.acks.failed")
+    let commitWindow = Timer(label: "gateway.ingress.commit_window")
+    let rejectedByReason: [String: Counter] = Dictionary(
+        uniqueKeysWithValues: (RejectReason.allCases.map(\.counterName) + ["invalid_device_id", "invalid_topic"]).map {
+            ($0, Counter(label: "gateway.mqtt.messages.rejected", dimensions: [("reason", $0)]))
+        })
+
+    func rejected(counterName: String) {
+        rejectedByReason[counterName]?.increment()
+    }
+
+    func record(stored: Int64, duplicates: Int64, commitWindow: Duration) {
+        if stored > 0 {
+            self.stored.increment(by: stored)
+            self.commitWindow.recordNanoseconds(commitWindow.components.seconds * 1_000_000_000 + commitWindow.components.attoseconds / 1_000_000_000)
+        }
+        if duplicates > 0 { self.duplicates.increment(by: duplicates) }
+    }
+
+    func ackFailed() { ackFailures.increment() }
+}

@@ -1,0 +1,16 @@
+/// Settings of the device-facing ingress. Defaults match `config/gateway.yaml`.
+public struct DeviceIngressConfiguration: Sendable, Equatable {
+    /// This hub's id, written into every upstream envelope.
+    public var hubID: String
+    /// Event and telemetry payloads above this size are rejected (`limits.maxPayloadBytes`).
+    public var maxPayloadBytes: Int = 64 * 1024
+    /// Batches that may wait for their commit at once; more makes the network thread wait.
+    public var maxOutstandingBatches: Int = 4
+
+    /// The topics the gateway subscribes to on the device broker.
+    public static let subscriptions = ["device/+/event", "device/+/telemetry"]
+
+    public init(hubID: String) {
+        self.hubID = hubID
+    }
+}

@@ -1,0 +1,55 @@
+/// The device-facing topics of CONTRACTS.md §1: `device/{id}/{channel}`.
+public struct DeviceTopic: Hashable, Sendable {
+    /// What a device sends on a topic.
+    public enum Channel: String, Sendable, CaseIterable {
+        case event
+        case telemetry
+        case audio
+        case register
+    }
+
+    public let device: DeviceID
+    public let channel: Channel
+
+    public init(device: DeviceID, channel: Channel) {
+        self.device = device
+        self.channel = channel
+    }
+
+    /// The MQTT topic string.
+    public var topic: String { "device/\(device.rawValue)/\(channel.rawValue)" }
+
+    /// The topic a device receives its acknowledgements on.
+    public static func ack(for device: DeviceID) -> String { "device/\(device.rawValue)/ack" }
+
+    /// The topic a device receives responses on.
+    public static func response(for device: DeviceID) -> String { "device/\(device.rawValue)/response" }
+
+    /// Why a topic was not accepted.
+    public enum ParseError: Error, Equatable, Sendable {
+        /// Not of the form `device/{x}/{channel}` with a known channel.
+        case notADeviceTopic
+        /// The form is right but the id is not a valid ``DeviceID``; the raw level is kept, escaped for logs.
+        case invalidDeviceID(escaped: String)
+    }
+
+    /// Parses a topic as received from the broker. Works on bytes: topics are UTF-8 but nothing
+    /// here trusts that.
+    public static func parse(_ topic: some Collection<UInt8>) -> Result<DeviceTopic, ParseError> {
+        let levels = topic.split(separator: UInt8(ascii: "/"), maxSplits: 3, omittingEmptySubsequences: false)
+        guard levels.count == 3, levels[0].elementsEqual("device".utf8) else {
+            return .failure(.notADeviceTopic)
+        }
+        guard let channel = Channel(rawValue: String(decoding: levels[2], as: UTF8.self)) else {
+            return .failure(.notADeviceTopic)
+        }
+        guard let device = DeviceID(bytes: levels[1]) else {
+            return .failure(.invalidDeviceID(escaped: DeviceID.escapedForLog(levels[1])))
+        }
+        return .success(DeviceTopic(device: device, channel: channel))
+    }
+
+    public static func parse(_ topic: String) -> Result<DeviceTopic, ParseError> {
+        parse(Array(topic.utf8))
+    }
+}

@@ -1,0 +1,310 @@
+import Foundation
+import Logging
+
+/// A Swift face over one libmosquitto connection, with its own network thread.
+///
+/// - Connects and reconnects forever with exponential backoff and full jitter; a connection
+///   without CONNACK within `connectTimeoutSeconds` is abandoned (a broker that accepts TCP and
+///   never answers does not hang the client).
+/// - Subscribes to `configuration.subscriptions` (QoS 1) after every connect.
+/// - Received messages arrive through ``messages`` (bounded, with backpressure); connection
+///   changes and PUBACKs through ``events``.
+/// - ``publish(topic:payload:qos:retain:)`` may be called from any thread.
+///
+/// ```swift
+/// let client = MQTTClient(configuration: config, logger: logger)
+/// client.start()
+/// for await batch in client.messages { … }
+/// ```
+///
+/// The C handle is created per connection attempt, so libmosquitto never replays messages of a
+/// dead connection on its own: callers decide what to resend.
+public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
+    public let configuration: MQTTClientConfiguration
+    /// Device messages, in arrival order, in batches of what was available.
+    public let messages: MessageBuffer
+    /// Connection changes and (when `reportsPublishAcks`) PUBACKs. One consumer.
+    public let events: AsyncStream<MQTTEvent>
+
+    private let eventsContinuation: AsyncStream<MQTTEvent>.Continuation
+    private let logger: Logger
+
+    // Guarded by `condition`.
+    private let condition = NSCondition()
+    private var handle: MosquittoHandle?
+    private var generation = 0
+    private var connected = false
+    private var started = false
+    private var stopRequested = false
+    private var readingPaused = false
+    private var threadFinished = false
+    private var finishWaiters: [CheckedContinuation<Void, Never>] = []
+
+    // Network thread only.
+    private var connackReceived = false
+    private var pendingSubscriptions: Set<Int32> = []
+    private var lostReason: String?
+
+    public init(configuration: MQTTClientConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        self.messages = MessageBuffer(capacity: configuration.messageBufferCapacity)
+        (events, eventsContinuation) = AsyncStream.makeStream(of: MQTTEvent.self, bufferingPolicy: .unbounded)
+    }
+
+    /// Starts the network thread. Call once.
+    public func start() {
+        condition.lock()
+        precondition(!started, "MQTTClient.start() called twice")
+        started = true
+        condition.unlock()
+        let thread = Thread { [self] in self.networkLoop() }
+        thread.name = "mqtt-\(configuration.clientID)"
+        thread.start()
+    }
+
+    /// Whether a connection with CONNACK is up right now.
+    public var isConnected: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return connected
+    }
+
+    /// Publishes on the current connection. QoS 1 messages are acknowledged by
+    /// ``MQTTEvent/published(_:)`` with the returned ticket (when `reportsPublishAcks`).
+    @discardableResult
+    public func publish(topic: String, payload: [UInt8], qos: Int32 = 1, retain: Bool = false) throws(MQTTError) -> PublishTicket {
+        condition.lock()
+        defer { condition.unlock() }
+        guard let handle, connected else {
+            throw MQTTError(.notConnected, "not connected to \(configuration.host):\(configuration.port)")
+        }
+        let (rc, mid) = handle.publish(topic: topic, payload: payload, qos: qos, retain: retain)
+        switch rc {
+        case MosquittoHandle.success:
+            return PublishTicket(generation: generation, messageID: mid)
+        case MosquittoHandle.noConnection:
+            throw MQTTError(.notConnected, "not connected to \(configuration.host):\(configuration.port)")
+        case MosquittoHandle.payloadTooLarge, MosquittoHandle.invalid:
+            throw MQTTError(.invalidMessage, "cannot publish to \(topic): \(MosquittoHandle.describe(rc))")
+        default:
+            throw MQTTError(.library(rc), "publish to \(topic) failed: \(MosquittoHandle.describe(rc))")
+        }
+    }
+
+    /// Stops taking new messages from the broker (they stay queued there, unacknowledged) while
+    /// writes, keepalive and publishes go on. ``messages`` ends once the buffer is drained.
+    public func pauseReading() {
+        condition.lock()
+        readingPaused = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Disconnects cleanly (after writing what is queued) and ends the network thread.
+    public func stop() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            condition.lock()
+            if threadFinished || !started {
+                threadFinished = true
+                condition.unlock()
+                continuation.resume()
+                return
+            }
+            stopRequested = true
+            finishWaiters.append(continuation)
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+
+    // MARK: - Network thread
+
+    private func networkLoop() {
+        var attempt = 0
+        while !isStopRequested {
+            let startedAt = ContinuousClock.now
+            let wasConnected = runOneConnection()
+            if isStopRequested { break }
+            if wasConnected, startedAt.duration(to: .now) > .seconds(10) {
+                attempt = 0
+            }
+            let capMs = Double(configuration.reconnectCapMs)
+            let ceiling = min(capMs, Double(configuration.reconnectBaseMs) * pow(2, Double(min(attempt, 30))))
+            let delayMs = Double.random(in: 0...max(ceiling, 1))
+            attempt += 1
+            logger.debug("reconnecting after backoff", metadata: ["mqtt.delay_ms": "\(Int(delayMs))", "mqtt.attempt": "\(attempt)"])
+            sleep(milliseconds: delayMs)
+        }
+        messages.finish()
+        eventsContinuation.finish()
+        condition.lock()
+        threadFinished = true
+        let waiters = finishWaiters
+        finishWaiters.removeAll()
+        condition.unlock()
+        for waiter in waiters { waiter.resume() }
+    }
+
+    private var isStopRequested: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return stopRequested
+    }
+
+    private func sleep(milliseconds: Double) {
+        let deadline = Date(timeIntervalSinceNow: milliseconds / 1000)
+        condition.lock()
+        while !stopRequested, Date() < deadline {
+            _ = condition.wait(until: deadline)
+        }
+        condition.unlock()
+    }
+
+    /// One connection from connect to loss. Returns whether CONNACK was received.
+    private func runOneConnection() -> Bool {
+        let newHandle: MosquittoHandle
+        do {
+            newHandle = try MosquittoHandle.make(configuration: configuration, delegate: self)
+        } catch {
+            logger.error("cannot set up MQTT client", metadata: ["error": "\(error)"])
+            eventsContinuation.yield(.connectFailed(reason: error.message))
+            return false
+        }
+        connackReceived = false
+        pendingSubscriptions = []
+        lostReason = nil
+        condition.lock()
+        generation += 1
+        let currentGeneration = generation
+        handle = newHandle
+        condition.unlock()
+
+        defer {
+            condition.lock()
+            handle = nil
+            connected = false
+            condition.unlock()
+        }
+
+        let rc = newHandle.connectAsync(host: configuration.host, port: configuration.port, keepAlive: configuration.keepAliveSeconds)
+        guard rc == MosquittoHandle.success else {
+            let reason = MosquittoHandle.describe(rc)
+            logger.warning("MQTT connect failed", metadata: ["mqtt.broker": "\(configuration.host):\(configuration.port)", "error": "\(reason)"])
+            eventsContinuation.yield(.connectFailed(reason: reason))
+            return false
+        }
+        let connectStarted = ContinuousClock.now
+        var disconnectSent = false
+        while true {
+            condition.lock()
+            let stop = stopRequested
+            let paused = readingPaused
+            condition.unlock()
+            if stop && !disconnectSent {
+                if connackReceived {
+                    _ = newHandle.disconnect()
+                    disconnectSent = true
+                } else {
+                    break
+                }
+            }
+            if paused, connackReceived {
+                messages.finish()
+            }
+            let loopRC = paused && connackReceived
+                ? newHandle.loopWithoutReading(timeoutMs: 20)
+                : newHandle.loop(timeoutMs: 200)
+            if loopRC != MosquittoHandle.success {
+                if lostReason == nil { lostReason = MosquittoHandle.describe(loopRC) }
+                break
+            }
+            if !connackReceived, connectStarted.duration(to: .now) > .seconds(configuration.connectTimeoutSeconds) {
+                lostReason = "no CONNACK within \(configuration.connectTimeoutSeconds) s"
+                break
+            }
+        }
+        if connackReceived {
+            let reason = lostReason ?? "disconnected"
+            if !isStopRequested {
+                logger.warning("MQTT connection lost", metadata: ["mqtt.broker": "\(configuration.host):\(configuration.port)", "reason": "\(reason)"])
+            }
+            eventsContinuation.yield(.disconnected(generation: currentGeneration, reason: reason))
+            return true
+        }
+        let reason = lostReason ?? "connection failed"
+        logger.warning("MQTT connect failed", metadata: ["mqtt.broker": "\(configuration.host):\(configuration.port)", "error": "\(reason)"])
+        eventsContinuation.yield(.connectFailed(reason: reason))
+        return false
+    }
+
+    // MARK: - Callbacks (network thread)
+
+    func mosquittoDidConnect(resultCode: Int32) {
+        guard resultCode == 0 else {
+            lostReason = "broker refused: \(MosquittoHandle.connackDescription(resultCode))"
+            condition.lock()
+            let handle = self.handle
+            condition.unlock()
+            _ = handle?.disconnect()
+            return
+        }
+        connackReceived = true
+        condition.lock()
+        connected = true
+        let handle = self.handle
+        let currentGeneration = generation
+        condition.unlock()
+        logger.info("MQTT connected", metadata: ["mqtt.broker": "\(configuration.host):\(configuration.port)", "mqtt.client_id": "\(configuration.clientID)"])
+        eventsContinuation.yield(.connected(generation: currentGeneration))
+        guard let handle else { return }
+        if configuration.subscriptions.isEmpty {
+            eventsContinuation.yield(.subscribed(generation: currentGeneration))
+            return
+        }
+        for topic in configuration.subscriptions {
+            let (rc, mid) = handle.subscribe(topic, qos: 1)
+            if rc == MosquittoHandle.success {
+                pendingSubscriptions.insert(mid)
+            } else {
+                logger.error("MQTT subscribe failed", metadata: ["mqtt.topic": "\(topic)", "error": "\(MosquittoHandle.describe(rc))"])
+            }
+        }
+    }
+
+    func mosquittoDidDisconnect(resultCode: Int32) {
+        condition.lock()
+        connected = false
+        condition.unlock()
+        if resultCode != 0, lostReason == nil {
+            lostReason = MosquittoHandle.describe(resultCode)
+        }
+    }
+
+    func mosquittoDidSubscribe(messageID: Int32, grantedQoS: [Int32]) {
+        if grantedQoS.contains(where: { $0 > 2 }) {
+            logger.error("MQTT broker refused a subscription", metadata: ["mqtt.granted": "\(grantedQoS)"])
+            return
+        }
+        guard pendingSubscriptions.remove(messageID) != nil else { return }
+        if pendingSubscriptions.isEmpty {
+            condition.lock()
+            let currentGeneration = generation
+            condition.unlock()
+            logger.info("MQTT subscribed", metadata: ["mqtt.topics": "\(configuration.subscriptions.joined(separator: ","))"])
+            eventsContinuation.yield(.subscribed(generation: currentGeneration))
+        }
+    }
+
+    func mosquittoDidPublish(messageID: Int32) {
+        guard configuration.reportsPublishAcks else { return }
+        condition.lock()
+        let currentGeneration = generation
+        condition.unlock()
+        eventsContinuation.yield(.published(PublishTicket(generation: currentGeneration, messageID: messageID)))
+    }
+
+    func mosquittoDidReceive(_ message: MQTTMessage) {
+        messages.push(message)
+    }
+}

@@ -1,0 +1,48 @@
+/// Everything an ``MQTTClient`` needs to connect and stay connected.
+public struct MQTTClientConfiguration: Sendable, Equatable {
+    public struct TLS: Sendable, Equatable {
+        /// CA certificate (PEM) the server certificate must chain to.
+        public var caFile: String
+        /// Client certificate and key for mutual TLS; both or neither.
+        public var certFile: String?
+        public var keyFile: String?
+        /// Skip host name verification (the chain is still verified).
+        public var insecure: Bool
+
+        public init(caFile: String, certFile: String? = nil, keyFile: String? = nil, insecure: Bool = false) {
+            self.caFile = caFile
+            self.certFile = certFile
+            self.keyFile = keyFile
+            self.insecure = insecure
+        }
+    }
+
+    public var host: String
+    public var port: Int
+    public var clientID: String
+    /// `false` keeps a persistent session: the broker queues QoS 1 messages while we are away.
+    public var cleanSession: Bool
+    public var username: String?
+    public var password: String?
+    public var keepAliveSeconds: Int = 30
+    public var tls: TLS?
+    /// Topics (QoS 1) subscribed after every successful connect.
+    public var subscriptions: [String] = []
+    /// A CONNACK that does not arrive within this time counts as a failed connect.
+    public var connectTimeoutSeconds: Double = 10
+    /// Reconnect delay: random in `0 ... min(cap, base * 2^attempt)` (exponential backoff, full jitter).
+    public var reconnectBaseMs: Int = 500
+    public var reconnectCapMs: Int = 30_000
+    /// Messages buffered between the network thread and the consumer; when full the network
+    /// thread waits, and backpressure reaches the broker through TCP.
+    public var messageBufferCapacity: Int = 4096
+    /// Whether ``MQTTEvent/published(_:)`` events are emitted for PUBACKs of our own publishes.
+    public var reportsPublishAcks: Bool = false
+
+    public init(host: String, port: Int, clientID: String, cleanSession: Bool) {
+        self.host = host
+        self.port = port
+        self.clientID = clientID
+        self.cleanSession = cleanSession
+    }
+}

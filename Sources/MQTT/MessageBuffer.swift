@@ -1,0 +1,93 @@
+import Foundation
+
+/// A bounded buffer from the MQTT network thread to one async consumer.
+///
+/// The producer (a C callback on libmosquitto's thread) blocks while the buffer is full, which is
+/// the backpressure: the network thread stops reading, TCP's window closes, and the broker holds
+/// the messages. The consumer takes everything available at once, so one wake-up serves a burst.
+public final class MessageBuffer: AsyncSequence, @unchecked Sendable {
+    public typealias Element = [MQTTMessage]
+
+    // All fields are guarded by `condition`.
+    private let condition = NSCondition()
+    private var items: [MQTTMessage] = []
+    private var waiter: CheckedContinuation<[MQTTMessage]?, Never>?
+    private var finished = false
+    private let capacity: Int
+    private let maxBatch: Int
+
+    init(capacity: Int, maxBatch: Int = 1024) {
+        self.capacity = Swift.max(capacity, 1)
+        self.maxBatch = Swift.max(maxBatch, 1)
+    }
+
+    /// Called on the network thread. Waits while full; drops nothing.
+    func push(_ message: MQTTMessage) {
+        condition.lock()
+        while items.count >= capacity && !finished {
+            condition.wait()
+        }
+        if finished {
+            condition.unlock()
+            return
+        }
+        items.append(message)
+        if let waiter {
+            self.waiter = nil
+            let batch = takeLocked()
+            condition.unlock()
+            waiter.resume(returning: batch)
+        } else {
+            condition.unlock()
+        }
+    }
+
+    /// No more messages will be pushed; the consumer drains what is left, then sees the end.
+    func finish() {
+        condition.lock()
+        finished = true
+        let waiter = self.waiter
+        self.waiter = nil
+        let batch = items.isEmpty ? nil : takeLocked()
+        condition.broadcast()
+        condition.unlock()
+        waiter?.resume(returning: batch)
+    }
+
+    private func takeLocked() -> [MQTTMessage] {
+        let batch: [MQTTMessage]
+        if items.count <= maxBatch {
+            batch = items
+            items.removeAll(keepingCapacity: true)
+        } else {
+            batch = Array(items.prefix(maxBatch))
+            items.removeFirst(maxBatch)
+        }
+        condition.broadcast()
+        return batch
+    }
+
+    func next() async -> [MQTTMessage]? {
+        await withCheckedContinuation { (continuation: CheckedContinuation<[MQTTMessage]?, Never>) in
+            condition.lock()
+            if !items.isEmpty {
+                let batch = takeLocked()
+                condition.unlock()
+                continuation.resume(returning: batch)
+            } else if finished {
+                condition.unlock()
+                continuation.resume(returning: nil)
+            } else {
+                waiter = continuation
+                condition.unlock()
+            }
+        }
+    }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let buffer: MessageBuffer
+        public mutating func next() async -> [MQTTMessage]? { await buffer.next() }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(buffer: self) }
+}

@@ -1,0 +1,148 @@
+import CMosquitto
+import Foundation
+
+/// libmosquitto is initialised once per process, before the first handle.
+private let mosquittoLibrary: Void = {
+    mosquitto_lib_init()
+}()
+
+/// What a handle's C callbacks report, on the network thread.
+protocol MosquittoDelegate: AnyObject {
+    func mosquittoDidConnect(resultCode: Int32)
+    func mosquittoDidDisconnect(resultCode: Int32)
+    func mosquittoDidSubscribe(messageID: Int32, grantedQoS: [Int32])
+    func mosquittoDidPublish(messageID: Int32)
+    func mosquittoDidReceive(_ message: MQTTMessage)
+}
+
+/// Owns one `struct mosquitto *`. Created per connection attempt so that nothing libmosquitto
+/// queued on a dead connection is replayed out of order on the next one: the outbox is the only
+/// queue. The delegate is passed to the C callbacks as the userdata pointer, unretained; the
+/// delegate outlives the handle (the client destroys the handle before it goes away).
+final class MosquittoHandle {
+    let pointer: OpaquePointer
+
+    private init(pointer: OpaquePointer) {
+        self.pointer = pointer
+    }
+
+    deinit {
+        mosquitto_destroy(pointer)
+    }
+
+    static func describe(_ rc: Int32) -> String {
+        if rc == MOSQ_ERR_ERRNO.rawValue {
+            return String(cString: strerror(errno))
+        }
+        return String(cString: mosquitto_strerror(rc))
+    }
+
+    static func connackDescription(_ rc: Int32) -> String {
+        String(cString: mosquitto_connack_string(rc))
+    }
+
+    /// Creates a handle with callbacks wired to `delegate` and options from `configuration`.
+    static func make(configuration: MQTTClientConfiguration, delegate: MQTTClient) throws(MQTTError) -> MosquittoHandle {
+        _ = mosquittoLibrary
+        let context = Unmanaged.passUnretained(delegate).toOpaque()
+        guard let raw = mosquitto_new(configuration.clientID, configuration.cleanSession, context) else {
+            throw MQTTError(.library(MOSQ_ERR_NOMEM.rawValue), "mosquitto_new failed: \(String(cString: strerror(errno)))")
+        }
+        let handle = MosquittoHandle(pointer: raw)
+        try handle.check(mosquitto_int_option(raw, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311), "protocol version")
+        // The gateway limits its own in-flight window; libmosquitto must not queue behind it.
+        try handle.check(mosquitto_max_inflight_messages_set(raw, 0), "max inflight")
+        // Publishes come from other threads; they wake this handle's loop through its socket pair.
+        try handle.check(mosquitto_threaded_set(raw, true), "threaded")
+        if let username = configuration.username, !username.isEmpty {
+            try handle.check(mosquitto_username_pw_set(raw, username, configuration.password), "username/password")
+        }
+        if let tls = configuration.tls {
+            try handle.check(
+                mosquitto_tls_set(raw, tls.caFile, nil, tls.certFile, tls.keyFile, nil), "TLS files")
+            try handle.check(mosquitto_tls_insecure_set(raw, tls.insecure), "TLS verification")
+        }
+        mosquitto_connect_callback_set(raw) { _, userdata, rc in
+            client(from: userdata)?.mosquittoDidConnect(resultCode: rc)
+        }
+        mosquitto_disconnect_callback_set(raw) { _, userdata, rc in
+            client(from: userdata)?.mosquittoDidDisconnect(resultCode: rc)
+        }
+        mosquitto_subscribe_callback_set(raw) { _, userdata, mid, count, granted in
+            let qos = (0..<Int(count)).map { granted?[$0] ?? 0x80 }
+            client(from: userdata)?.mosquittoDidSubscribe(messageID: mid, grantedQoS: qos)
+        }
+        mosquitto_publish_callback_set(raw) { _, userdata, mid in
+            client(from: userdata)?.mosquittoDidPublish(messageID: mid)
+        }
+        mosquitto_message_callback_set(raw) { _, userdata, message in
+            guard let message else { return }
+            let m = message.pointee
+            let topic: [UInt8] = m.topic.map { Array(UnsafeBufferPointer(start: UnsafeRawPointer($0).assumingMemoryBound(to: UInt8.self), count: strlen($0))) } ?? []
+            let payload: [UInt8] = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: Int(m.payloadlen))) } ?? []
+            client(from: userdata)?.mosquittoDidReceive(MQTTMessage(topic: topic, payload: payload, qos: m.qos))
+        }
+        return handle
+    }
+
+    private func check(_ rc: Int32, _ what: String) throws(MQTTError) {
+        guard rc == MOSQ_ERR_SUCCESS.rawValue else {
+            throw MQTTError(.library(rc), "mosquitto \(what): \(Self.describe(rc))")
+        }
+    }
+
+    /// Starts a non-blocking connect; the loop completes it.
+    func connectAsync(host: String, port: Int, keepAlive: Int) -> Int32 {
+        mosquitto_connect_async(pointer, host, Int32(port), Int32(keepAlive))
+    }
+
+    /// One iteration of the network loop (select, read, write, keepalive).
+    func loop(timeoutMs: Int32) -> Int32 {
+        mosquitto_loop(pointer, timeoutMs, 1)
+    }
+
+    /// Writes what is queued and keeps the connection alive, without reading: used while ingress
+    /// drains at shutdown so no new messages are taken (and PUBACKed) that could not be stored.
+    func loopWithoutReading(timeoutMs: Int32) -> Int32 {
+        let socket = mosquitto_socket(pointer)
+        guard socket >= 0 else { return MOSQ_ERR_NO_CONN.rawValue }
+        if mosquitto_want_write(pointer) {
+            var fds = pollfd(fd: socket, events: Int16(POLLOUT), revents: 0)
+            _ = poll(&fds, 1, timeoutMs)
+            let rc = mosquitto_loop_write(pointer, 1)
+            if rc != MOSQ_ERR_SUCCESS.rawValue { return rc }
+        } else {
+            usleep(UInt32(timeoutMs) * 1000)
+        }
+        return mosquitto_loop_misc(pointer)
+    }
+
+    func subscribe(_ topic: String, qos: Int32) -> (rc: Int32, mid: Int32) {
+        var mid: Int32 = 0
+        let rc = mosquitto_subscribe(pointer, &mid, topic, qos)
+        return (rc, mid)
+    }
+
+    func publish(topic: String, payload: [UInt8], qos: Int32, retain: Bool) -> (rc: Int32, mid: Int32) {
+        var mid: Int32 = 0
+        let rc = payload.withUnsafeBytes { buffer in
+            mosquitto_publish(pointer, &mid, topic, Int32(buffer.count), buffer.baseAddress, qos, retain)
+        }
+        return (rc, mid)
+    }
+
+    func disconnect() -> Int32 {
+        mosquitto_disconnect(pointer)
+    }
+
+    static let success = MOSQ_ERR_SUCCESS.rawValue
+    static let noConnection = MOSQ_ERR_NO_CONN.rawValue
+    static let payloadTooLarge = MOSQ_ERR_PAYLOAD_SIZE.rawValue
+    static let invalid = MOSQ_ERR_INVAL.rawValue
+}
+
+/// Recovers the client from the userdata pointer given to `mosquitto_new`.
+private func client(from userdata: UnsafeMutableRawPointer?) -> MQTTClient? {
+    guard let userdata else { return nil }
+    return Unmanaged<MQTTClient>.fromOpaque(userdata).takeUnretainedValue()
+}

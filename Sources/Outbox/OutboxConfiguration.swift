@@ -1,0 +1,41 @@
+/// How the outbox stores, caps and commits. Defaults match `config/gateway.yaml`.
+public struct OutboxConfiguration: Sendable, Equatable {
+    /// What happens when ``maxBytes`` is reached.
+    public enum WhenFull: String, Sendable, CaseIterable {
+        /// Evict the oldest events (counted as drops with reason `capacity`).
+        case dropOldest
+        /// Refuse new events (acked `rejected` with reason `store full`).
+        case rejectNew
+    }
+
+    /// SQLite's `synchronous` setting.
+    public enum Synchronous: String, Sendable, CaseIterable {
+        /// fsync on every commit: a committed event survives power loss.
+        case full
+        /// fsync at checkpoints: survives a process crash, a power cut may lose the last commits.
+        case normal
+    }
+
+    public var path: String
+    public var maxBytes: Int64 = 256 * 1024 * 1024
+    /// Hard cap on the database file; 0 means `2 * maxBytes + 64 MiB`.
+    public var maxFileBytes: Int64 = 0
+    public var maxAgeSeconds: Int64 = 7 * 24 * 3600
+    public var whenFull: WhenFull = .dropOldest
+    public var synchronous: Synchronous = .full
+    /// How long an append may wait for others to share its commit.
+    public var commitIntervalMs: Int = 2
+    /// Most appends in one commit.
+    public var maxBatch: Int = 2000
+    public var dedupRetentionSeconds: Int64 = 24 * 3600
+    public var maintenanceIntervalSeconds: Int = 30
+
+    public init(path: String) {
+        self.path = path
+    }
+
+    /// The file cap actually applied.
+    public var effectiveMaxFileBytes: Int64 {
+        maxFileBytes > 0 ? maxFileBytes : maxBytes * 2 + 64 * 1024 * 1024
+    }
+}

@@ -1,0 +1,52 @@
+/// One event to append: what the forwarder will publish, with its dedup identity.
+public struct OutboxRecord: Sendable, Equatable {
+    public var device: String
+    public var eventID: String
+    /// The ordering key (CONTRACTS.md §2).
+    public var key: String
+    /// Milliseconds since the epoch when the gateway received it.
+    public var receivedAt: Int64
+    /// The bytes published upstream.
+    public var payload: [UInt8]
+
+    public init(device: String, eventID: String, key: String, receivedAt: Int64, payload: [UInt8]) {
+        self.device = device
+        self.eventID = eventID
+        self.key = key
+        self.receivedAt = receivedAt
+        self.payload = payload
+    }
+
+    /// What the record counts against `store.maxBytes`: its bytes plus a fixed row overhead.
+    var accountedSize: Int64 {
+        Int64(payload.count + device.utf8.count + eventID.utf8.count + key.utf8.count + 64)
+    }
+}
+
+/// The result of appending one record.
+public enum AppendOutcome: Sendable, Equatable {
+    /// Durably committed with this sequence number.
+    case stored(seq: Int64)
+    /// `(device, eventId)` was stored before (within the dedup retention); not stored again.
+    case duplicate
+    /// Not stored: the store is full (cap with `rejectNew`, disk full, or a write error).
+    case rejectedStoreFull
+}
+
+/// A stored event as the forwarder reads it.
+public struct StoredEvent: Sendable, Equatable {
+    public var seq: Int64
+    public var device: String
+    public var eventID: String
+    public var key: String
+    public var receivedAt: Int64
+    public var payload: [UInt8]
+}
+
+/// Why stored events were dropped without being forwarded.
+public enum DropReason: String, Sendable, CaseIterable {
+    /// Evicted to stay under `store.maxBytes` (`whenFull: dropOldest`).
+    case capacity
+    /// Older than `store.maxAgeSeconds`.
+    case expired
+}

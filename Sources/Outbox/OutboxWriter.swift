@@ -1,0 +1,455 @@
+import Foundation
+import Logging
+
+/// The single thread that writes the database. Appends, removals and maintenance are queued
+/// here and applied in group commits: everything queued when a commit starts (or arriving within
+/// `commitIntervalMs` of the first waiting append) shares one transaction and one fsync.
+///
+/// It is a plain thread, not a task, because `sqlite3_step` on COMMIT blocks in fsync and must
+/// not hold a thread of Swift's cooperative pool.
+final class OutboxWriter: @unchecked Sendable {
+    // Everything below `condition` is guarded by it, except `db` and the fields marked
+    // "writer thread only", which only the writer thread touches after `start()`.
+    private let condition = NSCondition()
+    private var queue: [Request] = []
+    private var queuedRecords = 0
+    private var firstQueuedAt: DispatchTime?
+    private var closing = false
+    private var closed = false
+    private var closeWaiters: [CheckedContinuation<Void, Never>] = []
+    private var pendingCounters: [String: Int64] = [:]
+    private(set) var failure: OutboxError?
+
+    private let db: SQLiteConnection  // writer thread only
+    private let configuration: OutboxConfiguration
+    private let logger: Logger
+    private let dropLog: RateLimitedLog
+    private var totals: Totals  // writer thread only
+    private var unflushedRemovals: [Int64] = []  // writer thread only
+    private let onCommit: @Sendable (_ lastSeq: Int64, _ count: Int64, _ bytes: Int64) -> Void
+    private let onFailure: @Sendable (OutboxError) -> Void
+
+    struct Totals {
+        var count: Int64
+        var bytes: Int64
+        var lastSeq: Int64
+    }
+
+    enum Request {
+        case append([OutboxRecord], CheckedContinuation<[AppendOutcome], Never>)
+        case remove([Int64])
+        case maintenance
+    }
+
+    init(
+        db: SQLiteConnection,
+        configuration: OutboxConfiguration,
+        logger: Logger,
+        onCommit: @escaping @Sendable (Int64, Int64, Int64) -> Void,
+        onFailure: @escaping @Sendable (OutboxError) -> Void
+    ) throws {
+        self.db = db
+        self.configuration = configuration
+        self.logger = logger
+        self.dropLog = RateLimitedLog(logger: logger, interval: .seconds(10))
+        self.onCommit = onCommit
+        self.onFailure = onFailure
+        let stmt = try db.statement("SELECT count, bytes, last_seq FROM totals WHERE id = 1")
+        guard try stmt.step() else { throw OutboxError(.corrupt, "totals row missing") }
+        totals = Totals(count: stmt.int64(0), bytes: stmt.int64(1), lastSeq: stmt.int64(2))
+        stmt.reset()
+        // The last committed seq also bounds what is in the table (a crash can't leave rows above it,
+        // since both are written in one transaction); take the max for safety.
+        if let maxSeq = try db.scalarInt("SELECT max(seq) FROM events"), maxSeq > totals.lastSeq {
+            totals.lastSeq = maxSeq
+        }
+    }
+
+    var initialTotals: Totals { totals }
+
+    func start() {
+        let thread = Thread { [self] in self.loop() }
+        thread.name = "outbox-writer"
+        thread.start()
+    }
+
+    // MARK: - Producers (any thread)
+
+    func enqueue(_ request: Request) {
+        condition.lock()
+        if closing || failure != nil {
+            let error = failure
+            condition.unlock()
+            if case .append(let records, let continuation) = request {
+                _ = error
+                continuation.resume(returning: Array(repeating: .rejectedStoreFull, count: records.count))
+            }
+            return
+        }
+        if case .append(let records, _) = request {
+            if firstQueuedAt == nil { firstQueuedAt = .now() }
+            queuedRecords += records.count
+        }
+        queue.append(request)
+        condition.signal()
+        condition.unlock()
+    }
+
+    func addCounters(_ counters: [String: Int64]) {
+        condition.lock()
+        for (name, value) in counters { pendingCounters[name, default: 0] += value }
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Finishes everything queued, checkpoints, and stops the thread.
+    func close() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            condition.lock()
+            if closed {
+                condition.unlock()
+                continuation.resume()
+                return
+            }
+            closing = true
+            closeWaiters.append(continuation)
+            condition.signal()
+            condition.unlock()
+        }
+    }
+
+    // MARK: - Writer thread
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while queue.isEmpty && pendingCounters.isEmpty && !closing {
+                condition.wait()
+            }
+            if queue.isEmpty && pendingCounters.isEmpty && closing {
+                condition.unlock()
+                break
+            }
+            // Group commit: give other appends up to commitIntervalMs to join.
+            if configuration.commitIntervalMs > 0, let first = firstQueuedAt, !closing {
+                let deadline = first + .milliseconds(configuration.commitIntervalMs)
+                let wallDeadline = Date(timeIntervalSinceNow: Double(deadline.uptimeNanoseconds &- DispatchTime.now().uptimeNanoseconds) / 1e9)
+                while queuedRecords < configuration.maxBatch, !closing, DispatchTime.now() < deadline {
+                    if !condition.wait(until: wallDeadline) { break }
+                }
+            }
+            let work = queue
+            queue.removeAll(keepingCapacity: true)
+            queuedRecords = 0
+            firstQueuedAt = nil
+            let counters = pendingCounters
+            pendingCounters.removeAll()
+            condition.unlock()
+
+            process(work, counters: counters)
+            if failure != nil { break }
+        }
+        finish()
+    }
+
+    private func finish() {
+        if failure == nil {
+            if !unflushedRemovals.isEmpty { _ = try? applyInTransaction { try removeRows(unflushedRemovals) } }
+            do {
+                try db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            } catch {
+                logger.warning("outbox checkpoint at close failed", metadata: ["error": "\(error)"])
+            }
+        }
+        condition.lock()
+        closed = true
+        closing = true
+        let waiters = closeWaiters
+        closeWaiters.removeAll()
+        // Anything that slipped in after a failure is answered, never left hanging.
+        let leftovers = queue
+        queue.removeAll()
+        condition.unlock()
+        for request in leftovers {
+            if case .append(let records, let continuation) = request {
+                continuation.resume(returning: Array(repeating: .rejectedStoreFull, count: records.count))
+            }
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    private func process(_ work: [Request], counters: [String: Int64]) {
+        var appends: [([OutboxRecord], CheckedContinuation<[AppendOutcome], Never>)] = []
+        var removals = unflushedRemovals
+        unflushedRemovals.removeAll()
+        var maintenance = false
+        for request in work {
+            switch request {
+            case .append(let records, let continuation): appends.append((records, continuation))
+            case .remove(let seqs): removals.append(contentsOf: seqs)
+            case .maintenance: maintenance = true
+            }
+        }
+        var counterUpdates = counters
+        let before = totals
+        var outcomes: [[AppendOutcome]] = []
+        do {
+            try applyInTransaction {
+                outcomes = []
+                counterUpdates = counters
+                try removeRows(removals)
+                for (records, _) in appends {
+                    outcomes.append(try appendRows(records, counters: &counterUpdates))
+                }
+                try writeCounters(counterUpdates)
+                try writeTotals()
+            }
+        } catch let error as SQLiteError where !error.isCorruption {
+            totals = before
+            // Out of space or a write error: reject the new events, keep forwarding going by
+            // applying the removals on their own (they free space rather than take it).
+            logger.error(
+                "outbox write failed; new events are rejected with 'store full' until it succeeds",
+                metadata: ["error": "\(error)"])
+            var retryCounters = counters
+            for (records, _) in appends {
+                retryCounters["reject.\("store full")", default: 0] += Int64(records.count)
+            }
+            do {
+                try applyInTransaction {
+                    try removeRows(removals)
+                    try writeCounters(retryCounters)
+                    try writeTotals()
+                }
+            } catch {
+                totals = before
+                unflushedRemovals = removals
+                addCounters(retryCounters)
+            }
+            outcomes = appends.map { Array(repeating: .rejectedStoreFull, count: $0.0.count) }
+        } catch {
+            totals = before
+            fail(error)
+            outcomes = appends.map { Array(repeating: .rejectedStoreFull, count: $0.0.count) }
+        }
+
+        for (index, (_, continuation)) in appends.enumerated() {
+            continuation.resume(returning: outcomes[index])
+        }
+        onCommit(totals.lastSeq, totals.count, totals.bytes)
+
+        if maintenance, failure == nil {
+            runMaintenance()
+        }
+    }
+
+    private func fail(_ error: any Error) {
+        let outboxError: OutboxError
+        if let sqlite = error as? SQLiteError, sqlite.isCorruption {
+            outboxError = OutboxError(.corrupt, "\(sqlite)")
+        } else if let existing = error as? OutboxError {
+            outboxError = existing
+        } else {
+            outboxError = OutboxError(.io, "\(error)")
+        }
+        logger.critical("outbox failed", metadata: ["error": "\(outboxError)"])
+        condition.lock()
+        failure = outboxError
+        condition.unlock()
+        onFailure(outboxError)
+    }
+
+    private func applyInTransaction(_ body: () throws -> Void) throws {
+        try db.execute("BEGIN IMMEDIATE")
+        do {
+            try body()
+            try db.execute("COMMIT")
+        } catch {
+            try? db.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    private func removeRows(_ seqs: [Int64]) throws {
+        guard !seqs.isEmpty else { return }
+        let stmt = try db.statement("DELETE FROM events WHERE seq = ? RETURNING size")
+        for seq in seqs {
+            stmt.reset()
+            try stmt.bind(1, seq)
+            if try stmt.step() {
+                totals.count -= 1
+                totals.bytes -= stmt.int64(0)
+                while try stmt.step() {}
+            }
+        }
+    }
+
+    private func appendRows(_ records: [OutboxRecord], counters: inout [String: Int64]) throws -> [AppendOutcome] {
+        let markSeen = try db.statement("INSERT OR IGNORE INTO seen(device, event_id, seen_at) VALUES (?, ?, ?)")
+        let insert = try db.statement(
+            "INSERT INTO events(seq, device, event_id, key, received_at, size, payload) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        var outcomes: [AppendOutcome] = []
+        outcomes.reserveCapacity(records.count)
+        for record in records {
+            markSeen.reset()
+            try markSeen.bind(1, record.device)
+            try markSeen.bind(2, record.eventID)
+            try markSeen.bind(3, record.receivedAt)
+            try markSeen.step()
+            if db.changes == 0 {
+                outcomes.append(.duplicate)
+                continue
+            }
+            let size = record.accountedSize
+            if totals.bytes + size > configuration.maxBytes {
+                let fits: Bool
+                switch configuration.whenFull {
+                case .rejectNew:
+                    fits = false
+                case .dropOldest:
+                    fits = try evictOldest(toFit: size, counters: &counters)
+                }
+                if !fits {
+                    let forget = try db.statement("DELETE FROM seen WHERE device = ? AND event_id = ?")
+                    try forget.bind(1, record.device)
+                    try forget.bind(2, record.eventID)
+                    try forget.step()
+                    counters["reject.store full", default: 0] += 1
+                    outcomes.append(.rejectedStoreFull)
+                    continue
+                }
+            }
+            let seq = totals.lastSeq + 1
+            insert.reset()
+            try insert.bind(1, seq)
+            try insert.bind(2, record.device)
+            try insert.bind(3, record.eventID)
+            try insert.bind(4, record.key)
+            try insert.bind(5, record.receivedAt)
+            try insert.bind(6, size)
+            try insert.bind(7, blob: record.payload)
+            try insert.step()
+            totals.lastSeq = seq
+            totals.count += 1
+            totals.bytes += size
+            outcomes.append(.stored(seq: seq))
+        }
+        return outcomes
+    }
+
+    /// Drops the oldest events until `size` more bytes fit; `false` if even an empty store can't hold it.
+    private func evictOldest(toFit size: Int64, counters: inout [String: Int64]) throws -> Bool {
+        guard size <= configuration.maxBytes else { return false }
+        let oldest = try db.statement("SELECT seq, size FROM events ORDER BY seq LIMIT 64")
+        let delete = try db.statement("DELETE FROM events WHERE seq = ?")
+        var dropped: Int64 = 0
+        while totals.bytes + size > configuration.maxBytes {
+            oldest.reset()
+            var victims: [(Int64, Int64)] = []
+            while try oldest.step() { victims.append((oldest.int64(0), oldest.int64(1))) }
+            guard !victims.isEmpty else { break }
+            for (seq, victimSize) in victims where totals.bytes + size > configuration.maxBytes {
+                delete.reset()
+                try delete.bind(1, seq)
+                try delete.step()
+                totals.count -= 1
+                totals.bytes -= victimSize
+                dropped += 1
+            }
+        }
+        if dropped > 0 {
+            counters["drop.\(DropReason.capacity.rawValue)", default: 0] += dropped
+            dropLog.warning(
+                key: "capacity", count: dropped,
+                "outbox full: dropped the oldest events (store.whenFull: dropOldest)",
+                metadata: ["reason": "capacity", "store.maxBytes": "\(configuration.maxBytes)"])
+        }
+        return totals.bytes + size <= configuration.maxBytes
+    }
+
+    private func writeCounters(_ counters: [String: Int64]) throws {
+        guard !counters.isEmpty else { return }
+        let stmt = try db.statement(
+            "INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value")
+        for (name, value) in counters where value != 0 {
+            stmt.reset()
+            try stmt.bind(1, name)
+            try stmt.bind(2, value)
+            try stmt.step()
+        }
+    }
+
+    private func writeTotals() throws {
+        let stmt = try db.statement("UPDATE totals SET count = ?, bytes = ?, last_seq = ? WHERE id = 1")
+        try stmt.bind(1, totals.count)
+        try stmt.bind(2, totals.bytes)
+        try stmt.bind(3, totals.lastSeq)
+        try stmt.step()
+    }
+
+    /// Expires old events and forgets dedup entries past their retention, in small transactions
+    /// so appends never wait long behind it.
+    private func runMaintenance() {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let eventCutoff = now - configuration.maxAgeSeconds * 1000
+        let seenCutoff = now - configuration.dedupRetentionSeconds * 1000
+        do {
+            var expired: Int64 = 0
+            while true {
+                var removedThisRound: Int64 = 0
+                let before = totals
+                do {
+                    try applyInTransaction {
+                        removedThisRound = 0
+                        let oldest = try db.statement("SELECT seq, size, received_at FROM events ORDER BY seq LIMIT 500")
+                        var victims: [(Int64, Int64)] = []
+                        while try oldest.step() {
+                            guard oldest.int64(2) < eventCutoff else { break }
+                            victims.append((oldest.int64(0), oldest.int64(1)))
+                        }
+                        oldest.reset()
+                        let delete = try db.statement("DELETE FROM events WHERE seq = ?")
+                        for (seq, size) in victims {
+                            delete.reset()
+                            try delete.bind(1, seq)
+                            try delete.step()
+                            totals.count -= 1
+                            totals.bytes -= size
+                        }
+                        removedThisRound = Int64(victims.count)
+                        if removedThisRound > 0 {
+                            try writeCounters(["drop.\(DropReason.expired.rawValue)": removedThisRound])
+                            try writeTotals()
+                        }
+                    }
+                } catch {
+                    totals = before
+                    throw error
+                }
+                expired += removedThisRound
+                if removedThisRound < 500 { break }
+            }
+            if expired > 0 {
+                dropLog.warning(
+                    key: "expired", count: expired, "outbox: dropped events older than store.maxAgeSeconds",
+                    metadata: ["reason": "expired"])
+                onCommit(totals.lastSeq, totals.count, totals.bytes)
+            }
+            while true {
+                var pruned = 0
+                try applyInTransaction {
+                    let stmt = try db.statement(
+                        "DELETE FROM seen WHERE id IN (SELECT id FROM seen WHERE seen_at < ? ORDER BY id LIMIT 2000)")
+                    try stmt.bind(1, seenCutoff)
+                    try stmt.step()
+                    pruned = db.changes
+                }
+                if pruned < 2000 { break }
+            }
+        } catch let error as SQLiteError where !error.isCorruption {
+            logger.warning("outbox maintenance failed; retrying later", metadata: ["error": "\(error)"])
+        } catch {
+            fail(error)
+        }
+    }
+}

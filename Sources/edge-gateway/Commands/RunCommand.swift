@@ -1,0 +1,122 @@
+import ArgumentParser
+import DeviceLink
+import Foundation
+import GatewayCore
+import Logging
+import MQTT
+import Outbox
+import ServiceLifecycle
+import Systemd
+import Upstream
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the gateway daemon (stops cleanly on SIGTERM or SIGINT).")
+
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        let configuration: GatewayConfiguration
+        do {
+            configuration = try await GatewayConfiguration.load(file: options.config)
+        } catch let errors as ConfigurationErrors {
+            printError("invalid configuration:\n\(errors)")
+            throw ExitCode(2)
+        } catch {
+            printError("invalid configuration: \(error)")
+            throw ExitCode(2)
+        }
+        LoggingSetup.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
+        var logger = Logger(label: "edge-gateway")
+        logger[metadataKey: "hub.id"] = "\(configuration.hubID)"
+        for key in configuration.unknownKeys {
+            logger.warning("unknown configuration key ignored", metadata: ["config.key": "\(key)"])
+        }
+        logger.info(
+            "starting edge-gateway",
+            metadata: [
+                "config.file": "\(options.config ?? "-")", "store.path": "\(configuration.store.path)",
+                "mqtt.broker": "\(configuration.deviceBroker.host):\(configuration.deviceBroker.port)",
+                "upstream.broker": "\(configuration.upstreamBroker.host):\(configuration.upstreamBroker.port)",
+                "upstream.tls": "\(configuration.upstreamBroker.tls != nil)",
+            ])
+        if configuration.upstreamBroker.tls?.insecure == true {
+            logger.warning("upstream TLS host name verification is off (upstream.tls.insecure)")
+        }
+
+        let outbox: Outbox
+        do {
+            outbox = try Outbox.open(configuration: configuration.store, logger: Logger(label: "edge-gateway.outbox"))
+        } catch {
+            logger.critical("cannot open the outbox", metadata: ["error": "\(error)", "store.path": "\(configuration.store.path)"])
+            throw ExitCode(1)
+        }
+        let depth = outbox.depth
+        logger.info("outbox open", metadata: ["outbox.depth": "\(depth.count)", "outbox.bytes": "\(depth.bytes)"])
+
+        let health = GatewayHealth()
+        let notifier = SystemdNotifier()
+        let upstream = UpstreamForwarder(
+            client: MQTTClient(configuration: configuration.upstreamBroker, logger: Logger(label: "edge-gateway.upstream.mqtt")),
+            outbox: outbox, configuration: configuration.upstream, health: health,
+            logger: Logger(label: "edge-gateway.upstream"))
+        let ingress = DeviceIngress(
+            client: MQTTClient(configuration: configuration.deviceBroker, logger: Logger(label: "edge-gateway.device.mqtt")),
+            outbox: outbox, configuration: configuration.ingress, health: health,
+            logger: Logger(label: "edge-gateway.ingress"))
+        let status: @Sendable () async -> String = {
+            let snapshot = health.snapshot
+            let depth = outbox.depth
+            let window = health.takeMaxCommitWindow()
+            return "outbox \(depth.count) events; upstream \(snapshot.upstreamConnected ? "up" : "down")"
+                + "; devices \(snapshot.deviceSubscribed ? "subscribed" : "not subscribed")"
+                + String(format: "; max commit window %.1f ms", window)
+        }
+        let watchdog = WatchdogService(
+            notifier: notifier, logger: Logger(label: "edge-gateway.systemd"), status: status)
+        let readiness = ReadinessService(notifier: notifier, health: health, logger: logger)
+
+        // Start order: store first, producers last; shutdown runs in reverse, so ingress stops
+        // first, then the forwarder finishes in-flight publishes, then the store closes.
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: outbox),
+                    .init(service: upstream),
+                    .init(service: ingress),
+                    .init(service: watchdog),
+                    .init(service: readiness),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: Logger(label: "edge-gateway.lifecycle")))
+        do {
+            try await group.run()
+        } catch {
+            logger.critical("gateway stopped on an error", metadata: ["error": "\(error)"])
+            throw ExitCode(1)
+        }
+        logger.info("edge-gateway stopped", metadata: ["outbox.depth": "\(outbox.depth.count)"])
+    }
+}
+
+/// Tells systemd (and the log) when the gateway is ready, and when it starts stopping.
+struct ReadinessService: Service {
+    let notifier: SystemdNotifier
+    let health: GatewayHealth
+    let logger: Logger
+
+    func run() async throws {
+        let ready: Bool = await cancelWhenGracefulShutdown {
+            await health.waitUntilDeviceSubscribed()
+            return true
+        } ?? false
+        if ready {
+            notifier.ready(status: "ready")
+            logger.info("gateway ready")
+            try? await gracefulShutdown()
+        }
+        notifier.stopping()
+        logger.info("gateway stopping")
+    }
+}

@@ -1,0 +1,78 @@
+import Configuration
+import Foundation
+
+/// Typed, validating access to configuration values. Values are read as text from every provider
+/// (environment variables and YAML scalars alike) and parsed here, so a malformed value is an
+/// error naming its key instead of a silent fallback to the default.
+struct ConfigValues {
+    let reader: ConfigReader
+    private(set) var errors: [ConfigurationError] = []
+    /// Every key read, with the effective value (secrets redacted), in reading order.
+    private(set) var effective: [(key: String, value: String)] = []
+
+    init(reader: ConfigReader) {
+        self.reader = reader
+    }
+
+    private mutating func note(_ key: String, _ value: String, secret: Bool) {
+        effective.append((key, secret ? (value.isEmpty ? "" : "<redacted>") : value))
+    }
+
+    mutating func fail(_ key: String, _ problem: String) {
+        errors.append(ConfigurationError(key: key, problem: problem))
+    }
+
+    mutating func string(_ key: String, default defaultValue: String, secret: Bool = false) -> String {
+        let value = reader.string(forKey: ConfigKey(key), isSecret: secret) ?? defaultValue
+        note(key, value, secret: secret)
+        return value
+    }
+
+    mutating func int(_ key: String, default defaultValue: Int, range: ClosedRange<Int>) -> Int {
+        guard let text = reader.string(forKey: ConfigKey(key)) else {
+            note(key, "\(defaultValue)", secret: false)
+            return defaultValue
+        }
+        guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else {
+            fail(key, "expected a whole number, got '\(text)'")
+            return defaultValue
+        }
+        guard range.contains(value) else {
+            fail(key, "\(value) is out of range \(range.lowerBound)...\(range.upperBound)")
+            return defaultValue
+        }
+        note(key, "\(value)", secret: false)
+        return value
+    }
+
+    mutating func bool(_ key: String, default defaultValue: Bool) -> Bool {
+        guard let text = reader.string(forKey: ConfigKey(key)) else {
+            note(key, "\(defaultValue)", secret: false)
+            return defaultValue
+        }
+        switch text.lowercased() {
+        case "true", "yes", "on", "1":
+            note(key, "true", secret: false)
+            return true
+        case "false", "no", "off", "0":
+            note(key, "false", secret: false)
+            return false
+        default:
+            fail(key, "expected true or false, got '\(text)'")
+            return defaultValue
+        }
+    }
+
+    mutating func choice<T: RawRepresentable & CaseIterable>(_ key: String, default defaultValue: T) -> T where T.RawValue == String {
+        guard let text = reader.string(forKey: ConfigKey(key)) else {
+            note(key, defaultValue.rawValue, secret: false)
+            return defaultValue
+        }
+        guard let value = T(rawValue: text) else {
+            fail(key, "'\(text)' is not one of: \(T.allCases.map(\.rawValue).joined(separator: ", "))")
+            return defaultValue
+        }
+        note(key, value.rawValue, secret: false)
+        return value
+    }
+}

@@ -1,0 +1,35 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Finds TCP ports on 127.0.0.1 that nothing listens on.
+///
+/// The kernel picks the port (bind to port 0); the socket is closed before the port is returned, so another
+/// process could take it in between. That race is acceptable for tests: a clash makes the broker fail to
+/// start with a clear log line rather than making a test pass wrongly.
+enum FreePort {
+    static func next() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw HarnessError.system("socket", errno) }
+        defer { close(fd) }
+
+        var address = LoopbackAddress.make(port: 0)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard bound == 0 else { throw HarnessError.system("bind", errno) }
+
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard named == 0 else { throw HarnessError.system("getsockname", errno) }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}

@@ -1,0 +1,63 @@
+import Foundation
+
+/// A scratch directory for one test plus every process the test starts in it.
+///
+/// `withSandbox` tears it down whatever happens: processes that still run are SIGKILLed and the directory is
+/// removed. It is kept (and its path printed) when the test body throws, or for every test when the
+/// environment variable `IT_KEEP_TMP` is set, so logs can be read after a failure.
+final class Sandbox {
+    let directory: URL
+    private var children: [ChildProcess] = []
+
+    init(name: String) throws {
+        let safeName = String(name.map { $0.isLetter || $0.isNumber ? $0 : "-" }.prefix(60))
+        directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("edge-gateway-it", isDirectory: true)
+            .appendingPathComponent("\(safeName)-\(UUID().uuidString.prefix(8))", isDirectory: true)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    /// A path inside the sandbox; `subdirectory` paths are created.
+    func url(_ name: String) -> URL {
+        directory.appendingPathComponent(name)
+    }
+
+    func makeDirectory(_ name: String) throws -> URL {
+        let url = directory.appendingPathComponent(name, isDirectory: true)
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// Remembers a process so `tearDown` ends it if its owner did not.
+    func track(_ child: ChildProcess) {
+        children.append(child)
+    }
+
+    func tearDown(keepFiles: Bool) {
+        for child in children.reversed() where child.isRunning {
+            child.kill()
+        }
+        children.removeAll()
+        if keepFiles || ProcessInfo.processInfo.environment["IT_KEEP_TMP"] != nil {
+            print("integration test files kept in \(directory.path)")
+        } else {
+            try? FileManager.default.removeItem(at: directory)
+        }
+    }
+}
+
+/// Runs `body` with a fresh sandbox and tears the sandbox down afterwards, also when `body` throws.
+func withSandbox<T>(
+    _ name: String = #function,
+    _ body: (Sandbox) async throws -> T
+) async throws -> T {
+    let sandbox = try Sandbox(name: name)
+    do {
+        let result = try await body(sandbox)
+        sandbox.tearDown(keepFiles: false)
+        return result
+    } catch {
+        sandbox.tearDown(keepFiles: true)
+        throw error
+    }
+}

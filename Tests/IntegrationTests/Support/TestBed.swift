@@ -1,0 +1,181 @@
+import Foundation
+
+/// The usual arrangement for a scenario: a device broker, an upstream broker, recorders for device acks
+/// (`device/+/ack`) and for upstream events (`hubs/#`), and the daemon between them.
+///
+/// ```swift
+/// try await withSandbox { sandbox in
+///     let bed = try await TestBed.start(in: sandbox)
+///     try await bed.device("sensor-1").publish(DeviceEvent.series(deviceId: "sensor-1", count: 10))
+///     try await bed.waitForUpstream(count: 10)
+/// }
+/// ```
+final class TestBed {
+    /// What the daemon's upstream side talks to.
+    enum Upstream {
+        /// A plain (no TLS, anonymous) broker.
+        case broker
+        /// A port on which nothing listens: nothing is ever delivered.
+        case unreachable
+        /// A broker with a TLS listener (test CA, certificate for 127.0.0.1) and a password file.
+        case tlsBroker(user: String, password: String)
+    }
+
+    static let hubId = "hub-test"
+
+    let sandbox: Sandbox
+    let deviceBroker: MosquittoBroker
+    let upstreamBroker: MosquittoBroker?
+    let acks: TopicRecorder
+    /// Nil when the upstream is unreachable.
+    let upstream: TopicRecorder?
+    let gateway: GatewayProcess
+
+    private init(
+        sandbox: Sandbox, deviceBroker: MosquittoBroker, upstreamBroker: MosquittoBroker?,
+        acks: TopicRecorder, upstream: TopicRecorder?, gateway: GatewayProcess
+    ) {
+        self.sandbox = sandbox
+        self.deviceBroker = deviceBroker
+        self.upstreamBroker = upstreamBroker
+        self.acks = acks
+        self.upstream = upstream
+        self.gateway = gateway
+    }
+
+    /// Starts brokers and recorders; the daemon is configured but not started (see `start`).
+    static func make(in sandbox: Sandbox, upstream kind: Upstream = .broker, overrides: GatewayConfig = [:]) async throws -> TestBed {
+        let deviceBroker = try MosquittoBroker("device", in: sandbox)
+        try await deviceBroker.start()
+        let acks = TopicRecorder("acks", brokerPort: deviceBroker.port, filters: ["device/+/ack"], in: sandbox)
+        try await acks.start()
+
+        var upstreamBroker: MosquittoBroker?
+        var upstream: TopicRecorder?
+        var upstreamPort: Int
+        var gatewayOverrides: GatewayConfig = [:]
+        switch kind {
+        case .broker:
+            let broker = try MosquittoBroker("upstream", in: sandbox)
+            try await broker.start()
+            upstreamBroker = broker
+            upstreamPort = broker.port
+            upstream = TopicRecorder("upstream", brokerPort: broker.port, filters: ["hubs/#"], in: sandbox)
+        case .unreachable:
+            upstreamPort = try FreePort.next()
+        case .tlsBroker(let user, let password):
+            let tlsDirectory = try sandbox.makeDirectory("tls")
+            let certificates = try await TestCertificates.make(in: tlsDirectory)
+            let passwords = try await MosquittoPasswordFile.make(user: user, password: password, in: tlsDirectory)
+            let broker = try MosquittoBroker(
+                "upstream-tls", in: sandbox, allowAnonymous: false,
+                listenerOptions: [
+                    "cafile \(certificates.caFile.path)",
+                    "certfile \(certificates.certFile.path)",
+                    "keyfile \(certificates.keyFile.path)",
+                ],
+                extraConfig: ["password_file \(passwords.path)"]
+            )
+            try await broker.start()
+            upstreamBroker = broker
+            upstreamPort = broker.port
+            upstream = TopicRecorder(
+                "upstream", brokerPort: broker.port, filters: ["hubs/#"], in: sandbox,
+                connectionOptions: ["--cafile", certificates.caFile.path, "-u", user, "-P", password]
+            )
+            gatewayOverrides = [
+                "upstream.tls.caFile": .string(certificates.caFile.path),
+                "upstream.username": .string(user),
+                "upstream.password": .string(password),
+            ]
+        }
+        try await upstream?.start()
+
+        let gateway = try GatewayProcess(
+            in: sandbox, devicePort: deviceBroker.port, upstreamPort: upstreamPort,
+            overrides: gatewayOverrides.merging(overrides)
+        )
+        return TestBed(
+            sandbox: sandbox, deviceBroker: deviceBroker, upstreamBroker: upstreamBroker,
+            acks: acks, upstream: upstream, gateway: gateway
+        )
+    }
+
+    /// `make`, then starts the daemon and waits until it is ready.
+    static func start(in sandbox: Sandbox, upstream kind: Upstream = .broker, overrides: GatewayConfig = [:]) async throws -> TestBed {
+        let bed = try await make(in: sandbox, upstream: kind, overrides: overrides)
+        try await bed.gateway.start()
+        return bed
+    }
+
+    func device(_ id: String) -> DeviceClient {
+        DeviceClient(id, brokerPort: deviceBroker.port, in: sandbox)
+    }
+
+    /// Publishes every device's events concurrently, each device over its own connection and in order.
+    func publishConcurrently(_ eventsByDevice: [String: [DeviceEvent]], interval: Duration = .zero) async throws {
+        let clients = eventsByDevice.map { (device($0.key), $0.value) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (client, events) in clients {
+                group.addTask { try await client.publish(events, interval: interval) }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    // MARK: - Waiting, with the daemon's log in the error
+
+    func acks(for deviceId: String) -> [Ack] {
+        acks.messages.map(Ack.init).filter { $0.deviceId == deviceId }
+    }
+
+    var allAcks: [Ack] { acks.messages.map(Ack.init) }
+
+    var upstreamEvents: [UpstreamEvent] { (upstream?.messages ?? []).map(UpstreamEvent.init) }
+
+    /// Waits for at least `count` acks (optionally only those matching `predicate`).
+    @discardableResult
+    func waitForAcks(count: Int, timeout: Duration = .seconds(30), where predicate: @escaping (Ack) -> Bool = { _ in true }) async throws -> [Ack] {
+        try await withDiagnostics {
+            try await acks.waitFor(count: count, timeout: timeout) { predicate(Ack($0)) }.map(Ack.init)
+        }
+    }
+
+    /// Waits until the upstream recorder has seen at least `count` events (optionally matching `predicate`).
+    @discardableResult
+    func waitForUpstream(count: Int, timeout: Duration = .seconds(30), where predicate: @escaping (UpstreamEvent) -> Bool = { _ in true }) async throws -> [UpstreamEvent] {
+        guard let upstream else { throw HarnessError("this test bed has no upstream recorder") }
+        return try await withDiagnostics {
+            try await upstream.waitFor(count: count, timeout: timeout) { predicate(UpstreamEvent($0)) }.map(UpstreamEvent.init)
+        }
+    }
+
+    /// Waits until every event id in `eventIds` has arrived upstream at least once.
+    @discardableResult
+    func waitForUpstream(eventIds: Set<String>, timeout: Duration = .seconds(30)) async throws -> [UpstreamEvent] {
+        guard let upstream else { throw HarnessError("this test bed has no upstream recorder") }
+        return try await withDiagnostics {
+            do {
+                return try await upstream.waitUntil("\(eventIds.count) distinct event ids", timeout: timeout) { messages in
+                    eventIds.isSubset(of: Set(messages.compactMap { UpstreamEvent($0).eventId }))
+                }.map(UpstreamEvent.init)
+            } catch let error as HarnessError {
+                let seen = Set(upstreamEvents.compactMap(\.eventId))
+                let missing = eventIds.subtracting(seen).sorted()
+                throw HarnessError("\(error)\nmissing upstream (\(missing.count)): \(missing.prefix(20))")
+            }
+        }
+    }
+
+    /// Runs `body`; a harness error (a timeout) gets the daemon's log tail appended.
+    private func withDiagnostics<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as HarnessError {
+            throw HarnessError("\(error)\n\(gateway.logTail())")
+        }
+    }
+
+    /// The daemon's log tail, for failure messages.
+    var diagnostics: String { gateway.logTail() }
+}
