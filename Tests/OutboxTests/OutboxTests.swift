@@ -1,0 +1,227 @@
+import Foundation
+import Logging
+import Testing
+
+@testable import Outbox
+
+/// Each test gets its own directory with a real SQLite file.
+struct TemporaryStore: ~Copyable {
+    let directory: URL
+    var path: String { directory.appendingPathComponent("outbox.db").path }
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("outbox-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    func configuration(_ change: (inout OutboxConfiguration) -> Void = { _ in }) -> OutboxConfiguration {
+        var configuration = OutboxConfiguration(path: path)
+        configuration.commitIntervalMs = 0
+        change(&configuration)
+        return configuration
+    }
+}
+
+func record(_ device: String, _ eventID: String, size: Int = 100, at receivedAt: Int64? = nil) -> OutboxRecord {
+    OutboxRecord(
+        device: device, eventID: eventID, key: device,
+        receivedAt: receivedAt ?? Int64(Date().timeIntervalSince1970 * 1000),
+        payload: Array(repeating: UInt8(ascii: "x"), count: size))
+}
+
+let testLogger = Logger(label: "outbox-test")
+
+@Suite struct OutboxTests {
+    @Test func appendedEventsAreReadBackInOrderAndSurviveReopen() async throws {
+        let store = try TemporaryStore()
+        do {
+            let outbox = try Outbox.open(configuration: store.configuration(), logger: testLogger)
+            let outcomes = await outbox.append((0..<10).map { record("d\($0 % 3)", "e\($0)") })
+            #expect(outcomes == (1...10).map { .stored(seq: Int64($0)) })
+            await outbox.close()
+        }
+        let reopened = try Outbox.open(configuration: store.configuration(), logger: testLogger)
+        let pending = try await reopened.pending(after: 0, limit: 100)
+        #expect(pending.map(\.eventID) == (0..<10).map { "e\($0)" })
+        #expect(reopened.depth.count == 10)
+        await reopened.close()
+    }
+
+    @Test func duplicateIsRecognisedWithinBatchAcrossBatchesAndAfterRemoval() async throws {
+        let store = try TemporaryStore()
+        let outbox = try Outbox.open(configuration: store.configuration(), logger: testLogger)
+        let first = await outbox.append([record("d", "e1"), record("d", "e1"), record("other", "e1")])
+        #expect(first == [.stored(seq: 1), .duplicate, .stored(seq: 2)])
+        outbox.remove([1, 2])
+        // The removal is applied with the next commit; the repeat still counts as a duplicate.
+        #expect(await outbox.append([record("d", "e1")]) == [.duplicate])
+        #expect(try await outbox.pending(after: 0, limit: 10).isEmpty)
+        await outbox.close()
+    }
+
+    @Test func dedupMemoryExpiresAfterRetention() async throws {
+        let store = try TemporaryStore()
+        let outbox = try Outbox.open(
+            configuration: store.configuration { $0.dedupRetentionSeconds = 60 }, logger: testLogger)
+        let old = Int64(Date().timeIntervalSince1970 * 1000) - 120_000
+        #expect(await outbox.append([record("d", "e1", at: old)]) == [.stored(seq: 1)])
+        outbox.remove([1])
+        await outbox.close()
+        // Reopening runs maintenance at start: the two-minute-old dedup entry is forgotten.
+        let reopened = try Outbox.open(
+            configuration: store.configuration { $0.dedupRetentionSeconds = 60 }, logger: testLogger)
+        let runTask = Task { try await reopened.run() }
+        var outcome: [AppendOutcome] = []
+        for _ in 0..<100 {
+            outcome = await reopened.append([record("d", "e1")])
+            if outcome != [.duplicate] { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(outcome == [.stored(seq: 2)])
+        runTask.cancel()
+        _ = try? await runTask.value
+        await reopened.close()
+    }
+
+    @Test func rejectNewPolicyRefusesEventsOverTheCapAndCountsThem() async throws {
+        let store = try TemporaryStore()
+        let outbox = try Outbox.open(
+            configuration: store.configuration {
+                $0.maxBytes = 1000
+                $0.whenFull = .rejectNew
+            }, logger: testLogger)
+        let outcomes = await outbox.append((0..<10).map { record("d", "e\($0)", size: 200) })
+        let stored = outcomes.filter { if case .stored = $0 { true } else { false } }.count
+        #expect(stored == 3)  // 3 x (200 + 1 + 2 + 1 + 64) = 804 <= 1000 < 4 x 268
+        #expect(outcomes.suffix(7).allSatisfy { $0 == .rejectedStoreFull })
+        // A refused event was not remembered as seen: it can be stored once there is room.
+        outbox.remove([1])
+        #expect(await outbox.append([record("d", "e9", size: 200)]) == [.stored(seq: 4)])
+        let stats = try await outbox.stats()
+        #expect(stats.rejects["store full"] == 7)
+        await outbox.close()
+    }
+
+    @Test func dropOldestPolicyEvictsOldestAndCountsCapacityDrops() async throws {
+        let store = try TemporaryStore()
+        let outbox = try Outbox.open(
+            configuration: store.configuration {
+                $0.maxBytes = 1000
+                $0.whenFull = .dropOldest
+            }, logger: testLogger)
+        let outcomes = await outbox.append((0..<10).map { record("d", "e\($0)", size: 200) })
+        #expect(outcomes.allSatisfy { if case .stored = $0 { true } else { false } })
+        let pending = try await outbox.pending(after: 0, limit: 100)
+        #expect(pending.map(\.eventID) == ["e7", "e8", "e9"])
+        let stats = try await outbox.stats()
+        #expect(stats.drops["capacity"] == 7)
+        #expect(stats.depth == 3)
+        #expect(stats.bytes <= 1000)
+        await outbox.close()
+    }
+
+    @Test func expiredEventsAreDroppedByMaintenance() async throws {
+        let store = try TemporaryStore()
+        let outbox = try Outbox.open(configuration: store.configuration { $0.maxAgeSeconds = 60 }, logger: testLogger)
+        let old = Int64(Date().timeIntervalSince1970 * 1000) - 120_000
+        _ = await outbox.append([record("d", "old1", at: old), record("d", "old2", at: old), record("d", "new")])
+        let runTask = Task { try await outbox.run() }
+        var stats = try await outbox.stats()
+        for _ in 0..<100 where stats.depth != 1 {
+            try await Task.sleep(for: .milliseconds(20))
+            stats = try await outbox.stats()
+        }
+        #expect(stats.depth == 1)
+        #expect(stats.drops["expired"] == 2)
+        #expect(try await outbox.pending(after: 0, limit: 10).map(\.eventID) == ["new"])
+        runTask.cancel()
+        _ = try? await runTask.value
+        await outbox.close()
+    }
+
+    @Test func corruptDatabaseIsQuarantinedAndAFreshOneCreated() async throws {
+        let store = try TemporaryStore()
+        try Data(repeating: 0x42, count: 8192).write(to: URL(fileURLWithPath: store.path))
+        let outbox = try Outbox.open(configuration: store.configuration(), logger: testLogger)
+        #expect(await outbox.append([record("d", "e")]) == [.stored(seq: 1)])
+        await outbox.close()
+        let names = try FileManager.default.contentsOfDirectory(atPath: store.directory.path)
+        #expect(names.contains { $0.hasPrefix("outbox.db.corrupt-") })
+    }
+
+    @Test func fileCapMakesAppendsFailAsStoreFullWhileRemovalsGoOn() async throws {
+        let store = try TemporaryStore()
+        // The byte cap is far away, but the file may not exceed 64 pages: SQLite reports SQLITE_FULL,
+        // as it would on a full disk.
+        let tight = try Outbox.open(
+            configuration: store.configuration {
+                $0.maxBytes = 1 << 30
+                $0.maxFileBytes = 100_000
+            }, logger: testLogger)
+        var sawFull = false
+        var storedSeqs: [Int64] = []
+        for batch in 0..<100 where !sawFull {
+            let outcomes = await tight.append((0..<10).map { record("d", "b\(batch)-\($0)", size: 1500) })
+            for outcome in outcomes {
+                if case .stored(let seq) = outcome { storedSeqs.append(seq) }
+                if outcome == .rejectedStoreFull { sawFull = true }
+            }
+        }
+        #expect(sawFull)
+        // Nothing stored is lost, and removing forwarded events frees room for new ones.
+        #expect(try await tight.pending(after: 0, limit: 10_000).count == storedSeqs.count)
+        tight.remove(storedSeqs)
+        var recovered = false
+        for attempt in 0..<50 where !recovered {
+            let outcome = await tight.append([record("d", "after-\(attempt)", size: 1500)])
+            if case .stored = outcome.first { recovered = true }
+        }
+        #expect(recovered)
+        await tight.close()
+    }
+
+    @Test func committedSequencesAnnounceNewEvents() async throws {
+        let store = try TemporaryStore()
+        let outbox = try Outbox.open(configuration: store.configuration(), logger: testLogger)
+        var iterator = outbox.committedSequences.makeAsyncIterator()
+        _ = await outbox.append([record("d", "e1"), record("d", "e2")])
+        #expect(await iterator.next() == 2)
+        await outbox.close()
+    }
+
+    @Test func inspectorReadsStatsReadOnlyWhileOpen() async throws {
+        let store = try TemporaryStore()
+        let outbox = try Outbox.open(configuration: store.configuration(), logger: testLogger)
+        _ = await outbox.append([record("a", "1"), record("a", "2"), record("b", "1")])
+        outbox.countRejects(["invalid json": 2])
+        _ = await outbox.append([record("c", "1")])
+        let inspector = try OutboxInspector(path: store.path)
+        let stats = try await inspector.stats()
+        #expect(stats.depth == 4)
+        #expect(stats.devices.first?.deviceId == "a")
+        #expect(stats.devices.first?.depth == 2)
+        #expect(stats.rejects["invalid json"] == 2)
+        #expect(try await inspector.peek(device: "b", limit: 5).map(\.eventID) == ["1"])
+        await outbox.close()
+    }
+
+    @Test func concurrentAppendsAllCommitWithUniqueSequenceNumbers() async throws {
+        let store = try TemporaryStore()
+        let outbox = try Outbox.open(configuration: store.configuration { $0.commitIntervalMs = 5 }, logger: testLogger)
+        let results = await withTaskGroup(of: [AppendOutcome].self) { group in
+            for task in 0..<50 {
+                group.addTask { await outbox.append([record("d\(task)", "e")]) }
+            }
+            var all: [AppendOutcome] = []
+            for await outcome in group { all += outcome }
+            return all
+        }
+        let seqs = results.compactMap { if case .stored(let seq) = $0 { seq } else { nil } }
+        #expect(Set(seqs) == Set(1...50))
+        await outbox.close()
+    }
+}
