@@ -66,22 +66,39 @@ public final class DeviceIngress: Service, Sendable {
         }
     }
 
+    /// Reads batches, queues their valid events for commit in arrival order, and acknowledges
+    /// them in the same order from one task once each commit is final. At most
+    /// `maxOutstandingBatches` wait for their commit; beyond that the reader waits, the message
+    /// buffer fills, and the network thread stops reading (backpressure to the broker).
     private func consume() async {
+        let (committed, committedSink) = AsyncStream.makeStream(of: Committed.self)
+        let window = BatchWindow(limit: configuration.maxOutstandingBatches)
         await withTaskGroup(of: Void.self) { group in
-            var outstanding = 0
+            group.addTask {
+                for await batch in committed {
+                    self.acknowledge(batch.prepared, outcomes: batch.outcomes, committedAt: batch.committedAt)
+                    window.release()
+                }
+            }
             for await batch in client.messages {
                 let prepared = prepare(batch)
                 publish(prepared.immediateAcks)
                 guard !prepared.records.isEmpty else { continue }
-                if outstanding >= configuration.maxOutstandingBatches {
-                    await group.next()
-                    outstanding -= 1
+                await window.acquire()
+                outbox.append(prepared.records) { outcomes in
+                    committedSink.yield(Committed(prepared: prepared, outcomes: outcomes, committedAt: .now))
                 }
-                outstanding += 1
-                group.addTask { await self.store(prepared) }
             }
+            await window.drain()
+            committedSink.finish()
             await group.waitForAll()
         }
+    }
+
+    struct Committed: Sendable {
+        var prepared: Prepared
+        var outcomes: [AppendOutcome]
+        var committedAt: ContinuousClock.Instant
     }
 
     struct Prepared: Sendable {
@@ -140,9 +157,7 @@ public final class DeviceIngress: Service, Sendable {
         return prepared
     }
 
-    private func store(_ prepared: Prepared) async {
-        let outcomes = await outbox.append(prepared.records)
-        let committed = ContinuousClock.now
+    private func acknowledge(_ prepared: Prepared, outcomes: [AppendOutcome], committedAt committed: ContinuousClock.Instant) {
         var acks: [DeviceAck] = []
         acks.reserveCapacity(outcomes.count)
         var stored: Int64 = 0

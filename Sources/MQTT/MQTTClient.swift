@@ -123,6 +123,12 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
     private func networkLoop() {
         var attempt = 0
         while !isStopRequested {
+            if isReadingPaused {
+                // Not connected and told not to read: nothing more can arrive.
+                messages.finish()
+                sleep(milliseconds: 1000)
+                continue
+            }
             let startedAt = ContinuousClock.now
             let wasConnected = runOneConnection()
             if isStopRequested { break }
@@ -150,6 +156,12 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         return stopRequested
+    }
+
+    private var isReadingPaused: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return readingPaused
     }
 
     private func sleep(milliseconds: Double) {
@@ -195,22 +207,31 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
             return false
         }
         let connectStarted = ContinuousClock.now
-        var disconnectSent = false
+        var disconnectSentAt: ContinuousClock.Instant?
         while true {
             condition.lock()
             let stop = stopRequested
             let paused = readingPaused
             condition.unlock()
-            if stop && !disconnectSent {
-                if connackReceived {
-                    _ = newHandle.disconnect()
-                    disconnectSent = true
-                } else {
+            if stop {
+                guard connackReceived else { break }
+                if paused, !newHandle.usesTLS {
+                    newHandle.closeWithoutReading(deadline: .now + .seconds(5))
+                    lostReason = "closed by the gateway"
                     break
                 }
+                if let sentAt = disconnectSentAt {
+                    // DISCONNECT could not be written (stuck socket): give up on a clean goodbye.
+                    if sentAt.duration(to: .now) > .seconds(5) { break }
+                } else {
+                    _ = newHandle.disconnect()
+                    disconnectSentAt = .now
+                }
             }
-            if paused, connackReceived {
+            if paused {
+                // Everything read so far is in the buffer; the consumer drains it and sees the end.
                 messages.finish()
+                guard connackReceived else { break }
             }
             let loopRC = paused && connackReceived
                 ? newHandle.loopWithoutReading(timeoutMs: 20)

@@ -48,10 +48,10 @@ public final class MessageBuffer: AsyncSequence, @unchecked Sendable {
         finished = true
         let waiter = self.waiter
         self.waiter = nil
-        let batch = items.isEmpty ? nil : takeLocked()
+        // A waiting consumer found the buffer empty; anything left is for its next call.
         condition.broadcast()
         condition.unlock()
-        waiter?.resume(returning: batch)
+        waiter?.resume(returning: nil)
     }
 
     private func takeLocked() -> [MQTTMessage] {

@@ -145,8 +145,17 @@ public final class Outbox: Service, Sendable {
     public func append(_ records: [OutboxRecord]) async -> [AppendOutcome] {
         guard !records.isEmpty else { return [] }
         return await withCheckedContinuation { continuation in
-            writer.enqueue(.append(records, continuation))
+            writer.enqueue(.append(records, { continuation.resume(returning: $0) }))
         }
+    }
+
+    /// Queues records for the next group commit and calls `completion` with one outcome per
+    /// record once that commit (or its failure) is final. Calls are committed in the order they
+    /// are made, which is what keeps a device's events in order when several batches are in
+    /// flight. `completion` runs on the writer thread: keep it short (hand the result on).
+    public func append(_ records: [OutboxRecord], completion: @escaping @Sendable ([AppendOutcome]) -> Void) {
+        guard !records.isEmpty else { return completion([]) }
+        writer.enqueue(.append(records, completion))
     }
 
     /// Deletes forwarded events. Applied with the next group commit; a crash before that only

@@ -36,7 +36,7 @@ final class OutboxWriter: @unchecked Sendable {
     }
 
     enum Request {
-        case append([OutboxRecord], CheckedContinuation<[AppendOutcome], Never>)
+        case append([OutboxRecord], @Sendable ([AppendOutcome]) -> Void)
         case remove([Int64])
         case maintenance
     }
@@ -80,9 +80,9 @@ final class OutboxWriter: @unchecked Sendable {
         if closing || failure != nil {
             let error = failure
             condition.unlock()
-            if case .append(let records, let continuation) = request {
+            if case .append(let records, let completion) = request {
                 _ = error
-                continuation.resume(returning: Array(repeating: .rejectedStoreFull, count: records.count))
+                completion(Array(repeating: .rejectedStoreFull, count: records.count))
             }
             return
         }
@@ -171,21 +171,21 @@ final class OutboxWriter: @unchecked Sendable {
         queue.removeAll()
         condition.unlock()
         for request in leftovers {
-            if case .append(let records, let continuation) = request {
-                continuation.resume(returning: Array(repeating: .rejectedStoreFull, count: records.count))
+            if case .append(let records, let completion) = request {
+                completion(Array(repeating: .rejectedStoreFull, count: records.count))
             }
         }
         for waiter in waiters { waiter.resume() }
     }
 
     private func process(_ work: [Request], counters: [String: Int64]) {
-        var appends: [([OutboxRecord], CheckedContinuation<[AppendOutcome], Never>)] = []
+        var appends: [([OutboxRecord], @Sendable ([AppendOutcome]) -> Void)] = []
         var removals = unflushedRemovals
         unflushedRemovals.removeAll()
         var maintenance = false
         for request in work {
             switch request {
-            case .append(let records, let continuation): appends.append((records, continuation))
+            case .append(let records, let completion): appends.append((records, completion))
             case .remove(let seqs): removals.append(contentsOf: seqs)
             case .maintenance: maintenance = true
             }
@@ -233,8 +233,8 @@ final class OutboxWriter: @unchecked Sendable {
             outcomes = appends.map { Array(repeating: .rejectedStoreFull, count: $0.0.count) }
         }
 
-        for (index, (_, continuation)) in appends.enumerated() {
-            continuation.resume(returning: outcomes[index])
+        for (index, (_, completion)) in appends.enumerated() {
+            completion(outcomes[index])
         }
         onCommit(totals.lastSeq, totals.count, totals.bytes)
 

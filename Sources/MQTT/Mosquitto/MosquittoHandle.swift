@@ -117,6 +117,36 @@ final class MosquittoHandle {
         return mosquitto_loop_misc(pointer)
     }
 
+    /// Ends a connection whose reading was paused without losing anything either way.
+    ///
+    /// Closing a TCP socket that still has unread data makes the kernel send RST, and an RST
+    /// makes the broker drop what it had received from us but not yet read: the last acks. So:
+    /// write out everything queued, half-close (FIN), then read and discard raw bytes until the
+    /// broker closes too. Discarded bytes were never parsed by libmosquitto, so they were never
+    /// PUBACKed: the broker keeps those messages for our persistent session and sends them again
+    /// on the next connection.
+    func closeWithoutReading(deadline: ContinuousClock.Instant) {
+        while mosquitto_want_write(pointer), ContinuousClock.now < deadline {
+            if loopWithoutReading(timeoutMs: 20) != Self.success { return }
+        }
+        let socket = mosquitto_socket(pointer)
+        guard socket >= 0 else { return }
+        _ = Glibc.shutdown(socket, Int32(SHUT_WR))
+        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        while ContinuousClock.now < deadline {
+            var fds = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+            guard poll(&fds, 1, 50) >= 0 else { return }
+            let count = buffer.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
+            if count == 0 { return }  // the broker closed its side: a clean end
+            if count < 0, errno != EAGAIN, errno != EWOULDBLOCK, errno != EINTR { return }
+        }
+    }
+
+    /// Whether the connection is TLS (raw socket tricks do not apply then).
+    var usesTLS: Bool {
+        mosquitto_ssl_get(pointer) != nil
+    }
+
     func subscribe(_ topic: String, qos: Int32) -> (rc: Int32, mid: Int32) {
         var mid: Int32 = 0
         let rc = mosquitto_subscribe(pointer, &mid, topic, qos)

@@ -86,6 +86,7 @@ struct RunCommand: AsyncParsableCommand {
                     .init(service: upstream),
                     .init(service: ingress),
                     .init(service: watchdog),
+                    .init(service: HangupService(logger: logger)),
                     .init(service: readiness),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],

@@ -78,6 +78,16 @@ struct DeviceClient: Sendable {
         }
     }
 
+    /// Publishes each device's events concurrently, each device over its own connection and in order.
+    static func publishConcurrently(_ batches: [(DeviceClient, [DeviceEvent])], interval: Duration = .zero) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (client, events) in batches {
+                group.addTask { try await client.publish(events, interval: interval) }
+            }
+            try await group.waitForAll()
+        }
+    }
+
     /// One message on this device's event topic.
     func publishOnce(_ payload: String) async throws {
         try await Self.publishOnce(topic: eventTopic, payload: Data(payload.utf8), brokerPort: brokerPort, in: directory)

@@ -17,11 +17,12 @@ final class Sandbox {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     }
 
-    /// A path inside the sandbox; `subdirectory` paths are created.
+    /// A path inside the sandbox (nothing is created).
     func url(_ name: String) -> URL {
         directory.appendingPathComponent(name)
     }
 
+    /// A directory inside the sandbox, created when missing.
     func makeDirectory(_ name: String) throws -> URL {
         let url = directory.appendingPathComponent(name, isDirectory: true)
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)

@@ -43,6 +43,11 @@ final class TestBed {
         self.gateway = gateway
     }
 
+    deinit {
+        // The daemon first, so its log ends with the test rather than with its brokers disappearing.
+        gateway.kill()
+    }
+
     /// Starts brokers and recorders; the daemon is configured but not started (see `start`).
     static func make(in sandbox: Sandbox, upstream kind: Upstream = .broker, overrides: GatewayConfig = [:]) async throws -> TestBed {
         let deviceBroker = try MosquittoBroker("device", in: sandbox)
@@ -114,13 +119,12 @@ final class TestBed {
 
     /// Publishes every device's events concurrently, each device over its own connection and in order.
     func publishConcurrently(_ eventsByDevice: [String: [DeviceEvent]], interval: Duration = .zero) async throws {
-        let clients = eventsByDevice.map { (device($0.key), $0.value) }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for (client, events) in clients {
-                group.addTask { try await client.publish(events, interval: interval) }
-            }
-            try await group.waitForAll()
-        }
+        try await DeviceClient.publishConcurrently(batches(eventsByDevice), interval: interval)
+    }
+
+    /// Clients paired with their events, for publishing from a separate task.
+    func batches(_ eventsByDevice: [String: [DeviceEvent]]) -> [(DeviceClient, [DeviceEvent])] {
+        eventsByDevice.sorted { $0.key < $1.key }.map { (device($0.key), $0.value) }
     }
 
     // MARK: - Waiting, with the daemon's log in the error
@@ -139,6 +143,26 @@ final class TestBed {
         try await withDiagnostics {
             try await acks.waitFor(count: count, timeout: timeout) { predicate(Ack($0)) }.map(Ack.init)
         }
+    }
+
+    /// Waits until each of `eventIds` has been acked `stored` or `duplicate`.
+    @discardableResult
+    func waitForAcceptedAcks(eventIds: Set<String>, timeout: Duration = .seconds(30)) async throws -> [Ack] {
+        try await withDiagnostics {
+            do {
+                return try await acks.waitUntil("acks for \(eventIds.count) event ids", timeout: timeout) { messages in
+                    eventIds.isSubset(of: Self.acceptedIds(messages.map(Ack.init)))
+                }.map(Ack.init)
+            } catch let error as HarnessError {
+                let missing = eventIds.subtracting(Self.acceptedIds(allAcks)).sorted()
+                throw HarnessError("\(error)\nnot acked stored/duplicate (\(missing.count)): \(missing.prefix(20))")
+            }
+        }
+    }
+
+    /// Event ids acked `stored` or `duplicate`.
+    static func acceptedIds(_ acks: [Ack]) -> Set<String> {
+        Set(acks.filter { $0.status == "stored" || $0.status == "duplicate" }.compactMap(\.eventId))
     }
 
     /// Waits until the upstream recorder has seen at least `count` events (optionally matching `predicate`).

@@ -1,0 +1,62 @@
+import Foundation
+import Testing
+
+extension IntegrationSuite {
+    @Suite struct CheckConfigTests {
+        static let valid: GatewayConfig = [
+            "hub.id": "hub-check",
+            "mqtt.port": 1883,
+            "upstream.host": "cloud.example.com",
+            "upstream.port": 8883,
+            "upstream.username": "hub-user",
+            "upstream.password": "hunter2",
+            "store.path": "/tmp/edge-gateway-check/outbox.db",
+            "store.whenFull": "rejectNew",
+        ]
+
+        @Test func checkConfigPrintsTheEffectiveConfigWithoutThePassword() async throws {
+            try await withSandbox { sandbox in
+                let file = sandbox.url("good.yaml")
+                try Self.valid.write(to: file)
+                let result = try await GatewayBinary.run(["check-config", "--config", file.path], in: sandbox.directory)
+                #expect(result.succeeded, "\(result)")
+                #expect(!result.stdout.contains("hunter2") && !result.stderr.contains("hunter2"), "\(result)")
+                #expect(result.stdout.contains("hub-check"), "effective config should show hub.id: \(result)")
+                #expect(result.stdout.contains("cloud.example.com"), "\(result)")
+                // Defaults are part of the effective config too.
+                #expect(result.stdout.contains("maxPayloadBytes") || result.stdout.contains("65536"), "\(result)")
+            }
+        }
+
+        @Test(arguments: [
+            ("mqtt.port", YAMLScalar.raw("notanumber")),
+            ("store.whenFull", YAMLScalar.raw("sometimes")),
+        ])
+        func checkConfigRejectsABadValueNamingTheKey(key: String, value: YAMLScalar) async throws {
+            try await withSandbox { sandbox in
+                var config = Self.valid
+                config[key] = value
+                let file = sandbox.url("bad.yaml")
+                try config.write(to: file)
+                let result = try await GatewayBinary.run(["check-config", "--config", file.path], in: sandbox.directory)
+                #expect(Self.isFailureExit(result.exit), "\(result)")
+                #expect((result.stdout + result.stderr).contains(key), "message should name \(key): \(result)")
+            }
+        }
+
+        @Test func checkConfigFailsForAMissingFile() async throws {
+            try await withSandbox { sandbox in
+                let missing = sandbox.url("does-not-exist.yaml")
+                let result = try await GatewayBinary.run(["check-config", "--config", missing.path], in: sandbox.directory)
+                #expect(Self.isFailureExit(result.exit), "\(result)")
+                #expect((result.stdout + result.stderr).contains("does-not-exist.yaml"), "message should name the file: \(result)")
+            }
+        }
+
+        /// A non-zero exit status; a crash (signal) is not an acceptable way to report bad input.
+        static func isFailureExit(_ exit: ProcessExit) -> Bool {
+            if case .exited(let code) = exit { return code != 0 }
+            return false
+        }
+    }
+}
