@@ -28,6 +28,9 @@ public struct OutboxConfiguration: Sendable, Equatable {
     /// Most appends in one commit.
     public var maxBatch: Int = 2000
     public var dedupRetentionSeconds: Int64 = 24 * 3600
+    /// Most `(device, eventId)` pairs remembered for dedup; the oldest are forgotten first. Bounds
+    /// the dedup table's size (roughly 150 bytes an entry) whatever the event rate.
+    public var dedupMaxEntries: Int = 500_000
     public var maintenanceIntervalSeconds: Int = 30
 
     public init(path: String) {

@@ -435,16 +435,34 @@ final class OutboxWriter: @unchecked Sendable {
                     metadata: ["reason": "expired"])
                 onCommit(totals.lastSeq, totals.count, totals.bytes)
             }
+            // Dedup memory: forget entries past their retention, and beyond the newest
+            // dedupMaxEntries (ids only grow, so "older than max(id) - N" is "not among the newest N").
+            let newestSeen = try db.scalarInt("SELECT max(id) FROM seen") ?? 0
+            let idCutoff = newestSeen - Int64(configuration.dedupMaxEntries)
+            var forgottenByCount = 0
             while true {
                 var pruned = 0
+                var prunedByCount = 0
                 try applyInTransaction {
-                    let stmt = try db.statement(
+                    let byTime = try db.statement(
                         "DELETE FROM seen WHERE id IN (SELECT id FROM seen WHERE seen_at < ? ORDER BY id LIMIT 2000)")
-                    try stmt.bind(1, seenCutoff)
-                    try stmt.step()
+                    try byTime.bind(1, seenCutoff)
+                    try byTime.step()
                     pruned = db.changes
+                    let byCount = try db.statement(
+                        "DELETE FROM seen WHERE id IN (SELECT id FROM seen WHERE id <= ? ORDER BY id LIMIT 2000)")
+                    try byCount.bind(1, idCutoff)
+                    try byCount.step()
+                    prunedByCount = db.changes
                 }
-                if pruned < 2000 { break }
+                forgottenByCount += prunedByCount
+                if pruned < 2000 && prunedByCount < 2000 { break }
+            }
+            if forgottenByCount > 0 {
+                dropLog.warning(
+                    key: "dedup", count: Int64(forgottenByCount),
+                    "dedup memory full: forgot the oldest event ids before store.dedupRetentionSeconds (store.dedupMaxEntries)",
+                    metadata: ["store.dedupMaxEntries": "\(configuration.dedupMaxEntries)"])
             }
         } catch let error as SQLiteError where !error.isCorruption {
             logger.warning("outbox maintenance failed; retrying later", metadata: ["error": "\(error)"])

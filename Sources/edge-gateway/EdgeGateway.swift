@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct EdgeGateway: AsyncParsableCommand {
@@ -13,4 +14,17 @@ struct EdgeGateway: AsyncParsableCommand {
 struct ConfigOption: ParsableArguments {
     @Option(name: .long, help: "YAML configuration file (environment variables override it). Without it, built-in defaults and the environment apply.")
     var config: String?
+
+    /// Loads and validates the configuration; on a problem prints every bad key and exits 2.
+    func load() async throws -> GatewayConfiguration {
+        do {
+            return try await GatewayConfiguration.load(file: config)
+        } catch let errors as ConfigurationErrors {
+            printError("invalid configuration:\n\(errors)")
+            throw ExitCode(2)
+        } catch {
+            printError("invalid configuration: \(error)")
+            throw ExitCode(2)
+        }
+    }
 }

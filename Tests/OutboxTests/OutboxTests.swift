@@ -225,3 +225,28 @@ let testLogger = Logger(label: "outbox-test")
         await outbox.close()
     }
 }
+
+@Suite struct DedupLimitTests {
+    @Test func dedupMemoryKeepsOnlyTheNewestEntries() async throws {
+        let store = try TemporaryStore()
+        let configuration = store.configuration { $0.dedupMaxEntries = 5 }
+        let outbox = try Outbox.open(configuration: configuration, logger: testLogger)
+        _ = await outbox.append((0..<10).map { record("d", "e\($0)") })
+        outbox.remove(Array(1...10))
+        await outbox.close()
+        // Maintenance at start trims the dedup table to the newest five ids.
+        let reopened = try Outbox.open(configuration: configuration, logger: testLogger)
+        let runTask = Task { try await reopened.run() }
+        var oldest: [AppendOutcome] = []
+        for _ in 0..<100 {
+            oldest = await reopened.append([record("d", "e0")])
+            if oldest != [.duplicate] { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(oldest == [.stored(seq: 11)])
+        #expect(await reopened.append([record("d", "e9")]) == [.duplicate])
+        runTask.cancel()
+        _ = try? await runTask.value
+        await reopened.close()
+    }
+}

@@ -9,16 +9,7 @@ struct CheckConfigCommand: AsyncParsableCommand {
     @OptionGroup var options: ConfigOption
 
     func run() async throws {
-        let configuration: GatewayConfiguration
-        do {
-            configuration = try await GatewayConfiguration.load(file: options.config)
-        } catch let errors as ConfigurationErrors {
-            printError("invalid configuration:\n\(errors)")
-            throw ExitCode(2)
-        } catch {
-            printError("invalid configuration: \(error)")
-            throw ExitCode(2)
-        }
+        let configuration = try await options.load()
         if !configuration.unknownKeys.isEmpty {
             printError("invalid configuration:\n" + configuration.unknownKeys.map { "  - \($0): unknown key" }.joined(separator: "\n"))
             throw ExitCode(2)

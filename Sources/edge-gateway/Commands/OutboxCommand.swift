@@ -67,13 +67,7 @@ struct OutboxCommand: AsyncParsableCommand {
 }
 
 private func openInspector(_ options: ConfigOption) async throws -> OutboxInspector {
-    let configuration: GatewayConfiguration
-    do {
-        configuration = try await GatewayConfiguration.load(file: options.config)
-    } catch {
-        printError("invalid configuration: \(error)")
-        throw ExitCode(2)
-    }
+    let configuration = try await options.load()
     do {
         return try OutboxInspector(path: configuration.store.path)
     } catch {

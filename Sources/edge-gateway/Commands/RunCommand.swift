@@ -17,16 +17,7 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var options: ConfigOption
 
     func run() async throws {
-        let configuration: GatewayConfiguration
-        do {
-            configuration = try await GatewayConfiguration.load(file: options.config)
-        } catch let errors as ConfigurationErrors {
-            printError("invalid configuration:\n\(errors)")
-            throw ExitCode(2)
-        } catch {
-            printError("invalid configuration: \(error)")
-            throw ExitCode(2)
-        }
+        let configuration = try await options.load()
         LoggingSetup.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
         var logger = Logger(label: "edge-gateway")
         logger[metadataKey: "hub.id"] = "\(configuration.hubID)"

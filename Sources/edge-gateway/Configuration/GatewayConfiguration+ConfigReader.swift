@@ -126,6 +126,7 @@ extension GatewayConfiguration {
         store.commitIntervalMs = v.int("store.commitIntervalMs", default: 2, range: 0...1000)
         store.maxBatch = v.int("store.maxBatch", default: 2000, range: 1...100_000)
         store.dedupRetentionSeconds = Int64(v.int("store.dedupRetentionSeconds", default: 24 * 3600, range: 0...Int(Int32.max)))
+        store.dedupMaxEntries = v.int("store.dedupMaxEntries", default: 500_000, range: 1...100_000_000)
         store.maintenanceIntervalSeconds = v.int("store.maintenanceIntervalSeconds", default: 30, range: 1...86400)
 
         // limits
