@@ -20,6 +20,7 @@ public final class DeviceIngress: Service, Sendable {
     private let health: GatewayHealth
     private let logger: Logger
     private let metrics = IngressMetrics()
+    private let commitWindows = CommitWindowHistogram()
 
     public init(
         client: MQTTClient, outbox: Outbox, configuration: DeviceIngressConfiguration,
@@ -45,7 +46,14 @@ public final class DeviceIngress: Service, Sendable {
             await client.stop()
             group.cancelAll()
         }
-        logger.info("device ingress stopped")
+        logger.info(
+            "device ingress stopped",
+            metadata: [
+                "ingress.stored": "\(commitWindows.count)",
+                "ingress.commit_window_p50_ms": "\(commitWindows.percentile(0.5).map { "\($0)" } ?? "-")",
+                "ingress.commit_window_p99_ms": "\(commitWindows.percentile(0.99).map { "\($0)" } ?? "-")",
+                "ingress.commit_window_max_ms": "\(commitWindows.maxMilliseconds)",
+            ])
     }
 
     private func watchConnection() async {
@@ -169,7 +177,9 @@ public final class DeviceIngress: Service, Sendable {
             switch outcome {
             case .stored:
                 stored += 1
-                window = max(window, entry.arrived.duration(to: committed))
+                let eventWindow = entry.arrived.duration(to: committed)
+                commitWindows.record(eventWindow)
+                window = max(window, eventWindow)
                 acks.append(DeviceAck(device: entry.device, eventID: entry.eventID, status: .stored))
             case .duplicate:
                 duplicates += 1

@@ -12,6 +12,8 @@ final class GatewayProcess {
     private let sandbox: Sandbox
     private var child: ChildProcess?
     private var logOffsetAtStart: UInt64 = 0
+    /// Variables added to the daemon's environment on the next start (e.g. systemd's NOTIFY_SOCKET).
+    var extraEnvironment: [String: String] = [:]
 
     /// - Parameters:
     ///   - devicePort: the device (LAN) broker.
@@ -64,7 +66,7 @@ final class GatewayProcess {
             executable: binary,
             arguments: ["run", "--config", configFile.path],
             outputFile: logFile,
-            environment: GatewayBinary.environment
+            environment: GatewayBinary.environment.merging(extraEnvironment) { $1 }
         )
         sandbox.track(child)
         self.child = child
