@@ -36,6 +36,10 @@ public struct MQTTClientConfiguration: Sendable, Equatable {
     /// Messages buffered between the network thread and the consumer; when full the network
     /// thread waits, and backpressure reaches the broker through TCP.
     public var messageBufferCapacity: Int = 4096
+    /// QoS 1 publishes libmosquitto keeps unacknowledged on the wire; more wait in its queue.
+    /// libmosquitto 2.0 scans its outgoing list on every publish while it has quota left, so a
+    /// bounded window keeps each publish and PUBACK O(window) instead of O(queue).
+    public var maxInflightMessages: Int = 100
     /// Whether ``MQTTEvent/published(_:)`` events are emitted for PUBACKs of our own publishes.
     public var reportsPublishAcks: Bool = false
 

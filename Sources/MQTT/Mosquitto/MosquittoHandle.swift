@@ -50,8 +50,8 @@ final class MosquittoHandle {
         }
         let handle = MosquittoHandle(pointer: raw)
         try handle.check(mosquitto_int_option(raw, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311), "protocol version")
-        // The gateway limits its own in-flight window; libmosquitto must not queue behind it.
-        try handle.check(mosquitto_max_inflight_messages_set(raw, 0), "max inflight")
+        try handle.check(
+            mosquitto_max_inflight_messages_set(raw, UInt32(max(configuration.maxInflightMessages, 1))), "max inflight")
         // Publishes come from other threads; they wake this handle's loop through its socket pair.
         try handle.check(mosquitto_threaded_set(raw, true), "threaded")
         if let username = configuration.username, !username.isEmpty {

@@ -103,6 +103,7 @@ extension GatewayConfiguration {
         if up.clientID == device.clientID, up.host == device.host, up.port == device.port {
             v.fail("upstream.clientId", "must differ from mqtt.clientId when both point at the same broker")
         }
+        up.maxInflightMessages = inflight
         var upstream = UpstreamConfiguration(hubID: hubID)
         upstream.topic = topic
         upstream.inflight = inflight
