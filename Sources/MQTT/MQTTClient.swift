@@ -28,6 +28,7 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
 
     private let eventsContinuation: AsyncStream<MQTTEvent>.Continuation
     private let logger: Logger
+    private let backoff: ReconnectBackoff
 
     // Guarded by `condition`.
     private let condition = NSCondition()
@@ -49,6 +50,8 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         self.messages = MessageBuffer(capacity: configuration.messageBufferCapacity)
+        self.backoff = ReconnectBackoff(
+            baseMilliseconds: configuration.reconnectBaseMs, capMilliseconds: configuration.reconnectCapMs)
         (events, eventsContinuation) = AsyncStream.makeStream(of: MQTTEvent.self, bufferingPolicy: .unbounded)
     }
 
@@ -135,9 +138,7 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
             if wasConnected, startedAt.duration(to: .now) > .seconds(10) {
                 attempt = 0
             }
-            let capMs = Double(configuration.reconnectCapMs)
-            let ceiling = min(capMs, Double(configuration.reconnectBaseMs) * pow(2, Double(min(attempt, 30))))
-            let delayMs = Double.random(in: 0...max(ceiling, 1))
+            let delayMs = backoff.delay(attempt: attempt)
             attempt += 1
             logger.debug("reconnecting after backoff", metadata: ["mqtt.delay_ms": "\(Int(delayMs))", "mqtt.attempt": "\(attempt)"])
             sleep(milliseconds: delayMs)

@@ -1,0 +1,65 @@
+import Foundation
+import Testing
+
+@testable import MQTT
+
+@Suite struct MessageBufferTests {
+    func message(_ index: Int) -> MQTTMessage {
+        MQTTMessage(topic: Array("device/d/event".utf8), payload: Array("\(index)".utf8), qos: 1)
+    }
+
+    @Test func producerWaitsWhileFullAndNothingIsDropped() async throws {
+        let buffer = MessageBuffer(capacity: 4, maxBatch: 3)
+        let produced = ManagedCounter()
+        let producer = Thread {
+            for index in 0..<20 {
+                buffer.push(self.message(index))
+                produced.increment()
+            }
+            buffer.finish()
+        }
+        producer.start()
+        // The producer fills the buffer and then waits for the consumer.
+        for _ in 0..<2000 where produced.value < 4 { try await Task.sleep(for: .milliseconds(5)) }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(produced.value == 4)
+
+        var received: [String] = []
+        for await batch in buffer {
+            #expect(batch.count <= 3)
+            received += batch.map { String(decoding: $0.payload, as: UTF8.self) }
+        }
+        #expect(received == (0..<20).map(String.init))
+    }
+
+    @Test func finishLetsTheConsumerDrainWhatIsLeft() async {
+        let buffer = MessageBuffer(capacity: 10)
+        for index in 0..<5 { buffer.push(message(index)) }
+        buffer.finish()
+        var count = 0
+        for await batch in buffer { count += batch.count }
+        #expect(count == 5)
+    }
+
+    @Test func waitingConsumerIsWokenByPushAndByFinish() async throws {
+        let buffer = MessageBuffer(capacity: 10)
+        let consumer = Task { () -> Int in
+            var count = 0
+            for await batch in buffer { count += batch.count }
+            return count
+        }
+        try await Task.sleep(for: .milliseconds(20))
+        buffer.push(message(1))
+        try await Task.sleep(for: .milliseconds(20))
+        buffer.push(message(2))
+        buffer.finish()
+        #expect(await consumer.value == 2)
+    }
+}
+
+final class ManagedCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    var value: Int { lock.withLock { count } }
+    func increment() { lock.withLock { count += 1 } }
+}
