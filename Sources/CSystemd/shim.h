@@ -1,6 +1,9 @@
 #ifndef EDGE_GATEWAY_CSYSTEMD_SHIM_H
 #define EDGE_GATEWAY_CSYSTEMD_SHIM_H
 #include <sys/uio.h>
+/* The gateway sends its own CODE_FILE/CODE_LINE/CODE_FUNC; without this, libsystemd would add the
+   location of the wrapper below to every record. */
+#define SD_JOURNAL_SUPPRESS_LOCATION 1
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-journal.h>
 

@@ -36,12 +36,22 @@ public struct JournaldLogHandler: LogHandler {
         for (key, value) in merged {
             fields.append("\(Self.fieldName(key))=\(value)")
         }
-        Self.send(fields)
+        // libsystemd drops records silently when there is no journal socket (a container without
+        // journald, say); keep them on stderr then, with the <priority> prefix that systemd's
+        // stream capture understands.
+        if !Self.journalAvailable || Self.send(fields) < 0 {
+            let details = merged.keys.sorted().map { " \($0)=\(merged[$0]!)" }.joined()
+            FileHandle.standardError.write(Data("<\(Self.priority(event.level))>\(event.message)\(details)\n".utf8))
+        }
     }
 
-    static func send(_ fields: [String]) {
+    static let journalAvailable = FileManager.default.fileExists(atPath: "/run/systemd/journal/socket")
+
+    /// Returns what `sd_journal_sendv` returned (negative errno on failure).
+    @discardableResult
+    static func send(_ fields: [String]) -> Int32 {
         var storage = fields.map { Array($0.utf8) }
-        storage.withUnsafeMutableBufferPointer { buffers in
+        return storage.withUnsafeMutableBufferPointer { buffers in
             var vectors: [iovec] = []
             vectors.reserveCapacity(buffers.count)
             for index in buffers.indices {
@@ -49,7 +59,7 @@ public struct JournaldLogHandler: LogHandler {
                     vectors.append(iovec(iov_base: raw.baseAddress, iov_len: raw.count))
                 }
             }
-            _ = edge_sd_journal_sendv(vectors, Int32(vectors.count))
+            return edge_sd_journal_sendv(vectors, Int32(vectors.count))
         }
     }
 
