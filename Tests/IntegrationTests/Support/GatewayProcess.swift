@@ -55,7 +55,9 @@ final class GatewayProcess {
     var isRunning: Bool { child?.isRunning ?? false }
 
     /// Launches `edge-gateway run --config FILE` and waits for `gateway ready` in what this run logged.
-    func start(timeout: Duration = .seconds(30)) async throws {
+    /// - Parameter isReady: how to tell readiness; by default `gateway ready` in this run's log
+    ///   (a test whose daemon logs elsewhere, e.g. to a journal socket, passes its own check).
+    func start(timeout: Duration = .seconds(30), isReady: (@Sendable () -> Bool)? = nil) async throws {
         guard !isRunning else { throw HarnessError("gateway already running") }
         let binary = GatewayBinary.path
         guard FileManager.default.isExecutableFile(atPath: binary) else {
@@ -72,7 +74,7 @@ final class GatewayProcess {
         self.child = child
 
         let deadline = ContinuousClock.now + timeout
-        while !currentRunLog.contains("gateway ready") {
+        while !(isReady?() ?? currentRunLog.contains("gateway ready")) {
             if let exit = child.exit {
                 throw HarnessError("gateway exited (\(exit)) before it was ready\n\(logTail())")
             }

@@ -11,11 +11,13 @@ final class NotifySocket: @unchecked Sendable {
     private let fd: Int32
     private let lock = NSLock()
     private var received: [String] = []
+    private var receivedDatagrams: [String] = []
     private var closed = false
 
-    /// The socket lives in /tmp under a short name: sun_path holds at most 107 bytes.
-    init() throws {
-        path = "/tmp/eg-notify-\(UUID().uuidString.prefix(8)).sock"
+    /// The socket lives in /tmp under a short name (sun_path holds at most 107 bytes), or at `path`.
+    init(path requested: String? = nil) throws {
+        let path = requested ?? "/tmp/eg-notify-\(UUID().uuidString.prefix(8)).sock"
+        self.path = path
         unlink(path)
         fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
         guard fd >= 0 else { throw HarnessError("socket(AF_UNIX) failed: errno \(errno)") }
@@ -66,6 +68,7 @@ final class NotifySocket: @unchecked Sendable {
             let text = String(decoding: buffer[0..<count], as: UTF8.self)
             lock.lock()
             received.append(contentsOf: text.split(separator: "\n").map(String.init))
+            receivedDatagrams.append(text)
             lock.unlock()
         }
     }
@@ -75,6 +78,13 @@ final class NotifySocket: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return received
+    }
+
+    /// Every datagram received so far, whole (a journal record is one datagram of `FIELD=value` lines).
+    var datagrams: [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return receivedDatagrams
     }
 
     /// Waits until an assignment satisfying `predicate` has been received.
