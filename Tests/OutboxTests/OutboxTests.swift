@@ -250,3 +250,30 @@ let testLogger = Logger(label: "outbox-test")
         await reopened.close()
     }
 }
+
+@Suite struct SchemaTests {
+    @Test func databaseFromANewerGatewayIsRefusedNotRewritten() async throws {
+        let store = try TemporaryStore()
+        let outbox = try Outbox.open(configuration: store.configuration(), logger: testLogger)
+        _ = await outbox.append([record("d", "e")])
+        await outbox.close()
+        let db = try SQLiteConnection.open(path: store.path, readOnly: false)
+        try db.execute("PRAGMA user_version = 99")
+        #expect {
+            _ = try Outbox.open(configuration: store.configuration(), logger: testLogger)
+        } throws: { error in
+            (error as? OutboxError)?.code == .openFailed && "\(error)".contains("newer")
+        }
+        // The file is left as it was (not quarantined, not migrated).
+        #expect(try db.scalarInt("PRAGMA user_version") == 99)
+        #expect(try db.scalarInt("SELECT count(*) FROM events") == 1)
+    }
+
+    @Test func freshDatabaseIsAtTheCurrentSchemaVersion() async throws {
+        let store = try TemporaryStore()
+        let outbox = try Outbox.open(configuration: store.configuration(), logger: testLogger)
+        await outbox.close()
+        let db = try SQLiteConnection.open(path: store.path, readOnly: true)
+        #expect(try db.scalarInt("PRAGMA user_version") == OutboxSchema.currentVersion)
+    }
+}
