@@ -91,6 +91,7 @@ public final class Outbox: Service, Sendable {
             return try openOnce(configuration: configuration, logger: logger)
         } catch let error as SQLiteError where error.isCorruption {
             let moved = try quarantine(path: configuration.path)
+            try? FileManager.default.removeItem(atPath: checkMarkerPath(configuration.path))
             logger.error(
                 "outbox database is corrupt; moved aside and starting with an empty store",
                 metadata: ["error": "\(error)", "store.path": "\(configuration.path)", "quarantined": "\(moved)"])
@@ -117,8 +118,20 @@ public final class Outbox: Service, Sendable {
         try db.execute("PRAGMA max_page_count=\(max(configuration.effectiveMaxFileBytes / pageSize, 64))")
         try OutboxSchema.migrate(db)
         _ = try db.scalarInt("SELECT count(*) FROM sqlite_schema")
+        // Opening reads only the header and the schema, so start-up stays fast with a large
+        // backlog. After a run that hit corruption, check every page before trusting the file.
+        let marker = checkMarkerPath(configuration.path)
+        if FileManager.default.fileExists(atPath: marker) {
+            let result = try db.scalarText("PRAGMA quick_check(1)") ?? "no result"
+            guard result == "ok" else { throw SQLiteError.corrupt("quick_check: \(result)") }
+            try? FileManager.default.removeItem(atPath: marker)
+            logger.info("outbox passed its integrity check", metadata: ["store.path": "\(configuration.path)"])
+        }
         return try Outbox(configuration: configuration, logger: logger, db: db)
     }
+
+    /// A file beside the database that asks the next start for a full integrity check.
+    static func checkMarkerPath(_ path: String) -> String { path + ".needs-check" }
 
     /// Renames the database and its WAL/SHM files to `<name>.corrupt-<timestamp>`; returns the new name.
     static func quarantine(path: String) throws -> String {

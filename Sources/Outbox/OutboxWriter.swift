@@ -252,6 +252,10 @@ final class OutboxWriter: @unchecked Sendable {
         } else {
             outboxError = OutboxError(.io, "\(error)")
         }
+        if outboxError.code == .corrupt {
+            // The next start checks the whole file and quarantines it if the check fails.
+            FileManager.default.createFile(atPath: Outbox.checkMarkerPath(configuration.path), contents: nil)
+        }
         logger.critical("outbox failed", metadata: ["error": "\(outboxError)"])
         condition.lock()
         failure = outboxError

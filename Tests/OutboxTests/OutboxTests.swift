@@ -277,3 +277,37 @@ let testLogger = Logger(label: "outbox-test")
         #expect(try db.scalarInt("PRAGMA user_version") == OutboxSchema.currentVersion)
     }
 }
+
+@Suite struct IntegrityCheckTests {
+    @Test func damagedPagesAreFoundAtStartAfterARunThatHitCorruption() async throws {
+        let store = try TemporaryStore()
+        let outbox = try Outbox.open(configuration: store.configuration(), logger: testLogger)
+        _ = await outbox.append((0..<200).map { record("d", "e\($0)", size: 500) })
+        await outbox.close()
+        // Damage a data page in the middle of the file; the header and schema stay intact.
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: store.path))
+        try handle.seek(toOffset: 8 * 4096)
+        try handle.write(contentsOf: Data(repeating: 0x5A, count: 4096))
+        try handle.close()
+        FileManager.default.createFile(atPath: Outbox.checkMarkerPath(store.path), contents: nil)
+
+        let reopened = try Outbox.open(configuration: store.configuration(), logger: testLogger)
+        #expect(reopened.depth.count == 0)
+        await reopened.close()
+        let names = try FileManager.default.contentsOfDirectory(atPath: store.directory.path)
+        #expect(names.contains { $0.hasPrefix("outbox.db.corrupt-") })
+        #expect(!names.contains { $0.hasSuffix(".needs-check") })
+    }
+
+    @Test func intactStorePassesTheCheckAndKeepsItsEvents() async throws {
+        let store = try TemporaryStore()
+        let outbox = try Outbox.open(configuration: store.configuration(), logger: testLogger)
+        _ = await outbox.append((0..<20).map { record("d", "e\($0)") })
+        await outbox.close()
+        FileManager.default.createFile(atPath: Outbox.checkMarkerPath(store.path), contents: nil)
+        let reopened = try Outbox.open(configuration: store.configuration(), logger: testLogger)
+        #expect(reopened.depth.count == 20)
+        await reopened.close()
+        #expect(!FileManager.default.fileExists(atPath: Outbox.checkMarkerPath(store.path)))
+    }
+}

@@ -15,6 +15,11 @@ struct SQLiteError: Error, CustomStringConvertible {
     var isFull: Bool { primaryCode == SQLITE_FULL }
 
     var description: String { "SQLite error \(code): \(message)" }
+
+    /// A corruption found by the gateway's own check (`PRAGMA quick_check`).
+    static func corrupt(_ message: String) -> SQLiteError {
+        SQLiteError(code: SQLITE_CORRUPT, message: message)
+    }
 }
 
 /// Owns one `sqlite3` connection. Not thread-safe: each connection is used by one thread at a
