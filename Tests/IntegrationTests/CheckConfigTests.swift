@@ -44,6 +44,38 @@ extension IntegrationSuite {
             }
         }
 
+        @Test func environmentVariablesOverrideTheFileAndAreValidatedToo() async throws {
+            try await withSandbox { sandbox in
+                let file = sandbox.url("good.yaml")
+                try Self.valid.write(to: file)
+                let result = try await GatewayBinary.run(
+                    ["check-config", "--config", file.path], in: sandbox.directory,
+                    environment: ["STORE_COMMIT_INTERVAL_MS": "7", "UPSTREAM_TLS_INSECURE": "true", "HUB_ID": "hub-env"])
+                #expect(result.succeeded, "\(result)")
+                let lines = result.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+                #expect(lines.contains(["store.commitIntervalMs", "7"]), "\(result)")
+                #expect(lines.contains(["upstream.tls.insecure", "true"]), "\(result)")
+                #expect(lines.contains(["hub.id", "hub-env"]), "\(result)")
+
+                let bad = try await GatewayBinary.run(
+                    ["check-config", "--config", file.path], in: sandbox.directory, environment: ["STORE_COMMIT_INTERVAL_MS": "soon"])
+                #expect(Self.isFailureExit(bad.exit), "\(bad)")
+                #expect(bad.stderr.contains("store.commitIntervalMs"), "\(bad)")
+            }
+        }
+
+        @Test func unknownKeyInTheFileFailsCheckConfigNamingIt() async throws {
+            try await withSandbox { sandbox in
+                var config = Self.valid
+                config["store.comitIntervalMs"] = 5
+                let file = sandbox.url("typo.yaml")
+                try config.write(to: file)
+                let result = try await GatewayBinary.run(["check-config", "--config", file.path], in: sandbox.directory)
+                #expect(Self.isFailureExit(result.exit), "\(result)")
+                #expect(result.stderr.contains("store.comitIntervalMs: unknown key"), "\(result)")
+            }
+        }
+
         @Test func checkConfigFailsForAMissingFile() async throws {
             try await withSandbox { sandbox in
                 let missing = sandbox.url("does-not-exist.yaml")

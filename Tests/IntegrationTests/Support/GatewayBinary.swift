@@ -30,7 +30,9 @@ enum GatewayBinary {
     }
 
     /// Runs a one-shot command (`check-config`, `outbox stats`) to completion.
-    static func run(_ arguments: [String], in directory: URL, timeout: Duration = .seconds(30)) async throws -> CommandResult {
+    static func run(
+        _ arguments: [String], in directory: URL, environment extra: [String: String] = [:], timeout: Duration = .seconds(30)
+    ) async throws -> CommandResult {
         let id = UUID().uuidString.prefix(8)
         let stdoutFile = directory.appendingPathComponent("cli-\(id).out")
         let stderrFile = directory.appendingPathComponent("cli-\(id).err")
@@ -42,7 +44,7 @@ enum GatewayBinary {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
-        process.environment = environment
+        process.environment = environment.merging(extra) { $1 }
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = stdout
         process.standardError = stderr
