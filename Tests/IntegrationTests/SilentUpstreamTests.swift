@@ -52,13 +52,7 @@ extension IntegrationSuite {
                     allIds.isSubset(of: Set(messages.compactMap { UpstreamEvent($0).eventId }))
                 }
                 let upstream = messages.map(UpstreamEvent.init)
-                #expect(DeliveryCheck.orderProblems(upstream, sent: sent).isEmpty,
-                        "\(DeliveryCheck.orderProblems(upstream, sent: sent))")
-                #expect(DeliveryCheck.repeatProblems(upstream).isEmpty, "\(DeliveryCheck.repeatProblems(upstream).prefix(5))")
-                for device in devices {
-                    #expect(DeliveryCheck.firstArrivals(upstream, deviceId: device) == sent[device]!.map(\.eventId),
-                            "first arrivals of \(device)")
-                }
+                DeliveryCheck.expectOrderedDelivery(upstream, sent: sent)
                 #expect(bed.gateway.currentRunLog.contains("upstream link up"))
 
                 var drained = try await bed.gateway.outboxStats()

@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 
 /// Checks over everything that arrived upstream, returning readable problems (empty when all is well).
 enum DeliveryCheck {
@@ -64,6 +65,20 @@ enum DeliveryCheck {
                 problems.append("\(ack): status is not \(expectedStatus)")
             }
             return problems
+        }
+    }
+}
+
+extension DeliveryCheck {
+    /// Every sent event's first arrival upstream is in its device's sending order, and any repeat is
+    /// an identical copy (at-least-once delivery, CONTRACTS.md §2).
+    static func expectOrderedDelivery(
+        _ upstream: [UpstreamEvent], sent: [String: [DeviceEvent]], sourceLocation: SourceLocation = #_sourceLocation
+    ) {
+        #expect(orderProblems(upstream, sent: sent).isEmpty, "\(orderProblems(upstream, sent: sent))", sourceLocation: sourceLocation)
+        #expect(repeatProblems(upstream).isEmpty, "\(repeatProblems(upstream).prefix(5))", sourceLocation: sourceLocation)
+        for (device, events) in sent.sorted(by: { $0.key < $1.key }) {
+            #expect(firstArrivals(upstream, deviceId: device) == events.map(\.eventId), "first arrivals of \(device)", sourceLocation: sourceLocation)
         }
     }
 }
