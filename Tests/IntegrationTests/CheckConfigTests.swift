@@ -76,6 +76,42 @@ extension IntegrationSuite {
             }
         }
 
+        /// config/gateway.yaml is the documentation of every key: it must pass, and list exactly
+        /// the keys the daemon reads.
+        @Test func sampleConfigPassesAndListsEveryKeyTheDaemonReads() async throws {
+            try await withSandbox { sandbox in
+                let sample = GatewayBinary.packageRoot.appendingPathComponent("config/gateway.yaml")
+                let result = try await GatewayBinary.run(["check-config", "--config", sample.path], in: sandbox.directory)
+                #expect(result.succeeded, "\(result)")
+                let read = Set(result.stdout.split(separator: "\n").compactMap { line -> String? in
+                    let key = line.split(separator: " ").first.map(String.init) ?? ""
+                    return key.contains(".") && !line.contains("(resolved)") ? key : nil
+                })
+                let documented = Set(Self.dottedKeys(ofYAML: try String(contentsOf: sample, encoding: .utf8)))
+                #expect(read == documented, "read but not in the sample: \(read.subtracting(documented)); in the sample but not read: \(documented.subtracting(read))")
+            }
+        }
+
+        /// Dotted paths of the scalar keys of a block-style YAML file indented by two spaces.
+        static func dottedKeys(ofYAML text: String) -> [String] {
+            var path: [String] = []
+            var keys: [String] = []
+            for line in text.split(separator: "\n") {
+                let trimmed = line.drop { $0 == " " }
+                guard !trimmed.isEmpty, !trimmed.hasPrefix("#"), let colon = trimmed.firstIndex(of: ":") else { continue }
+                let depth = (line.count - trimmed.count) / 2
+                path = Array(path.prefix(depth))
+                let key = String(trimmed[..<colon])
+                let rest = trimmed[trimmed.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+                if rest.isEmpty || rest.hasPrefix("#") {
+                    path.append(key)
+                } else {
+                    keys.append((path + [key]).joined(separator: "."))
+                }
+            }
+            return keys
+        }
+
         @Test func checkConfigFailsForAMissingFile() async throws {
             try await withSandbox { sandbox in
                 let missing = sandbox.url("does-not-exist.yaml")

@@ -1,0 +1,70 @@
+import DeviceLink
+import Foundation
+import MQTT
+
+extension MQTTClientConfiguration {
+    /// The local (device) broker: `mqtt.*` and `limits.ingressQueue`. A fixed client id with a
+    /// persistent session, so the broker queues device messages while the gateway restarts.
+    static func deviceBroker(_ v: inout ConfigValues, hubID: String) -> MQTTClientConfiguration {
+        var device = MQTTClientConfiguration(
+            host: v.string("mqtt.host", default: "127.0.0.1"),
+            port: v.int("mqtt.port", default: 1883, range: 1...65535),
+            clientID: v.string("mqtt.clientId", default: "edge-gateway-{hubId}").replacingOccurrences(of: "{hubId}", with: hubID),
+            cleanSession: false)
+        device.username = v.string("mqtt.username", default: "").nonEmpty
+        device.password = v.string("mqtt.password", default: "", secret: true).nonEmpty
+        device.keepAliveSeconds = v.int("mqtt.keepAliveSeconds", default: device.keepAliveSeconds, range: 5...3600)
+        device.reconnectBaseMs = v.int("mqtt.reconnectBaseMs", default: 200, range: 1...600_000)
+        device.reconnectCapMs = v.int("mqtt.reconnectCapMs", default: 5000, range: 1...3_600_000)
+        device.messageBufferCapacity = v.int("limits.ingressQueue", default: device.messageBufferCapacity, range: 1...1_000_000)
+        device.subscriptions = DeviceIngressConfiguration.subscriptions
+        if device.clientID.isEmpty || device.clientID.utf8.count > 128 {
+            v.fail("mqtt.clientId", "must be 1–128 bytes")
+        }
+        return device
+    }
+
+    /// The cloud broker: `upstream.host`, `port`, `clientId`, credentials, keepalive, backoff, TLS.
+    /// `inflight` is the forwarder's window, which libmosquitto's own window follows.
+    static func upstreamBroker(_ v: inout ConfigValues, hubID: String, inflight: Int) -> MQTTClientConfiguration {
+        var up = MQTTClientConfiguration(
+            host: v.string("upstream.host", default: "127.0.0.1"),
+            port: v.int("upstream.port", default: 1883, range: 1...65535),
+            clientID: v.string("upstream.clientId", default: "edge-gateway-{hubId}-upstream")
+                .replacingOccurrences(of: "{hubId}", with: hubID),
+            cleanSession: true)
+        up.reportsPublishAcks = true
+        up.maxInflightMessages = inflight
+        up.username = v.string("upstream.username", default: "").nonEmpty
+        up.password = v.string("upstream.password", default: "", secret: true).nonEmpty
+        up.keepAliveSeconds = v.int("upstream.keepAliveSeconds", default: up.keepAliveSeconds, range: 5...3600)
+        up.connectTimeoutSeconds = Double(v.int("upstream.connectTimeoutSeconds", default: Int(up.connectTimeoutSeconds), range: 1...600))
+        up.reconnectBaseMs = v.int("upstream.reconnectBaseMs", default: up.reconnectBaseMs, range: 1...600_000)
+        up.reconnectCapMs = v.int("upstream.reconnectCapMs", default: up.reconnectCapMs, range: 1...3_600_000)
+        up.tls = tls(&v)
+        return up
+    }
+
+    /// `upstream.tls.*`: TLS is on when `caFile` is set; files must be readable now, not at the
+    /// first connect an hour later.
+    private static func tls(_ v: inout ConfigValues) -> TLS? {
+        let caFile = v.string("upstream.tls.caFile", default: "")
+        let certFile = v.string("upstream.tls.certFile", default: "")
+        let keyFile = v.string("upstream.tls.keyFile", default: "")
+        let insecure = v.bool("upstream.tls.insecure", default: false)
+        guard !caFile.isEmpty else {
+            if !certFile.isEmpty || !keyFile.isEmpty {
+                v.fail("upstream.tls.caFile", "set caFile to enable TLS (certFile/keyFile are given)")
+            }
+            return nil
+        }
+        for (key, path) in [("upstream.tls.caFile", caFile), ("upstream.tls.certFile", certFile), ("upstream.tls.keyFile", keyFile)]
+        where !path.isEmpty && !FileManager.default.isReadableFile(atPath: path) {
+            v.fail(key, "cannot read \(path)")
+        }
+        if certFile.isEmpty != keyFile.isEmpty {
+            v.fail("upstream.tls.certFile", "certFile and keyFile go together (mutual TLS needs both)")
+        }
+        return TLS(caFile: caFile, certFile: certFile.nonEmpty, keyFile: keyFile.nonEmpty, insecure: insecure)
+    }
+}

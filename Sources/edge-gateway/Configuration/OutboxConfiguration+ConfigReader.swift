@@ -1,0 +1,29 @@
+import Foundation
+import Outbox
+
+extension OutboxConfiguration {
+    /// `store.*`. An empty `store.path` means `$STATE_DIRECTORY/outbox.db` under systemd, else
+    /// `./var/outbox.db`.
+    init(_ v: inout ConfigValues, environment: [String: String]) {
+        var path = v.string("store.path", default: "")
+        if path.isEmpty {
+            let base = environment["STATE_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) } ?? "./var"
+            path = (base as NSString).appendingPathComponent("outbox.db")
+        }
+        self.init(path: path)
+        let large = Int(Int64.max / 4)
+        maxBytes = Int64(v.int("store.maxBytes", default: Int(maxBytes), range: 4096...large))
+        maxFileBytes = Int64(v.int("store.maxFileBytes", default: Int(maxFileBytes), range: 0...large))
+        if maxFileBytes > 0, maxFileBytes < maxBytes {
+            v.fail("store.maxFileBytes", "must be 0 or at least store.maxBytes (\(maxBytes))")
+        }
+        maxAgeSeconds = Int64(v.int("store.maxAgeSeconds", default: Int(maxAgeSeconds), range: 1...Int(Int32.max)))
+        whenFull = v.choice("store.whenFull", default: whenFull)
+        synchronous = v.choice("store.synchronous", default: synchronous)
+        commitIntervalMs = v.int("store.commitIntervalMs", default: commitIntervalMs, range: 0...1000)
+        maxBatch = v.int("store.maxBatch", default: maxBatch, range: 1...100_000)
+        dedupRetentionSeconds = Int64(v.int("store.dedupRetentionSeconds", default: Int(dedupRetentionSeconds), range: 0...Int(Int32.max)))
+        dedupMaxEntries = v.int("store.dedupMaxEntries", default: dedupMaxEntries, range: 1...100_000_000)
+        maintenanceIntervalSeconds = v.int("store.maintenanceIntervalSeconds", default: maintenanceIntervalSeconds, range: 1...86400)
+    }
+}
