@@ -200,6 +200,10 @@ public final class Outbox: Service, Sendable {
         state.withLock { ($0.count, $0.bytes, $0.lastSeq) }
     }
 
+    /// How long queued work has waited for the writer; zero when it is idle. The watchdog stops
+    /// pinging systemd when this grows past its interval, so a wedged store gets the process restarted.
+    public var writerStalledFor: Duration { writer.stalledFor }
+
     /// Full statistics (per device, oldest age, drops, rejects).
     public func stats() async throws -> OutboxStats {
         try await reader.stats()

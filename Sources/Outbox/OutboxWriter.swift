@@ -14,6 +14,8 @@ final class OutboxWriter: @unchecked Sendable {
     private var queue: [Request] = []
     private var queuedRecords = 0
     private var firstQueuedAt: DispatchTime?
+    /// Since when the oldest work not yet finished has been waiting (queued or being written).
+    private var pendingSince: ContinuousClock.Instant?
     private var closing = false
     private var closed = false
     private var closeWaiters: [CheckedContinuation<Void, Never>] = []
@@ -91,8 +93,17 @@ final class OutboxWriter: @unchecked Sendable {
             queuedRecords += records.count
         }
         queue.append(request)
+        if pendingSince == nil { pendingSince = .now }
         condition.signal()
         condition.unlock()
+    }
+
+    /// How long the oldest unfinished work has been waiting; zero when idle. A value that keeps
+    /// growing means the writer is stuck (an fsync that never returns on a dying SD card).
+    var stalledFor: Duration {
+        condition.lock()
+        defer { condition.unlock() }
+        return pendingSince.map { $0.duration(to: .now) } ?? .zero
     }
 
     func addCounters(_ counters: [String: Int64]) {
@@ -233,6 +244,10 @@ final class OutboxWriter: @unchecked Sendable {
             outcomes = appends.map { Array(repeating: .rejectedStoreFull, count: $0.0.count) }
         }
 
+        // The write is finished: stop the stall clock before anyone hears of it.
+        condition.lock()
+        pendingSince = queue.isEmpty ? nil : .now
+        condition.unlock()
         for (index, (_, completion)) in appends.enumerated() {
             completion(outcomes[index])
         }

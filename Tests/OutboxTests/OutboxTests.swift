@@ -311,3 +311,15 @@ let testLogger = Logger(label: "outbox-test")
         #expect(!FileManager.default.fileExists(atPath: Outbox.checkMarkerPath(store.path)))
     }
 }
+
+@Suite struct WriterHealthTests {
+    @Test func idleWriterReportsNoStall() async throws {
+        let store = try TemporaryStore()
+        let outbox = try Outbox.open(configuration: store.configuration(), logger: testLogger)
+        #expect(outbox.writerStalledFor == .zero)
+        _ = await outbox.append([record("d", "e")])
+        // The append returned after its commit, so nothing is left waiting.
+        #expect(outbox.writerStalledFor == .zero)
+        await outbox.close()
+    }
+}

@@ -64,8 +64,19 @@ struct RunCommand: AsyncParsableCommand {
                 + "; devices \(snapshot.deviceSubscribed ? "subscribed" : "not subscribed")"
                 + String(format: "; max commit window %.1f ms", window)
         }
+        let watchdogLogger = Logger(label: "edge-gateway.systemd")
         let watchdog = WatchdogService(
-            notifier: notifier, logger: Logger(label: "edge-gateway.systemd"), status: status)
+            notifier: notifier, logger: watchdogLogger,
+            isHealthy: {
+                // A store that has not finished a commit for this long is wedged; let systemd restart us.
+                let stalled = outbox.writerStalledFor
+                if stalled > .seconds(20) {
+                    watchdogLogger.error("outbox writer stalled; withholding the watchdog ping", metadata: ["stalled": "\(stalled)"])
+                    return false
+                }
+                return true
+            },
+            status: status)
         let readiness = ReadinessService(notifier: notifier, health: health, logger: logger)
 
         // Start order: store first, producers last; shutdown runs in reverse, so ingress stops
