@@ -80,10 +80,10 @@ final class OutboxWriter: @unchecked Sendable {
     func enqueue(_ request: Request) {
         condition.lock()
         if closing || failure != nil {
-            let error = failure
             condition.unlock()
+            // Closed or failed: an append is answered at once (never left hanging); removals and
+            // maintenance have nothing left to act on.
             if case .append(let records, let completion) = request {
-                _ = error
                 completion(Array(repeating: .rejectedStoreFull, count: records.count))
             }
             return
@@ -141,12 +141,14 @@ final class OutboxWriter: @unchecked Sendable {
                 condition.unlock()
                 break
             }
-            // Group commit: give other appends up to commitIntervalMs to join.
+            // Group commit: give other appends up to commitIntervalMs (from the first waiting
+            // one) to join, unless the batch is full already.
             if configuration.commitIntervalMs > 0, let first = firstQueuedAt, !closing {
-                let deadline = first + .milliseconds(configuration.commitIntervalMs)
-                let wallDeadline = Date(timeIntervalSinceNow: Double(deadline.uptimeNanoseconds &- DispatchTime.now().uptimeNanoseconds) / 1e9)
-                while queuedRecords < configuration.maxBatch, !closing, DispatchTime.now() < deadline {
-                    if !condition.wait(until: wallDeadline) { break }
+                let waited = DispatchTime.now().uptimeNanoseconds - first.uptimeNanoseconds
+                let remaining = Double(configuration.commitIntervalMs) / 1000 - Double(waited) / 1e9
+                if remaining > 0 {
+                    let deadline = Date(timeIntervalSinceNow: remaining)
+                    while queuedRecords < configuration.maxBatch, !closing, condition.wait(until: deadline) {}
                 }
             }
             let work = queue
