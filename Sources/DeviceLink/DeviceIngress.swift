@@ -37,9 +37,11 @@ public final class DeviceIngress: Service, Sendable {
         client.start()
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.watchConnection() }
-            await withGracefulShutdownHandler {
+            // On shutdown and on cancellation alike (a failed store cancels the group), stop
+            // reading first so nothing more is taken from the broker that cannot be stored.
+            await withTaskCancellationOrGracefulShutdownHandler {
                 await self.consume()
-            } onGracefulShutdown: {
+            } onCancelOrGracefulShutdown: {
                 self.client.pauseReading()
             }
             // Everything read is committed and acked; now leave the broker.

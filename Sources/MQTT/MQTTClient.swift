@@ -75,17 +75,28 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
 
     /// Publishes on the current connection. QoS 1 messages are acknowledged by
     /// ``MQTTEvent/published(_:)`` with the returned ticket (when `reportsPublishAcks`).
+    ///
+    /// - Parameter generation: publish only on this connection (from ``MQTTEvent/connected(generation:)``);
+    ///   on any other the call fails with `.notConnected`. A caller that restarts its work on each
+    ///   connection uses it so nothing goes out on a connection it has not seen yet.
     @discardableResult
-    public func publish(topic: String, payload: [UInt8], qos: Int32 = 1, retain: Bool = false) throws(MQTTError) -> PublishTicket {
+    public func publish(
+        topic: String, payload: [UInt8], qos: Int32 = 1, retain: Bool = false, onGeneration generation: Int? = nil
+    ) throws(MQTTError) -> PublishTicket {
+        // Take the handle under the lock, call libmosquitto outside it: the callbacks on the
+        // network thread take the same lock. Holding the reference keeps the handle alive even
+        // if the connection ends meanwhile (libmosquitto then answers "no connection").
         condition.lock()
-        defer { condition.unlock() }
-        guard let handle, connected else {
+        let current = connected ? handle : nil
+        let currentGeneration = self.generation
+        condition.unlock()
+        guard let current, generation == nil || generation == currentGeneration else {
             throw MQTTError(.notConnected, "not connected to \(configuration.host):\(configuration.port)")
         }
-        let (rc, mid) = handle.publish(topic: topic, payload: payload, qos: qos, retain: retain)
+        let (rc, mid) = current.publish(topic: topic, payload: payload, qos: qos, retain: retain)
         switch rc {
         case MosquittoHandle.success:
-            return PublishTicket(generation: generation, messageID: mid)
+            return PublishTicket(generation: currentGeneration, messageID: mid)
         case MosquittoHandle.noConnection:
             throw MQTTError(.notConnected, "not connected to \(configuration.host):\(configuration.port)")
         case MosquittoHandle.payloadTooLarge, MosquittoHandle.invalid:
@@ -168,7 +179,8 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
     private func sleep(milliseconds: Double) {
         let deadline = Date(timeIntervalSinceNow: milliseconds / 1000)
         condition.lock()
-        while !stopRequested, Date() < deadline {
+        let pausedAtStart = readingPaused
+        while !stopRequested, readingPaused == pausedAtStart, Date() < deadline {
             _ = condition.wait(until: deadline)
         }
         condition.unlock()
@@ -286,11 +298,15 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
         }
         for topic in configuration.subscriptions {
             let (rc, mid) = handle.subscribe(topic, qos: 1)
-            if rc == MosquittoHandle.success {
-                pendingSubscriptions.insert(mid)
-            } else {
-                logger.error("MQTT subscribe failed", metadata: ["mqtt.topic": "\(topic)", "error": "\(MosquittoHandle.describe(rc))"])
+            guard rc == MosquittoHandle.success else {
+                // Without every subscription the gateway would look healthy and miss messages:
+                // drop the connection and try again after the backoff.
+                logger.error("MQTT subscribe failed; reconnecting", metadata: ["mqtt.topic": "\(topic)", "error": "\(MosquittoHandle.describe(rc))"])
+                lostReason = "subscribe failed"
+                _ = handle.disconnect()
+                return
             }
+            pendingSubscriptions.insert(mid)
         }
     }
 
@@ -305,7 +321,14 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
 
     func mosquittoDidSubscribe(messageID: Int32, grantedQoS: [Int32]) {
         if grantedQoS.contains(where: { $0 > 2 }) {
-            logger.error("MQTT broker refused a subscription", metadata: ["mqtt.granted": "\(grantedQoS)"])
+            logger.error(
+                "MQTT broker refused a subscription (check its ACL); reconnecting",
+                metadata: ["mqtt.granted": "\(grantedQoS)", "mqtt.topics": "\(configuration.subscriptions.joined(separator: ","))"])
+            lostReason = "subscription refused"
+            condition.lock()
+            let handle = self.handle
+            condition.unlock()
+            _ = handle?.disconnect()
             return
         }
         guard pendingSubscriptions.remove(messageID) != nil else { return }

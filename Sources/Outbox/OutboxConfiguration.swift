@@ -32,6 +32,11 @@ public struct OutboxConfiguration: Sendable, Equatable {
     /// the dedup table's size (roughly 150 bytes an entry) whatever the event rate.
     public var dedupMaxEntries: Int = 500_000
     public var maintenanceIntervalSeconds: Int = 30
+    /// Expire events and forget dedup entries by age only while the kernel reports the clock
+    /// synchronised. A hub without a real-time clock boots with a stale time; when NTP then jumps
+    /// it forward, fresh events would look old. Turn off on hubs that never get NTP (the byte and
+    /// count caps still apply).
+    public var requireSyncedClock: Bool = true
 
     public init(path: String) {
         self.path = path

@@ -28,6 +28,8 @@ final class OutboxWriter: @unchecked Sendable {
     private let dropLog: RateLimitedLog
     private var totals: Totals  // writer thread only
     private var unflushedRemovals: [Int64] = []  // writer thread only
+    private var unflushedCounters: [String: Int64] = [:]  // writer thread only
+    private var warnedUnsyncedClock = false  // writer thread only
     private let onCommit: @Sendable (_ lastSeq: Int64, _ count: Int64, _ bytes: Int64) -> Void
     private let onFailure: @Sendable (OutboxError) -> Void
 
@@ -57,7 +59,7 @@ final class OutboxWriter: @unchecked Sendable {
         self.onCommit = onCommit
         self.onFailure = onFailure
         let stmt = try db.statement("SELECT count, bytes, last_seq FROM totals WHERE id = 1")
-        guard try stmt.step() else { throw OutboxError(.corrupt, "totals row missing") }
+        guard try stmt.step() else { throw SQLiteError.corrupt("the totals row is missing") }
         totals = Totals(count: stmt.int64(0), bytes: stmt.int64(1), lastSeq: stmt.int64(2))
         stmt.reset()
         // The last committed seq also bounds what is in the table (a crash can't leave rows above it,
@@ -195,6 +197,10 @@ final class OutboxWriter: @unchecked Sendable {
         var appends: [([OutboxRecord], @Sendable ([AppendOutcome]) -> Void)] = []
         var removals = unflushedRemovals
         unflushedRemovals.removeAll()
+        // Counters that could not be written last time go with this transaction.
+        var counters = counters
+        for (name, value) in unflushedCounters { counters[name, default: 0] += value }
+        unflushedCounters.removeAll()
         var maintenance = false
         for request in work {
             switch request {
@@ -221,7 +227,8 @@ final class OutboxWriter: @unchecked Sendable {
             totals = before
             // Out of space or a write error: reject the new events, keep forwarding going by
             // applying the removals on their own (they free space rather than take it).
-            logger.error(
+            dropLog.error(
+                key: "write-failed", count: Int64(appends.reduce(0) { $0 + $1.0.count }),
                 "outbox write failed; new events are rejected with 'store full' until it succeeds",
                 metadata: ["error": "\(error)"])
             var retryCounters = counters
@@ -235,9 +242,11 @@ final class OutboxWriter: @unchecked Sendable {
                     try writeTotals()
                 }
             } catch {
+                // Kept for the next transaction (the next request wakes the writer; nothing
+                // here makes it spin on a full disk).
                 totals = before
                 unflushedRemovals = removals
-                addCounters(retryCounters)
+                unflushedCounters = retryCounters
             }
             outcomes = appends.map { Array(repeating: .rejectedStoreFull, count: $0.0.count) }
         } catch {
@@ -255,8 +264,11 @@ final class OutboxWriter: @unchecked Sendable {
         }
         onCommit(totals.lastSeq, totals.count, totals.bytes)
 
-        if maintenance, failure == nil {
-            runMaintenance()
+        if maintenance, failure == nil, runMaintenanceRound() {
+            // More to do: queue the next round behind whatever arrived meanwhile.
+            condition.lock()
+            if !closing { queue.append(.maintenance) }
+            condition.unlock()
         }
     }
 
@@ -361,6 +373,9 @@ final class OutboxWriter: @unchecked Sendable {
     /// Drops the oldest events until `size` more bytes fit; `false` if even an empty store can't hold it.
     private func evictOldest(toFit size: Int64, counters: inout [String: Int64]) throws -> Bool {
         guard size <= configuration.maxBytes else { return false }
+        // Under dropOldest a burst larger than the whole cap can evict events appended earlier in
+        // this same transaction: they are acked `stored` and counted as capacity drops, exactly as
+        // if they had been evicted one commit later, which is what the policy promises.
         let oldest = try db.statement("SELECT seq, size FROM events ORDER BY seq LIMIT 64")
         let delete = try db.statement("DELETE FROM events WHERE seq = ?")
         var dropped: Int64 = 0
@@ -408,47 +423,38 @@ final class OutboxWriter: @unchecked Sendable {
         try stmt.step()
     }
 
-    /// Expires old events and forgets dedup entries past their retention, in small transactions
-    /// so appends never wait long behind it.
-    private func runMaintenance() {
+    /// One round of upkeep: expire up to 500 old events, forget up to 2000 dedup entries. Returns
+    /// whether more is left, so the loop can queue another round behind waiting appends instead
+    /// of holding the writer for the whole backlog.
+    ///
+    /// Ages come from the wall clock, which on a hub without a real-time clock can be days behind
+    /// until NTP syncs; a jump forward would make fresh events look old. So nothing is expired or
+    /// forgotten by age while the kernel reports the clock unsynchronised.
+    private func runMaintenanceRound() -> Bool {
+        let clockTrusted = !configuration.requireSyncedClock || SystemClock.isSynchronized
+        if !clockTrusted, !warnedUnsyncedClock {
+            warnedUnsyncedClock = true
+            logger.warning("system clock not synchronised; expiry by age is paused until it is (store.requireSyncedClock)")
+        }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        let eventCutoff = now - configuration.maxAgeSeconds * 1000
-        let seenCutoff = now - configuration.dedupRetentionSeconds * 1000
         do {
             var expired: Int64 = 0
-            while true {
-                var removedThisRound: Int64 = 0
-                let before = totals
-                do {
-                    try applyInTransaction {
-                        removedThisRound = 0
-                        let oldest = try db.statement("SELECT seq, size, received_at FROM events ORDER BY seq LIMIT 500")
-                        var victims: [(Int64, Int64)] = []
-                        while try oldest.step() {
-                            guard oldest.int64(2) < eventCutoff else { break }
-                            victims.append((oldest.int64(0), oldest.int64(1)))
-                        }
-                        oldest.reset()
-                        let delete = try db.statement("DELETE FROM events WHERE seq = ?")
-                        for (seq, size) in victims {
-                            delete.reset()
-                            try delete.bind(1, seq)
-                            try delete.step()
-                            totals.count -= 1
-                            totals.bytes -= size
-                        }
-                        removedThisRound = Int64(victims.count)
-                        if removedThisRound > 0 {
-                            try writeCounters(["drop.\(DropReason.expired.rawValue)": removedThisRound])
-                            try writeTotals()
-                        }
+            var forgotten = 0
+            let before = totals
+            do {
+                try applyInTransaction {
+                    if clockTrusted {
+                        expired = try expireOldest(before: now - configuration.maxAgeSeconds * 1000, limit: 500)
                     }
-                } catch {
-                    totals = before
-                    throw error
+                    forgotten = try forgetSeen(now: now, clockTrusted: clockTrusted, limit: 2000)
+                    if expired > 0 {
+                        try writeCounters(["drop.\(DropReason.expired.rawValue)": expired])
+                        try writeTotals()
+                    }
                 }
-                expired += removedThisRound
-                if removedThisRound < 500 { break }
+            } catch {
+                totals = before
+                throw error
             }
             if expired > 0 {
                 dropLog.warning(
@@ -456,39 +462,71 @@ final class OutboxWriter: @unchecked Sendable {
                     metadata: ["reason": "expired"])
                 onCommit(totals.lastSeq, totals.count, totals.bytes)
             }
-            // Dedup memory: forget entries past their retention, and beyond the newest
-            // dedupMaxEntries (ids only grow, so "older than max(id) - N" is "not among the newest N").
-            let newestSeen = try db.scalarInt("SELECT max(id) FROM seen") ?? 0
-            let idCutoff = newestSeen - Int64(configuration.dedupMaxEntries)
-            var forgottenByCount = 0
-            while true {
-                var pruned = 0
-                var prunedByCount = 0
-                try applyInTransaction {
-                    let byTime = try db.statement(
-                        "DELETE FROM seen WHERE id IN (SELECT id FROM seen WHERE seen_at < ? ORDER BY id LIMIT 2000)")
-                    try byTime.bind(1, seenCutoff)
-                    try byTime.step()
-                    pruned = db.changes
-                    let byCount = try db.statement(
-                        "DELETE FROM seen WHERE id IN (SELECT id FROM seen WHERE id <= ? ORDER BY id LIMIT 2000)")
-                    try byCount.bind(1, idCutoff)
-                    try byCount.step()
-                    prunedByCount = db.changes
-                }
-                forgottenByCount += prunedByCount
-                if pruned < 2000 && prunedByCount < 2000 { break }
-            }
-            if forgottenByCount > 0 {
-                dropLog.warning(
-                    key: "dedup", count: Int64(forgottenByCount),
-                    "dedup memory full: forgot the oldest event ids before store.dedupRetentionSeconds (store.dedupMaxEntries)",
-                    metadata: ["store.dedupMaxEntries": "\(configuration.dedupMaxEntries)"])
-            }
+            return expired == 500 || forgotten == 2000
         } catch let error as SQLiteError where !error.isCorruption {
             logger.warning("outbox maintenance failed; retrying later", metadata: ["error": "\(error)"])
         } catch {
             fail(error)
         }
+        return false
+    }
+
+    /// Deletes the oldest events received before `cutoff`, walking in sequence order and stopping
+    /// at the first younger one, so the cost is what is deleted, not the backlog.
+    private func expireOldest(before cutoff: Int64, limit: Int) throws -> Int64 {
+        let oldest = try db.statement("SELECT seq, size, received_at FROM events ORDER BY seq LIMIT ?")
+        try oldest.bind(1, Int64(limit))
+        var victims: [(Int64, Int64)] = []
+        while try oldest.step() {
+            guard oldest.int64(2) < cutoff else { break }
+            victims.append((oldest.int64(0), oldest.int64(1)))
+        }
+        oldest.reset()
+        let delete = try db.statement("DELETE FROM events WHERE seq = ?")
+        for (seq, size) in victims {
+            delete.reset()
+            try delete.bind(1, seq)
+            try delete.step()
+            totals.count -= 1
+            totals.bytes -= size
+        }
+        return Int64(victims.count)
+    }
+
+    /// Forgets dedup entries past `dedupRetentionSeconds` or beyond the newest `dedupMaxEntries`,
+    /// oldest first, but never one whose event is still waiting to be forwarded: a device that
+    /// retries during a long outage must still get `duplicate`.
+    private func forgetSeen(now: Int64, clockTrusted: Bool, limit: Int) throws -> Int {
+        // Dedup entries are written with their event, so every entry older than the oldest
+        // pending event belongs to an event that is gone (forwarded, dropped or expired).
+        let oldestPending = try db.scalarInt("SELECT received_at FROM events ORDER BY seq LIMIT 1") ?? Int64.max
+        let newestSeen = try db.scalarInt("SELECT max(id) FROM seen") ?? 0
+        let countCutoff = newestSeen - Int64(configuration.dedupMaxEntries)
+        let timeCutoff = clockTrusted ? now - configuration.dedupRetentionSeconds * 1000 : Int64.min
+        let candidates = try db.statement("SELECT id, seen_at FROM seen ORDER BY id LIMIT ?")
+        try candidates.bind(1, Int64(limit))
+        var ids: [Int64] = []
+        var overCount = 0
+        while try candidates.step() {
+            let id = candidates.int64(0)
+            let seenAt = candidates.int64(1)
+            guard seenAt < oldestPending, id <= countCutoff || seenAt < timeCutoff else { break }
+            if id <= countCutoff, !(seenAt < timeCutoff) { overCount += 1 }
+            ids.append(id)
+        }
+        candidates.reset()
+        let delete = try db.statement("DELETE FROM seen WHERE id = ?")
+        for id in ids {
+            delete.reset()
+            try delete.bind(1, id)
+            try delete.step()
+        }
+        if overCount > 0 {
+            dropLog.warning(
+                key: "dedup", count: Int64(overCount),
+                "dedup memory full: forgot the oldest event ids before store.dedupRetentionSeconds (store.dedupMaxEntries)",
+                metadata: ["store.dedupMaxEntries": "\(configuration.dedupMaxEntries)"])
+        }
+        return ids.count
     }
 }

@@ -14,6 +14,16 @@ final class RateLimitedLog: Sendable {
     }
 
     func warning(key: String, count: Int64, _ message: @autoclosure () -> Logger.Message, metadata: Logger.Metadata) {
+        log(.warning, key: key, count: count, message(), metadata: metadata)
+    }
+
+    func error(key: String, count: Int64, _ message: @autoclosure () -> Logger.Message, metadata: Logger.Metadata) {
+        log(.error, key: key, count: count, message(), metadata: metadata)
+    }
+
+    private func log(
+        _ level: Logger.Level, key: String, count: Int64, _ message: @autoclosure () -> Logger.Message, metadata: Logger.Metadata
+    ) {
         let now = ContinuousClock.now
         let total: Int64? = state.withLock { entries in
             if let entry = entries[key], entry.last.duration(to: now) < interval {
@@ -27,6 +37,6 @@ final class RateLimitedLog: Sendable {
         guard let total else { return }
         var metadata = metadata
         metadata["count"] = "\(total)"
-        logger.warning(message(), metadata: metadata)
+        logger.log(level: level, message(), metadata: metadata)
     }
 }

@@ -171,11 +171,9 @@ public final class UpstreamForwarder: Service, Sendable {
             for event in batch {
                 let topic = configuration.topic.render(hubID: configuration.hubID, deviceID: event.device)
                 do {
-                    let ticket = try client.publish(topic: topic, payload: event.payload, qos: 1)
-                    guard ticket.generation == generation else {
-                        // A new connection came up under us; its .connected signal restarts from the oldest.
-                        return
-                    }
+                    // Only on the connection this state belongs to: one that came up meanwhile
+                    // restarts from the oldest event when its .connected signal arrives.
+                    let ticket = try client.publish(topic: topic, payload: event.payload, qos: 1, onGeneration: generation)
                     state.inflight[ticket.messageID] = (event.seq, .now)
                     state.cursor = event.seq
                 } catch where error.code == .invalidMessage {

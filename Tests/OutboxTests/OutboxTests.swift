@@ -21,6 +21,8 @@ struct TemporaryStore: ~Copyable {
     func configuration(_ change: (inout OutboxConfiguration) -> Void = { _ in }) -> OutboxConfiguration {
         var configuration = OutboxConfiguration(path: path)
         configuration.commitIntervalMs = 0
+        // Build and CI machines often run without NTP; the tests age events explicitly.
+        configuration.requireSyncedClock = false
         change(&configuration)
         return configuration
     }
@@ -113,7 +115,10 @@ let testLogger = Logger(label: "outbox-test")
                 $0.maxBytes = 1000
                 $0.whenFull = .dropOldest
             }, logger: testLogger)
-        let outcomes = await outbox.append((0..<10).map { record("d", "e\($0)", size: 200) })
+        var outcomes: [AppendOutcome] = []
+        for index in 0..<10 {
+            outcomes += await outbox.append([record("d", "e\(index)", size: 200)])
+        }
         #expect(outcomes.allSatisfy { if case .stored = $0 { true } else { false } })
         let pending = try await outbox.pending(after: 0, limit: 100)
         #expect(pending.map(\.eventID) == ["e7", "e8", "e9"])
@@ -321,5 +326,27 @@ let testLogger = Logger(label: "outbox-test")
         // The append returned after its commit, so nothing is left waiting.
         #expect(outbox.writerStalledFor == .zero)
         await outbox.close()
+    }
+}
+
+@Suite struct DedupPendingTests {
+    @Test func dedupEntriesOfEventsStillWaitingAreNeverForgotten() async throws {
+        let store = try TemporaryStore()
+        let configuration = store.configuration {
+            $0.dedupRetentionSeconds = 60
+            $0.dedupMaxEntries = 1
+        }
+        let old = Int64(Date().timeIntervalSince1970 * 1000) - 120_000
+        let outbox = try Outbox.open(configuration: configuration, logger: testLogger)
+        _ = await outbox.append([record("d", "e1", at: old), record("d", "e2", at: old)])
+        await outbox.close()
+        // Past retention and over the count, but both events are still waiting upstream.
+        let reopened = try Outbox.open(configuration: configuration, logger: testLogger)
+        let runTask = Task { try await reopened.run() }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(await reopened.append([record("d", "e1"), record("d", "e2")]) == [.duplicate, .duplicate])
+        runTask.cancel()
+        _ = try? await runTask.value
+        await reopened.close()
     }
 }

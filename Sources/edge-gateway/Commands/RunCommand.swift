@@ -81,18 +81,22 @@ struct RunCommand: AsyncParsableCommand {
 
         // Start order: store first, producers last; shutdown runs in reverse, so ingress stops
         // first, then the forwarder finishes in-flight publishes, then the store closes.
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [
-                    .init(service: outbox),
-                    .init(service: upstream),
-                    .init(service: ingress),
-                    .init(service: watchdog),
-                    .init(service: HangupService(logger: logger)),
-                    .init(service: readiness),
-                ],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: Logger(label: "edge-gateway.lifecycle")))
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: [
+                // A failed store (corruption) shuts the rest down in order; the run then ends non-zero.
+                .init(service: outbox, failureTerminationBehavior: .gracefullyShutdownGroup),
+                .init(service: upstream),
+                .init(service: ingress),
+                .init(service: watchdog),
+                .init(service: HangupService(logger: logger)),
+                .init(service: readiness),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: Logger(label: "edge-gateway.lifecycle"))
+        // Inside systemd's TimeoutStopSec=30: past these the group cancels, then gives up waiting.
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(25)
+        groupConfiguration.maximumCancellationDuration = .seconds(3)
+        let group = ServiceGroup(configuration: groupConfiguration)
         do {
             try await group.run()
         } catch {

@@ -24,6 +24,7 @@ extension OutboxConfiguration {
         maxBatch = v.int("store.maxBatch", default: maxBatch, range: 1...100_000)
         dedupRetentionSeconds = Int64(v.int("store.dedupRetentionSeconds", default: Int(dedupRetentionSeconds), range: 0...Int(Int32.max)))
         dedupMaxEntries = v.int("store.dedupMaxEntries", default: dedupMaxEntries, range: 1...100_000_000)
+        requireSyncedClock = v.bool("store.requireSyncedClock", default: requireSyncedClock)
         maintenanceIntervalSeconds = v.int("store.maintenanceIntervalSeconds", default: maintenanceIntervalSeconds, range: 1...86400)
     }
 }
