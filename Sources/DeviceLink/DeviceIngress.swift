@@ -21,6 +21,7 @@ public final class DeviceIngress: Service, Sendable {
     private let logger: Logger
     private let metrics = IngressMetrics()
     private let commitWindows = CommitWindowHistogram()
+    private let rejectLog: RateLimitedLog
 
     public init(
         client: MQTTClient, outbox: Outbox, configuration: DeviceIngressConfiguration,
@@ -31,6 +32,7 @@ public final class DeviceIngress: Service, Sendable {
         self.configuration = configuration
         self.health = health
         self.logger = logger
+        self.rejectLog = RateLimitedLog(logger: logger, interval: .seconds(10))
     }
 
     public func run() async throws {
@@ -130,12 +132,17 @@ public final class DeviceIngress: Service, Sendable {
             case .failure(.invalidDeviceID(let escaped)):
                 rejects["invalid device id", default: 0] += 1
                 metrics.rejected(counterName: "invalid_device_id")
-                logger.warning("rejected message with an invalid device id", metadata: ["mqtt.topic_level": "\(escaped)"])
+                logger.debug("rejected message with an invalid device id", metadata: ["mqtt.topic_level": "\(escaped)"])
+                rejectLog.warning(
+                    key: "invalid device id", count: 1, "rejected messages with an invalid device id",
+                    metadata: ["reason": "invalid device id", "mqtt.topic_level": "\(escaped)"])
                 continue
             case .failure(.notADeviceTopic):
                 rejects["invalid topic", default: 0] += 1
                 metrics.rejected(counterName: "invalid_topic")
-                logger.warning("ignored message on an unexpected topic", metadata: ["mqtt.topic": "\(DeviceID.escapedForLog(message.topic))"])
+                rejectLog.warning(
+                    key: "invalid topic", count: 1, "ignored messages on an unexpected topic",
+                    metadata: ["mqtt.topic": "\(DeviceID.escapedForLog(message.topic))"])
                 continue
             }
             guard topic.channel == .event || topic.channel == .telemetry else { continue }
@@ -149,12 +156,14 @@ public final class DeviceIngress: Service, Sendable {
             case .failure(let rejection):
                 rejects[rejection.reason.rawValue, default: 0] += 1
                 metrics.rejected(counterName: rejection.reason.counterName)
-                logger.warning(
-                    "rejected device event",
-                    metadata: [
-                        "device.id": "\(topic.device)", "event.id": "\(rejection.eventID ?? "")",
-                        "reason": "\(rejection.reason.rawValue)", "detail": "\(rejection.detail)",
-                    ])
+                // Per message at debug; a summary per reason at most every 10 s at warning, so a
+                // misbehaving device cannot flood the journal.
+                let metadata: Logger.Metadata = [
+                    "device.id": "\(topic.device)", "event.id": "\(rejection.eventID ?? "")",
+                    "reason": "\(rejection.reason.rawValue)", "detail": "\(rejection.detail)",
+                ]
+                logger.debug("rejected device event", metadata: metadata)
+                rejectLog.warning(key: rejection.reason.rawValue, count: 1, "rejected device event", metadata: metadata)
                 prepared.immediateAcks.append(DeviceAck(
                     device: topic.device, eventID: rejection.eventID, status: .rejected, reason: rejection.reason))
             }
@@ -201,7 +210,7 @@ public final class DeviceIngress: Service, Sendable {
             snapshot.maxCommitWindowMs = max(snapshot.maxCommitWindowMs, windowMs)
         }
         if rejected > 0 {
-            logger.warning("outbox full: events rejected", metadata: ["count": "\(rejected)", "reason": "store full"])
+            rejectLog.warning(key: "store full", count: rejected, "outbox full: events rejected", metadata: ["reason": "store full"])
         }
         publish(acks)
     }

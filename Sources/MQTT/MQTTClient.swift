@@ -49,7 +49,8 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
     public init(configuration: MQTTClientConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
-        self.messages = MessageBuffer(capacity: configuration.messageBufferCapacity)
+        self.messages = MessageBuffer(
+            capacity: configuration.messageBufferCapacity, byteCapacity: configuration.messageBufferBytes)
         self.backoff = ReconnectBackoff(
             baseMilliseconds: configuration.reconnectBaseMs, capMilliseconds: configuration.reconnectCapMs)
         (events, eventsContinuation) = AsyncStream.makeStream(of: MQTTEvent.self, bufferingPolicy: .unbounded)

@@ -36,6 +36,8 @@ public struct MQTTClientConfiguration: Sendable, Equatable {
     /// Messages buffered between the network thread and the consumer; when full the network
     /// thread waits, and backpressure reaches the broker through TCP.
     public var messageBufferCapacity: Int = 4096
+    /// The same bound in payload bytes, so large messages cannot add up to an out-of-memory kill.
+    public var messageBufferBytes: Int = 8 * 1024 * 1024
     /// QoS 1 publishes libmosquitto keeps unacknowledged on the wire; more wait in its queue.
     /// libmosquitto 2.0 scans its outgoing list on every publish while it has quota left, so a
     /// bounded window keeps each publish and PUBACK O(window) instead of O(queue).

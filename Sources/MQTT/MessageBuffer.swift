@@ -13,18 +13,24 @@ public final class MessageBuffer: AsyncSequence, @unchecked Sendable {
     private var items: [MQTTMessage] = []
     private var waiter: CheckedContinuation<[MQTTMessage]?, Never>?
     private var finished = false
+    private var bytes = 0
     private let capacity: Int
+    private let byteCapacity: Int
     private let maxBatch: Int
 
-    init(capacity: Int, maxBatch: Int = 1024) {
+    /// - Parameters:
+    ///   - capacity: most messages held.
+    ///   - byteCapacity: most payload bytes held (one message is always let in, however large).
+    init(capacity: Int, byteCapacity: Int = .max, maxBatch: Int = 1024) {
         self.capacity = Swift.max(capacity, 1)
+        self.byteCapacity = Swift.max(byteCapacity, 1)
         self.maxBatch = Swift.max(maxBatch, 1)
     }
 
     /// Called on the network thread. Waits while full; drops nothing.
     func push(_ message: MQTTMessage) {
         condition.lock()
-        while items.count >= capacity && !finished {
+        while (items.count >= capacity || (bytes + message.payload.count > byteCapacity && !items.isEmpty)) && !finished {
             condition.wait()
         }
         if finished {
@@ -32,6 +38,7 @@ public final class MessageBuffer: AsyncSequence, @unchecked Sendable {
             return
         }
         items.append(message)
+        bytes += message.payload.count
         if let waiter {
             self.waiter = nil
             let batch = takeLocked()
@@ -63,6 +70,7 @@ public final class MessageBuffer: AsyncSequence, @unchecked Sendable {
             batch = Array(items.prefix(maxBatch))
             items.removeFirst(maxBatch)
         }
+        bytes -= batch.reduce(0) { $0 + $1.payload.count }
         condition.broadcast()
         return batch
     }

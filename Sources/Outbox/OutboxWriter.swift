@@ -1,4 +1,5 @@
 import Foundation
+import GatewayCore
 import Logging
 
 /// The single thread that writes the database. Appends, removals and maintenance are queued

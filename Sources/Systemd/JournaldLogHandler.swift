@@ -50,14 +50,18 @@ public struct JournaldLogHandler: LogHandler {
     /// Returns what `sd_journal_sendv` returned (negative errno on failure).
     @discardableResult
     static func send(_ fields: [String]) -> Int32 {
-        var storage = fields.map { Array($0.utf8) }
-        return storage.withUnsafeMutableBufferPointer { buffers in
-            var vectors: [iovec] = []
-            vectors.reserveCapacity(buffers.count)
-            for index in buffers.indices {
-                buffers[index].withUnsafeMutableBytes { raw in
-                    vectors.append(iovec(iov_base: raw.baseAddress, iov_len: raw.count))
-                }
+        // All fields in one buffer, so every iovec points into memory that stays valid for the
+        // whole call (pointers must not escape a `withUnsafe…` closure).
+        var buffer: [UInt8] = []
+        var ranges: [Range<Int>] = []
+        for field in fields {
+            let start = buffer.count
+            buffer.append(contentsOf: field.utf8)
+            ranges.append(start..<buffer.count)
+        }
+        return buffer.withUnsafeMutableBytes { raw in
+            let vectors = ranges.map { range in
+                iovec(iov_base: raw.baseAddress.map { $0 + range.lowerBound }, iov_len: range.count)
             }
             return edge_sd_journal_sendv(vectors, Int32(vectors.count))
         }

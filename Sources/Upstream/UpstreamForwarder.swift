@@ -37,6 +37,8 @@ public final class UpstreamForwarder: Service, Sendable {
         case committed
         case shutdown
         case graceExpired
+        /// Try reading and publishing again after an error that no other signal would follow.
+        case retry
     }
 
     public func run() async throws {
@@ -73,6 +75,7 @@ public final class UpstreamForwarder: Service, Sendable {
         var inflight: [Int32: (seq: Int64, sentAt: ContinuousClock.Instant)] = [:]
         var acked: [Int64] = []
         var draining = false
+        var retryScheduled = false
     }
 
     enum Step { case `continue`, stop }
@@ -117,6 +120,8 @@ public final class UpstreamForwarder: Service, Sendable {
             metrics.published(latency: entry.sentAt.duration(to: .now))
         case .committed:
             break
+        case .retry:
+            state.retryScheduled = false
         case .shutdown:
             state.draining = true
             logger.info("upstream forwarder draining", metadata: ["upstream.inflight": "\(state.inflight.count)"])
@@ -144,7 +149,13 @@ public final class UpstreamForwarder: Service, Sendable {
         // Refill once half the window is free, so reads and removals go in batches.
         if state.inflight.count <= state.window / 2 {
             flushAcks(&state)
-            await fill(&state)
+            if await !fill(&state), !state.retryScheduled {
+                state.retryScheduled = true
+                Task {
+                    try? await Task.sleep(for: .seconds(1))
+                    signals.yield(.retry)
+                }
+            }
         }
         health.update { $0.upstreamInflight = state.inflight.count }
         return .continue
@@ -158,16 +169,19 @@ public final class UpstreamForwarder: Service, Sendable {
         health.update { $0.eventsForwarded += count }
     }
 
-    private func fill(_ state: inout ForwardingState) async {
+    /// Publishes stored events until the window is full. Returns `false` when it stopped on an
+    /// error that no PUBACK, commit or connection change would follow (so a retry is due).
+    @discardableResult
+    private func fill(_ state: inout ForwardingState) async -> Bool {
         while let generation = state.generation, state.inflight.count < state.window {
             let batch: [StoredEvent]
             do {
                 batch = try await outbox.pending(after: state.cursor, limit: state.window - state.inflight.count)
             } catch {
-                logger.error("cannot read the outbox", metadata: ["error": "\(error)"])
-                return
+                logger.error("cannot read the outbox; retrying", metadata: ["error": "\(error)"])
+                return false
             }
-            if batch.isEmpty { return }
+            if batch.isEmpty { return true }
             for event in batch {
                 let topic = configuration.topic.render(hubID: configuration.hubID, deviceID: event.device)
                 do {
@@ -183,12 +197,18 @@ public final class UpstreamForwarder: Service, Sendable {
                     metrics.dropped()
                     outbox.remove([event.seq])
                     state.cursor = event.seq
+                } catch where error.code == .notConnected {
+                    // The disconnect (or the new connection's .connected) signal follows.
+                    return true
                 } catch {
-                    // Not connected: the disconnect signal follows; resend happens after reconnect.
-                    return
+                    logger.error(
+                        "upstream publish failed; retrying",
+                        metadata: ["device.id": "\(event.device)", "event.id": "\(event.eventID)", "error": "\(error)"])
+                    return false
                 }
             }
         }
+        return true
     }
 }
 

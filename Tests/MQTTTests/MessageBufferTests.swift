@@ -32,6 +32,27 @@ import Testing
         #expect(received == (0..<20).map(String.init))
     }
 
+    @Test func byteCapacityHoldsBackLargeMessagesButAlwaysLetsOneIn() async throws {
+        let buffer = MessageBuffer(capacity: 100, byteCapacity: 1000)
+        let big = MQTTMessage(topic: Array("t".utf8), payload: Array(repeating: 0, count: 600), qos: 1)
+        let produced = ManagedCounter()
+        let producer = Thread {
+            for _ in 0..<3 {
+                buffer.push(big)
+                produced.increment()
+            }
+            buffer.finish()
+        }
+        producer.start()
+        for _ in 0..<2000 where produced.value < 1 { try await Task.sleep(for: .milliseconds(5)) }
+        try await Task.sleep(for: .milliseconds(50))
+        // 600 bytes fit; a second 600 would exceed 1000, so the producer waits.
+        #expect(produced.value == 1)
+        var count = 0
+        for await batch in buffer { count += batch.count }
+        #expect(count == 3)
+    }
+
     @Test func finishLetsTheConsumerDrainWhatIsLeft() async {
         let buffer = MessageBuffer(capacity: 10)
         for index in 0..<5 { buffer.push(message(index)) }

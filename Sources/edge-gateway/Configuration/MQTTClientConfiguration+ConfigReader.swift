@@ -17,6 +17,8 @@ extension MQTTClientConfiguration {
         device.reconnectBaseMs = v.int("mqtt.reconnectBaseMs", default: 200, range: 1...600_000)
         device.reconnectCapMs = v.int("mqtt.reconnectCapMs", default: 5000, range: 1...3_600_000)
         device.messageBufferCapacity = v.int("limits.ingressQueue", default: device.messageBufferCapacity, range: 1...1_000_000)
+        device.messageBufferBytes = v.int(
+            "limits.ingressQueueBytes", default: device.messageBufferBytes, range: 1024...(1024 * 1024 * 1024))
         device.subscriptions = DeviceIngressConfiguration.subscriptions
         if device.clientID.isEmpty || device.clientID.utf8.count > 128 {
             v.fail("mqtt.clientId", "must be 1–128 bytes")

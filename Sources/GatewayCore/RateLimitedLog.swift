@@ -2,22 +2,23 @@ import Foundation
 import Logging
 import Synchronization
 
-/// Logs a repeated warning at most once per interval per key, with how many occurrences it covers.
-final class RateLimitedLog: Sendable {
+/// Logs a repeated message at most once per interval per key, with how many occurrences it covers
+/// (`count`), so a flood of bad input or a failing disk cannot flood the journal.
+public final class RateLimitedLog: Sendable {
     private let logger: Logger
     private let interval: Duration
     private let state = Mutex<[String: (last: ContinuousClock.Instant, suppressed: Int64)]>([:])
 
-    init(logger: Logger, interval: Duration) {
+    public init(logger: Logger, interval: Duration) {
         self.logger = logger
         self.interval = interval
     }
 
-    func warning(key: String, count: Int64, _ message: @autoclosure () -> Logger.Message, metadata: Logger.Metadata) {
+    public func warning(key: String, count: Int64, _ message: @autoclosure () -> Logger.Message, metadata: Logger.Metadata) {
         log(.warning, key: key, count: count, message(), metadata: metadata)
     }
 
-    func error(key: String, count: Int64, _ message: @autoclosure () -> Logger.Message, metadata: Logger.Metadata) {
+    public func error(key: String, count: Int64, _ message: @autoclosure () -> Logger.Message, metadata: Logger.Metadata) {
         log(.error, key: key, count: count, message(), metadata: metadata)
     }
 
