@@ -38,6 +38,7 @@ let package = Package(
             dependencies: [
                 "CSQLite", "GatewayCore",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings

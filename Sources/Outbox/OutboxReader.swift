@@ -99,33 +99,3 @@ final class OutboxReader: @unchecked Sendable {
             depth: depth, bytes: bytes, oldestAgeSeconds: age(oldest), devices: devices, drops: drops, rejects: rejects)
     }
 }
-
-/// Read-only access to an outbox file while a daemon may be writing it (for the CLI).
-public struct OutboxInspector: Sendable {
-    private let reader: OutboxReader
-
-    /// Opens `path` read-only; fails if it does not exist or is not an outbox.
-    public init(path: String) throws {
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw OutboxError(.openFailed, "no outbox at \(path)")
-        }
-        do {
-            reader = try OutboxReader(path: path, readOnly: true)
-        } catch let error as SQLiteError {
-            throw OutboxError(error.isCorruption ? .corrupt : .openFailed, "\(path): \(error)")
-        }
-    }
-
-    public func stats() async throws -> OutboxStats {
-        do { return try await reader.stats() } catch let error as SQLiteError {
-            throw OutboxError(error.isCorruption ? .corrupt : .io, "\(error)")
-        }
-    }
-
-    /// The oldest `limit` events, of one device or of all.
-    public func peek(device: String?, limit: Int) async throws -> [StoredEvent] {
-        do { return try await reader.peek(device: device, limit: limit) } catch let error as SQLiteError {
-            throw OutboxError(error.isCorruption ? .corrupt : .io, "\(error)")
-        }
-    }
-}

@@ -27,6 +27,7 @@ final class OutboxWriter: @unchecked Sendable {
     private let configuration: OutboxConfiguration
     private let logger: Logger
     private let dropLog: RateLimitedLog
+    private let metrics = OutboxMetrics()
     private var totals: Totals  // writer thread only
     private var unflushedRemovals: [Int64] = []  // writer thread only
     private var unflushedCounters: [String: Int64] = [:]  // writer thread only
@@ -264,6 +265,7 @@ final class OutboxWriter: @unchecked Sendable {
             completion(outcomes[index])
         }
         onCommit(totals.lastSeq, totals.count, totals.bytes)
+        metrics.record(depth: totals.count, bytes: totals.bytes)
 
         if maintenance, failure == nil, runMaintenanceRound() {
             // More to do: queue the next round behind whatever arrived meanwhile.
@@ -395,6 +397,7 @@ final class OutboxWriter: @unchecked Sendable {
             }
         }
         if dropped > 0 {
+            metrics.dropped(.capacity, count: dropped)
             counters["drop.\(DropReason.capacity.rawValue)", default: 0] += dropped
             dropLog.warning(
                 key: "capacity", count: dropped,
@@ -458,6 +461,7 @@ final class OutboxWriter: @unchecked Sendable {
                 throw error
             }
             if expired > 0 {
+                metrics.dropped(.expired, count: expired)
                 dropLog.warning(
                     key: "expired", count: expired, "outbox: dropped events older than store.maxAgeSeconds",
                     metadata: ["reason": "expired"])

@@ -1,27 +1,5 @@
 import CSQLite
 
-/// An error from SQLite with its result code and message.
-struct SQLiteError: Error, CustomStringConvertible {
-    var code: Int32
-    var message: String
-
-    /// Primary result code (extended codes carry the primary one in the low byte).
-    var primaryCode: Int32 { code & 0xFF }
-
-    /// The database file is corrupt or not a database at all.
-    var isCorruption: Bool { primaryCode == SQLITE_CORRUPT || primaryCode == SQLITE_NOTADB }
-
-    /// Out of space: the disk, or the page-count cap.
-    var isFull: Bool { primaryCode == SQLITE_FULL }
-
-    var description: String { "SQLite error \(code): \(message)" }
-
-    /// A corruption found by the gateway's own check (`PRAGMA quick_check`).
-    static func corrupt(_ message: String) -> SQLiteError {
-        SQLiteError(code: SQLITE_CORRUPT, message: message)
-    }
-}
-
 /// Owns one `sqlite3` connection. Not thread-safe: each connection is used by one thread at a
 /// time (the outbox writer thread or the reader queue), which is what SQLite's default
 /// multi-thread mode requires.
@@ -93,85 +71,5 @@ final class SQLiteConnection {
         defer { stmt.reset() }
         guard try stmt.step() else { return nil }
         return stmt.isNull(0) ? nil : stmt.text(0)
-    }
-}
-
-/// A prepared statement owned by its connection's cache.
-final class SQLiteStatement {
-    private let handle: OpaquePointer
-    private unowned let connection: SQLiteConnection
-
-    fileprivate init(handle: OpaquePointer, connection: SQLiteConnection) {
-        self.handle = handle
-        self.connection = connection
-    }
-
-    deinit {
-        sqlite3_finalize(handle)
-    }
-
-    func reset() {
-        sqlite3_reset(handle)
-        sqlite3_clear_bindings(handle)
-    }
-
-    func bind(_ index: Int32, _ value: Int64) throws(SQLiteError) {
-        let rc = sqlite3_bind_int64(handle, index, value)
-        guard rc == SQLITE_OK else { throw connection.error(rc) }
-    }
-
-    func bind(_ index: Int32, _ value: String) throws(SQLiteError) {
-        let rc = value.utf8.withContiguousStorageIfAvailable { buffer in
-            buffer.withMemoryRebound(to: CChar.self) {
-                edge_sqlite3_bind_text_transient(handle, index, $0.baseAddress, Int32($0.count))
-            }
-        } ?? {
-            var copy = value
-            return copy.withUTF8 { buffer in
-                buffer.withMemoryRebound(to: CChar.self) {
-                    edge_sqlite3_bind_text_transient(handle, index, $0.baseAddress, Int32($0.count))
-                }
-            }
-        }()
-        guard rc == SQLITE_OK else { throw connection.error(rc) }
-    }
-
-    func bind(_ index: Int32, blob value: [UInt8]) throws(SQLiteError) {
-        let rc = value.withUnsafeBytes { buffer in
-            edge_sqlite3_bind_blob_transient(handle, index, buffer.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(buffer.count))
-        }
-        guard rc == SQLITE_OK else { throw connection.error(rc) }
-    }
-
-    /// Steps once: `true` with a row, `false` when done.
-    @discardableResult
-    func step() throws(SQLiteError) -> Bool {
-        let rc = sqlite3_step(handle)
-        switch rc {
-        case SQLITE_ROW: return true
-        case SQLITE_DONE: return false
-        default:
-            let error = connection.error(rc)
-            sqlite3_reset(handle)
-            throw error
-        }
-    }
-
-    func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
-
-    func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
-
-    func double(_ column: Int32) -> Double { sqlite3_column_double(handle, column) }
-
-    func text(_ column: Int32) -> String {
-        guard let pointer = sqlite3_column_text(handle, column) else { return "" }
-        let count = Int(sqlite3_column_bytes(handle, column))
-        return String(decoding: UnsafeBufferPointer(start: pointer, count: count), as: UTF8.self)
-    }
-
-    func blob(_ column: Int32) -> [UInt8] {
-        let count = Int(sqlite3_column_bytes(handle, column))
-        guard count > 0, let pointer = sqlite3_column_blob(handle, column) else { return [] }
-        return Array(UnsafeRawBufferPointer(start: pointer, count: count))
     }
 }

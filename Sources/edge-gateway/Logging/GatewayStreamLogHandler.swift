@@ -53,15 +53,9 @@ struct GatewayStreamLogHandler: LogHandler {
             line.append(UInt8(ascii: "}"))
         }
         line.append(UInt8(ascii: "\n"))
+        // One write per record under a lock, so lines from different threads never interleave.
         Self.lock.withLock { _ in
-            line.withUnsafeBytes { buffer in
-                var offset = 0
-                while offset < buffer.count {
-                    let written = write(2, buffer.baseAddress! + offset, buffer.count - offset)
-                    if written <= 0 { break }
-                    offset += written
-                }
-            }
+            FileHandle.standardError.write(Data(line))
         }
     }
 }

@@ -1,0 +1,19 @@
+/// A change of the connection, or the broker's acknowledgement of one of our publishes.
+public enum MQTTEvent: Sendable, Equatable {
+    /// CONNACK accepted. `generation` counts connections since the client started.
+    case connected(generation: Int)
+    /// All configured subscriptions were granted on this connection.
+    case subscribed(generation: Int)
+    /// A connect attempt failed (before CONNACK), with the reason.
+    case connectFailed(reason: String)
+    /// An established connection ended.
+    case disconnected(generation: Int, reason: String)
+    /// The broker acknowledged (PUBACK) a QoS 1 publish.
+    case published(PublishTicket)
+}
+
+/// Identifies a publish: the connection it went out on and its message id there.
+public struct PublishTicket: Hashable, Sendable {
+    public var generation: Int
+    public var messageID: Int32
+}

@@ -1,0 +1,20 @@
+import Metrics
+
+/// Outbox gauges and counters (dotted names, bounded dimensions), created once per outbox.
+struct OutboxMetrics: Sendable {
+    let depth = Gauge(label: "gateway.outbox.depth")
+    let bytes = Gauge(label: "gateway.outbox.bytes")
+    let dropped: [String: Counter] = Dictionary(
+        uniqueKeysWithValues: DropReason.allCases.map {
+            ($0.rawValue, Counter(label: "gateway.outbox.events.dropped", dimensions: [("reason", $0.rawValue)]))
+        })
+
+    func record(depth: Int64, bytes: Int64) {
+        self.depth.record(depth)
+        self.bytes.record(bytes)
+    }
+
+    func dropped(_ reason: DropReason, count: Int64) {
+        dropped[reason.rawValue]?.increment(by: count)
+    }
+}
