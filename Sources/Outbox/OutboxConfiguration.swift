@@ -16,21 +16,28 @@ public struct OutboxConfiguration: Sendable, Equatable {
         case normal
     }
 
+    /// The database file; its directory is created when missing.
     public var path: String
+    /// Cap on stored events: payload bytes plus a fixed 64-byte overhead per row (`store.maxBytes`).
     public var maxBytes: Int64 = 256 * 1024 * 1024
     /// Hard cap on the database file; 0 means `2 * maxBytes + 64 MiB`.
     public var maxFileBytes: Int64 = 0
+    /// Events older than this are dropped with reason `expired`.
     public var maxAgeSeconds: Int64 = 7 * 24 * 3600
+    /// What happens at ``maxBytes``.
     public var whenFull: WhenFull = .dropOldest
+    /// fsync on every commit (`full`) or at checkpoints (`normal`).
     public var synchronous: Synchronous = .full
     /// How long an append may wait for others to share its commit.
     public var commitIntervalMs: Int = 2
     /// Most appends in one commit.
     public var maxBatch: Int = 2000
+    /// How long a repeat of `(device, eventId)` is recognised after the event was forwarded.
     public var dedupRetentionSeconds: Int64 = 24 * 3600
     /// Most `(device, eventId)` pairs remembered for dedup; the oldest are forgotten first. Bounds
     /// the dedup table's size (roughly 150 bytes an entry) whatever the event rate.
     public var dedupMaxEntries: Int = 500_000
+    /// How often expiry and dedup pruning run.
     public var maintenanceIntervalSeconds: Int = 30
     /// Expire events and forget dedup entries by age only while the kernel reports the clock
     /// synchronised. A hub without a real-time clock boots with a stale time; when NTP then jumps
@@ -38,6 +45,7 @@ public struct OutboxConfiguration: Sendable, Equatable {
     /// count caps still apply).
     public var requireSyncedClock: Bool = true
 
+    /// Defaults for everything but the file.
     public init(path: String) {
         self.path = path
     }
