@@ -30,12 +30,9 @@ extension IntegrationSuite {
                 #expect(stored.count + full.count == events.count, "\(acks.prefix(5))")
                 #expect(bed.gateway.isRunning)
                 // Reject counters are written with the next commit that finds room; wait for it.
-                var stats = try await bed.gateway.outboxStats()
-                let statsDeadline = ContinuousClock.now + .seconds(10)
-                while JSON.int((stats["rejects"] as? [String: Any])?["store full"]) != full.count, ContinuousClock.now < statsDeadline {
-                    try await Task.sleep(for: .milliseconds(200))
-                    stats = try await bed.gateway.outboxStats()
-                }
+                let stats = try await bed.gateway.outboxStats(waitingUntil: {
+                    JSON.int(($0["rejects"] as? [String: Any])?["store full"]) == full.count
+                })
                 #expect(JSON.int(stats["depth"]) == stored.count, "\(JSON.line(stats))")
                 #expect(JSON.int((stats["rejects"] as? [String: Any])?["store full"]) == full.count, "\(JSON.line(stats))")
 
@@ -45,12 +42,7 @@ extension IntegrationSuite {
                 #expect(upstream.compactMap(\.eventId).filter(Set(stored).contains).uniqued() == stored)
 
                 // And once the store has drained, a new event is stored again.
-                var depth = JSON.int(try await bed.gateway.outboxStats()["depth"])
-                let deadline = ContinuousClock.now + .seconds(20)
-                while depth != 0, ContinuousClock.now < deadline {
-                    try await Task.sleep(for: .milliseconds(200))
-                    depth = JSON.int(try await bed.gateway.outboxStats()["depth"])
-                }
+                _ = try await bed.gateway.outboxStats(waitingUntil: { JSON.int($0["depth"]) == 0 })
                 let after = DeviceEvent.series(deviceId: "full-1", count: 1, from: 1000)
                 try await bed.device("full-1").publish(after)
                 let last = try await bed.waitForAcks(count: events.count + 1, timeout: .seconds(30))

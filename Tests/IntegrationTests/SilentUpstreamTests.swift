@@ -55,12 +55,7 @@ extension IntegrationSuite {
                 DeliveryCheck.expectOrderedDelivery(upstream, sent: sent)
                 #expect(bed.gateway.currentRunLog.contains("upstream link up"))
 
-                var drained = try await bed.gateway.outboxStats()
-                let deadline = ContinuousClock.now + .seconds(10)
-                while JSON.int(drained["depth"]) != 0, ContinuousClock.now < deadline {
-                    try await Task.sleep(for: .milliseconds(200))
-                    drained = try await bed.gateway.outboxStats()
-                }
+                let drained = try await bed.gateway.outboxStats(waitingUntil: { JSON.int($0["depth"]) == 0 })
                 #expect(JSON.int(drained["depth"]) == 0, "after draining: \(JSON.line(drained))")
                 #expect(bed.gateway.isRunning)
             }

@@ -35,12 +35,7 @@ extension IntegrationSuite {
                 #expect(DeliveryCheck.repeatProblems(upstream).isEmpty, "\(DeliveryCheck.repeatProblems(upstream).prefix(5))")
 
                 // Drained: nothing left to deliver.
-                var drainedStats = try await bed.gateway.outboxStats()
-                let deadline = ContinuousClock.now + .seconds(10)
-                while JSON.int(drainedStats["depth"]) != 0, ContinuousClock.now < deadline {
-                    try await Task.sleep(for: .milliseconds(200))
-                    drainedStats = try await bed.gateway.outboxStats()
-                }
+                let drainedStats = try await bed.gateway.outboxStats(waitingUntil: { JSON.int($0["depth"]) == 0 })
                 #expect(JSON.int(drainedStats["depth"]) == 0, "after draining: \(JSON.line(drainedStats))")
             }
         }

@@ -19,3 +19,19 @@ extension GatewayProcess {
         }
     }
 }
+
+extension GatewayProcess {
+    /// `outbox stats --json`, polled until `condition` holds or `timeout` passes; returns the last
+    /// stats either way, for the test to assert on.
+    func outboxStats(
+        waitingUntil condition: ([String: Any]) -> Bool, timeout: Duration = .seconds(20)
+    ) async throws -> [String: Any] {
+        var stats = try await outboxStats()
+        let deadline = ContinuousClock.now + timeout
+        while !condition(stats), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+            stats = try await outboxStats()
+        }
+        return stats
+    }
+}
