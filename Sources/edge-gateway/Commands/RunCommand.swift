@@ -21,6 +21,11 @@ struct RunCommand: AsyncParsableCommand {
         LoggingSetup.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
         var logger = Logger(label: "edge-gateway")
         logger[metadataKey: "hub.id"] = "\(configuration.hubID)"
+        if configuration.hubIDFromHostName {
+            // Hubs imaged from one card share a host name (raspberrypi); upstream they would share
+            // topics too.
+            logger.warning("hub.id is not set; using the host name, which must be unique across hubs")
+        }
         for key in configuration.unknownKeys {
             logger.warning("unknown configuration key ignored", metadata: ["config.key": "\(key)"])
         }

@@ -43,7 +43,8 @@ extension GatewayConfiguration {
     private static func read(_ v: inout ConfigValues, environment: [String: String]) -> GatewayConfiguration {
         // hub
         var hubID = v.string("hub.id", default: "")
-        if hubID.isEmpty {
+        let fromHostName = hubID.isEmpty
+        if fromHostName {
             hubID = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "hub"
         }
         if DeviceID(hubID) == nil {
@@ -72,7 +73,8 @@ extension GatewayConfiguration {
 
         return GatewayConfiguration(
             hubID: hubID, deviceBroker: device, upstreamBroker: up, upstream: upstream, ingress: ingress,
-            store: store, logLevel: level, logFormat: format, effective: v.effective, unknownKeys: [])
+            store: store, logLevel: level, logFormat: format, effective: v.effective, unknownKeys: [],
+            hubIDFromHostName: fromHostName)
     }
 
     /// Dotted paths of scalar keys in the YAML file that the gateway does not read.

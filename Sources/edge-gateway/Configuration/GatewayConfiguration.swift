@@ -27,4 +27,6 @@ struct GatewayConfiguration {
     var effective: [(key: String, value: String)]
     /// Keys in the file that the gateway does not know (likely typos).
     var unknownKeys: [String]
+    /// `hub.id` was not configured and the host name stands in for it.
+    var hubIDFromHostName = false
 }
