@@ -94,6 +94,14 @@ final class GatewayProcess {
         return exit
     }
 
+    /// Waits for the daemon to exit on its own; nil if it is still running after `timeout`.
+    func waitForExit(timeout: Duration) async throws -> ProcessExit? {
+        guard let child else { throw HarnessError("gateway not started") }
+        let exit = try await child.waitForExit(timeout: timeout)
+        if exit != nil { self.child = nil }
+        return exit
+    }
+
     /// SIGKILL, as a crash or power cut of the process would.
     func kill() {
         child?.kill()
