@@ -111,7 +111,11 @@ let package = Package(
             dependencies: ["Systemd", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "MQTTTests", dependencies: ["MQTT"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "MQTTTests",
+            dependencies: ["MQTT", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "AudioTests", dependencies: ["Audio"], swiftSettings: swiftSettings),
         .testTarget(
             name: "IntegrationTests",

@@ -1,0 +1,99 @@
+import Foundation
+import Logging
+import Testing
+
+@testable import MQTT
+
+@Suite(.serialized) struct MQTTClientTests {
+    func configuration(port: Int, subscriptions: [String] = ["t/#"]) -> MQTTClientConfiguration {
+        var configuration = MQTTClientConfiguration(
+            host: "127.0.0.1", port: port, clientID: "mqtt-test-\(UUID().uuidString.prefix(8))", cleanSession: true)
+        configuration.subscriptions = subscriptions
+        configuration.reportsPublishAcks = true
+        configuration.reconnectBaseMs = 50
+        configuration.reconnectCapMs = 200
+        configuration.connectTimeoutSeconds = 1
+        return configuration
+    }
+
+    /// Takes events until one matches, failing after `timeout`.
+    func next(
+        _ iterator: inout AsyncStream<MQTTEvent>.Iterator, timeout: Duration = .seconds(20),
+        where predicate: @escaping @Sendable (MQTTEvent) -> Bool
+    ) async throws -> MQTTEvent {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            guard let event = await iterator.next() else { throw TestFailure("event stream ended") }
+            if predicate(event) { return event }
+        }
+        throw TestFailure("no matching event within \(timeout)")
+    }
+
+    @Test func receivesItsOwnPublishAndReportsThePuback() async throws {
+        let broker = try LocalBroker()
+        try await broker.start()
+        let client = MQTTClient(configuration: configuration(port: broker.port), logger: Logger(label: "test"))
+        client.start()
+        var events = client.events.makeAsyncIterator()
+        guard case .subscribed(let generation) = try await next(&events, where: { if case .subscribed = $0 { true } else { false } })
+        else { return }
+        let ticket = try client.publish(topic: "t/1", payload: Array("hello".utf8), onGeneration: generation)
+        _ = try await next(&events, where: { $0 == .published(ticket) })
+        var messages = client.messages.makeAsyncIterator()
+        let batch = await messages.next()
+        #expect(batch?.first?.topicString == "t/1")
+        #expect(batch?.first?.payload == Array("hello".utf8))
+        await client.stop()
+    }
+
+    @Test func afterABrokerRestartItReconnectsResubscribesAndRefusesTheOldGeneration() async throws {
+        let broker = try LocalBroker()
+        try await broker.start()
+        let client = MQTTClient(configuration: configuration(port: broker.port), logger: Logger(label: "test"))
+        client.start()
+        var events = client.events.makeAsyncIterator()
+        guard case .subscribed(let first) = try await next(&events, where: { if case .subscribed = $0 { true } else { false } })
+        else { return }
+
+        broker.stop()
+        _ = try await next(&events, where: { if case .disconnected(first, _) = $0 { true } else { false } })
+        try await broker.start()
+        guard case .subscribed(let second) = try await next(&events, where: { if case .subscribed = $0 { true } else { false } })
+        else { return }
+        #expect(second > first)
+
+        // A caller still on the first connection must not publish on the second.
+        #expect(throws: MQTTError.self) {
+            try client.publish(topic: "t/x", payload: [1], onGeneration: first)
+        }
+        #expect(throws: Never.self) {
+            try client.publish(topic: "t/x", payload: [1], onGeneration: second)
+        }
+        await client.stop()
+    }
+
+    @Test func aServerThatNeverAnswersConnectCountsAsAFailedConnect() async throws {
+        // A listening socket that accepts (in the kernel's backlog) and never speaks MQTT.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        listen(fd, 16)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+
+        let client = MQTTClient(configuration: configuration(port: port), logger: Logger(label: "test"))
+        client.start()
+        var events = client.events.makeAsyncIterator()
+        let failed = try await next(&events, where: { if case .connectFailed = $0 { true } else { false } })
+        guard case .connectFailed(let reason) = failed else { return }
+        #expect(reason.contains("CONNACK"), "\(reason)")
+        #expect(!client.isConnected)
+        await client.stop()
+    }
+}
