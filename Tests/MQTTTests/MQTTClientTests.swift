@@ -4,7 +4,7 @@ import Testing
 
 @testable import MQTT
 
-@Suite(.serialized) struct MQTTClientTests {
+@Suite(.serialized, .timeLimit(.minutes(1))) struct MQTTClientTests {
     func configuration(port: Int, subscriptions: [String] = ["t/#"]) -> MQTTClientConfiguration {
         var configuration = MQTTClientConfiguration(
             host: "127.0.0.1", port: port, clientID: "mqtt-test-\(UUID().uuidString.prefix(8))", cleanSession: true)
