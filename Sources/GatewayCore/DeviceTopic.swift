@@ -22,9 +22,6 @@ public struct DeviceTopic: Hashable, Sendable {
     /// The topic a device receives its acknowledgements on.
     public static func ack(for device: DeviceID) -> String { "device/\(device.rawValue)/ack" }
 
-    /// The topic a device receives responses on.
-    public static func response(for device: DeviceID) -> String { "device/\(device.rawValue)/response" }
-
     /// Why a topic was not accepted.
     public enum ParseError: Error, Equatable, Sendable {
         /// Not of the form `device/{x}/{channel}` with a known channel.

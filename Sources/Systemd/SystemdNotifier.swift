@@ -29,11 +29,6 @@ public struct SystemdNotifier: Sendable {
         send(["STOPPING=1"])
     }
 
-    /// The configuration is being reloaded.
-    public func reloading() {
-        send(["RELOADING=1"])
-    }
-
     private func send(_ assignments: [String]) {
         guard isAvailable else { return }
         _ = edge_sd_notify(0, assignments.joined(separator: "\n"))

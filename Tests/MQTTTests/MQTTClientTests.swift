@@ -74,18 +74,9 @@ import Testing
 
     @Test func aServerThatNeverAnswersConnectCountsAsAFailedConnect() async throws {
         // A listening socket that accepts (in the kernel's backlog) and never speaks MQTT.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (fd, port) = try LocalBroker.boundSocket()
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
         listen(fd, 16)
-        let port = Int(UInt16(bigEndian: address.sin_port))
 
         let client = MQTTClient(configuration: configuration(port: port), logger: Logger(label: "test"))
         client.start()
