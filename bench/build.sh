@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Builds the C load tools (loadgen, sink, publisher) against libmosquitto.
+#
+#   bench/build.sh [OUT_DIR]      # default: bench/bin (git-ignored)
+#
+# Needs gcc and libmosquitto-dev (Debian: apt-get install libmosquitto-dev).
+set -euo pipefail
+src=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+out=${1:-$src/bin}
+mkdir -p "$out"
+for tool in loadgen sink publisher; do
+    gcc -O2 -Wall -Wextra -o "$out/$tool" "$src/$tool.c" -lmosquitto -lpthread
+done
+echo "built loadgen sink publisher in $out"
