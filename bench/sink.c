@@ -2,9 +2,10 @@
  * sink — counts, de-duplicates and times the events arriving on an MQTT broker.
  *
  *   sink -p PORT [-h 127.0.0.1] [-t FILTER=hubs/#]... [-n EXPECTED=0] [-T TIMEOUT_S=120]
- *        [-q QOS=1] [-c CLIENT_ID=sink-{pid}] [--ready-file PATH]
+ *        [-q QOS=1] [-c CLIENT_ID=sink-{pid}] [--ready-file PATH] [--persistent]
  *
- * Subscribes to every -t FILTER (several may be given) with a clean session and, once the SUBACK
+ * Subscribes to every -t FILTER (several may be given) with a clean session (--persistent: a
+ * persistent one, so messages queued for CLIENT_ID while it was away arrive first) and, once the SUBACK
  * is in, creates --ready-file PATH so a script can wait for it before starting the load. For each
  * message it reads, without a JSON parser:
  *   - "t":<integer> — the device's CLOCK_MONOTONIC publish time (inside `data`, in raw device
@@ -38,6 +39,7 @@ static struct {
     int filter_count;
     uint64_t expected;
     uint64_t timeout_s;
+    bool persistent;
     int qos;
     const char *client_id;
     const char *ready_file;
@@ -246,14 +248,15 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
 static void usage(FILE *out)
 {
     fprintf(out, "usage: sink -p PORT [-h HOST=127.0.0.1] [-t FILTER=hubs/#]... [-n EXPECTED=0]\n"
-                 "            [-T TIMEOUT_S=120] [-q QOS=1] [-c CLIENT_ID] [--ready-file PATH]\n");
+                 "            [-T TIMEOUT_S=120] [-q QOS=1] [-c CLIENT_ID] [--ready-file PATH] [--persistent]\n");
 }
 
 static void parse_options(int argc, char **argv)
 {
-    enum { OPT_READY_FILE = 1000, OPT_HELP };
+    enum { OPT_READY_FILE = 1000, OPT_PERSISTENT, OPT_HELP };
     static const struct option long_options[] = {
         { "ready-file", required_argument, NULL, OPT_READY_FILE },
+        { "persistent", no_argument, NULL, OPT_PERSISTENT },
         { "help", no_argument, NULL, OPT_HELP },
         { NULL, 0, NULL, 0 },
     };
@@ -274,6 +277,7 @@ static void parse_options(int argc, char **argv)
         case 'q': opt.qos = (int)parse_u64(optarg, "-q"); break;
         case 'c': opt.client_id = optarg; break;
         case OPT_READY_FILE: opt.ready_file = optarg; break;
+        case OPT_PERSISTENT: opt.persistent = true; break;
         case OPT_HELP: usage(stdout); exit(EXIT_OK);
         default: usage(stderr); exit(EXIT_USAGE);
         }
@@ -401,7 +405,7 @@ int main(int argc, char **argv)
         snprintf(default_id, sizeof default_id, "sink-%ld", (long)getpid());
         opt.client_id = default_id;
     }
-    struct mosquitto *mosq = mosquitto_new(opt.client_id, true, NULL);
+    struct mosquitto *mosq = mosquitto_new(opt.client_id, !opt.persistent, NULL);
     if (mosq == NULL) {
         fprintf(stderr, "sink: mosquitto_new failed: %s\n", strerror(errno));
         return EXIT_FAILED;

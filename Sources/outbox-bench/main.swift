@@ -2,7 +2,9 @@
 // batches by several concurrent producers, with group commit and the configured fsync mode.
 //
 //   outbox-bench [--events N] [--size BYTES] [--batch N] [--producers N]
-//                [--synchronous full|normal] [--commit-interval-ms N] [--dir PATH]
+//                [--synchronous full|normal] [--commit-interval-ms N] [--dir PATH] [--keep 1]
+//
+// --keep 1 leaves the database in PATH (to start a gateway on a large backlog).
 //
 // Prints one line: events, seconds, events/s, and the database size.
 import Foundation
@@ -60,4 +62,6 @@ let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.att
 let fileSize = (try? FileManager.default.attributesOfItem(atPath: configuration.path)[.size] as? Int) ?? 0
 print(String(format: "stored=%d seconds=%.3f events_per_s=%.0f synchronous=%@ commit_interval_ms=%d batch=%d producers=%d db_bytes=%d",
     stored, seconds, Double(stored) / seconds, configuration.synchronous.rawValue, configuration.commitIntervalMs, batch, producers, fileSize))
-try? FileManager.default.removeItem(atPath: directory)
+if arguments["keep"] != "1" {
+    try? FileManager.default.removeItem(atPath: directory)
+}

@@ -50,6 +50,10 @@ final class MosquittoHandle {
         }
         let handle = MosquittoHandle(pointer: raw)
         try handle.check(mosquitto_int_option(raw, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311), "protocol version")
+        // Acks and PUBACKs are small packets sent one at a time: without TCP_NODELAY, Nagle holds
+        // each one back until the previous is acknowledged, and a device waits for the peer's
+        // delayed ACK (20–40 ms) for every ack at low rates.
+        try handle.check(mosquitto_int_option(raw, MOSQ_OPT_TCP_NODELAY, 1), "TCP_NODELAY")
         try handle.check(
             mosquitto_max_inflight_messages_set(raw, UInt32(max(configuration.maxInflightMessages, 1))), "max inflight")
         // Publishes come from other threads; they wake this handle's loop through its socket pair.
