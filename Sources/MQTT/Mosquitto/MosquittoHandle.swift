@@ -1,5 +1,6 @@
 import CMosquitto
 import Foundation
+import Synchronization
 
 /// libmosquitto is initialised once per process, before the first handle.
 private let mosquittoLibrary: Void = {
@@ -21,13 +22,20 @@ protocol MosquittoDelegate: AnyObject {
 /// delegate outlives the handle (the client destroys the handle before it goes away).
 final class MosquittoHandle {
     let pointer: OpaquePointer
+    /// Wakes ``loop(timeoutMs:)`` when another thread queued a packet (-1 if it could not be made:
+    /// the loop then falls back on `mosquitto_loop`).
+    private let wakeup: Int32
+    /// Whether a wake-up is signalled and not yet drained, so a burst of publishes costs one write.
+    private let wakeupPending = Atomic<Bool>(false)
 
     private init(pointer: OpaquePointer) {
         self.pointer = pointer
+        self.wakeup = edge_wakeup_open()
     }
 
     deinit {
         mosquitto_destroy(pointer)
+        if wakeup >= 0 { close(wakeup) }
     }
 
     static func describe(_ rc: Int32) -> String {
@@ -100,9 +108,52 @@ final class MosquittoHandle {
         mosquitto_connect_async(pointer, host, Int32(port), Int32(keepAlive))
     }
 
-    /// One iteration of the network loop (select, read, write, keepalive).
+    /// One iteration of the network loop: wait for the socket or a wake-up, read every packet
+    /// that is there, write what is queued, keep the connection alive.
+    ///
+    /// `mosquitto_loop` is not used on plain TCP: other threads' publishes each write a byte to
+    /// its internal socket pair, and it reads one byte per call, so under load it spins once per
+    /// packet (select, read) and reads one packet per wake-up. Here a burst of publishes costs
+    /// one wake-up and one write pass, and a burst of incoming packets one read pass
+    /// (BENCHMARKS.md, "network loop"). TLS keeps `mosquitto_loop`, which also drains what the
+    /// TLS layer has buffered.
     func loop(timeoutMs: Int32) -> Int32 {
-        mosquitto_loop(pointer, timeoutMs, 1)
+        guard wakeup >= 0, !usesTLS else { return mosquitto_loop(pointer, timeoutMs, 1) }
+        let socket = mosquitto_socket(pointer)
+        guard socket >= 0 else { return MOSQ_ERR_NO_CONN.rawValue }
+        let socketEvents = Int16(POLLIN) | (mosquitto_want_write(pointer) ? Int16(POLLOUT) : 0)
+        var fds = [pollfd(fd: socket, events: socketEvents, revents: 0), pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0)]
+        if poll(&fds, 2, timeoutMs) < 0, errno != EINTR { return MOSQ_ERR_ERRNO.rawValue }
+        if fds[1].revents & Int16(POLLIN) != 0 {
+            // Drain, then clear: a publish that still saw the flag set queued its packet before
+            // this point, so the write below sends it; one after this point signals again.
+            // (Clearing first would let a drain swallow a signal whose flag stays set, and every
+            // later wake-up would be skipped.)
+            edge_wakeup_drain(wakeup)
+            wakeupPending.store(false, ordering: .sequentiallyConsistent)
+        }
+        if fds[0].revents & (Int16(POLLIN) | Int16(POLLERR) | Int16(POLLHUP)) != 0 {
+            // Everything that has arrived, a bounded number of packets at a time.
+            for _ in 0..<256 {
+                let rc = mosquitto_loop_read(pointer, 1)
+                if rc != MOSQ_ERR_SUCCESS.rawValue { return rc }
+                var more = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+                if poll(&more, 1, 0) <= 0 { break }
+            }
+        }
+        if mosquitto_want_write(pointer) {
+            let rc = mosquitto_loop_write(pointer, 1)
+            if rc != MOSQ_ERR_SUCCESS.rawValue { return rc }
+        }
+        return mosquitto_loop_misc(pointer)
+    }
+
+    /// Tells the network thread that a packet is queued (called after a publish from any thread).
+    private func wake() {
+        guard wakeup >= 0 else { return }
+        if !wakeupPending.exchange(true, ordering: .sequentiallyConsistent) {
+            edge_wakeup_signal(wakeup)
+        }
     }
 
     /// Writes what is queued and keeps the connection alive, without reading: used while ingress
@@ -162,11 +213,14 @@ final class MosquittoHandle {
         let rc = payload.withUnsafeBytes { buffer in
             mosquitto_publish(pointer, &mid, topic, Int32(buffer.count), buffer.baseAddress, qos, retain)
         }
+        if rc == MOSQ_ERR_SUCCESS.rawValue { wake() }
         return (rc, mid)
     }
 
     func disconnect() -> Int32 {
-        mosquitto_disconnect(pointer)
+        let rc = mosquitto_disconnect(pointer)
+        wake()
+        return rc
     }
 
     static let success = MOSQ_ERR_SUCCESS.rawValue
