@@ -94,6 +94,7 @@ struct RunCommand: AsyncParsableCommand {
                 .init(service: ingress),
                 .init(service: watchdog),
                 .init(service: HangupService(logger: logger)),
+                .init(service: MemoryTrimService(logger: watchdogLogger)),
                 .init(service: readiness),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
