@@ -15,6 +15,8 @@ final class OutboxWriter: @unchecked Sendable {
     private var queue: [Request] = []
     private var queuedRecords = 0
     private var firstQueuedAt: DispatchTime?
+    /// When the oldest queued request that is not an append (a removal, maintenance) arrived.
+    private var firstOtherQueuedAt: DispatchTime?
     /// Since when the oldest work not yet finished has been waiting (queued or being written).
     private var pendingSince: ContinuousClock.Instant?
     private var closing = false
@@ -95,6 +97,8 @@ final class OutboxWriter: @unchecked Sendable {
         if case .append(let records, _) = request {
             if firstQueuedAt == nil { firstQueuedAt = .now() }
             queuedRecords += records.count
+        } else if firstOtherQueuedAt == nil {
+            firstOtherQueuedAt = .now()
         }
         queue.append(request)
         if pendingSince == nil { pendingSince = .now }
@@ -113,6 +117,8 @@ final class OutboxWriter: @unchecked Sendable {
     func addCounters(_ counters: [String: Int64]) {
         condition.lock()
         for (name, value) in counters { pendingCounters[name, default: 0] += value }
+        // Counted with the next commit (a flood of rejected input must not become a flood of fsyncs).
+        if firstOtherQueuedAt == nil { firstOtherQueuedAt = .now() }
         condition.signal()
         condition.unlock()
     }
@@ -135,6 +141,13 @@ final class OutboxWriter: @unchecked Sendable {
 
     // MARK: - Writer thread
 
+    /// Longest a removal waits for company before it is committed on its own (seconds).
+    static let removalDelay = 0.1
+
+    private static func seconds(since instant: DispatchTime) -> Double {
+        Double(DispatchTime.now().uptimeNanoseconds - instant.uptimeNanoseconds) / 1e9
+    }
+
     private func loop() {
         while true {
             condition.lock()
@@ -144,6 +157,15 @@ final class OutboxWriter: @unchecked Sendable {
             if queue.isEmpty && pendingCounters.isEmpty && closing {
                 condition.unlock()
                 break
+            }
+            // Removals (and maintenance) alone are not urgent: one lost in a crash only means
+            // the event goes upstream once more. Let them collect for up to `removalDelay`, or
+            // until an append comes and they share its commit: while draining a backlog this
+            // turns one commit (and fsync, and rewrite of the same pages) per PUBACK window
+            // into one per removalDelay.
+            if firstQueuedAt == nil, let first = firstOtherQueuedAt, !closing {
+                let deadline = Date(timeIntervalSinceNow: Self.removalDelay - Self.seconds(since: first))
+                while firstQueuedAt == nil, !closing, condition.wait(until: deadline) {}
             }
             // Group commit: give other appends up to commitIntervalMs (from the first waiting
             // one) to join, unless the batch is full already.
@@ -159,6 +181,7 @@ final class OutboxWriter: @unchecked Sendable {
             queue.removeAll(keepingCapacity: true)
             queuedRecords = 0
             firstQueuedAt = nil
+            firstOtherQueuedAt = nil
             let counters = pendingCounters
             pendingCounters.removeAll()
             condition.unlock()

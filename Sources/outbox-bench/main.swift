@@ -32,6 +32,8 @@ configuration.maxBatch = Int(arguments["max-batch"] ?? "") ?? 2000
 
 let outbox = try Outbox.open(configuration: configuration, logger: Logger(label: "outbox-bench"))
 let payload = [UInt8](repeating: UInt8(ascii: "x"), count: size)
+// Received now, so a gateway started on a kept store does not expire them by age.
+let receivedAt = Int64(Date().timeIntervalSince1970 * 1000)
 let perProducer = events / producers
 let start = ContinuousClock.now
 let stored = await withTaskGroup(of: Int.self) { group in
@@ -42,7 +44,7 @@ let stored = await withTaskGroup(of: Int.self) { group in
             while next < perProducer {
                 let count = min(batch, perProducer - next)
                 let records = (next..<(next + count)).map {
-                    OutboxRecord(device: "dev-\(producer)", eventID: "e\($0)", key: "dev-\(producer)", receivedAt: 0, payload: payload)
+                    OutboxRecord(device: "dev-\(producer)", eventID: "e\($0)", key: "dev-\(producer)", receivedAt: receivedAt, payload: payload)
                 }
                 next += count
                 for outcome in await outbox.append(records) {

@@ -65,6 +65,24 @@ let testLogger = Logger(label: "outbox-test")
         await outbox.close()
     }
 
+    @Test func removalsAloneAreCommittedWithoutAnAppendAndCloseFlushesThem() async throws {
+        let store = try TemporaryStore()
+        do {
+            let outbox = try Outbox.open(configuration: store.configuration(), logger: testLogger)
+            _ = await outbox.append((1...4).map { record("d", "e\($0)") })
+            // Alone, a removal waits a little for company, then commits on its own.
+            outbox.remove([1, 2])
+            for _ in 0..<500 where outbox.depth.count != 2 { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(outbox.depth.count == 2)
+            // One queued right before close is committed by the close, not dropped.
+            outbox.remove([3])
+            await outbox.close()
+        }
+        let reopened = try Outbox.open(configuration: store.configuration(), logger: testLogger)
+        #expect(try await reopened.pending(after: 0, limit: 10).map(\.eventID) == ["e4"])
+        await reopened.close()
+    }
+
     @Test func dedupMemoryExpiresAfterRetention() async throws {
         let store = try TemporaryStore()
         let outbox = try Outbox.open(
