@@ -14,9 +14,10 @@ final class SQLiteStatement {
         sqlite3_finalize(handle)
     }
 
+    /// Makes the statement ready to run again. Bindings are kept (callers bind every parameter
+    /// before each step; clearing them cost 4 % of the writer's time in outbox-bench).
     func reset() {
         sqlite3_reset(handle)
-        sqlite3_clear_bindings(handle)
     }
 
     func bind(_ index: Int32, _ value: Int64) throws(SQLiteError) {
