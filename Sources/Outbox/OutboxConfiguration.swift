@@ -22,6 +22,10 @@ public struct OutboxConfiguration: Sendable, Equatable {
     public var maxBytes: Int64 = 256 * 1024 * 1024
     /// Hard cap on the database file; 0 means `2 * maxBytes + 64 MiB`.
     public var maxFileBytes: Int64 = 0
+    /// Disk space held in `<path>-reserve` so forwarded events can still be deleted (and the WAL
+    /// checkpointed) when the file system fills; new events are refused with `store full` while
+    /// it cannot be set aside (`store.reserveBytes`, 0 turns it off).
+    public var reserveBytes: Int64 = 8 * 1024 * 1024
     /// Events older than this are dropped with reason `expired`.
     public var maxAgeSeconds: Int64 = 7 * 24 * 3600
     /// What happens at ``maxBytes``.

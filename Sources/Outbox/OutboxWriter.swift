@@ -34,6 +34,8 @@ final class OutboxWriter: @unchecked Sendable {
     private var unflushedRemovals: [Int64] = []  // writer thread only
     private var unflushedCounters: [String: Int64] = [:]  // writer thread only
     private var warnedUnsyncedClock = false  // writer thread only
+    private let reserve: SpaceReserve
+    private var reserveHeld = false  // writer thread only
     private let onCommit: @Sendable (_ lastSeq: Int64, _ count: Int64, _ bytes: Int64) -> Void
     private let onFailure: @Sendable (OutboxError) -> Void
 
@@ -60,6 +62,7 @@ final class OutboxWriter: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         self.dropLog = RateLimitedLog(logger: logger, interval: .seconds(10))
+        self.reserve = SpaceReserve(databasePath: configuration.path, bytes: configuration.reserveBytes)
         self.onCommit = onCommit
         self.onFailure = onFailure
         let stmt = try db.statement("SELECT count, bytes, last_seq FROM totals WHERE id = 1")
@@ -234,51 +237,55 @@ final class OutboxWriter: @unchecked Sendable {
             case .maintenance: maintenance = true
             }
         }
+        // New events are taken only while the disk reserve is held (see SpaceReserve).
+        if !appends.isEmpty, !reserveHeld { reserveHeld = reserve.hold(roomInFile: freeBytesInFile()) }
+        let accepting = reserveHeld
+        let appendCount = appends.reduce(0) { $0 + $1.0.count }
         var counterUpdates = counters
         let before = totals
         var outcomes: [[AppendOutcome]] = []
-        do {
+        if !accepting, removals.isEmpty {
+            // Refusing, and nothing to remove: a commit would only spend the last free space on
+            // counters. Keep them for the next commit that frees space or stores again.
+            unflushedCounters = counters
+            unflushedCounters[Self.storeFullCounter, default: 0] += Int64(appendCount)
+            outcomes = appends.map { Array(repeating: .rejectedStoreFull, count: $0.0.count) }
+            if appendCount > 0 {
+                dropLog.warning(
+                    key: "reserve", count: Int64(appendCount),
+                    "file system nearly full: new events are refused with 'store full' until store.reserveBytes can be set aside",
+                    metadata: ["store.reserveBytes": "\(configuration.reserveBytes)", "reserve": "\(reserve.path)"])
+            }
+        } else { do {
             try applyInTransaction {
                 outcomes = []
                 counterUpdates = counters
                 try removeRows(removals)
-                for (records, _) in appends {
-                    outcomes.append(try appendRows(records, counters: &counterUpdates))
+                if accepting {
+                    for (records, _) in appends {
+                        outcomes.append(try appendRows(records, counters: &counterUpdates))
+                    }
+                } else if appendCount > 0 {
+                    counterUpdates[Self.storeFullCounter, default: 0] += Int64(appendCount)
+                    outcomes = appends.map { Array(repeating: .rejectedStoreFull, count: $0.0.count) }
                 }
                 try writeCounters(counterUpdates)
                 try writeTotals()
             }
+            if !accepting, appendCount > 0 {
+                dropLog.warning(
+                    key: "reserve", count: Int64(appendCount),
+                    "file system nearly full: new events are refused with 'store full' until store.reserveBytes can be set aside",
+                    metadata: ["store.reserveBytes": "\(configuration.reserveBytes)", "reserve": "\(reserve.path)"])
+            }
         } catch let error as SQLiteError where !error.isCorruption {
             totals = before
-            // Out of space or a write error: reject the new events, keep forwarding going by
-            // applying the removals on their own (they free space rather than take it).
-            dropLog.error(
-                key: "write-failed", count: Int64(appends.reduce(0) { $0 + $1.0.count }),
-                "outbox write failed; new events are rejected with 'store full' until it succeeds",
-                metadata: ["error": "\(error)"])
-            var retryCounters = counters
-            for (records, _) in appends {
-                retryCounters["reject.\("store full")", default: 0] += Int64(records.count)
-            }
-            do {
-                try applyInTransaction {
-                    try removeRows(removals)
-                    try writeCounters(retryCounters)
-                    try writeTotals()
-                }
-            } catch {
-                // Kept for the next transaction (the next request wakes the writer; nothing
-                // here makes it spin on a full disk).
-                totals = before
-                unflushedRemovals = removals
-                unflushedCounters = retryCounters
-            }
-            outcomes = appends.map { Array(repeating: .rejectedStoreFull, count: $0.0.count) }
+            outcomes = recover(from: error, removals: removals, appends: appends.map(\.0), counters: counters)
         } catch {
             totals = before
             fail(error)
             outcomes = appends.map { Array(repeating: .rejectedStoreFull, count: $0.0.count) }
-        }
+        } }
 
         // The write is finished: stop the stall clock before anyone hears of it.
         condition.lock()
@@ -296,6 +303,158 @@ final class OutboxWriter: @unchecked Sendable {
             if !closing { queue.append(.maintenance) }
             condition.unlock()
         }
+    }
+
+    static let storeFullCounter = "reject.\(RejectReason.storeFull.rawValue)"
+
+    /// After a write failed for lack of space (or an I/O error): commit the removals on their own
+    /// to free space (when the file is full, together with dedup entries of events already gone),
+    /// then, if that made room, try the new events once more. Returns the appends' outcomes;
+    /// refused ones are `rejectedStoreFull` and counted with the next commit.
+    private func recover(
+        from error: SQLiteError, removals: [Int64], appends: [[OutboxRecord]], counters: [String: Int64]
+    ) -> [[AppendOutcome]] {
+        let refused = appends.map { Array(repeating: AppendOutcome.rejectedStoreFull, count: $0.count) }
+        let appendCount = appends.reduce(0) { $0 + $1.count }
+        let before = totals
+        var forgotten = 0
+        let freeSpace = {
+            forgotten = 0
+            try self.removeRows(removals)
+            if error.isFull { forgotten = try self.forgetSeenToMakeRoom(limit: 5000) }
+            try self.writeCounters(counters)
+            try self.writeTotals()
+        }
+        var freed = false
+        do {
+            try applyInTransaction(freeSpace)
+            freed = true
+        } catch let second as SQLiteError where second.isFull {
+            totals = before
+            if reserveHeld, configuration.reserveBytes > 0 {
+                // The file system itself is full (even a DELETE needs WAL space): give up the
+                // reserve so forwarded events can still be removed; new events wait until the
+                // space can be set aside again.
+                reserve.release()
+                reserveHeld = false
+                dropLog.warning(
+                    key: "reserve-released", count: 1,
+                    "file system full: released the outbox's reserve to keep removing forwarded events; new events are refused until it can be set aside again",
+                    metadata: ["store.reserveBytes": "\(configuration.reserveBytes)", "error": "\(second)"])
+            }
+            freed = removeInSmallSteps(removals)
+            if freed { unflushedCounters = counters }
+        } catch {
+            totals = before
+        }
+        guard freed else {
+            // Kept for the next transaction (the next request wakes the writer; nothing here
+            // makes it spin on a full disk).
+            if unflushedRemovals.isEmpty { unflushedRemovals = removals }
+            unflushedCounters = counters
+            unflushedCounters[Self.storeFullCounter, default: 0] += Int64(appendCount)
+            dropLog.error(
+                key: "write-failed", count: Int64(appendCount),
+                "outbox write failed; new events are rejected with 'store full' until it succeeds",
+                metadata: ["error": "\(error)"])
+            return refused
+        }
+        if forgotten > 0 {
+            dropLog.warning(
+                key: "dedup-space", count: Int64(forgotten),
+                "store full: forgot the oldest dedup entries of forwarded events to make room",
+                metadata: ["store.maxFileBytes": "\(configuration.effectiveMaxFileBytes)"])
+        }
+        if error.isFull {
+            // Hand the WAL's space back to the file system (a checkpoint may fail while full).
+            _ = try? db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        }
+        if appendCount > 0, forgotten > 0 || !removals.isEmpty, reserveHeld || reserve.hold(roomInFile: freeBytesInFile()) {
+            reserveHeld = true
+            let retryBefore = totals
+            var outcomes: [[AppendOutcome]] = []
+            do {
+                try applyInTransaction {
+                    outcomes = []
+                    var retryCounters: [String: Int64] = [:]
+                    for records in appends {
+                        outcomes.append(try appendRows(records, counters: &retryCounters))
+                    }
+                    try writeCounters(retryCounters)
+                    try writeTotals()
+                }
+                return outcomes
+            } catch let third as SQLiteError where !third.isCorruption {
+                totals = retryBefore
+            } catch {
+                totals = retryBefore
+                fail(error)
+                return refused
+            }
+        }
+        if appendCount > 0 {
+            // Written by the next commit, which this schedules.
+            addCounters([Self.storeFullCounter: Int64(appendCount)])
+            dropLog.error(
+                key: "write-failed", count: Int64(appendCount),
+                "outbox write failed; new events are rejected with 'store full' until it succeeds",
+                metadata: ["error": "\(error)"])
+        }
+        return refused
+    }
+
+    /// Bytes in the database file's free pages (reused before the file grows).
+    private func freeBytesInFile() -> Int64 {
+        let pages = (try? db.scalarInt("PRAGMA freelist_count")) ?? 0
+        let pageSize = (try? db.scalarInt("PRAGMA page_size")) ?? 4096
+        return (pages ?? 0) * (pageSize ?? 4096)
+    }
+
+    /// Removes events a few at a time, checkpointing after each step, for when the disk is too
+    /// full for one transaction: each step needs WAL space for a few pages only, and the
+    /// checkpoint hands that space back before the next. Stops at the first step that fails and
+    /// keeps the rest for later. Returns whether everything was removed.
+    private func removeInSmallSteps(_ removals: [Int64]) -> Bool {
+        var start = 0
+        while start < removals.count {
+            let step = Array(removals[start..<min(start + 16, removals.count)])
+            let before = totals
+            do {
+                try applyInTransaction {
+                    try removeRows(step)
+                    try writeTotals()
+                }
+            } catch {
+                totals = before
+                unflushedRemovals = Array(removals[start...])
+                return false
+            }
+            _ = try? db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            start += step.count
+        }
+        return true
+    }
+
+    /// Forgets the oldest dedup entries of events that are gone (forwarded, dropped or expired)
+    /// when the file is full: a small `store.maxFileBytes` must not fill up with dedup memory and
+    /// refuse events while the outbox is empty. The caller logs how many, once committed.
+    private func forgetSeenToMakeRoom(limit: Int) throws -> Int {
+        let oldestPending = try db.scalarInt("SELECT received_at FROM events ORDER BY seq LIMIT 1") ?? Int64.max
+        let candidates = try db.statement("SELECT id, seen_at FROM seen ORDER BY id LIMIT ?")
+        try candidates.bind(1, Int64(limit))
+        var ids: [Int64] = []
+        while try candidates.step() {
+            guard candidates.int64(1) < oldestPending else { break }
+            ids.append(candidates.int64(0))
+        }
+        candidates.reset()
+        let delete = try db.statement("DELETE FROM seen WHERE id = ?")
+        for id in ids {
+            delete.reset()
+            try delete.bind(1, id)
+            try delete.step()
+        }
+        return ids.count
     }
 
     private func fail(_ error: any Error) {
@@ -373,7 +532,7 @@ final class OutboxWriter: @unchecked Sendable {
                     try forget.bind(1, record.device)
                     try forget.bind(2, record.eventID)
                     try forget.step()
-                    counters["reject.store full", default: 0] += 1
+                    counters[Self.storeFullCounter, default: 0] += 1
                     outcomes.append(.rejectedStoreFull)
                     continue
                 }

@@ -83,6 +83,28 @@ let testLogger = Logger(label: "outbox-test")
         await reopened.close()
     }
 
+    @Test func dedupMemoryOfForwardedEventsMakesRoomWhenTheFileIsFull() async throws {
+        let store = try TemporaryStore()
+        // 64 pages: a few thousand dedup entries fill it long before their 24 h are up.
+        let outbox = try Outbox.open(
+            configuration: store.configuration {
+                $0.maxBytes = 262_144
+                $0.maxFileBytes = 262_144
+                $0.whenFull = .rejectNew
+            }, logger: testLogger)
+        // Forwarded as fast as they come (depth stays near 0), 20,000 events in all.
+        var refused = 0
+        for round in 0..<200 {
+            let outcomes = await outbox.append((0..<100).map { record("d\($0 % 4)", "r\(round)-\($0)", size: 40) })
+            refused += outcomes.filter { $0 == .rejectedStoreFull }.count
+            outbox.remove(outcomes.compactMap { if case .stored(let seq) = $0 { seq } else { nil } })
+        }
+        #expect(refused == 0, "an empty outbox must not refuse events because of its dedup memory")
+        // The newest ids are still recognised.
+        #expect(await outbox.append([record("d0", "r199-0", size: 40)]) == [.duplicate])
+        await outbox.close()
+    }
+
     @Test func dedupMemoryExpiresAfterRetention() async throws {
         let store = try TemporaryStore()
         let outbox = try Outbox.open(

@@ -17,6 +17,7 @@ extension OutboxConfiguration {
         if maxFileBytes > 0, maxFileBytes < maxBytes {
             v.fail("store.maxFileBytes", "must be 0 or at least store.maxBytes (\(maxBytes))")
         }
+        reserveBytes = Int64(v.int("store.reserveBytes", default: Int(reserveBytes), range: 0...(1 << 40)))
         maxAgeSeconds = Int64(v.int("store.maxAgeSeconds", default: Int(maxAgeSeconds), range: 1...Int(Int32.max)))
         whenFull = v.choice("store.whenFull", default: whenFull)
         synchronous = v.choice("store.synchronous", default: synchronous)
