@@ -403,6 +403,15 @@ final class OutboxWriter: @unchecked Sendable {
         return refused
     }
 
+    private func deleteSeen(_ ids: [Int64]) throws {
+        let delete = try db.statement("DELETE FROM seen WHERE id = ?")
+        for id in ids {
+            delete.reset()
+            try delete.bind(1, id)
+            try delete.step()
+        }
+    }
+
     /// Bytes in the database file's free pages (reused before the file grows).
     private func freeBytesInFile() -> Int64 {
         let pages = (try? db.scalarInt("PRAGMA freelist_count")) ?? 0
@@ -448,12 +457,7 @@ final class OutboxWriter: @unchecked Sendable {
             ids.append(candidates.int64(0))
         }
         candidates.reset()
-        let delete = try db.statement("DELETE FROM seen WHERE id = ?")
-        for id in ids {
-            delete.reset()
-            try delete.bind(1, id)
-            try delete.step()
-        }
+        try deleteSeen(ids)
         return ids.count
     }
 
@@ -702,12 +706,7 @@ final class OutboxWriter: @unchecked Sendable {
             ids.append(id)
         }
         candidates.reset()
-        let delete = try db.statement("DELETE FROM seen WHERE id = ?")
-        for id in ids {
-            delete.reset()
-            try delete.bind(1, id)
-            try delete.step()
-        }
+        try deleteSeen(ids)
         if overCount > 0 {
             dropLog.warning(
                 key: "dedup", count: Int64(overCount),
