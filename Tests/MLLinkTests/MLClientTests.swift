@@ -8,6 +8,9 @@ import Testing
 /// "slow …" answers after 2 s, "refuse …" fails with INVALID_ARGUMENT, anything else is
 /// answered at once with an intent named after the text.
 struct ScriptedMLService: Edge_Ml_V1_MLService.SimpleServiceProtocol {
+    /// Sent back as `replyText`, so a test sees which server answered.
+    var name = "ok"
+
     func analyzeIntent(request: Edge_Ml_V1_IntentRequest, context: ServerContext) async throws -> Edge_Ml_V1_IntentResponse {
         if request.text.hasPrefix("slow") { try await Task.sleep(for: .seconds(2)) }
         if request.text.hasPrefix("refuse") { throw RPCError(code: .invalidArgument, message: "no such thing") }
@@ -15,7 +18,7 @@ struct ScriptedMLService: Edge_Ml_V1_MLService.SimpleServiceProtocol {
             $0.intent = "intent:" + request.text
             $0.confidence = 0.75
             $0.entities = ["device": request.deviceID, "user": request.userID] .merging(request.context) { a, _ in a }
-            $0.replyText = "ok"
+            $0.replyText = name
         }
     }
 
@@ -24,6 +27,19 @@ struct ScriptedMLService: Edge_Ml_V1_MLService.SimpleServiceProtocol {
         context: ServerContext
     ) async throws {
         throw RPCError(code: .unimplemented, message: "not scripted")
+    }
+}
+
+/// A loopback port nothing listens on (bound by a server that is then stopped).
+func closedPort() async throws -> Int {
+    let server = GRPCServer(
+        transport: .http2NIOPosix(address: .ipv4(host: "127.0.0.1", port: 0), transportSecurity: .plaintext),
+        services: [ScriptedMLService()])
+    return try await withThrowingDiscardingTaskGroup { group in
+        group.addTask { try await server.serve() }
+        let port = try #require(try await server.listeningAddress?.ipv4?.port)
+        server.beginGracefulShutdown()
+        return port
     }
 }
 
@@ -79,16 +95,7 @@ func withMLServer(
     }
 
     @Test func anEndpointWithNothingListeningFailsRetriably() async throws {
-        // Bind and close a port so that nothing listens on it.
-        let server = GRPCServer(
-            transport: .http2NIOPosix(address: .ipv4(host: "127.0.0.1", port: 0), transportSecurity: .plaintext),
-            services: [ScriptedMLService()])
-        let port = try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { try await server.serve() }
-            let port = try #require(try await server.listeningAddress?.ipv4?.port)
-            server.beginGracefulShutdown()
-            return port
-        }
+        let port = try await closedPort()
         let client = try MLClient(
             endpoint: MLEndpoint(host: "127.0.0.1", port: port), intentTimeout: .milliseconds(500),
             logger: Logger(label: "ml-test"))
