@@ -1,3 +1,4 @@
+import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
@@ -51,6 +52,45 @@ public final class MLClient: Sendable {
     /// Lets calls under way finish, refuses new ones, then ends ``run()``.
     public func shutDown() {
         grpc.beginGracefulShutdown()
+    }
+
+    /// Streams audio to `TranscribeStream`: the configuration first, then every chunk of `audio`
+    /// as it arrives (one Opus packet or a run of PCM bytes each); each result the service sends
+    /// goes to `onResult`, in order. Returns when the service ends its side, normally after the
+    /// final result for the ended audio. A stream under way is not retried elsewhere: its audio
+    /// cannot be replayed, so the caller decides (CONTRACTS.md §1 gives the device an `ERROR`).
+    public func transcribe<Audio: AsyncSequence & Sendable>(
+        configuration: AudioStreamConfiguration, audio: Audio,
+        onResult: @escaping @Sendable (Transcription) async -> Void
+    ) async throws(MLError) where Audio.Element == [UInt8] {
+        let config = Edge_Ml_V1_AudioChunk.with {
+            $0.config = .with {
+                $0.codec = configuration.codec
+                $0.sampleRate = configuration.sampleRate
+                $0.channels = configuration.channels
+                $0.language = configuration.language
+                $0.deviceID = configuration.deviceID
+                $0.sessionID = configuration.sessionID
+            }
+        }
+        do {
+            try await service.transcribeStream(
+                requestProducer: { writer in
+                    try await writer.write(config)
+                    for try await chunk in audio {
+                        try await writer.write(.with { $0.data = Data(chunk) })
+                    }
+                },
+                onResponse: { response in
+                    for try await result in response.messages {
+                        await onResult(Transcription(text: result.text, isFinal: result.isFinal, confidence: result.confidence))
+                    }
+                })
+        } catch let error as RPCError {
+            throw MLError(error)
+        } catch {
+            throw MLError(.failed, "\(error)")
+        }
     }
 
     /// Asks the service what `text` means. Fails with ``MLError`` (`deadlineExceeded` after

@@ -2,7 +2,18 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
 import MLLink
+import Synchronization
 import Testing
+
+extension Array where Element: Sendable {
+    /// The elements as an async sequence, one after the other.
+    var async: AsyncStream<Element> {
+        AsyncStream { continuation in
+            for element in self { continuation.yield(element) }
+            continuation.finish()
+        }
+    }
+}
 
 /// A scripted ML service on a loopback port: real gRPC over HTTP/2, as the gateway meets it.
 /// "slow …" answers after 2 s, "refuse …" fails with INVALID_ARGUMENT, anything else is
@@ -26,7 +37,26 @@ struct ScriptedMLService: Edge_Ml_V1_MLService.SimpleServiceProtocol {
         request: RPCAsyncSequence<Edge_Ml_V1_AudioChunk, any Error>, response: RPCWriter<Edge_Ml_V1_TranscriptionResult>,
         context: ServerContext
     ) async throws {
-        throw RPCError(code: .unimplemented, message: "not scripted")
+        // Config first (else INVALID_ARGUMENT), then a partial per chunk, a final at the end.
+        var configuration: Edge_Ml_V1_AudioConfig?
+        var bytes = 0
+        for try await chunk in request {
+            switch chunk.kind {
+            case .config(let config) where configuration == nil:
+                configuration = config
+            case .data(let data) where configuration != nil:
+                bytes += data.count
+                try await response.write(.with { $0.text = "heard \(bytes)"; $0.confidence = 0.5 })
+            default:
+                throw RPCError(code: .invalidArgument, message: "config first, once")
+            }
+        }
+        guard let configuration else { throw RPCError(code: .invalidArgument, message: "no config") }
+        try await response.write(.with {
+            $0.text = "\(name) \(configuration.codec) \(configuration.sampleRate) \(configuration.language) \(configuration.sessionID): \(bytes) bytes"
+            $0.isFinal = true
+            $0.confidence = 0.9
+        })
     }
 }
 
@@ -71,6 +101,21 @@ func withMLServer(
             #expect(analysis == IntentAnalysis(
                 intent: "intent:lights on", confidence: 0.75,
                 entities: ["device": "dev-1", "user": "u-7", "room": "kitchen"], replyText: "ok"))
+        }
+    }
+
+    @Test func audioStreamsWithItsConfigAndResultsComeBackInOrder() async throws {
+        try await withMLServer { client in
+            let chunks: [[UInt8]] = (1...5).map { Array(repeating: UInt8($0), count: 100 * $0) }
+            let results = Mutex<[Transcription]>([])
+            let configuration = AudioStreamConfiguration(
+                codec: "opus", sampleRate: 16000, channels: 1, language: "en-US", deviceID: "dev-1", sessionID: "s-1")
+            try await client.transcribe(configuration: configuration, audio: chunks.async) { result in
+                results.withLock { $0.append(result) }
+            }
+            let received = results.withLock { $0 }
+            #expect(received.map(\.text) == ["heard 100", "heard 300", "heard 600", "heard 1000", "heard 1500", "ok opus 16000 en-US s-1: 1500 bytes"])
+            #expect(received.map(\.isFinal) == [false, false, false, false, false, true])
         }
     }
 
