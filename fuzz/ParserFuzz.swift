@@ -9,7 +9,8 @@
 // - a payload the parser accepts gives an upstream envelope that is itself valid JSON whose
 //   eventId, deviceId and data read back exactly as accepted;
 // - a device id the topic parser accepts passes DeviceID's own check and is at most 64 bytes;
-// - a rejected device id's log form contains no control characters.
+// - a rejected device id's log form contains no control characters;
+// - an audio message (CONTRACTS.md §1 framing) that parses encodes back to the same message.
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
@@ -37,6 +38,10 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         return 0
     }
 
+    if case .success(let message) = AudioMessage.parse(payload) {
+        // What is accepted encodes back to a message that parses to the same thing.
+        check(AudioMessage.parse(message.bytes) == .success(message), "audio message does not round-trip")
+    }
     guard case .success(let event) = DeviceEvent.parse(device: device, payload: payload, maxPayloadBytes: 65536) else {
         return 0
     }
