@@ -238,15 +238,16 @@ final class OutboxWriter: @unchecked Sendable {
             }
         }
         // New events are taken only while the disk reserve is held (see SpaceReserve).
-        if !appends.isEmpty, !reserveHeld { reserveHeld = reserve.hold(roomInFile: freeBytesInFile()) }
+        if !reserveHeld { reserveHeld = reserve.hold(roomInFile: freeBytesInFile()) }
         let accepting = reserveHeld
         let appendCount = appends.reduce(0) { $0 + $1.0.count }
         var counterUpdates = counters
         let before = totals
         var outcomes: [[AppendOutcome]] = []
-        if !accepting, removals.isEmpty {
-            // Refusing, and nothing to remove: a commit would only spend the last free space on
-            // counters. Keep them for the next commit that frees space or stores again.
+        if !accepting, appendCount > 0, removals.isEmpty {
+            // Refusing new events, and nothing to remove: a commit would only spend the last free
+            // space on counting them. Keep the counts for the next commit that frees space or
+            // stores again.
             unflushedCounters = counters
             unflushedCounters[Self.storeFullCounter, default: 0] += Int64(appendCount)
             outcomes = appends.map { Array(repeating: .rejectedStoreFull, count: $0.0.count) }

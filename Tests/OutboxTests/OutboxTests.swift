@@ -105,6 +105,20 @@ let testLogger = Logger(label: "outbox-test")
         await outbox.close()
     }
 
+    @Test func rejectCountsAloneAreWrittenBeforeAnyEventIsStored() async throws {
+        let store = try TemporaryStore()
+        let outbox = try Outbox.open(configuration: store.configuration(), logger: testLogger)
+        // Only invalid input so far: nothing else will ever commit, yet the counts must land.
+        outbox.countRejects(["invalid json": 3, "invalid device id": 1])
+        var rejects: [String: Int64] = [:]
+        for _ in 0..<500 where rejects["invalid json"] != 3 {
+            try await Task.sleep(for: .milliseconds(10))
+            rejects = try await outbox.stats().rejects
+        }
+        #expect(rejects == ["invalid json": 3, "invalid device id": 1])
+        await outbox.close()
+    }
+
     @Test func dedupMemoryExpiresAfterRetention() async throws {
         let store = try TemporaryStore()
         let outbox = try Outbox.open(
