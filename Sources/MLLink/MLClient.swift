@@ -7,7 +7,7 @@ import Logging
 /// TCP, plaintext.
 ///
 /// ``run()`` keeps the connection (reconnecting with backoff, HTTP/2 keepalive) until the task is
-/// cancelled or ``shutDown()`` is called; calls made before it runs wait for it.
+/// cancelled or ``shutDown()`` is called; calls need it running.
 ///
 /// ```swift
 /// let client = try MLClient(endpoint: MLEndpoint(host: "127.0.0.1", port: 50051), logger: logger)

@@ -114,13 +114,13 @@ public final class Outbox: Service, Sendable {
         try db.execute("PRAGMA temp_store=MEMORY")
         // Keep the WAL from growing without bound on the SD card after bursts.
         try db.execute("PRAGMA journal_size_limit=\(16 * 1024 * 1024)")
+        let pageSize = try db.scalarInt("PRAGMA page_size") ?? 4096
         // A checkpoint may have to grow the database by up to the WAL's size: keep the WAL within
         // what the disk reserve can cover (SQLite's default of 1000 pages otherwise).
         if configuration.reserveBytes > 0 {
-            let pages = min(max(configuration.reserveBytes / 2 / 4096, 16), 1000)
+            let pages = min(max(configuration.reserveBytes / 2 / pageSize, 16), 1000)
             try db.execute("PRAGMA wal_autocheckpoint=\(pages)")
         }
-        let pageSize = try db.scalarInt("PRAGMA page_size") ?? 4096
         try db.execute("PRAGMA max_page_count=\(max(configuration.effectiveMaxFileBytes / pageSize, 64))")
         try OutboxSchema.migrate(db)
         _ = try db.scalarInt("SELECT count(*) FROM sqlite_schema")
