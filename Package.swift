@@ -38,9 +38,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            // SQLite connections and statements (the C API wrapped; used by the outbox and the caches).
+            name: "SQLite",
+            dependencies: ["CSQLite"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "Outbox",
             dependencies: [
-                "CSQLite", "GatewayCore",
+                "CSQLite", "SQLite", "GatewayCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import Synchronization
+import SQLite
 
 /// The durable queue between device ingress and the upstream forwarder.
 ///

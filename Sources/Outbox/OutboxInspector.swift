@@ -1,4 +1,5 @@
 import Foundation
+import SQLite
 
 /// Read-only access to an outbox file while a daemon may be writing it (for the CLI).
 public struct OutboxInspector: Sendable {

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import SQLite
 
 /// Reads the outbox on its own connection and serial queue. In WAL mode readers never wait for
 /// the writer's commits, so the forwarder's reads and `outbox stats` don't slow ingest down.

@@ -1,3 +1,5 @@
+import SQLite
+
 /// The outbox's tables, versioned through `PRAGMA user_version`. Each migration moves the schema
 /// one version up inside the caller's transaction; a database from a newer gateway is refused
 /// rather than guessed at.

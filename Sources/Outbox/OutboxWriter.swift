@@ -1,6 +1,7 @@
 import Foundation
 import GatewayCore
 import Logging
+import SQLite
 
 /// The single thread that writes the database. Appends, removals and maintenance are queued
 /// here and applied in group commits: everything queued when a commit starts (or arriving within

@@ -3,7 +3,7 @@ import CSQLite
 /// Owns one `sqlite3` connection. Not thread-safe: each connection is used by one thread at a
 /// time (the outbox writer thread or the reader queue), which is what SQLite's default
 /// multi-thread mode requires.
-final class SQLiteConnection {
+public final class SQLiteConnection {
     private let handle: OpaquePointer
     private var statements: [String: SQLiteStatement] = [:]
 
@@ -17,7 +17,7 @@ final class SQLiteConnection {
     }
 
     /// Opens (and with `readOnly == false`, creates) the database at `path`.
-    static func open(path: String, readOnly: Bool) throws(SQLiteError) -> SQLiteConnection {
+    public static func open(path: String, readOnly: Bool) throws(SQLiteError) -> SQLiteConnection {
         var db: OpaquePointer?
         let flags = (readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &db, flags, nil)
@@ -31,18 +31,18 @@ final class SQLiteConnection {
         return SQLiteConnection(handle: db)
     }
 
-    func error(_ code: Int32) -> SQLiteError {
+    public func error(_ code: Int32) -> SQLiteError {
         SQLiteError(code: code, message: String(cString: sqlite3_errmsg(handle)))
     }
 
     /// Runs one or more statements that return no rows.
-    func execute(_ sql: String) throws(SQLiteError) {
+    public func execute(_ sql: String) throws(SQLiteError) {
         let rc = sqlite3_exec(handle, sql, nil, nil, nil)
         guard rc == SQLITE_OK else { throw error(rc) }
     }
 
     /// A cached prepared statement for `sql`, reset and with bindings cleared.
-    func statement(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
+    public func statement(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
         if let cached = statements[sql] {
             cached.reset()
             return cached
@@ -56,17 +56,17 @@ final class SQLiteConnection {
     }
 
     /// Rows changed by the last INSERT, UPDATE or DELETE.
-    var changes: Int { Int(sqlite3_changes(handle)) }
+    public var changes: Int { Int(sqlite3_changes(handle)) }
 
     /// Reads one integer from a single-row query (for PRAGMAs and aggregates).
-    func scalarInt(_ sql: String) throws(SQLiteError) -> Int64? {
+    public func scalarInt(_ sql: String) throws(SQLiteError) -> Int64? {
         let stmt = try statement(sql)
         defer { stmt.reset() }
         guard try stmt.step() else { return nil }
         return stmt.isNull(0) ? nil : stmt.int64(0)
     }
 
-    func scalarText(_ sql: String) throws(SQLiteError) -> String? {
+    public func scalarText(_ sql: String) throws(SQLiteError) -> String? {
         let stmt = try statement(sql)
         defer { stmt.reset() }
         guard try stmt.step() else { return nil }
