@@ -128,7 +128,7 @@ let package = Package(
         ),
 
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "OutboxTests", dependencies: ["Outbox", "GatewayCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "OutboxTests", dependencies: ["Outbox", "SQLite", "GatewayCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SystemdTests",
             dependencies: ["Systemd", .product(name: "Logging", package: "swift-log")],

@@ -3,6 +3,7 @@ import Logging
 import Testing
 
 @testable import Outbox
+import SQLite
 
 /// Each test gets its own directory with a real SQLite file.
 struct TemporaryStore: ~Copyable {

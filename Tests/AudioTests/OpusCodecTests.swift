@@ -1,0 +1,49 @@
+import Audio
+import Foundation
+import Testing
+
+@Suite struct OpusCodecTests {
+    /// 1 s of a 440 Hz tone at 16 kHz, as S16 samples.
+    static func tone(seconds: Double = 1, frequency: Double = 440, sampleRate: Double = 16000) -> [Int16] {
+        (0..<Int(seconds * sampleRate)).map { Int16(8000 * sin(2 * Double.pi * frequency * Double($0) / sampleRate)) }
+    }
+
+    @Test func roundTripKeepsTheSignal() throws {
+        let encoder = try OpusEncoder(sampleRate: 16000, channels: 1, bitrate: 24000)
+        let decoder = try OpusDecoder(sampleRate: 16000, channels: 1)
+        let input = Self.tone()
+        let frame = encoder.frameSize(milliseconds: 20)
+        var output: [Int16] = []
+        var packetBytes = 0
+        for start in stride(from: 0, to: input.count - frame + 1, by: frame) {
+            let packet = try encoder.encode(Array(input[start..<start + frame]))
+            packetBytes += packet.count
+            let pcm = try decoder.decode(packet)
+            #expect(pcm.count == frame * 2)
+            output += stride(from: 0, to: pcm.count, by: 2).map { Int16(bitPattern: UInt16(pcm[$0]) | UInt16(pcm[$0 + 1]) << 8) }
+        }
+        #expect(output.count == input.count)
+        // 24 kbit/s over 1 s is about 3 KB; far less than the 32 KB of PCM.
+        #expect(packetBytes < 6000)
+        // Opus delays the signal by a few ms; find the best lag and compare there.
+        var best = 0.0
+        for lag in 0..<200 {
+            var dot = 0.0, a = 0.0, b = 0.0
+            for i in 1000..<(input.count - 200) {
+                let x = Double(input[i]), y = Double(output[i + lag])
+                dot += x * y; a += x * x; b += y * y
+            }
+            best = max(best, dot / (a * b).squareRoot())
+        }
+        #expect(best > 0.9, "correlation \(best)")
+    }
+
+    @Test func garbageIsAnErrorNotACrash() throws {
+        let decoder = try OpusDecoder(sampleRate: 16000, channels: 1)
+        // A TOC byte announcing a code-3 packet with an impossible frame count.
+        #expect(throws: OpusError.self) { try decoder.decode([0xFF, 0xFF]) }
+        #expect(throws: OpusError.self) { try OpusDecoder(sampleRate: 12345, channels: 1) }
+        let concealed = try decoder.conceal()
+        #expect(concealed.count == 320 * 2)
+    }
+}
