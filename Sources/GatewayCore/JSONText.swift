@@ -36,6 +36,37 @@ public struct JSONText: Sendable {
         bytes.append(contentsOf: value)
     }
 
+    /// A number in its shortest form that reads back as the same `Float`; NaN and infinities,
+    /// which JSON cannot carry, become null.
+    public mutating func field(_ key: StaticString, float value: Float) {
+        guard value.isFinite else { return null(key) }
+        key_(key)
+        bytes.append(contentsOf: "\(value)".utf8)
+    }
+
+    public mutating func field(_ key: StaticString, bool value: Bool) {
+        key_(key)
+        bytes.append(contentsOf: (value ? "true" : "false").utf8)
+    }
+
+    /// A field whose name is not known in advance (escaped like any string).
+    public mutating func field(named name: String, string value: String) {
+        if needsComma { bytes.append(UInt8(ascii: ",")) }
+        needsComma = true
+        Self.appendString(name, to: &bytes)
+        bytes.append(UInt8(ascii: ":"))
+        Self.appendString(value, to: &bytes)
+    }
+
+    /// A JSON object of string values, keys sorted (so equal maps give equal bytes).
+    public static func object(_ values: [String: String]) -> [UInt8] {
+        var json = JSONText(capacity: 16 + values.count * 32)
+        for (name, value) in values.sorted(by: { $0.key < $1.key }) {
+            json.field(named: name, string: value)
+        }
+        return json.finish()
+    }
+
     public mutating func null(_ key: StaticString) {
         key_(key)
         bytes.append(contentsOf: "null".utf8)

@@ -4,7 +4,7 @@ import GRPCNIOTransportHTTP2
 import Logging
 
 /// A gRPC client for one ML endpoint (`edge.ml.v1.MLService`, CONTRACTS.md §3) over HTTP/2 on
-/// TCP, plaintext.
+/// TCP, plaintext or TLS.
 ///
 /// ``run()`` keeps the connection (reconnecting with backoff, HTTP/2 keepalive) until the task is
 /// cancelled or ``shutDown()`` is called; calls need it running.
@@ -15,33 +15,92 @@ import Logging
 /// let analysis = try await client.analyzeIntent(text: "lights on", deviceID: "dev-1", userID: "u-1")
 /// ```
 ///
-/// Several endpoints, balancing and circuit breakers are built on top of this (issue 4).
+/// Several endpoints, balancing and circuit breakers are in ``MLEndpointPool``.
 public final class MLClient: Sendable {
     public let endpoint: MLEndpoint
     /// Deadline of an `AnalyzeIntent` call (`ml.intentTimeoutMs`).
     public let intentTimeout: Duration
     private let grpc: GRPCClient<HTTP2ClientTransport.Posix>
     private let service: Edge_Ml_V1_MLService.Client<HTTP2ClientTransport.Posix>
+    private let health: Grpc_Health_V1_Health.Client<HTTP2ClientTransport.Posix>
     private let logger: Logger
 
     /// - Parameters:
+    ///   - authority: the `:authority` and TLS server name; nil: the endpoint's host. An address
+    ///     resolved from `dns:///name` passes the name, so certificates are checked against it.
+    ///   - tls: nil for plaintext.
     ///   - intentTimeout: deadline of `AnalyzeIntent` (default 5 s).
     ///   - keepalive: HTTP/2 PING interval while idle (default 30 s); a PING unanswered for
     ///     10 s closes the connection.
     public init(
-        endpoint: MLEndpoint, intentTimeout: Duration = .seconds(5), keepalive: Duration = .seconds(30), logger: Logger
+        endpoint: MLEndpoint, authority: String? = nil, tls: MLConfiguration.TLS? = nil,
+        intentTimeout: Duration = .seconds(5), keepalive: Duration = .seconds(30), logger: Logger
     ) throws {
         self.endpoint = endpoint
         self.intentTimeout = intentTimeout
         self.logger = logger
+        let target: any ResolvableTarget =
+            if endpoint.host.contains(":") {
+                .ipv6(address: endpoint.host, port: endpoint.port)
+            } else if endpoint.host.split(separator: ".").count == 4, endpoint.host.allSatisfy({ $0.isNumber || $0 == "." }) {
+                .ipv4(address: endpoint.host, port: endpoint.port)
+            } else {
+                .dns(host: endpoint.host, port: endpoint.port)
+            }
+        let security: HTTP2ClientTransport.Posix.TransportSecurity =
+            if let tls {
+                .tls { config in
+                    if let caFile = tls.caFile {
+                        config.trustRoots = .certificates([.file(path: caFile, format: .pem)])
+                    }
+                    if let certFile = tls.certFile, let keyFile = tls.keyFile {
+                        config.certificateChain = [.file(path: certFile, format: .pem)]
+                        config.privateKey = .file(path: keyFile, format: .pem)
+                    }
+                }
+            } else {
+                .plaintext
+            }
         let transport = try HTTP2ClientTransport.Posix(
-            target: .dns(host: endpoint.host, port: endpoint.port),
-            transportSecurity: .plaintext,
+            target: target,
+            transportSecurity: security,
             config: .defaults { config in
                 config.connection.keepalive = .init(time: keepalive, timeout: .seconds(10), allowWithoutCalls: true)
+                config.http2.authority = tls?.serverName ?? authority
+                // Reconnect soon after an endpoint comes back; the breaker, not the backoff, keeps calls away.
+                config.backoff = .init(initial: .milliseconds(200), max: .seconds(5), multiplier: 1.6, jitter: 0.2)
             })
         grpc = GRPCClient(transport: transport)
         service = Edge_Ml_V1_MLService.Client(wrapping: grpc)
+        health = Grpc_Health_V1_Health.Client(wrapping: grpc)
+    }
+
+    /// What `grpc.health.v1.Health/Check` said about the ML service.
+    public enum Health: String, Sendable, Equatable {
+        case serving
+        case notServing = "not serving"
+        /// The server does not offer the health service (call outcomes decide instead).
+        case notOffered = "not offered"
+        /// The check itself failed (unreachable, timed out).
+        case unreachable
+    }
+
+    /// Asks the endpoint's health service about `edge.ml.v1.MLService` (deadline `timeout`).
+    public func checkHealth(timeout: Duration = .seconds(2)) async -> Health {
+        var options = CallOptions.defaults
+        options.timeout = timeout
+        do {
+            let response = try await health.check(.with { $0.service = "edge.ml.v1.MLService" }, options: options)
+            return response.status == .serving ? .serving : .notServing
+        } catch let error as RPCError {
+            switch error.code {
+            case .unimplemented: return .notOffered
+            case .notFound: return .notServing
+            default: return .unreachable
+            }
+        } catch {
+            return .unreachable
+        }
     }
 
     /// Runs the client's connections until ``shutDown()`` or cancellation.

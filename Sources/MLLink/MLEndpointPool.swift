@@ -1,46 +1,239 @@
+import Dispatch
+import Foundation
+import GatewayCore
 import Logging
+import Metrics
+import ServiceLifecycle
 import Synchronization
 
-/// The ML service behind several endpoints: each call goes to the next endpoint whose breaker
-/// lets it through (round robin), a retriable failure of `AnalyzeIntent` is tried once more on
-/// another endpoint, and when every breaker is open the call fails at once instead of waiting
-/// for deadlines.
+/// The ML service behind several endpoints (`ml.endpoints`).
 ///
-/// Breaker state changes are logged at info (`ml.endpoint`, `ml.breaker`).
-public final class MLEndpointPool: Sendable {
-    public let clients: [MLClient]
+/// - **Endpoints**: `host:port` entries are used as given; every address a `dns:///name:port`
+///   entry resolves to is an endpoint of its own, resolved again every `ml.resolveIntervalSeconds`
+///   (new addresses join, gone ones are closed once their calls finish).
+/// - **Balancing**: each call goes to a healthy endpoint whose breaker lets it through, in turn
+///   (`roundRobin`) or the one with the fewest calls under way (`leastOutstanding`).
+/// - **Health**: `grpc.health.v1.Health/Check` every `ml.healthCheckIntervalSeconds` where the
+///   server offers it; an endpoint that says NOT_SERVING or cannot be reached is skipped while
+///   others are healthy. Without the health service, call outcomes decide (the breaker).
+/// - **Breakers**: one per endpoint (see ``CircuitBreaker``); changes are logged at info and kept
+///   in the `gateway.ml.breaker.state` gauge (0 closed, 1 half-open, 2 open).
+/// - **Retries**: `AnalyzeIntent` that failed retriably is tried once on another endpoint. A
+///   transcription that failed retriably before the service returned anything is moved to
+///   another endpoint with its audio replayed (``ReplayableAudio``); once results have come back
+///   it is not retried. When no breaker lets a call through, calls fail at once.
+public final class MLEndpointPool: Service, Sendable {
+    public let configuration: MLConfiguration
     private let state: Mutex<State>
     private let logger: Logger
+    private let makeClient: @Sendable (MLEndpoint, _ authority: String?) throws -> MLClient
+
+    /// One endpoint as the status page and metrics see it.
+    public struct EndpointStatus: Sendable, Equatable {
+        public var endpoint: MLEndpoint
+        /// The `ml.endpoints` entry it came from.
+        public var source: String
+        public var breaker: CircuitBreaker.State
+        public var health: MLClient.Health?
+        public var outstanding: Int
+    }
+
+    struct Member {
+        let client: MLClient
+        let source: MLConfiguration.Target
+        var breaker: CircuitBreaker
+        var health: MLClient.Health?
+        var outstanding = 0
+        var runTask: Task<Void, Never>?
+
+        /// Skipped while others are up: the health service said so, or could not be reached.
+        var healthDown: Bool { health == .notServing || health == .unreachable }
+    }
 
     struct State {
-        var breakers: [CircuitBreaker]
+        var members: [MLEndpoint: Member] = [:]
+        /// Pick order (configuration order, then resolution order).
+        var order: [MLEndpoint] = []
         var next = 0
+        var stopping = false
     }
 
-    public init(clients: [MLClient], breaker: CircuitBreaker.Configuration = .init(), logger: Logger) {
-        precondition(!clients.isEmpty, "an ML endpoint pool needs at least one endpoint")
-        self.clients = clients
+    public convenience init(configuration: MLConfiguration, logger: Logger) {
+        let tls = configuration.tls
+        let intentTimeout = configuration.intentTimeout
+        let keepalive = configuration.keepalive
+        self.init(configuration: configuration, logger: logger) { endpoint, authority in
+            try MLClient(
+                endpoint: endpoint, authority: authority, tls: tls, intentTimeout: intentTimeout, keepalive: keepalive,
+                logger: logger)
+        }
+    }
+
+    init(
+        configuration: MLConfiguration, logger: Logger,
+        makeClient: @escaping @Sendable (MLEndpoint, String?) throws -> MLClient
+    ) {
+        self.configuration = configuration
         self.logger = logger
-        state = Mutex(State(breakers: Array(repeating: CircuitBreaker(configuration: breaker), count: clients.count)))
+        self.makeClient = makeClient
+        state = Mutex(State())
+        for target in configuration.targets {
+            if case .address(let endpoint) = target { add(endpoint, source: target, authority: nil) }
+        }
     }
 
-    /// Runs every endpoint's connections until ``shutDown()``.
-    public func run() async throws {
-        try await withThrowingDiscardingTaskGroup { group in
-            for client in clients {
-                group.addTask { try await client.run() }
+    /// Pools over fixed clients (tests).
+    public convenience init(clients: [MLClient], breaker: CircuitBreaker.Configuration = .init(), logger: Logger) {
+        var configuration = MLConfiguration()
+        configuration.targets = clients.map { .address($0.endpoint) }
+        configuration.breaker = breaker
+        let byEndpoint = Dictionary(clients.map { ($0.endpoint, $0) }, uniquingKeysWith: { first, _ in first })
+        self.init(configuration: configuration, logger: logger) { endpoint, _ in
+            guard let client = byEndpoint[endpoint] else { throw MLError(.failed, "no client for \(endpoint)") }
+            return client
+        }
+    }
+
+    @discardableResult
+    private func add(_ endpoint: MLEndpoint, source: MLConfiguration.Target, authority: String?) -> Bool {
+        let client: MLClient
+        do {
+            client = try makeClient(endpoint, authority)
+        } catch {
+            logger.error("cannot set up an ML endpoint", metadata: ["ml.endpoint": "\(endpoint)", "error": "\(error)"])
+            return false
+        }
+        let added = state.withLock { state -> Bool in
+            guard !state.stopping, state.members[endpoint] == nil else { return false }
+            var member = Member(client: client, source: source, breaker: CircuitBreaker(configuration: configuration.breaker))
+            member.runTask = Task { try? await client.run() }
+            state.members[endpoint] = member
+            state.order.append(endpoint)
+            return true
+        }
+        if added { Self.breakerGauge(endpoint).record(0) }
+        return added
+    }
+
+    /// Runs every endpoint's connections, re-resolves `dns:///` entries and checks health, until
+    /// graceful shutdown; then lets calls under way finish (up to `shutdownGrace`) and closes
+    /// the channels.
+    public func run() async {
+        await cancelWhenGracefulShutdown { await self.maintain() }
+        await close()
+    }
+
+    /// Closes every endpoint: calls under way may finish within `shutdownGrace`, then the
+    /// connections are cancelled.
+    public func close() async {
+        let tasks = state.withLock { state -> [Task<Void, Never>] in
+            state.stopping = true
+            return state.members.values.compactMap(\.runTask)
+        }
+        shutDown()
+        let grace = configuration.shutdownGrace
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { for task in tasks { await task.value } }
+            group.addTask { try? await Task.sleep(for: grace) }
+            await group.next()
+            group.cancelAll()
+        }
+        for task in tasks { task.cancel() }
+        for task in tasks { await task.value }
+    }
+
+    /// Refuses new calls on every endpoint and lets calls under way finish.
+    public func shutDown() {
+        let clients = state.withLock { $0.members.values.map(\.client) }
+        for client in clients { client.shutDown() }
+    }
+
+    private func maintain() async {
+        let hasNames = configuration.targets.contains { if case .dns = $0 { true } else { false } }
+        var nextResolve = ContinuousClock.now
+        while !Task.isCancelled {
+            if hasNames, ContinuousClock.now >= nextResolve {
+                await resolveNames()
+                nextResolve = .now + configuration.resolveInterval
+            }
+            if configuration.healthCheckInterval > .zero {
+                await checkHealth()
+            }
+            var pause = configuration.healthCheckInterval > .zero ? configuration.healthCheckInterval : .seconds(3600)
+            if hasNames { pause = min(pause, max(.zero, ContinuousClock.now.duration(to: nextResolve))) }
+            try? await Task.sleep(for: pause)
+        }
+    }
+
+    /// Resolves every `dns:///` entry; addresses that appeared join, addresses that went away are
+    /// closed. A failed resolution keeps the addresses already known.
+    func resolveNames() async {
+        for target in configuration.targets {
+            guard case .dns(let name, let port) = target else { continue }
+            let addresses = await Self.resolve(name)
+            guard !addresses.isEmpty else {
+                logger.warning("cannot resolve an ML endpoint name; keeping its known addresses", metadata: ["ml.target": "\(target)"])
+                continue
+            }
+            let wanted = Set(addresses.map { MLEndpoint(host: $0, port: port) })
+            let known = state.withLock { state in Set(state.members.filter { $0.value.source == target }.keys) }
+            for endpoint in wanted.subtracting(known).sorted(by: { $0.description < $1.description })
+            where add(endpoint, source: target, authority: name) {
+                logger.info("ML endpoint added", metadata: ["ml.endpoint": "\(endpoint)", "ml.target": "\(target)"])
+            }
+            for endpoint in known.subtracting(wanted) {
+                let removed = state.withLock { state -> MLClient? in
+                    state.order.removeAll { $0 == endpoint }
+                    return state.members.removeValue(forKey: endpoint)?.client
+                }
+                removed?.shutDown()
+                logger.info("ML endpoint removed (no longer resolved)", metadata: ["ml.endpoint": "\(endpoint)", "ml.target": "\(target)"])
             }
         }
     }
 
-    /// Lets calls under way finish and closes every endpoint's connections.
-    public func shutDown() {
-        for client in clients { client.shutDown() }
+    /// The addresses `name` resolves to (getaddrinfo, off the cooperative threads).
+    static func resolve(_ name: String) async -> [String] {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                let addresses = Host(name: name).addresses
+                var seen = Set<String>()
+                continuation.resume(returning: addresses.filter { seen.insert($0).inserted })
+            }
+        }
     }
 
-    /// The breaker state of each endpoint, in configuration order (for status and metrics).
-    public var breakerStates: [(endpoint: MLEndpoint, state: CircuitBreaker.State)] {
-        state.withLock { state in clients.indices.map { (clients[$0].endpoint, state.breakers[$0].state) } }
+    private func checkHealth() async {
+        let members = state.withLock { state in state.order.compactMap { endpoint in state.members[endpoint].map { (endpoint, $0.client) } } }
+        await withTaskGroup(of: (MLEndpoint, MLClient.Health).self) { group in
+            for (endpoint, client) in members {
+                group.addTask { (endpoint, await client.checkHealth()) }
+            }
+            for await (endpoint, health) in group {
+                let before = state.withLock { state -> MLClient.Health?? in
+                    guard state.members[endpoint] != nil else { return nil }
+                    let before = state.members[endpoint]?.health
+                    state.members[endpoint]?.health = health
+                    return .some(before)
+                }
+                if let before, before != health {
+                    logger.info("ML endpoint health \(health.rawValue)", metadata: ["ml.endpoint": "\(endpoint)", "ml.health": "\(health.rawValue)"])
+                }
+            }
+        }
+    }
+
+    /// Every endpoint's state, in pick order.
+    public var endpoints: [EndpointStatus] {
+        state.withLock { state in
+            state.order.compactMap { endpoint in
+                state.members[endpoint].map {
+                    EndpointStatus(
+                        endpoint: endpoint, source: "\($0.source)", breaker: $0.breaker.state, health: $0.health,
+                        outstanding: $0.outstanding)
+                }
+            }
+        }
     }
 
     /// `AnalyzeIntent` on a healthy endpoint; a retriable failure is tried on one other endpoint
@@ -49,53 +242,119 @@ public final class MLEndpointPool: Sendable {
     public func analyzeIntent(
         text: String, context: [String: String] = [:], deviceID: String, userID: String
     ) async throws(MLError) -> IntentAnalysis {
-        var tried: Set<Int> = []
+        var tried: Set<MLEndpoint> = []
         var lastError: MLError?
         for _ in 0..<2 {
-            guard let index = pick(excluding: tried) else { break }
-            tried.insert(index)
+            guard let (endpoint, client) = pick(excluding: tried) else { break }
+            tried.insert(endpoint)
             do {
-                let analysis = try await clients[index].analyzeIntent(
-                    text: text, context: context, deviceID: deviceID, userID: userID)
-                record(index, failed: false)
+                let analysis = try await client.analyzeIntent(text: text, context: context, deviceID: deviceID, userID: userID)
+                finish(endpoint, call: "intent", error: nil)
                 return analysis
             } catch {
-                record(index, failed: error.isRetriable)
+                finish(endpoint, call: "intent", error: error)
                 guard error.isRetriable else { throw error }
                 lastError = error
             }
         }
-        throw lastError ?? MLError(.unavailable, "every ML endpoint's circuit breaker is open")
+        throw lastError ?? noEndpoint()
     }
 
-    /// The next endpoint, round robin, whose breaker lets a call through now.
-    private func pick(excluding tried: Set<Int>) -> Int? {
-        let now = ContinuousClock.now
-        let (index, change) = state.withLock { state -> (Int?, CircuitBreaker.State?) in
-            for offset in 0..<clients.count {
-                let index = (state.next + offset) % clients.count
-                guard !tried.contains(index) else { continue }
-                let before = state.breakers[index].state
-                if state.breakers[index].allowsCall(at: now) {
-                    state.next = index + 1
-                    let after = state.breakers[index].state
-                    return (index, after != before ? after : nil)
+    /// `TranscribeStream` on a healthy endpoint. A retriable failure before any result came back
+    /// is moved to one other endpoint, replaying `audio` from its start (while it can be
+    /// replayed). Returns the endpoint that served the stream.
+    @discardableResult
+    public func transcribe(
+        configuration audioConfiguration: AudioStreamConfiguration, audio: ReplayableAudio,
+        onResult: @escaping @Sendable (Transcription) async -> Void
+    ) async throws(MLError) -> MLEndpoint {
+        var tried: Set<MLEndpoint> = []
+        var lastError: MLError?
+        for _ in 0..<2 {
+            guard let (endpoint, client) = pick(excluding: tried) else { break }
+            tried.insert(endpoint)
+            let answered = Atomic<Bool>(false)
+            do {
+                try await client.transcribe(configuration: audioConfiguration, audio: audio.reader()) { result in
+                    answered.store(true, ordering: .relaxed)
+                    await onResult(result)
                 }
+                finish(endpoint, call: "transcribe", error: nil)
+                return endpoint
+            } catch {
+                finish(endpoint, call: "transcribe", error: error)
+                guard error.isRetriable, !answered.load(ordering: .relaxed), audio.canReplay else { throw error }
+                logger.info(
+                    "transcription failed before any result; moving it to another ML endpoint",
+                    metadata: ["ml.endpoint": "\(endpoint)", "error": "\(error)", "session.id": "\(audioConfiguration.sessionID)"])
+                lastError = error
+            }
+        }
+        throw lastError ?? noEndpoint()
+    }
+
+    private func noEndpoint() -> MLError {
+        let count = state.withLock { $0.members.count }
+        return count == 0
+            ? MLError(.unavailable, "no ML endpoint is configured or resolved (ml.endpoints)")
+            : MLError(.unavailable, "every ML endpoint's circuit breaker is open")
+    }
+
+    /// The endpoint the next call goes to, or nil when no breaker lets one through. Endpoints
+    /// the health service reports down are only used when no other is up.
+    private func pick(excluding tried: Set<MLEndpoint>) -> (MLEndpoint, MLClient)? {
+        let now = ContinuousClock.now
+        let balancing = configuration.balancing
+        let (picked, change) = state.withLock { state -> ((MLEndpoint, MLClient)?, CircuitBreaker.State?) in
+            let count = state.order.count
+            guard count > 0 else { return (nil, nil) }
+            var candidates = (0..<count).map { state.order[(state.next + $0) % count] }.filter { !tried.contains($0) }
+            if balancing == .leastOutstanding {
+                // Stable: ties keep their turn order.
+                candidates = candidates.enumerated().sorted {
+                    let a = state.members[$0.element]!.outstanding, b = state.members[$1.element]!.outstanding
+                    return a != b ? a < b : $0.offset < $1.offset
+                }.map(\.element)
+            }
+            let up = candidates.filter { !state.members[$0]!.healthDown }
+            for endpoint in up + candidates.filter({ state.members[$0]!.healthDown }) {
+                let before = state.members[endpoint]!.breaker.state
+                guard state.members[endpoint]!.breaker.allowsCall(at: now) else { continue }
+                state.members[endpoint]!.outstanding += 1
+                if let index = state.order.firstIndex(of: endpoint) { state.next = index + 1 }
+                let after = state.members[endpoint]!.breaker.state
+                return ((endpoint, state.members[endpoint]!.client), after != before ? after : nil)
             }
             return (nil, nil)
         }
-        if let index, let change { logChange(index, change) }
-        return index
+        if let picked, let change { logChange(picked.0, change) }
+        return picked
     }
 
-    private func record(_ index: Int, failed: Bool) {
-        let change = state.withLock { $0.breakers[index].record(failed: failed, at: .now) }
-        if let change { logChange(index, change) }
+    private func finish(_ endpoint: MLEndpoint, call: String, error: MLError?) {
+        let failed = error?.isRetriable ?? false
+        let change = state.withLock { state -> CircuitBreaker.State? in
+            guard state.members[endpoint] != nil else { return nil }
+            state.members[endpoint]!.outstanding -= 1
+            if !failed, state.members[endpoint]!.health == .unreachable {
+                // A call got through: the endpoint is reachable whatever the last check said.
+                state.members[endpoint]!.health = nil
+            }
+            return state.members[endpoint]!.breaker.record(failed: failed, at: .now)
+        }
+        let outcome = error.map { $0.code.rawValue.replacingOccurrences(of: " ", with: "_") } ?? "ok"
+        Counter(label: "gateway.ml.calls", dimensions: [("endpoint", "\(endpoint)"), ("call", call), ("outcome", outcome)]).increment()
+        if let change { logChange(endpoint, change) }
     }
 
-    private func logChange(_ index: Int, _ state: CircuitBreaker.State) {
+    private static func breakerGauge(_ endpoint: MLEndpoint) -> Gauge {
+        Gauge(label: "gateway.ml.breaker.state", dimensions: [("endpoint", "\(endpoint)")])
+    }
+
+    private func logChange(_ endpoint: MLEndpoint, _ state: CircuitBreaker.State) {
+        Self.breakerGauge(endpoint).record(state == .closed ? 0 : state == .halfOpen ? 1 : 2)
         logger.info(
             "ML endpoint circuit breaker \(state.rawValue)",
-            metadata: ["ml.endpoint": "\(clients[index].endpoint)", "ml.breaker": "\(state.rawValue)"])
+            metadata: ["ml.endpoint": "\(endpoint)", "ml.breaker": "\(state.rawValue)"])
     }
 }

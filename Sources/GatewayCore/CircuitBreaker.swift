@@ -1,4 +1,4 @@
-/// The circuit breaker of one ML endpoint.
+/// The circuit breaker of one endpoint (an ML endpoint, a REST service).
 ///
 /// - **closed**: calls go through; outcomes are kept for the last `window`. Once at least
 ///   `minimumCalls` are in the window and the share of failures reaches `failureRatio`, it opens.
@@ -7,8 +7,8 @@
 /// - **half-open**: one call at a time is let through as a probe; success closes the breaker
 ///   (with a fresh window), failure opens it again for another `openDuration`.
 ///
-/// Only failures that say something about the endpoint count (`MLError.isRetriable`: unavailable
-/// or deadline exceeded); a request the service refused is a success for the breaker.
+/// Only failures that say something about the endpoint count (unreachable, timed out, 5xx); a
+/// request the service refused is a success for the breaker. The caller decides which is which.
 /// A value type driven by the caller under its own lock, with time passed in, so it is tested
 /// without sleeping.
 public struct CircuitBreaker: Sendable {

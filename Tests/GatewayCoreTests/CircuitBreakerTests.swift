@@ -1,4 +1,4 @@
-import MLLink
+import GatewayCore
 import Testing
 
 @Suite struct CircuitBreakerTests {

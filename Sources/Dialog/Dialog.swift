@@ -1,0 +1,416 @@
+import Foundation
+import GatewayCore
+import Logging
+import MLLink
+import MQTT
+import Metrics
+import Outbox
+import ServiceLifecycle
+import Synchronization
+import Users
+
+/// Device voice dialogs (CONTRACTS.md §1 audio and responses, §3 the ML service, §4 users).
+///
+/// Takes `device/+/audio` on a connection of its own (clean session: a dialog does not outlive
+/// the gateway), runs one session per `(device, session id)`, streams the audio to the ML
+/// service while it arrives, and answers on `device/{id}/response`: `TRANSCRIPT_PARTIAL` for
+/// partial results (`dialog.partials`), then `DIALOG_RESPONSE` — or an `ERROR` when the session
+/// cannot finish. Each answered dialog becomes a `DialogCompleted` event in the outbox, keyed by
+/// the user, so it reaches the cloud like any other event.
+///
+/// The sequence of one session:
+/// 1. start (`0x01`): limits checked, the user looked up (in the background), the stream to
+///    the ML service opened (endpoint picked by ``MLEndpointPool``);
+/// 2. frames (`0x02`): reordered within `dialog.reorderWindow`, converted to `ml.codec`, sent;
+/// 3. end (`0x03`): the rest flushed, the stream's send side closed; the final transcript comes
+///    back;
+/// 4. the user decides: blocked → `DIALOG_RESPONSE` saying so; unknown → `users.unknownUserPolicy`;
+/// 5. `AnalyzeIntent` → `DIALOG_RESPONSE` → `DialogCompleted` into the outbox.
+public final class Dialog: Service, Sendable {
+    private let client: MQTTClient
+    private let ml: MLEndpointPool
+    private let users: UserDirectory
+    private let outbox: Outbox
+    private let configuration: DialogConfiguration
+    private let logger: Logger
+    private let sessions = Mutex<[SessionKey: DialogSession]>([:])
+    private let metrics = DialogMetrics()
+    private let rejectLog: RateLimitedLog
+
+    public init(
+        client: MQTTClient, ml: MLEndpointPool, users: UserDirectory, outbox: Outbox, configuration: DialogConfiguration,
+        logger: Logger
+    ) {
+        self.client = client
+        self.ml = ml
+        self.users = users
+        self.outbox = outbox
+        self.configuration = configuration
+        self.logger = logger
+        rejectLog = RateLimitedLog(logger: logger, interval: .seconds(10))
+    }
+
+    /// The topic filter the dialog connection subscribes to.
+    public static let subscriptions = ["device/+/audio"]
+
+    /// Sessions under way.
+    public var activeSessions: Int { sessions.withLock { $0.count } }
+
+    public func run() async throws {
+        client.start()
+        await withTaskGroup(of: Void.self) { outer in
+            outer.addTask { for await _ in self.client.events {} }
+            await withDiscardingTaskGroup { group in
+                await withTaskCancellationOrGracefulShutdownHandler {
+                    for await batch in client.messages {
+                        for message in batch {
+                            if let session = handle(message) {
+                                group.addTask { await self.run(session) }
+                            }
+                        }
+                    }
+                } onCancelOrGracefulShutdown: {
+                    self.client.pauseReading()
+                    for session in self.sessions.withLock({ Array($0.values) }) {
+                        session.abort(.shuttingDown, "the gateway is shutting down")
+                    }
+                }
+            }
+            // Every session has answered its device; now leave the broker.
+            await client.stop()
+            outer.cancelAll()
+        }
+        logger.info("dialogs stopped")
+    }
+
+    // MARK: - Messages
+
+    /// Handles one audio message; returns a session that has just started (to be run).
+    func handle(_ message: MQTTMessage) -> DialogSession? {
+        let device: DeviceID
+        switch DeviceTopic.parse(message.topic) {
+        case .success(let topic) where topic.channel == .audio:
+            device = topic.device
+        case .success, .failure(.notADeviceTopic):
+            reject(nil, "invalid_topic", "ignored a message on an unexpected topic", detail: DeviceID.escapedForLog(message.topic))
+            return nil
+        case .failure(.invalidDeviceID(let escaped)):
+            reject(nil, "invalid_device_id", "rejected audio with an invalid device id", detail: escaped)
+            return nil
+        }
+        guard message.payload.count <= configuration.maxAudioMessageBytes else {
+            reject(device, "too_large", "rejected an audio message over dialog.maxAudioMessageBytes", detail: "\(message.payload.count) bytes")
+            respond(.error(
+                device: device, code: .malformedAudio,
+                message: "audio message of \(message.payload.count) bytes exceeds the limit of \(configuration.maxAudioMessageBytes)"))
+            return nil
+        }
+        switch AudioMessage.parse(message.payload) {
+        case .failure(let error):
+            reject(device, "malformed", "rejected a malformed audio message", detail: error.description)
+            respond(.error(device: device, code: .malformedAudio, message: error.description))
+            return nil
+        case .success(.start(let start)):
+            return begin(device: device, start: start)
+        case .success(.frame(let session, let sequence, let payload)):
+            guard let dialog = sessions.withLock({ $0[SessionKey(device: device, session: session)] }) else {
+                reject(device, "unknown_session", "dropped an audio frame of no open session", detail: "\(session)")
+                return nil
+            }
+            let outcome = dialog.accept(sequence: sequence, payload: payload)
+            metrics.frames.increment()
+            if outcome.late > 0 { metrics.lateFrames.increment(by: Int64(outcome.late)) }
+            if outcome.gaps > 0 { metrics.gaps.increment(by: Int64(outcome.gaps)) }
+            if outcome.convertErrors > 0 { metrics.convertErrors.increment(by: Int64(outcome.convertErrors)) }
+            return nil
+        case .success(.end(let session, let lastSequence)):
+            guard let dialog = sessions.withLock({ $0[SessionKey(device: device, session: session)] }) else {
+                reject(device, "unknown_session", "dropped the end of no open session", detail: "\(session)")
+                return nil
+            }
+            let outcome = dialog.end(lastSequence: lastSequence)
+            if outcome.gaps > 0 { metrics.gaps.increment(by: Int64(outcome.gaps)) }
+            if outcome.convertErrors > 0 { metrics.convertErrors.increment(by: Int64(outcome.convertErrors)) }
+            return nil
+        }
+    }
+
+    /// A start message: a new session unless one with this id is open (a redelivered start is
+    /// ignored) or a limit is reached.
+    private func begin(device: DeviceID, start: AudioMessage.AudioStart) -> DialogSession? {
+        let key = SessionKey(device: device, session: start.session)
+        let session: DialogSession
+        do {
+            session = try DialogSession(device: device, start: start, configuration: configuration)
+        } catch {
+            reject(device, "unsupported", "refused an audio session", detail: error.message)
+            respond(.error(device: device, code: error.code, message: error.message, session: start.session))
+            return nil
+        }
+        enum Admission { case admitted, duplicate, tooMany(String) }
+        let admission = sessions.withLock { sessions -> Admission in
+            if sessions[key] != nil { return .duplicate }
+            if sessions.count >= configuration.maxSessions {
+                return .tooMany("the gateway has \(sessions.count) sessions open (dialog.maxSessions)")
+            }
+            let forDevice = sessions.keys.filter { $0.device == device }.count
+            if forDevice >= configuration.maxSessionsPerDevice {
+                return .tooMany("device has \(forDevice) sessions open (dialog.maxSessionsPerDevice)")
+            }
+            sessions[key] = session
+            return .admitted
+        }
+        switch admission {
+        case .duplicate:
+            logger.debug("ignored a repeated session start", metadata: ["device.id": "\(device)", "session.id": "\(start.session)"])
+            return nil
+        case .tooMany(let why):
+            reject(device, "too_many_sessions", "refused an audio session", detail: why)
+            respond(.error(device: device, code: .tooManySessions, message: why, session: start.session))
+            return nil
+        case .admitted:
+            metrics.sessionsStarted.increment()
+            logger.debug(
+                "dialog session started",
+                metadata: [
+                    "device.id": "\(device)", "session.id": "\(start.session)", "audio.codec": "\(start.codec.rawValue)",
+                    "audio.sample_rate": "\(start.sampleRate)", "ml.codec": "\(session.outputCodec.rawValue)",
+                ])
+            return session
+        }
+    }
+
+    private func reject(_ device: DeviceID?, _ reason: String, _ message: String, detail: String) {
+        metrics.rejected(reason)
+        var metadata: Logger.Metadata = ["reason": "\(reason)", "detail": "\(detail)"]
+        if let device { metadata["device.id"] = "\(device)" }
+        logger.debug("\(message)", metadata: metadata)
+        rejectLog.warning(key: reason, count: 1, "\(message)", metadata: metadata)
+    }
+
+    // MARK: - Sessions
+
+    /// Runs a session to its answer, watching its idle and total time meanwhile.
+    private func run(_ session: DialogSession) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.converse(session) }
+            group.addTask { await self.watch(session) }
+            await group.next()
+            group.cancelAll()
+        }
+        session.audio.fail(MLError(.unavailable, "the session is over"))
+        sessions.withLock { _ = $0.removeValue(forKey: session.key) }
+    }
+
+    /// Ends the session with an `ERROR` when it idles past `dialog.sessionTimeoutMs`, outlives
+    /// `dialog.maxSessionSeconds`, or the gateway stops. Returns only then (else it is cancelled).
+    private func watch(_ session: DialogSession) async {
+        while !Task.isCancelled {
+            if let (code, message) = session.expiry(timeout: configuration.sessionTimeout, maxDuration: configuration.maxSessionDuration) {
+                session.audio.fail(MLError(.unavailable, message))
+                if session.conclude() {
+                    metrics.ended(code.rawValue)
+                    logger.info(
+                        "dialog session closed",
+                        metadata: ["device.id": "\(session.device)", "session.id": "\(session.start.session)", "reason": "\(code.rawValue)", "detail": "\(message)"])
+                    respond(.error(device: session.device, code: code, message: message, session: session.start.session))
+                }
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    /// Transcription, user, intent, answer, event.
+    private func converse(_ session: DialogSession) async {
+        let device = session.device
+        let sessionID = session.start.session
+        let userID = session.start.userID
+        async let lookup = lookUp(userID)
+
+        let transcript = TranscriptCollector()
+        let endpoint: MLEndpoint
+        do {
+            endpoint = try await ml.transcribe(configuration: session.streamConfiguration, audio: session.audio) { result in
+                session.touch()
+                if result.isFinal {
+                    transcript.addFinal(result)
+                } else if self.configuration.partials, !session.isConcluded {
+                    var payload = JSONText(capacity: 96 + result.text.utf8.count)
+                    payload.field("session", string: sessionID.uuidString.lowercased())
+                    payload.field("text", string: result.text)
+                    payload.field("confidence", float: result.confidence)
+                    self.respond(DeviceResponse(device: device, kind: .transcriptPartial, payload: payload.finish()))
+                }
+            }
+        } catch {
+            guard !Task.isCancelled else { return }
+            fail(session, error)
+            return
+        }
+        guard !Task.isCancelled else { return }
+        let transcribedAt = ContinuousClock.now
+        let (text, transcriptConfidence) = transcript.result
+        guard !text.isEmpty else {
+            conclude(session, with: .error(device: device, code: .noTranscript, message: "the ML service returned no final transcript", session: sessionID))
+            return
+        }
+
+        // The user: the one the device named, looked up while the audio streamed.
+        let user = await lookup
+        let lookupDoneAt = ContinuousClock.now
+        var record = DialogRecord(session: session, transcript: text, transcriptConfidence: transcriptConfidence, endpoint: endpoint)
+        record.userID = userID ?? ""
+        switch user {
+        case .found(let found)?:
+            record.userSource = "service"
+            record.blocked = found.blocked
+        case .cached(let cached, _)?:
+            record.userSource = "cache"
+            record.blocked = cached.blocked
+        case .notFound?, .unavailable?, nil:
+            record.userSource = userID == nil ? "none" : (user == .notFound ? "not found" : "unavailable")
+            if configuration.unknownUserPolicy == .deny {
+                record.outcome = "denied"
+            }
+        }
+        if record.blocked { record.outcome = "blocked" }
+
+        if record.outcome == "answered" {
+            do {
+                let analysis = try await ml.analyzeIntent(
+                    text: text,
+                    context: ["language": session.start.language, "hubId": configuration.hubID, "sessionId": sessionID.uuidString.lowercased()],
+                    deviceID: device.rawValue, userID: record.userID)
+                record.intent = analysis.intent
+                record.confidence = analysis.confidence
+                record.entities = analysis.entities
+                record.replyText = analysis.replyText
+            } catch {
+                guard !Task.isCancelled else { return }
+                fail(session, error)
+                return
+            }
+        } else {
+            record.intent = record.outcome == "blocked" ? "user.blocked" : "user.unknown"
+            record.confidence = 1
+            record.replyText = record.outcome == "blocked"
+                ? "This user is blocked; the request was not processed."
+                : "This user is not known to the gateway; the request was not processed."
+        }
+        let analyzedAt = ContinuousClock.now
+        record.timings = DialogRecord.Timings(
+            session: session, transcribedAt: transcribedAt, lookupDoneAt: lookupDoneAt, analyzedAt: analyzedAt)
+        guard conclude(session, with: DeviceResponse(device: device, kind: .dialogResponse, payload: record.responsePayload)) else { return }
+        metrics.ended(record.outcome)
+        if let audioEnd = session.endReceivedAt {
+            metrics.latency.recordNanoseconds(Self.nanoseconds(audioEnd.duration(to: .now)))
+        }
+        logger.info(
+            "dialog answered",
+            metadata: [
+                "device.id": "\(device)", "session.id": "\(sessionID)", "user.id": "\(record.userID)", "user.source": "\(record.userSource)",
+                "dialog.outcome": "\(record.outcome)", "dialog.intent": "\(record.intent)", "ml.endpoint": "\(endpoint)",
+                "dialog.total_ms": "\(record.timings.totalMs)",
+            ])
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let event = DeviceEvent(
+            device: device, eventID: "dialog-\(sessionID.uuidString.lowercased())", type: "DialogCompleted",
+            timestamp: now, data: record.eventData(hubID: configuration.hubID))
+        let key = record.userID.isEmpty ? device.rawValue : record.userID
+        let outcomes = await outbox.append([
+            OutboxRecord(
+                device: device.rawValue, eventID: event.eventID, key: key, receivedAt: now,
+                payload: UpstreamEnvelope.encode(event, hubID: configuration.hubID, key: key, receivedAt: now))
+        ])
+        if outcomes.first == .rejectedStoreFull {
+            metrics.eventsRejected.increment()
+            logger.warning("outbox full: DialogCompleted event not stored", metadata: ["device.id": "\(device)", "session.id": "\(sessionID)"])
+        }
+    }
+
+    private func lookUp(_ userID: String?) async -> UserLookup? {
+        guard let userID else { return nil }
+        return await users.lookup(userID)
+    }
+
+    private func fail(_ session: DialogSession, _ error: MLError) {
+        let code: DeviceResponse.ErrorCode = error.code == .unavailable ? .mlUnavailable : .mlFailed
+        logger.warning(
+            "dialog failed at the ML service",
+            metadata: ["device.id": "\(session.device)", "session.id": "\(session.start.session)", "error": "\(error)"])
+        conclude(session, with: .error(device: session.device, code: code, message: error.description, session: session.start.session))
+    }
+
+    /// Answers the device once; false when the session was answered already (timed out).
+    @discardableResult
+    private func conclude(_ session: DialogSession, with response: DeviceResponse) -> Bool {
+        guard session.conclude() else { return false }
+        if response.kind == .error { metrics.ended(Self.errorCode(response) ?? "error") }
+        respond(response)
+        return true
+    }
+
+    private static func errorCode(_ response: DeviceResponse) -> String? {
+        DeviceResponse.ErrorCode.allCases.first { code in
+            String(decoding: response.payload, as: UTF8.self).contains("\"code\":\"\(code.rawValue)\"")
+        }?.rawValue
+    }
+
+    /// Publishes a response, retrying a few times (`dialog.responseAttempts`) while the broker
+    /// connection is down, then counts it as lost.
+    private func respond(_ response: DeviceResponse) {
+        let bytes = response.bytes
+        do {
+            try client.publish(topic: response.topic, payload: bytes, qos: 1)
+            metrics.responses.increment()
+            return
+        } catch {
+            guard configuration.responseAttempts > 1 else {
+                lost(response, error)
+                return
+            }
+        }
+        let attempts = configuration.responseAttempts
+        Task {
+            for attempt in 2...attempts {
+                try? await Task.sleep(for: .milliseconds(250 * (attempt - 1)))
+                do {
+                    try client.publish(topic: response.topic, payload: bytes, qos: 1)
+                    metrics.responses.increment()
+                    return
+                } catch where attempt == attempts {
+                    lost(response, error)
+                } catch {}
+            }
+        }
+    }
+
+    private func lost(_ response: DeviceResponse, _ error: any Error) {
+        metrics.responsesLost.increment()
+        logger.warning(
+            "could not publish a response to the device",
+            metadata: ["device.id": "\(response.device)", "response.type": "\(response.kind.rawValue)", "error": "\(error)"])
+    }
+
+    static func nanoseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+    }
+}
+
+/// Final results of one stream, joined in order.
+final class TranscriptCollector: Sendable {
+    private let state = Mutex<(texts: [String], confidence: Float)>(([], 0))
+
+    func addFinal(_ result: Transcription) {
+        state.withLock { state in
+            let text = result.text.trimmingCharacters(in: .whitespacesAndNewlines)
+            if !text.isEmpty { state.texts.append(text) }
+            state.confidence = result.confidence
+        }
+    }
+
+    var result: (text: String, confidence: Float) {
+        state.withLock { ($0.texts.joined(separator: " "), $0.confidence) }
+    }
+}
