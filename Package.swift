@@ -133,7 +133,7 @@ let package = Package(
         .executableTarget(
             name: "edge-gateway",
             dependencies: [
-                "GatewayCore", "Outbox", "MQTT", "DeviceLink", "Upstream", "Systemd",
+                "GatewayCore", "Outbox", "MQTT", "DeviceLink", "Upstream", "Systemd", "MLLink", "Users", "Dialog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -168,7 +168,7 @@ let package = Package(
         .testTarget(
             name: "MLLinkTests",
             dependencies: [
-                "MLLink",
+                "MLLink", "GatewayCore",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Logging", package: "swift-log"),

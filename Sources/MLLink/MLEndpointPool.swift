@@ -15,7 +15,8 @@ import Synchronization
 ///   (`roundRobin`) or the one with the fewest calls under way (`leastOutstanding`).
 /// - **Health**: `grpc.health.v1.Health/Check` every `ml.healthCheckIntervalSeconds` where the
 ///   server offers it; an endpoint that says NOT_SERVING or cannot be reached is skipped while
-///   others are healthy. Without the health service, call outcomes decide (the breaker).
+///   others are healthy, and an unreachable one counts a failure against its breaker. Without
+///   the health service, call outcomes decide (the breaker).
 /// - **Breakers**: one per endpoint (see ``CircuitBreaker``); changes are logged at info and kept
 ///   in the `gateway.ml.breaker.state` gauge (0 closed, 1 half-open, 2 open).
 /// - **Retries**: `AnalyzeIntent` that failed retriably is tried once on another endpoint. A
@@ -56,6 +57,7 @@ public final class MLEndpointPool: Service, Sendable {
         var order: [MLEndpoint] = []
         var next = 0
         var stopping = false
+        var maintenance: Task<Void, Never>?
     }
 
     public convenience init(configuration: MLConfiguration, logger: Logger) {
@@ -119,7 +121,17 @@ public final class MLEndpointPool: Service, Sendable {
     /// graceful shutdown; then lets calls under way finish (up to `shutdownGrace`) and closes
     /// the channels.
     public func run() async {
-        await cancelWhenGracefulShutdown { await self.maintain() }
+        let maintenance = Task { await self.maintain() }
+        let stopping = state.withLock { state in
+            state.maintenance = maintenance
+            return state.stopping
+        }
+        if stopping { maintenance.cancel() }
+        await withTaskCancellationOrGracefulShutdownHandler {
+            await maintenance.value
+        } onCancelOrGracefulShutdown: {
+            maintenance.cancel()
+        }
         await close()
     }
 
@@ -142,9 +154,13 @@ public final class MLEndpointPool: Service, Sendable {
         for task in tasks { await task.value }
     }
 
-    /// Refuses new calls on every endpoint and lets calls under way finish.
+    /// Refuses new calls on every endpoint, lets calls under way finish, and ends ``run()``.
     public func shutDown() {
-        let clients = state.withLock { $0.members.values.map(\.client) }
+        let (clients, maintenance) = state.withLock { state in
+            state.stopping = true
+            return (state.members.values.map(\.client), state.maintenance)
+        }
+        maintenance?.cancel()
         for client in clients { client.shutDown() }
     }
 
@@ -210,15 +226,20 @@ public final class MLEndpointPool: Service, Sendable {
                 group.addTask { (endpoint, await client.checkHealth()) }
             }
             for await (endpoint, health) in group {
-                let before = state.withLock { state -> MLClient.Health?? in
-                    guard state.members[endpoint] != nil else { return nil }
+                let now = ContinuousClock.now
+                let (before, change) = state.withLock { state -> (MLClient.Health??, CircuitBreaker.State?) in
+                    guard state.members[endpoint] != nil else { return (nil, nil) }
                     let before = state.members[endpoint]?.health
                     state.members[endpoint]?.health = health
-                    return .some(before)
+                    // An unreachable endpoint counts against its breaker like a failed call
+                    // (only while closed: open and half-open are decided by calls).
+                    guard health == .unreachable, state.members[endpoint]!.breaker.state == .closed else { return (.some(before), nil) }
+                    return (.some(before), state.members[endpoint]!.breaker.record(failed: true, at: now))
                 }
                 if let before, before != health {
                     logger.info("ML endpoint health \(health.rawValue)", metadata: ["ml.endpoint": "\(endpoint)", "ml.health": "\(health.rawValue)"])
                 }
+                if let change { logChange(endpoint, change) }
             }
         }
     }

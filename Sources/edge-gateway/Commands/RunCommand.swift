@@ -1,13 +1,16 @@
 import ArgumentParser
 import DeviceLink
+import Dialog
 import Foundation
 import GatewayCore
 import Logging
+import MLLink
 import MQTT
 import Outbox
 import ServiceLifecycle
 import Systemd
 import Upstream
+import Users
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -61,6 +64,22 @@ struct RunCommand: AsyncParsableCommand {
             client: MQTTClient(configuration: configuration.deviceBroker, logger: Logger(label: "edge-gateway.device.mqtt")),
             outbox: outbox, configuration: configuration.ingress, health: health,
             logger: Logger(label: "edge-gateway.ingress"))
+        let ml = MLEndpointPool(configuration: configuration.ml, logger: Logger(label: "edge-gateway.ml"))
+        if configuration.ml.targets.isEmpty {
+            logger.notice("no ML endpoints configured (ml.endpoints): device audio sessions are answered with ERROR ml_unavailable")
+        }
+        let userCache: UserCache
+        do {
+            userCache = try UserCache(path: configuration.users.cachePath, maxEntries: configuration.users.cacheMaxEntries)
+        } catch {
+            // The cache only helps while the user service is down; run without keeping it on disk.
+            logger.error("cannot open the user cache; keeping it in memory", metadata: ["users.cache_path": "\(configuration.users.cachePath)", "error": "\(error)"])
+            userCache = try UserCache(path: ":memory:", maxEntries: configuration.users.cacheMaxEntries)
+        }
+        let users = UserDirectory(configuration: configuration.users, cache: userCache, logger: Logger(label: "edge-gateway.users"))
+        let dialog = Dialog(
+            client: MQTTClient(configuration: configuration.dialogBroker, logger: Logger(label: "edge-gateway.dialog.mqtt")),
+            ml: ml, users: users, outbox: outbox, configuration: configuration.dialog, logger: Logger(label: "edge-gateway.dialog"))
         let status: @Sendable () async -> String = {
             let snapshot = health.snapshot
             let depth = outbox.depth
@@ -85,12 +104,15 @@ struct RunCommand: AsyncParsableCommand {
         let readiness = ReadinessService(notifier: notifier, health: health, logger: logger)
 
         // Start order: store first, producers last; shutdown runs in reverse, so ingress stops
-        // first, then the forwarder finishes in-flight publishes, then the store closes.
+        // first, then dialogs answer their devices, the ML channels close, the forwarder finishes
+        // in-flight publishes, and the store closes.
         var groupConfiguration = ServiceGroupConfiguration(
             services: [
                 // A failed store (corruption) shuts the rest down in order; the run then ends non-zero.
                 .init(service: outbox, failureTerminationBehavior: .gracefullyShutdownGroup),
                 .init(service: upstream),
+                .init(service: ml),
+                .init(service: dialog),
                 .init(service: ingress),
                 .init(service: watchdog),
                 .init(service: HangupService(logger: logger)),

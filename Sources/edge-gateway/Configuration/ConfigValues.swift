@@ -63,6 +63,34 @@ struct ConfigValues {
         }
     }
 
+    /// A decimal number in `range` (e.g. a ratio).
+    mutating func double(_ key: String, default defaultValue: Double, range: ClosedRange<Double>) -> Double {
+        guard let text = reader.string(forKey: ConfigKey(key)) else {
+            note(key, "\(defaultValue)", secret: false)
+            return defaultValue
+        }
+        guard let value = Double(text.trimmingCharacters(in: .whitespaces)), value.isFinite else {
+            fail(key, "expected a number, got '\(text)'")
+            return defaultValue
+        }
+        guard range.contains(value) else {
+            fail(key, "\(value) is out of range \(range.lowerBound)...\(range.upperBound)")
+            return defaultValue
+        }
+        note(key, "\(value)", secret: false)
+        return value
+    }
+
+    /// A list: a YAML sequence, or in an environment variable, items separated by commas.
+    mutating func stringList(_ key: String, default defaultValue: [String]) -> [String] {
+        let values = reader.stringArray(forKey: ConfigKey(key))
+            ?? reader.string(forKey: ConfigKey(key)).map { $0.split(separator: ",").map(String.init) }
+            ?? defaultValue
+        let trimmed = values.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        note(key, "[" + trimmed.joined(separator: ", ") + "]", secret: false)
+        return trimmed
+    }
+
     mutating func choice<T: RawRepresentable & CaseIterable>(_ key: String, default defaultValue: T) -> T where T.RawValue == String {
         guard let text = reader.string(forKey: ConfigKey(key)) else {
             note(key, defaultValue.rawValue, secret: false)

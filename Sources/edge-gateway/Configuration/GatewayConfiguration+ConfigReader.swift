@@ -1,11 +1,14 @@
 import Configuration
 import DeviceLink
+import Dialog
 import Foundation
 import GatewayCore
+import MLLink
 import MQTT
 import Outbox
 import SystemPackage
 import Upstream
+import Users
 import Yams
 
 extension GatewayConfiguration {
@@ -58,6 +61,15 @@ extension GatewayConfiguration {
         }
         let store = OutboxConfiguration(&v, environment: environment)
         let ingress = DeviceIngressConfiguration(&v, hubID: hubID)
+        let ml = MLConfiguration(&v)
+        let users = UsersConfiguration(&v, storePath: store.path)
+        let dialog = DialogConfiguration(&v, hubID: hubID, ml: ml, users: users)
+        var dialogBroker = device
+        dialogBroker.clientID = device.clientID + "-dialog"
+        dialogBroker.cleanSession = true
+        dialogBroker.subscriptions = Dialog.subscriptions
+        dialogBroker.messageBufferCapacity = 1024
+        dialogBroker.messageBufferBytes = 4 * 1024 * 1024
 
         // log
         let level = v.choice("log.level", default: LogLevel.info)
@@ -73,7 +85,7 @@ extension GatewayConfiguration {
 
         return GatewayConfiguration(
             hubID: hubID, deviceBroker: device, upstreamBroker: up, upstream: upstream, ingress: ingress,
-            store: store, logLevel: level, logFormat: format, effective: v.effective, unknownKeys: [],
+            store: store, ml: ml, users: users, dialog: dialog, dialogBroker: dialogBroker, logLevel: level, logFormat: format, effective: v.effective, unknownKeys: [],
             hubIDFromHostName: fromHostName)
     }
 

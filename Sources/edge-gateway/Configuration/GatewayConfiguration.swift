@@ -1,9 +1,12 @@
 import DeviceLink
+import Dialog
 import Foundation
 import GatewayCore
+import MLLink
 import MQTT
 import Outbox
 import Upstream
+import Users
 
 /// Everything the daemon reads from its configuration, resolved and validated.
 struct GatewayConfiguration {
@@ -21,6 +24,11 @@ struct GatewayConfiguration {
     var upstream: UpstreamConfiguration
     var ingress: DeviceIngressConfiguration
     var store: OutboxConfiguration
+    var ml: MLConfiguration
+    var users: UsersConfiguration
+    var dialog: DialogConfiguration
+    /// The dialog's own connection to the device broker (`{mqtt.clientId}-dialog`, clean session).
+    var dialogBroker: MQTTClientConfiguration
     var logLevel: LogLevel
     var logFormat: LogFormat
     /// Effective values, secrets redacted, for `check-config` and the start-up log.
