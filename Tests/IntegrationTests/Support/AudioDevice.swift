@@ -1,0 +1,108 @@
+import Audio
+import Foundation
+import Logging
+import MQTT
+
+/// A test PCM file: 16 kHz mono S16LE "speech" — tone bursts with a moving pitch between short
+/// silences — written to the sandbox and read back, as a device would read its recording.
+enum TestSpeech {
+    static let sampleRate = 16000
+
+    static func writeFile(in sandbox: Sandbox, seconds: Double = 1.2) throws -> URL {
+        var samples: [Int16] = []
+        let count = Int(seconds * Double(sampleRate))
+        for i in 0..<count {
+            let t = Double(i) / Double(sampleRate)
+            // 300 ms bursts, 100 ms pauses; pitch glides like a voice.
+            let inBurst = (i / (sampleRate / 10)) % 4 != 3
+            let pitch = 180 + 60 * sin(2 * .pi * 1.5 * t)
+            let value = inBurst ? 9000 * sin(2 * .pi * pitch * t) + 2500 * sin(2 * .pi * 3 * pitch * t) : 0
+            samples.append(Int16(max(-32767, min(32767, value))))
+        }
+        let url = sandbox.url("speech-16k-mono.raw")
+        let data = samples.withUnsafeBufferPointer { Data(buffer: $0) }
+        try data.write(to: url)
+        return url
+    }
+
+    /// The file's samples.
+    static func read(_ url: URL) throws -> [Int16] {
+        let data = try Data(contentsOf: url)
+        return stride(from: 0, to: data.count - 1, by: 2).map { Int16(bitPattern: UInt16(data[$0]) | UInt16(data[$0 + 1]) << 8) }
+    }
+
+    /// 20 ms Opus packets (libopus, VOIP, 24 kbit/s), as a device sends them.
+    static func opusFrames(_ samples: [Int16]) throws -> [[UInt8]] {
+        let encoder = try OpusEncoder(sampleRate: Int32(sampleRate), channels: 1)
+        let frame = encoder.frameSize(milliseconds: 20)
+        return try stride(from: 0, to: samples.count - frame + 1, by: frame).map { try encoder.encode(Array(samples[$0..<$0 + frame])) }
+    }
+
+    /// 20 ms runs of PCM bytes.
+    static func pcmFrames(_ samples: [Int16]) -> [[UInt8]] {
+        let frame = sampleRate / 50
+        return stride(from: 0, to: samples.count - frame + 1, by: frame).map { start in
+            samples[start..<start + frame].flatMap { [UInt8(truncatingIfNeeded: UInt16(bitPattern: $0)), UInt8(UInt16(bitPattern: $0) >> 8)] }
+        }
+    }
+}
+
+/// A device that speaks CONTRACTS.md §1 audio over its own MQTT connection (libmosquitto through
+/// the gateway's MQTT module, QoS 1).
+final class AudioDevice {
+    let id: String
+    private let client: MQTTClient
+
+    init(_ id: String, brokerPort: Int) {
+        self.id = id
+        client = MQTTClient(
+            configuration: MQTTClientConfiguration(host: "127.0.0.1", port: brokerPort, clientID: "audio-\(id)-\(UUID().uuidString.prefix(6))", cleanSession: true),
+            logger: Logger(label: "audio-device"))
+    }
+
+    func connect(timeout: Duration = .seconds(10)) async throws {
+        client.start()
+        let deadline = ContinuousClock.now + timeout
+        while !client.isConnected {
+            guard ContinuousClock.now < deadline else { throw HarnessError("audio device \(id) did not connect") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    func close() async { await client.stop() }
+
+    func publish(_ bytes: [UInt8]) throws {
+        try client.publish(topic: "device/\(id)/audio", payload: bytes, qos: 1)
+    }
+
+    static func start(session: UUID, codec: String = "opus", sampleRate: Int = 16000, userId: String? = nil) -> [UInt8] {
+        var json: [String: Any] = ["session": session.uuidString.lowercased(), "codec": codec, "sampleRate": sampleRate, "channels": 1, "language": "en-US"]
+        if let userId { json["userId"] = userId }
+        return [0x01] + Array(try! JSONSerialization.data(withJSONObject: json))
+    }
+
+    static func frame(session: UUID, sequence: UInt32, payload: [UInt8]) -> [UInt8] {
+        var bytes: [UInt8] = [0x02]
+        withUnsafeBytes(of: session.uuid) { bytes.append(contentsOf: $0) }
+        bytes += [UInt8(sequence >> 24), UInt8(sequence >> 16 & 0xFF), UInt8(sequence >> 8 & 0xFF), UInt8(sequence & 0xFF)]
+        return bytes + payload
+    }
+
+    static func end(session: UUID, lastSequence: Int) -> [UInt8] {
+        [0x03] + Array(#"{"session":"\#(session.uuidString.lowercased())","lastSeq":\#(lastSequence)}"#.utf8)
+    }
+
+    /// One whole session: start, every frame (in `order` when given), end.
+    func speak(
+        session: UUID = UUID(), frames: [[UInt8]], codec: String = "opus", userId: String? = nil, order: [Int]? = nil,
+        interval: Duration = .milliseconds(2)
+    ) async throws -> UUID {
+        try publish(Self.start(session: session, codec: codec, userId: userId))
+        for index in order ?? Array(frames.indices) {
+            try publish(Self.frame(session: session, sequence: UInt32(index), payload: frames[index]))
+            if interval > .zero { try await Task.sleep(for: interval) }
+        }
+        try publish(Self.end(session: session, lastSequence: frames.count - 1))
+        return session
+    }
+}
