@@ -329,5 +329,63 @@ extension IntegrationSuite {
                 await ml.stop()
             }
         }
+
+        @Test func theMLServiceIsReachedOverTLS() async throws {
+            try await withSandbox { sandbox in
+                let certificates = try await TestCertificates.make(in: try sandbox.makeDirectory("tls"))
+                let other = try await TestCertificates.make(in: try sandbox.makeDirectory("other-ca"))
+                let ml = FakeMLService(name: "tls", tls: certificates)
+                let port = try await ml.start()
+                let voice = try await VoiceBed.start(
+                    in: sandbox, ml: [ml], endpoints: [port],
+                    overrides: ["ml.tls.enabled": true, "ml.tls.caFile": .string(certificates.caFile.path)])
+                let device = try await voice.device("speaker-11")
+                let session = try await device.speak(frames: try voice.opusFrames)
+                let answer = try await voice.answer(device: "speaker-11", session: session)
+                #expect(answer.type == "DIALOG_RESPONSE", "\(answer)")
+                #expect(ml.streamCount == 1)
+                await device.close()
+                await ml.stop()
+            }
+        }
+
+        @Test func anMLServerWithAnUntrustedCertificateGetsNoAudio() async throws {
+            try await withSandbox { sandbox in
+                let certificates = try await TestCertificates.make(in: try sandbox.makeDirectory("tls"))
+                let other = try await TestCertificates.make(in: try sandbox.makeDirectory("other-ca"))
+                let ml = FakeMLService(name: "tls", tls: certificates)
+                let port = try await ml.start()
+                let voice = try await VoiceBed.start(
+                    in: sandbox, ml: [ml], endpoints: [port],
+                    overrides: ["ml.tls.enabled": true, "ml.tls.caFile": .string(other.caFile.path), "ml.healthCheckIntervalSeconds": 0])
+                let device = try await voice.device("speaker-12")
+                let refused = try await voice.answer(device: "speaker-12", session: try await device.speak(frames: try voice.opusFrames))
+                #expect(refused.code == "ml_unavailable", "\(refused)")
+                #expect(ml.streamCount == 0)
+                await device.close()
+                await ml.stop()
+            }
+        }
+
+        @Test func onShutdownAnOpenSessionIsAnsweredAndTheDaemonExitsCleanly() async throws {
+            try await withSandbox { sandbox in
+                let ml = FakeMLService(name: "ml")
+                let port = try await ml.start()
+                let voice = try await VoiceBed.start(in: sandbox, ml: [ml], endpoints: [port], overrides: ["dialog.sessionTimeoutMs": 60000])
+                let device = try await voice.device("speaker-13")
+                let session = UUID()
+                try device.publish(AudioDevice.start(session: session))
+                for (index, frame) in try voice.opusFrames.prefix(5).enumerated() {
+                    try device.publish(AudioDevice.frame(session: session, sequence: UInt32(index), payload: frame))
+                }
+                try await voice.bed.gateway.waitForLog("dialog session started")
+                let exit = try await voice.bed.gateway.terminate()
+                #expect(exit == .exited(0), "\(exit)")
+                let answer = try await voice.answer(device: "speaker-13", session: session)
+                #expect(answer.code == "shutting_down", "\(answer)")
+                await device.close()
+                await ml.stop()
+            }
+        }
     }
 }

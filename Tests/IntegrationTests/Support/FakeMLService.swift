@@ -38,13 +38,21 @@ final class FakeMLService: Sendable {
     private let server: GRPCServer<HTTP2ServerTransport.Posix>
     private let serving = Mutex<Task<Void, Never>?>(nil)
 
-    /// - Parameter port: 0 for any free port.
-    init(name: String, port: Int = 0, script: Script = Script()) {
+    /// - Parameters:
+    ///   - port: 0 for any free port.
+    ///   - tls: serve TLS with this certificate (for 127.0.0.1 and localhost).
+    init(name: String, port: Int = 0, script: Script = Script(), tls: TestCertificates? = nil) {
         self.name = name
         self.script = Mutex(script)
         let service = Service(owner: nil)
+        let security: HTTP2ServerTransport.Posix.TransportSecurity =
+            if let tls {
+                .tls(certificateChain: [.file(path: tls.certFile.path, format: .pem)], privateKey: .file(path: tls.keyFile.path, format: .pem))
+            } else {
+                .plaintext
+            }
         server = GRPCServer(
-            transport: .http2NIOPosix(address: .ipv4(host: "127.0.0.1", port: port), transportSecurity: .plaintext),
+            transport: .http2NIOPosix(address: .ipv4(host: "127.0.0.1", port: port), transportSecurity: security),
             services: [service])
         service.owner.withLock { $0 = self }
     }
