@@ -387,5 +387,38 @@ extension IntegrationSuite {
                 await ml.stop()
             }
         }
+
+        @Test func aResponseThatCannotBePublishedIsRetriedThenCountedLost() async throws {
+            try await withSandbox { sandbox in
+                var script = FakeMLService.Script()
+                script.intentDelay = .milliseconds(800)
+                let ml = FakeMLService(name: "ml", script: script)
+                let port = try await ml.start()
+                // Retries after 0.25, 0.75, 1.5, 2.5, 3.75 s: the broker is back within them.
+                let voice = try await VoiceBed.start(in: sandbox, ml: [ml], endpoints: [port], overrides: ["dialog.responseAttempts": 6])
+                let device = try await voice.device("speaker-14")
+                let session = try await device.speak(frames: try voice.opusFrames, interval: .zero)
+                try await voice.bed.gateway.waitForLog("dialog session started")
+                while ml.intentCount == 0 { try await Task.sleep(for: .milliseconds(20)) }
+                // The answer is due while the device broker is away.
+                try await voice.bed.deviceBroker.stop()
+                try await Task.sleep(for: .milliseconds(1500))
+                try await voice.bed.deviceBroker.start()
+                let answer = try await voice.answer(device: "speaker-14", session: session)
+                #expect(answer.type == "DIALOG_RESPONSE", "\(answer)")
+                #expect(!voice.bed.gateway.currentRunLog.contains("could not publish a response"))
+
+                // With the broker away past every attempt, the response is given up and logged.
+                await device.close()
+                let again = try await voice.device("speaker-14")
+                _ = try await again.speak(frames: try voice.opusFrames, interval: .zero)
+                while ml.intentCount < 2 { try await Task.sleep(for: .milliseconds(20)) }
+                try await voice.bed.deviceBroker.stop()
+                try await voice.bed.gateway.waitForLog("could not publish a response to the device", timeout: .seconds(20))
+                try await voice.bed.deviceBroker.start()
+                await again.close()
+                await ml.stop()
+            }
+        }
     }
 }
