@@ -147,6 +147,22 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .target(
+            // A scripted ML service (real gRPC server) for the integration tests and voice-bench.
+            name: "MLFake",
+            dependencies: [
+                "MLLink",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            // The voice benchmark (scripts/bench section 7): devices, fake ML endpoints, a real gateway.
+            name: "voice-bench",
+            dependencies: ["MQTT", "Audio", "MLFake", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "outbox-bench",
             dependencies: ["Outbox", .product(name: "Logging", package: "swift-log")],
@@ -179,7 +195,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "GatewayCore", "MQTT", "MLLink", "Audio",
+                "GatewayCore", "MQTT", "MLLink", "MLFake", "Audio",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -199,7 +199,16 @@ public final class Dialog: Service, Sendable {
             group.cancelAll()
         }
         session.audio.fail(MLError(.unavailable, "the session is over"))
-        sessions.withLock { _ = $0.removeValue(forKey: session.key) }
+        release(session)
+    }
+
+    /// Takes an answered session out of the table before its answer goes out, so a device that
+    /// starts its next session on hearing the answer is not refused by `dialog.maxSessionsPerDevice`
+    /// (the `DialogCompleted` event is still being stored). Later frames of it are "unknown session".
+    private func release(_ session: DialogSession) {
+        sessions.withLock { sessions in
+            if sessions[session.key] === session { sessions.removeValue(forKey: session.key) }
+        }
     }
 
     /// Ends the session with an `ERROR` when it idles past `dialog.sessionTimeoutMs`, outlives
@@ -209,6 +218,7 @@ public final class Dialog: Service, Sendable {
             if let (code, message) = session.expiry(timeout: configuration.sessionTimeout, maxDuration: configuration.maxSessionDuration) {
                 session.audio.fail(MLError(.unavailable, message))
                 if session.conclude() {
+                    release(session)
                     metrics.ended(code.rawValue)
                     logger.info(
                         "dialog session closed",
@@ -346,6 +356,7 @@ public final class Dialog: Service, Sendable {
     @discardableResult
     private func conclude(_ session: DialogSession, with response: DeviceResponse) -> Bool {
         guard session.conclude() else { return false }
+        release(session)
         if response.kind == .error { metrics.ended(Self.errorCode(response) ?? "error") }
         respond(response)
         return true

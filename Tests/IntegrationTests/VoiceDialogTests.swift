@@ -1,5 +1,6 @@
 import Foundation
 import GRPCCore
+import MLFake
 import Testing
 
 extension IntegrationSuite {
@@ -334,7 +335,7 @@ extension IntegrationSuite {
             try await withSandbox { sandbox in
                 let certificates = try await TestCertificates.make(in: try sandbox.makeDirectory("tls"))
                 let other = try await TestCertificates.make(in: try sandbox.makeDirectory("other-ca"))
-                let ml = FakeMLService(name: "tls", tls: certificates)
+                let ml = FakeMLService(name: "tls", tls: (certificates.certFile.path, certificates.keyFile.path))
                 let port = try await ml.start()
                 let voice = try await VoiceBed.start(
                     in: sandbox, ml: [ml], endpoints: [port],
@@ -353,7 +354,7 @@ extension IntegrationSuite {
             try await withSandbox { sandbox in
                 let certificates = try await TestCertificates.make(in: try sandbox.makeDirectory("tls"))
                 let other = try await TestCertificates.make(in: try sandbox.makeDirectory("other-ca"))
-                let ml = FakeMLService(name: "tls", tls: certificates)
+                let ml = FakeMLService(name: "tls", tls: (certificates.certFile.path, certificates.keyFile.path))
                 let port = try await ml.start()
                 let voice = try await VoiceBed.start(
                     in: sandbox, ml: [ml], endpoints: [port],

@@ -1,4 +1,5 @@
 import Foundation
+import MLFake
 
 /// A `TestBed` for voice: fake ML servers (and dead ports) as `ml.endpoints`, a fake user service
 /// as `users.baseUrl`, a recorder of `device/+/response`, and audio devices.

@@ -5,49 +5,62 @@ import MLLink
 import Synchronization
 
 /// The ML service as the gateway meets it (CONTRACTS.md §3), scripted: real gRPC over HTTP/2 on a
-/// loopback port, written here because the model is not ours.
+/// loopback port, for the integration tests and `voice-bench` (the model is not ours, so a fake
+/// stands in for it; the gateway's side of the wire is real).
 ///
 /// `TranscribeStream` checks the stream's shape (config first, then data), sends a partial every
 /// `partialEvery` chunks and, once the gateway closes its side, the scripted final transcript.
 /// `AnalyzeIntent` answers `intent:{text}` with entities, or waits / fails as scripted. Every call
 /// is recorded for the test to inspect.
-final class FakeMLService: Sendable {
-    struct Script: Sendable {
-        var transcript = "turn on the kitchen lights"
-        var partialEvery = 10
-        var intentDelay: Duration = .zero
+public final class FakeMLService: Sendable {
+    public struct Script: Sendable {
+        public var transcript = "turn on the kitchen lights"
+        public var partialEvery = 10
+        public var intentDelay: Duration = .zero
         /// Fail every call with this code (e.g. `.unavailable`).
-        var failWith: RPCError.Code?
+        public var failWith: RPCError.Code?
         /// End the stream without a final transcript.
-        var closeStreamEarly = false
+        public var closeStreamEarly = false
+        /// Keep only the arrival times of chunks, not their bytes (long benchmarks).
+        public var keepChunkBytes = true
+
+        public init() {}
     }
 
-    struct Stream: Sendable {
-        var config: Edge_Ml_V1_AudioConfig
-        var chunks: [[UInt8]]
+    /// One `TranscribeStream` as it arrived.
+    public struct Stream: Sendable {
+        public var config: Edge_Ml_V1_AudioConfig
+        public var chunks: [[UInt8]]
+        /// When each chunk arrived.
+        public var arrivals: [ContinuousClock.Instant]
+        /// When the gateway closed its side (after the last chunk).
+        public var endedAt: ContinuousClock.Instant?
     }
 
-    struct IntentCall: Sendable {
-        var request: Edge_Ml_V1_IntentRequest
+    /// One `AnalyzeIntent` call, with when its answer left.
+    public struct IntentCall: Sendable {
+        public var request: Edge_Ml_V1_IntentRequest
+        public var answeredAt: ContinuousClock.Instant?
     }
 
-    let name: String
-    let script: Mutex<Script>
-    let streams = Mutex<[Stream]>([])
-    let intents = Mutex<[IntentCall]>([])
+    public let name: String
+    public let script: Mutex<Script>
+    /// Streams that ended, in the order they ended.
+    public let streams = Mutex<[Stream]>([])
+    public let intents = Mutex<[IntentCall]>([])
     private let server: GRPCServer<HTTP2ServerTransport.Posix>
     private let serving = Mutex<Task<Void, Never>?>(nil)
 
     /// - Parameters:
     ///   - port: 0 for any free port.
     ///   - tls: serve TLS with this certificate (for 127.0.0.1 and localhost).
-    init(name: String, port: Int = 0, script: Script = Script(), tls: TestCertificates? = nil) {
+    public init(name: String, port: Int = 0, script: Script = Script(), tls: (certFile: String, keyFile: String)? = nil) {
         self.name = name
         self.script = Mutex(script)
         let service = Service(owner: nil)
         let security: HTTP2ServerTransport.Posix.TransportSecurity =
             if let tls {
-                .tls(certificateChain: [.file(path: tls.certFile.path, format: .pem)], privateKey: .file(path: tls.keyFile.path, format: .pem))
+                .tls(certificateChain: [.file(path: tls.certFile, format: .pem)], privateKey: .file(path: tls.keyFile, format: .pem))
             } else {
                 .plaintext
             }
@@ -58,14 +71,16 @@ final class FakeMLService: Sendable {
     }
 
     /// Serves and returns the port once listening.
-    func start() async throws -> Int {
+    public func start() async throws -> Int {
         let server = self.server
         serving.withLock { $0 = Task { try? await server.serve() } }
-        guard let port = try await server.listeningAddress?.ipv4?.port else { throw HarnessError("the fake ML server did not listen") }
+        guard let port = try await server.listeningAddress?.ipv4?.port else {
+            throw RPCError(code: .unavailable, message: "the fake ML server did not listen")
+        }
         return port
     }
 
-    func stop() async {
+    public func stop() async {
         server.beginGracefulShutdown()
         let task = serving.withLock { $0 }
         task?.cancel()
@@ -76,8 +91,8 @@ final class FakeMLService: Sendable {
         serving.withLock { $0?.cancel() }
     }
 
-    var streamCount: Int { streams.withLock { $0.count } }
-    var intentCount: Int { intents.withLock { $0.count } }
+    public var streamCount: Int { streams.withLock { $0.count } }
+    public var intentCount: Int { intents.withLock { $0.count } }
 
     /// The gRPC side; holds its owner weakly through a lock so the server can be built first.
     final class Service: Edge_Ml_V1_MLService.SimpleServiceProtocol, Sendable {
@@ -94,15 +109,20 @@ final class FakeMLService: Sendable {
         func analyzeIntent(request: Edge_Ml_V1_IntentRequest, context: ServerContext) async throws -> Edge_Ml_V1_IntentResponse {
             let fake = try fake
             let script = fake.script.withLock { $0 }
-            fake.intents.withLock { $0.append(IntentCall(request: request)) }
+            let index = fake.intents.withLock { intents in
+                intents.append(IntentCall(request: request))
+                return intents.count - 1
+            }
             if let code = script.failWith { throw RPCError(code: code, message: "scripted failure") }
             if script.intentDelay > .zero { try await Task.sleep(for: script.intentDelay) }
-            return .with {
+            let response = Edge_Ml_V1_IntentResponse.with {
                 $0.intent = "intent:" + request.text
                 $0.confidence = 0.875
                 $0.entities = ["room": "kitchen", "server": fake.name]
                 $0.replyText = "OK from \(fake.name)"
             }
+            fake.intents.withLock { $0[index].answeredAt = .now }
+            return response
         }
 
         func transcribeStream(
@@ -114,16 +134,21 @@ final class FakeMLService: Sendable {
             if let code = script.failWith { throw RPCError(code: code, message: "scripted failure") }
             var config: Edge_Ml_V1_AudioConfig?
             var chunks: [[UInt8]] = []
+            var arrivals: [ContinuousClock.Instant] = []
+            var endedAt: ContinuousClock.Instant?
             defer {
-                if let config { fake.streams.withLock { $0.append(Stream(config: config, chunks: chunks)) } }
+                if let config {
+                    fake.streams.withLock { $0.append(Stream(config: config, chunks: chunks, arrivals: arrivals, endedAt: endedAt)) }
+                }
             }
             for try await chunk in request {
                 switch chunk.kind {
                 case .config(let value) where config == nil:
                     config = value
                 case .data(let data) where config != nil:
-                    chunks.append(Array(data))
-                    if chunks.count % script.partialEvery == 0 {
+                    arrivals.append(.now)
+                    chunks.append(script.keepChunkBytes ? Array(data) : [])
+                    if script.partialEvery > 0, chunks.count % script.partialEvery == 0 {
                         try await response.write(.with { $0.text = "partial \(chunks.count)"; $0.confidence = 0.4 })
                     }
                     if script.closeStreamEarly, chunks.count >= 3 { return }
@@ -131,6 +156,7 @@ final class FakeMLService: Sendable {
                     throw RPCError(code: .invalidArgument, message: "config first, exactly once, then data")
                 }
             }
+            endedAt = .now
             guard config != nil else { throw RPCError(code: .invalidArgument, message: "no config") }
             try await response.write(.with { $0.text = script.transcript; $0.isFinal = true; $0.confidence = 0.93 })
         }
