@@ -326,6 +326,11 @@ extension IntegrationSuite {
                 }
                 try device.publish(AudioDevice.end(session: open, lastSequence: frames.count - 1))
                 #expect(try await voice.answer(device: "speaker-10", session: open).type == "DIALOG_RESPONSE")
+                // A device that starts its next session the moment it hears the answer is not refused
+                // (the answered session has left the table before its answer went out).
+                let next = try await device.speak(frames: frames, interval: .zero)
+                let answer = try await voice.answer(device: "speaker-10", session: next)
+                #expect(answer.type == "DIALOG_RESPONSE", "\(answer)")
                 await device.close()
                 await ml.stop()
             }
