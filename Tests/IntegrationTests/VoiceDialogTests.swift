@@ -325,7 +325,7 @@ extension IntegrationSuite {
                     try device.publish(AudioDevice.frame(session: open, sequence: UInt32(index), payload: frame))
                 }
                 try device.publish(AudioDevice.end(session: open, lastSequence: frames.count - 1))
-                #expect(try await voice.answer(device: "speaker-10", session: open).type == "DIALOG_RESPONSE")
+                #expect(try await device.waitForAnswer(open) == "DIALOG_RESPONSE")
                 // A device that starts its next session the moment it hears the answer is not refused
                 // (the answered session has left the table before its answer went out).
                 let next = try await device.speak(frames: frames, interval: .zero)

@@ -2,6 +2,7 @@ import Audio
 import Foundation
 import Logging
 import MQTT
+import Synchronization
 
 /// A test PCM file: 16 kHz mono S16LE "speech" — tone bursts with a moving pitch between short
 /// silences — written to the sandbox and read back, as a device would read its recording.
@@ -52,24 +53,59 @@ enum TestSpeech {
 final class AudioDevice {
     let id: String
     private let client: MQTTClient
+    /// Types of the answers (`DIALOG_RESPONSE`, `ERROR`) heard on its own subscription, by session.
+    private let answers = Answers()
+
+    final class Answers: Sendable {
+        let bySession = Mutex<[String: String]>([:])
+    }
+    private var listener: Task<Void, Never>?
 
     init(_ id: String, brokerPort: Int) {
         self.id = id
-        client = MQTTClient(
-            configuration: MQTTClientConfiguration(host: "127.0.0.1", port: brokerPort, clientID: "audio-\(id)-\(UUID().uuidString.prefix(6))", cleanSession: true),
-            logger: Logger(label: "audio-device"))
+        var configuration = MQTTClientConfiguration(
+            host: "127.0.0.1", port: brokerPort, clientID: "audio-\(id)-\(UUID().uuidString.prefix(6))", cleanSession: true)
+        configuration.subscriptions = ["device/\(id)/response"]
+        client = MQTTClient(configuration: configuration, logger: Logger(label: "audio-device"))
     }
 
     func connect(timeout: Duration = .seconds(10)) async throws {
         client.start()
+        let (client, answers) = (self.client, self.answers)
+        listener = Task {
+            for await batch in client.messages {
+                for message in batch {
+                    guard let json = JSON.object(Data(message.payload)), let type = json["type"] as? String,
+                        let session = (json["payload"] as? [String: Any])?["session"] as? String
+                    else { continue }
+                    if type == "DIALOG_RESPONSE" || type == "ERROR" { answers.bySession.withLock { $0[session] = type } }
+                }
+            }
+        }
         let deadline = ContinuousClock.now + timeout
         while !client.isConnected {
             guard ContinuousClock.now < deadline else { throw HarnessError("audio device \(id) did not connect") }
             try await Task.sleep(for: .milliseconds(20))
         }
+        try await Task.sleep(for: .milliseconds(100))
     }
 
-    func close() async { await client.stop() }
+    /// Waits for the answer to `session` on the device's own subscription (reacting within a
+    /// millisecond, as a device does) and returns its type.
+    func waitForAnswer(_ session: UUID, timeout: Duration = .seconds(20)) async throws -> String {
+        let key = session.uuidString.lowercased()
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if let type = answers.bySession.withLock({ $0[key] }) { return type }
+            guard ContinuousClock.now < deadline else { throw HarnessError("no answer to \(key) reached device \(id)") }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
+    func close() async {
+        await client.stop()
+        listener?.cancel()
+    }
 
     func publish(_ bytes: [UInt8]) throws {
         try client.publish(topic: "device/\(id)/audio", payload: bytes, qos: 1)
