@@ -13,15 +13,18 @@ import Synchronization
 /// go straight to the cache instead of waiting for the deadline each time.
 public final class UserDirectory: Sendable {
     private let configuration: UsersConfiguration
-    private let http: HTTPClient
+    /// Nil without `users.baseUrl`: no HTTP client (and none of its threads) is started then.
+    private let http: HTTPClient?
     private let cache: UserCache
     private let logger: Logger
     private let breaker: Mutex<CircuitBreaker>
     private let fallbackLog: RateLimitedLog
 
-    public init(configuration: UsersConfiguration, http: HTTPClient = .shared, cache: UserCache, logger: Logger) {
+    /// - Parameter http: the client for the user service; by default AsyncHTTPClient's shared one,
+    ///   when `baseURL` is set.
+    public init(configuration: UsersConfiguration, http: HTTPClient? = nil, cache: UserCache, logger: Logger) {
         self.configuration = configuration
-        self.http = http
+        self.http = configuration.baseURL == nil ? nil : (http ?? .shared)
         self.cache = cache
         self.logger = logger
         breaker = Mutex(CircuitBreaker(configuration: configuration.breaker))
@@ -33,11 +36,13 @@ public final class UserDirectory: Sendable {
 
     /// Looks `userID` up: the service first, the cache when the service cannot answer.
     public func lookup(_ userID: String) async -> UserLookup {
-        guard let base = configuration.baseURL else { return fromCache(userID, reason: "no user service configured (users.baseUrl)") }
+        guard let base = configuration.baseURL, let http else {
+            return fromCache(userID, reason: "no user service configured (users.baseUrl)")
+        }
         guard breaker.withLock({ $0.allowsCall(at: .now) }) else {
             return fromCache(userID, reason: "the user service's circuit breaker is open")
         }
-        let outcome = await fetch(base: base, userID: userID)
+        let outcome = await fetch(http, base: base, userID: userID)
         let change = breaker.withLock { $0.record(failed: outcome.failed, at: .now) }
         if let change {
             logger.info("user service circuit breaker \(change.rawValue)", metadata: ["users.breaker": "\(change.rawValue)"])
@@ -90,7 +95,7 @@ public final class UserDirectory: Sendable {
         }
     }
 
-    private func fetch(base: String, userID: String) async -> FetchOutcome {
+    private func fetch(_ http: HTTPClient, base: String, userID: String) async -> FetchOutcome {
         let escaped = userID.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? userID
         var request = HTTPClientRequest(url: "\(base)/api/users/\(escaped)")
         request.headers.add(name: "Accept", value: "application/json")
