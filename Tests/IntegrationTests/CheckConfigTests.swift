@@ -31,6 +31,12 @@ extension IntegrationSuite {
         @Test(arguments: [
             ("mqtt.port", YAMLScalar.raw("notanumber")),
             ("store.whenFull", YAMLScalar.raw("sometimes")),
+            ("ml.endpoints", YAMLScalar.raw("[\"no-port-here\"]")),
+            ("ml.breaker.failureRatio", YAMLScalar.raw("2.5")),
+            ("ml.codec", YAMLScalar.raw("mp3")),
+            ("users.baseUrl", YAMLScalar.raw("ftp://users")),
+            ("users.unknownUserPolicy", YAMLScalar.raw("maybe")),
+            ("dialog.maxSessions", YAMLScalar.raw("0")),
         ])
         func checkConfigRejectsABadValueNamingTheKey(key: String, value: YAMLScalar) async throws {
             try await withSandbox { sandbox in
@@ -56,6 +62,20 @@ extension IntegrationSuite {
                 #expect(lines.contains(["store.commitIntervalMs", "7"]), "\(result)")
                 #expect(lines.contains(["upstream.tls.insecure", "true"]), "\(result)")
                 #expect(lines.contains(["hub.id", "hub-env"]), "\(result)")
+
+                // Lists and the voice keys follow the same rules (a list is comma-separated).
+                let voice = try await GatewayBinary.run(
+                    ["check-config", "--config", file.path], in: sandbox.directory,
+                    environment: [
+                        "ML_ENDPOINTS": "10.0.0.5:50051,dns:///ml.lan:50051", "ML_BREAKER_FAILURE_RATIO": "0.25",
+                        "USERS_UNKNOWN_USER_POLICY": "deny", "DIALOG_SESSION_TIMEOUT_MS": "2500",
+                    ])
+                #expect(voice.succeeded, "\(voice)")
+                let voiceLines = voice.stdout.split(separator: "\n").map(String.init)
+                #expect(voiceLines.contains { $0.hasPrefix("ml.endpoints") && $0.hasSuffix("[10.0.0.5:50051, dns:///ml.lan:50051]") }, "\(voice)")
+                for (key, value) in [("ml.breaker.failureRatio", "0.25"), ("users.unknownUserPolicy", "deny"), ("dialog.sessionTimeoutMs", "2500")] {
+                    #expect(voiceLines.contains { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) == [key, value] }, "\(key) in \(voice)")
+                }
 
                 let bad = try await GatewayBinary.run(
                     ["check-config", "--config", file.path], in: sandbox.directory, environment: ["STORE_COMMIT_INTERVAL_MS": "soon"])

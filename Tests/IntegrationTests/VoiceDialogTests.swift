@@ -426,5 +426,27 @@ extension IntegrationSuite {
                 await ml.stop()
             }
         }
+
+        @Test func theGlobalSessionLimitRefusesASecondDevice() async throws {
+            try await withSandbox { sandbox in
+                let ml = FakeMLService(name: "ml")
+                let port = try await ml.start()
+                let voice = try await VoiceBed.start(in: sandbox, ml: [ml], endpoints: [port], overrides: ["dialog.maxSessions": 1])
+                let first = try await voice.device("speaker-15")
+                let second = try await voice.device("speaker-16")
+                let open = UUID()
+                try first.publish(AudioDevice.start(session: open))
+                try await voice.bed.gateway.waitForLog("dialog session started")
+                let refused = UUID()
+                try second.publish(AudioDevice.start(session: refused))
+                let answer = try await voice.answer(device: "speaker-16", session: refused)
+                #expect(answer.code == "too_many_sessions", "\(answer)")
+                #expect((answer.payload["message"] as? String)?.contains("dialog.maxSessions") == true, "\(answer)")
+                try first.publish(AudioDevice.end(session: open, lastSequence: 0))
+                await first.close()
+                await second.close()
+                await ml.stop()
+            }
+        }
     }
 }
