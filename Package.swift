@@ -183,6 +183,11 @@ let package = Package(
         ),
         .testTarget(name: "AudioTests", dependencies: ["Audio"], swiftSettings: swiftSettings),
         .testTarget(
+            name: "UsersTests",
+            dependencies: ["Users", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "MLLinkTests",
             dependencies: [
                 "MLLink", "GatewayCore",

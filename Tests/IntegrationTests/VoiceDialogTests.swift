@@ -448,5 +448,28 @@ extension IntegrationSuite {
                 await ml.stop()
             }
         }
+
+        @Test func aSessionLongerThanItsLimitIsClosed() async throws {
+            try await withSandbox { sandbox in
+                let ml = FakeMLService(name: "ml")
+                let port = try await ml.start()
+                let voice = try await VoiceBed.start(
+                    in: sandbox, ml: [ml], endpoints: [port], overrides: ["dialog.maxSessionSeconds": 1, "dialog.sessionTimeoutMs": 60000])
+                let device = try await voice.device("speaker-17")
+                let session = UUID()
+                try device.publish(AudioDevice.start(session: session))
+                // Audio keeps coming (so the session is never idle) for longer than a second.
+                let frames = try voice.opusFrames
+                for index in 0..<frames.count {
+                    try device.publish(AudioDevice.frame(session: session, sequence: UInt32(index), payload: frames[index]))
+                    try await Task.sleep(for: .milliseconds(40))
+                    if voice.responses(for: "speaker-17").contains(where: \.isAnswer) { break }
+                }
+                let answer = try await voice.answer(device: "speaker-17", session: session)
+                #expect(answer.code == "session_too_long", "\(answer)")
+                await device.close()
+                await ml.stop()
+            }
+        }
     }
 }
