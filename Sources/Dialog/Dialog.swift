@@ -262,7 +262,7 @@ public final class Dialog: Service, Sendable {
         let transcribedAt = ContinuousClock.now
         let (text, transcriptConfidence) = transcript.result
         guard !text.isEmpty else {
-            conclude(session, with: .error(device: device, code: .noTranscript, message: "the ML service returned no final transcript", session: sessionID))
+            conclude(session, error: .noTranscript, "the ML service returned no final transcript")
             return
         }
 
@@ -349,7 +349,7 @@ public final class Dialog: Service, Sendable {
         logger.warning(
             "dialog failed at the ML service",
             metadata: ["device.id": "\(session.device)", "session.id": "\(session.start.session)", "error": "\(error)"])
-        conclude(session, with: .error(device: session.device, code: code, message: error.description, session: session.start.session))
+        conclude(session, error: code, error.description)
     }
 
     /// Answers the device once; false when the session was answered already (timed out).
@@ -357,15 +357,14 @@ public final class Dialog: Service, Sendable {
     private func conclude(_ session: DialogSession, with response: DeviceResponse) -> Bool {
         guard session.conclude() else { return false }
         release(session)
-        if response.kind == .error { metrics.ended(Self.errorCode(response) ?? "error") }
         respond(response)
         return true
     }
 
-    private static func errorCode(_ response: DeviceResponse) -> String? {
-        DeviceResponse.ErrorCode.allCases.first { code in
-            String(decoding: response.payload, as: UTF8.self).contains("\"code\":\"\(code.rawValue)\"")
-        }?.rawValue
+    /// Ends the session with an `ERROR` (once) and counts it under its code.
+    private func conclude(_ session: DialogSession, error code: DeviceResponse.ErrorCode, _ message: String) {
+        guard conclude(session, with: .error(device: session.device, code: code, message: message, session: session.start.session)) else { return }
+        metrics.ended(code.rawValue)
     }
 
     /// Publishes a response, retrying a few times (`dialog.responseAttempts`) while the broker
