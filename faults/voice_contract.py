@@ -10,7 +10,9 @@ The device speaks PCM (pcm_s16le, 16 kHz mono) and the gateway is configured wit
 the ML service gets AudioConfig first, then every chunk in order; AnalyzeIntent carries the final
 transcript and the user; the device gets TRANSCRIPT_PARTIAL, then DIALOG_RESPONSE with the
 contract's envelope and payload; a DialogCompleted event reaches the upstream broker with the
-§2 envelope and key = the user id; malformed audio gets an ERROR with code and message.
+§2 envelope and key = the user id; malformed audio gets an ERROR with code and message; after
+3,000 hostile audio messages (garbage, truncated frames, bad JSON, oversized, unknown sessions,
+session floods past the limits) the daemon is still up and answers a valid dialog.
 Exit status 0 when every check passes, 1 otherwise.
 """
 
@@ -235,6 +237,51 @@ def main(argv: list[str]) -> int:
         error = next(m for _, m in responses.snapshot() if m["type"] == "ERROR")["payload"]
         check(isinstance(error.get("code"), str) and isinstance(error.get("message"), str) and error["message"],
               f"malformed audio: ERROR with code and message ({error.get('code')}: {error.get('message')})")
+
+        # Hostile audio: thousands of broken, oversized, out-of-place and limit-breaking messages,
+        # then the daemon must still be up and answer a valid dialog.
+        import random
+        rng = random.Random(2026)
+        hostile = 0
+        for index in range(3000):
+            kind = rng.randrange(8)
+            target = f"device/{device_id}/audio" if rng.random() < 0.8 else f"device/h{rng.randrange(5)}/audio"
+            if kind == 0:
+                payload = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 64)))
+            elif kind == 1:
+                payload = b"\x02" + bytes(rng.randrange(256) for _ in range(rng.randrange(0, 21)))
+            elif kind == 2:
+                payload = b"\x01" + rng.choice([b"{", b"[]", b'{"session":"x"}', b'{"session":"%s","codec":"opus","sampleRate":7,"channels":1,"language":"x"}' % str(uuid.uuid4()).encode(), bytes(rng.randrange(256) for _ in range(40))])
+            elif kind == 3:
+                payload = b"\x03" + rng.choice([b"", b"{}", b'{"session":"%s","lastSeq":-1}' % str(uuid.uuid4()).encode()])
+            elif kind == 4:
+                payload = b"\x02" + uuid.uuid4().bytes + rng.randrange(2**32).to_bytes(4, "big") + b"\x00" * rng.randrange(0, 500)
+            elif kind == 5:
+                payload = b"\x01" + json.dumps({**start, "session": str(uuid.uuid4())}).encode()   # new sessions: limits
+            elif kind == 6:
+                payload = b"\x02" + b"\x00" * 40000                                               # over the size limit
+            else:
+                payload = b"\x01" + json.dumps({**start, "session": str(uuid.uuid4()), "codec": "pcm_s16le", "sampleRate": 44100}).encode()
+            device.publish(target, payload, qos=0)
+            hostile += 1
+        time.sleep(2)
+        check(gateway.running, f"the daemon is up after {hostile} hostile audio messages")
+        # Sessions opened by the flood time out (dialog.sessionTimeoutMs); then a valid dialog goes through.
+        after = uuid.uuid4()
+        def valid_dialog_answered() -> bool:
+            return any(m["type"] == "DIALOG_RESPONSE" and m["payload"].get("session") == str(after) for _, m in responses.snapshot())
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not valid_dialog_answered():
+            after = uuid.uuid4()
+            device.publish(topic, b"\x01" + json.dumps({**start, "session": str(after)}).encode(), qos=1).wait_for_publish()
+            for index, frame in enumerate(frames[:10]):
+                device.publish(topic, b"\x02" + after.bytes + index.to_bytes(4, "big") + frame, qos=1).wait_for_publish()
+            device.publish(topic, b"\x03" + json.dumps({"session": str(after), "lastSeq": 9}).encode(), qos=1).wait_for_publish()
+            time.sleep(1.5)
+        check(valid_dialog_answered(), "a valid dialog is answered after the hostile audio")
+        errors = [m["payload"] for _, m in responses.snapshot() if m["type"] == "ERROR"]
+        check(all(isinstance(e.get("code"), str) and e.get("message") for e in errors),
+              f"every ERROR has a code and a message ({len(errors)} ERRORs, codes {sorted({e.get('code') for e in errors})})")
     except HarnessError as error:
         failures.append(str(error))
         print(f"  FAIL  {error}")
