@@ -122,6 +122,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            // Device registration: broker accounts (mosquitto dynamic security); the saga follows.
+            name: "Registration",
+            dependencies: [
+                "GatewayCore", "MQTT",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "Upstream",
             dependencies: [
                 "GatewayCore", "Outbox", "MQTT",
@@ -182,6 +191,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "AudioTests", dependencies: ["Audio"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "RegistrationTests",
+            dependencies: ["Registration", "GatewayCore", "MQTT", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "UsersTests",
             dependencies: ["Users", .product(name: "Logging", package: "swift-log")],
