@@ -125,7 +125,7 @@ let package = Package(
             // Device registration: broker accounts (mosquitto dynamic security); the saga follows.
             name: "Registration",
             dependencies: [
-                "GatewayCore", "MQTT",
+                "GatewayCore", "MQTT", "SQLite",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -20,6 +20,12 @@ public final class SQLiteStatement {
         sqlite3_reset(handle)
     }
 
+    /// Binds NULL (bindings are not cleared on reset: an optional parameter is bound either way).
+    public func bindNull(_ index: Int32) throws(SQLiteError) {
+        let rc = sqlite3_bind_null(handle, index)
+        guard rc == SQLITE_OK else { throw connection.error(rc) }
+    }
+
     public func bind(_ index: Int32, _ value: Int64) throws(SQLiteError) {
         let rc = sqlite3_bind_int64(handle, index, value)
         guard rc == SQLITE_OK else { throw connection.error(rc) }
