@@ -126,6 +126,9 @@ let package = Package(
             name: "Registration",
             dependencies: [
                 "GatewayCore", "MQTT", "SQLite",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -193,7 +196,13 @@ let package = Package(
         .testTarget(name: "AudioTests", dependencies: ["Audio"], swiftSettings: swiftSettings),
         .testTarget(
             name: "RegistrationTests",
-            dependencies: ["Registration", "GatewayCore", "MQTT", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Registration", "GatewayCore", "MQTT",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

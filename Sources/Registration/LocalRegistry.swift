@@ -1,0 +1,103 @@
+import Foundation
+import GatewayCore
+import SQLite
+import Synchronization
+
+/// The hub's own list of registered devices (SQLite), written by the saga's second step.
+public final class LocalRegistry: Sendable {
+    public struct Device: Sendable, Equatable {
+        public var device: DeviceID
+        public var userID: String
+        public var type: String
+        public var premium: Bool
+        public var requestID: String
+    }
+
+    private let connection: Mutex<SQLiteConnection>
+
+    public init(path: String) throws(SQLiteError) {
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        let connection = try SQLiteConnection.open(path: path, readOnly: false)
+        try connection.execute(
+            """
+            PRAGMA journal_mode = WAL;
+            PRAGMA synchronous = FULL;
+            CREATE TABLE IF NOT EXISTS devices (
+                device_id TEXT PRIMARY KEY,
+                user_id TEXT NOT NULL,
+                type TEXT NOT NULL,
+                premium INTEGER NOT NULL,
+                request_id TEXT NOT NULL,
+                registered_at INTEGER NOT NULL
+            );
+            """)
+        self.connection = Mutex(connection)
+    }
+
+    /// Records the device for `request`. Repeating it for the same request is harmless; a device
+    /// registered by another request is refused.
+    public func record(_ request: RegistrationRequest) throws(StepError) {
+        do {
+            try connection.withLock { connection throws(SQLiteError) in
+                let insert = try connection.statement(
+                    "INSERT INTO devices (device_id, user_id, type, premium, request_id, registered_at) VALUES (?, ?, ?, ?, ?, ?) "
+                        + "ON CONFLICT (device_id) DO NOTHING")
+                defer { insert.reset() }
+                try insert.bind(1, request.device.rawValue)
+                try insert.bind(2, request.userID)
+                try insert.bind(3, request.type)
+                try insert.bind(4, Int64(request.premium ? 1 : 0))
+                try insert.bind(5, request.requestID)
+                try insert.bind(6, Int64(Date().timeIntervalSince1970 * 1000))
+                _ = try insert.step()
+            }
+        } catch {
+            throw StepError(.unavailable, "local registry: \(error)")
+        }
+        guard let existing = device(request.device) else { throw StepError(.unavailable, "local registry: the record did not stick") }
+        guard existing.requestID == request.requestID else {
+            throw StepError(.refused, "device \(request.device) is already registered (to user \(existing.userID))")
+        }
+    }
+
+    /// Deletes the record made by `request` (not one made by another request).
+    public func delete(_ request: RegistrationRequest) throws(StepError) {
+        do {
+            try connection.withLock { connection throws(SQLiteError) in
+                let delete = try connection.statement("DELETE FROM devices WHERE device_id = ? AND request_id = ?")
+                defer { delete.reset() }
+                try delete.bind(1, request.device.rawValue)
+                try delete.bind(2, request.requestID)
+                _ = try delete.step()
+            }
+        } catch {
+            throw StepError(.unavailable, "local registry: \(error)")
+        }
+    }
+
+    public func device(_ id: DeviceID) -> Device? {
+        connection.withLock { connection -> Device? in
+            guard let select = try? connection.statement("SELECT user_id, type, premium, request_id FROM devices WHERE device_id = ?") else { return nil }
+            defer { select.reset() }
+            guard (try? select.bind(1, id.rawValue)) != nil, (try? select.step()) == true else { return nil }
+            return Device(device: id, userID: select.text(0), type: select.text(1), premium: select.int64(2) != 0, requestID: select.text(3))
+        }
+    }
+
+    public var all: [Device] {
+        connection.withLock { connection -> [Device] in
+            guard let select = try? connection.statement("SELECT device_id, user_id, type, premium, request_id FROM devices ORDER BY device_id") else { return [] }
+            defer { select.reset() }
+            var devices: [Device] = []
+            while (try? select.step()) == true {
+                if let id = DeviceID(select.text(0)) {
+                    devices.append(Device(device: id, userID: select.text(1), type: select.text(2), premium: select.int64(3) != 0, requestID: select.text(4)))
+                }
+            }
+            return devices
+        }
+    }
+}
