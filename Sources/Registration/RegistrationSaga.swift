@@ -23,7 +23,7 @@ public enum RegistrationOutcome: Sendable, Equatable {
 /// the step in doubt while it can still complete, else compensated. The same request id twice
 /// registers once.
 public final class RegistrationSaga: Sendable {
-    public struct Configuration: Sendable {
+    public struct Configuration: Sendable, Equatable {
         /// Attempts per compensation before `needs-attention`.
         public var compensationAttempts = 5
         /// First retry delay of a compensation; doubled each attempt.
@@ -70,6 +70,9 @@ public final class RegistrationSaga: Sendable {
         }
         return outcomes
     }
+
+    /// The recorded saga of `requestID`.
+    public func record(_ requestID: String) -> SagaStore.Record? { try? store.record(requestID) }
 
     /// Request ids waiting for an operator.
     public var needingAttention: [String] { (try? store.needingAttention()) ?? [] }

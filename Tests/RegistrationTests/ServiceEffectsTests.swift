@@ -3,6 +3,7 @@ import GatewayCore
 import Logging
 import MQTT
 import Registration
+import ServiceFakes
 import Testing
 
 /// The saga against real HTTP services on loopback and a real mosquitto with dynamic security.

@@ -7,6 +7,7 @@ import Logging
 import MLLink
 import MQTT
 import Outbox
+import Registration
 import ServiceLifecycle
 import Systemd
 import Upstream
@@ -80,6 +81,10 @@ struct RunCommand: AsyncParsableCommand {
         let dialog = Dialog(
             client: MQTTClient(configuration: configuration.dialogBroker, logger: Logger(label: "edge-gateway.dialog.mqtt")),
             ml: ml, users: users, outbox: outbox, configuration: configuration.dialog, logger: Logger(label: "edge-gateway.dialog"))
+        var registrationService: RegistrationService?
+        if configuration.registration.enabled {
+            registrationService = try makeRegistration(configuration, outbox: outbox, logger: logger)
+        }
         let status: @Sendable () async -> String = {
             let snapshot = health.snapshot
             let depth = outbox.depth
@@ -113,6 +118,7 @@ struct RunCommand: AsyncParsableCommand {
                 .init(service: upstream),
                 .init(service: ml),
                 .init(service: dialog),
+            ] + (registrationService.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? []) + [
                 .init(service: ingress),
                 .init(service: watchdog),
                 .init(service: HangupService(logger: logger)),
@@ -132,5 +138,36 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         logger.info("edge-gateway stopped", metadata: ["outbox.depth": "\(outbox.depth.count)"])
+    }
+
+    /// The registration saga and its parts (`registration.enabled`).
+    private func makeRegistration(_ configuration: GatewayConfiguration, outbox: Outbox, logger: Logger) throws -> RegistrationService {
+        let settings = configuration.registration
+        let registrationLogger = Logger(label: "edge-gateway.registration")
+        let local: LocalRegistry
+        let store: SagaStore
+        do {
+            local = try LocalRegistry(path: settings.statePath)
+            store = try SagaStore(path: settings.statePath)
+        } catch {
+            logger.critical("cannot open the registration store", metadata: ["registration.state_path": "\(settings.statePath)", "error": "\(error)"])
+            throw ExitCode(1)
+        }
+        let accounts = BrokerAccounts(
+            client: MQTTClient(configuration: configuration.dynsecBroker, logger: Logger(label: "edge-gateway.dynsec.mqtt")),
+            logger: registrationLogger)
+        let service = { (name: String, url: String?) in
+            ServiceClient(name: name, baseURL: url ?? "", timeout: settings.timeout, logger: registrationLogger)
+        }
+        let effects = ServiceEffects(
+            users: service("user", settings.usersURL), registry: service("registry", settings.registryURL),
+            billing: service("billing", settings.billingURL), local: local, accounts: accounts)
+        let saga = RegistrationSaga(store: store, effects: effects, configuration: settings.saga, logger: registrationLogger)
+        for id in saga.needingAttention {
+            registrationLogger.error("a registration needs attention (a compensation kept failing)", metadata: ["request.id": "\(id)"])
+        }
+        return RegistrationService(
+            client: MQTTClient(configuration: configuration.registrationBroker, logger: Logger(label: "edge-gateway.registration.mqtt")),
+            accounts: accounts, saga: saga, outbox: outbox, hubID: configuration.hubID, logger: registrationLogger)
     }
 }

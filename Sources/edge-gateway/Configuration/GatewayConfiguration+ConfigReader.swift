@@ -6,6 +6,7 @@ import GatewayCore
 import MLLink
 import MQTT
 import Outbox
+import Registration
 import SystemPackage
 import Upstream
 import Users
@@ -70,6 +71,17 @@ extension GatewayConfiguration {
         dialogBroker.subscriptions = Dialog.subscriptions
         dialogBroker.messageBufferCapacity = 1024
         dialogBroker.messageBufferBytes = 4 * 1024 * 1024
+        let registration = RegistrationConfiguration(&v, storePath: store.path, users: users)
+        var registrationBroker = device
+        registrationBroker.clientID = device.clientID + "-registration"
+        registrationBroker.subscriptions = RegistrationService.subscriptions
+        registrationBroker.messageBufferCapacity = 256
+        var dynsecBroker = device
+        dynsecBroker.clientID = device.clientID + "-dynsec"
+        dynsecBroker.cleanSession = true
+        dynsecBroker.username = registration.adminUsername
+        dynsecBroker.password = registration.adminPassword
+        dynsecBroker.subscriptions = [BrokerAccounts.responseTopic]
 
         // log
         let level = v.choice("log.level", default: LogLevel.info)
@@ -85,7 +97,8 @@ extension GatewayConfiguration {
 
         return GatewayConfiguration(
             hubID: hubID, deviceBroker: device, upstreamBroker: up, upstream: upstream, ingress: ingress,
-            store: store, ml: ml, users: users, dialog: dialog, dialogBroker: dialogBroker, logLevel: level, logFormat: format, effective: v.effective, unknownKeys: [],
+            store: store, ml: ml, users: users, dialog: dialog, dialogBroker: dialogBroker,
+            registration: registration, registrationBroker: registrationBroker, dynsecBroker: dynsecBroker, logLevel: level, logFormat: format, effective: v.effective, unknownKeys: [],
             hubIDFromHostName: fromHostName)
     }
 

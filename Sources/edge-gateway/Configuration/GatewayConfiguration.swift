@@ -5,6 +5,7 @@ import GatewayCore
 import MLLink
 import MQTT
 import Outbox
+import Registration
 import Upstream
 import Users
 
@@ -29,6 +30,11 @@ struct GatewayConfiguration {
     var dialog: DialogConfiguration
     /// The dialog's own connection to the device broker (`{mqtt.clientId}-dialog`, clean session).
     var dialogBroker: MQTTClientConfiguration
+    var registration: RegistrationConfiguration
+    /// The registration's connection to the device broker (`{mqtt.clientId}-registration`, persistent).
+    var registrationBroker: MQTTClientConfiguration
+    /// The admin identity's connection for broker accounts (`{mqtt.clientId}-dynsec`).
+    var dynsecBroker: MQTTClientConfiguration
     var logLevel: LogLevel
     var logFormat: LogFormat
     /// Effective values, secrets redacted, for `check-config` and the start-up log.

@@ -49,8 +49,11 @@ final class TestBed {
     }
 
     /// Starts brokers and recorders; the daemon is configured but not started (see `start`).
-    static func make(in sandbox: Sandbox, upstream kind: Upstream = .broker, overrides: GatewayConfig = [:]) async throws -> TestBed {
-        let deviceBroker = try MosquittoBroker("device", in: sandbox)
+    /// - Parameter deviceBrokerConfig: extra global lines for the device broker (a plugin, say).
+    static func make(
+        in sandbox: Sandbox, upstream kind: Upstream = .broker, overrides: GatewayConfig = [:], deviceBrokerConfig: [String] = []
+    ) async throws -> TestBed {
+        let deviceBroker = try MosquittoBroker("device", in: sandbox, extraConfig: deviceBrokerConfig)
         try await deviceBroker.start()
         let acks = TopicRecorder("acks", brokerPort: deviceBroker.port, filters: ["device/+/ack"], in: sandbox)
         try await acks.start()
@@ -107,8 +110,10 @@ final class TestBed {
     }
 
     /// `make`, then starts the daemon and waits until it is ready.
-    static func start(in sandbox: Sandbox, upstream kind: Upstream = .broker, overrides: GatewayConfig = [:]) async throws -> TestBed {
-        let bed = try await make(in: sandbox, upstream: kind, overrides: overrides)
+    static func start(
+        in sandbox: Sandbox, upstream kind: Upstream = .broker, overrides: GatewayConfig = [:], deviceBrokerConfig: [String] = []
+    ) async throws -> TestBed {
+        let bed = try await make(in: sandbox, upstream: kind, overrides: overrides, deviceBrokerConfig: deviceBrokerConfig)
         try await bed.gateway.start()
         return bed
     }

@@ -6,23 +6,31 @@ import Synchronization
 
 /// The REST services of CONTRACTS.md §4 — user, device registry, billing — in one HTTP server on
 /// loopback, recording every request and answering as told (a status per "METHOD /path-prefix").
-final class FakeServices: Sendable {
-    struct User: Sendable {
-        var quota = 5
-        var count = 0
-        var blocked = false
+public final class FakeServices: Sendable {
+    public struct User: Sendable {
+        public var quota = 5
+        public var count = 0
+        public var blocked = false
+
+        public init(quota: Int = 5, count: Int = 0, blocked: Bool = false) {
+            self.quota = quota
+            self.count = count
+            self.blocked = blocked
+        }
     }
 
-    let users = Mutex<[String: User]>([:])
+    public let users = Mutex<[String: User]>([:])
     /// "POST /api/devices" -> 503, say.
-    let failures = Mutex<[String: Int]>([:])
-    let requests = Mutex<[String]>([])
+    public let failures = Mutex<[String: Int]>([:])
+    public let requests = Mutex<[String]>([])
     private let channel = Mutex<(any Channel)?>(nil)
     private let nextID = Mutex(0)
 
-    var baseURL: String { "http://127.0.0.1:\(channel.withLock { $0?.localAddress?.port ?? 0 })" }
+    public var baseURL: String { "http://127.0.0.1:\(channel.withLock { $0?.localAddress?.port ?? 0 })" }
 
-    func start() async throws {
+    public init() {}
+
+    public func start() async throws {
         let bound = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -32,14 +40,14 @@ final class FakeServices: Sendable {
         channel.withLock { $0 = bound }
     }
 
-    func stop() async {
+    public func stop() async {
         let bound = channel.withLock { $0 }
         try? await bound?.close()
     }
 
-    func fail(_ route: String, status: Int?) { failures.withLock { $0[route] = status } }
+    public func fail(_ route: String, status: Int?) { failures.withLock { $0[route] = status } }
 
-    var recorded: [String] { requests.withLock { $0 } }
+    public var recorded: [String] { requests.withLock { $0 } }
 
     func answer(method: String, path: String) -> (Int, String) {
         let line = "\(method) \(path)"

@@ -1,0 +1,34 @@
+import Foundation
+import Registration
+import Users
+
+extension RegistrationConfiguration {
+    /// `registration.*`. An empty `registration.statePath` puts `registrations.db` beside the outbox.
+    init(_ v: inout ConfigValues, storePath: String, users: UsersConfiguration) {
+        var path = v.string("registration.statePath", default: "")
+        if path.isEmpty {
+            path = ((storePath as NSString).deletingLastPathComponent as NSString).appendingPathComponent("registrations.db")
+        }
+        self.init(statePath: path)
+        enabled = v.bool("registration.enabled", default: false)
+        adminUsername = v.string("registration.adminUsername", default: "").nonEmpty
+        adminPassword = v.string("registration.adminPassword", default: "", secret: true).nonEmpty
+        usersURL = users.baseURL
+        registryURL = v.string("registration.registryUrl", default: "").nonEmpty
+        billingURL = v.string("registration.billingUrl", default: "").nonEmpty
+        timeout = .milliseconds(v.int("registration.timeoutMs", default: 3000, range: 10...600_000))
+        saga.compensationAttempts = v.int("registration.compensationAttempts", default: 8, range: 1...1000)
+        saga.compensationBackoff = .milliseconds(v.int("registration.compensationBackoffMs", default: 1000, range: 1...3_600_000))
+        for (key, url) in [("registration.registryUrl", registryURL), ("registration.billingUrl", billingURL)] {
+            if let url, URL(string: url)?.host == nil || !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
+                v.fail(key, "'\(url)' is not an http:// or https:// URL")
+            }
+        }
+        if enabled {
+            if adminUsername == nil { v.fail("registration.adminUsername", "required when registration.enabled is true") }
+            if usersURL == nil { v.fail("users.baseUrl", "required when registration.enabled is true (device quotas)") }
+            if registryURL == nil { v.fail("registration.registryUrl", "required when registration.enabled is true") }
+            if billingURL == nil { v.fail("registration.billingUrl", "required when registration.enabled is true") }
+        }
+    }
+}

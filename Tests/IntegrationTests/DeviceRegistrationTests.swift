@@ -1,0 +1,114 @@
+import Foundation
+import Logging
+import MQTT
+import ServiceFakes
+import Testing
+
+extension IntegrationSuite {
+    /// Registration through the daemon: `device/{id}/register` -> saga over HTTP services on
+    /// loopback and the device broker's dynamic-security plugin -> `REGISTRATION_RESULT`, a
+    /// `DeviceRegistered` event upstream, and a device that can then use only its own topics.
+    @Suite struct DeviceRegistrationTests {
+        struct Bed {
+            let bed: TestBed
+            let services: FakeServices
+            let responses: TopicRecorder
+        }
+
+        func withRegistration(_ body: (Bed) async throws -> Void) async throws {
+            try await withSandbox { sandbox in
+                let services = FakeServices()
+                try await services.start()
+                let plugin = try await DynamicSecurity.prepare(in: try sandbox.makeDirectory("dynsec"))
+                let bed = try await TestBed.start(
+                    in: sandbox,
+                    overrides: [
+                        "registration.enabled": true,
+                        "registration.adminUsername": .string(DynamicSecurity.adminUser),
+                        "registration.adminPassword": .string(DynamicSecurity.adminPassword),
+                        "registration.registryUrl": .string(services.baseURL),
+                        "registration.billingUrl": .string(services.baseURL),
+                        "users.baseUrl": .string(services.baseURL),
+                        "registration.compensationBackoffMs": 10,
+                        "registration.compensationAttempts": 2,
+                    ],
+                    deviceBrokerConfig: plugin)
+                let responses = TopicRecorder("responses", brokerPort: bed.deviceBroker.port, filters: ["device/+/response"], in: sandbox)
+                try await responses.start()
+                try await body(Bed(bed: bed, services: services, responses: responses))
+                await services.stop()
+            }
+        }
+
+        func register(_ bed: Bed, device: String, requestId: String, user: String = "ada", premium: Bool = true) async throws -> [String: Any] {
+            let json = #"{"requestId":"\#(requestId)","userId":"\#(user)","type":"speaker","premium":\#(premium)}"#
+            try await DeviceClient.publishOnce(
+                topic: "device/\(device)/register", payload: Data(json.utf8), brokerPort: bed.bed.deviceBroker.port, in: bed.bed.sandbox.directory)
+            let messages = try await bed.responses.waitUntil("REGISTRATION_RESULT for \(requestId)", timeout: .seconds(20)) { messages in
+                messages.contains { ($0.json?["payload"] as? [String: Any])?["requestId"] as? String == requestId }
+            }
+            let envelope = try #require(messages.last { ($0.json?["payload"] as? [String: Any])?["requestId"] as? String == requestId }?.json)
+            #expect(envelope["type"] as? String == "REGISTRATION_RESULT")
+            return try #require(envelope["payload"] as? [String: Any])
+        }
+
+        @Test func aRegisteredDeviceGetsCredentialsThatWorkOnlyForItsOwnTopics() async throws {
+            try await withRegistration { bed in
+                bed.services.users.withLock { $0["ada"] = .init(quota: 3, count: 0) }
+                let result = try await register(bed, device: "hall-1", requestId: "req-1")
+                #expect(result["status"] as? String == "registered", "\(result)\n\(bed.bed.gateway.logTail())")
+                #expect(result["username"] as? String == "hall-1")
+                let password = try #require(result["password"] as? String)
+                #expect(bed.services.recorded == [
+                    "GET /api/users/ada", "POST /api/devices", "POST /api/users/ada/devices", "POST /api/billing/ada/devices",
+                ])
+
+                // DeviceRegistered reaches the cloud, keyed by the user.
+                let events = try await bed.bed.waitForUpstream(count: 1) { $0.type == "DeviceRegistered" }
+                #expect(events.first { $0.type == "DeviceRegistered" }?.key == "ada")
+
+                // The device, with its own account: its events are stored; another device's topic is refused by the broker.
+                var configuration = MQTTClientConfiguration(host: "127.0.0.1", port: bed.bed.deviceBroker.port, clientID: "hall-1", cleanSession: true)
+                configuration.username = "hall-1"
+                configuration.password = password
+                let device = MQTTClient(configuration: configuration, logger: Logger(label: "registered-device"))
+                device.start()
+                let deadline = ContinuousClock.now + .seconds(10)
+                while !device.isConnected, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+                #expect(device.isConnected)
+                try device.publish(topic: "device/hall-1/event", payload: Array(#"{"eventId":"e1","type":"hello","timestamp":1}"#.utf8))
+                try device.publish(topic: "device/hall-2/event", payload: Array(#"{"eventId":"forged","type":"hello","timestamp":1}"#.utf8))
+                try await bed.bed.waitForAcks(count: 1) { $0.deviceId == "hall-1" && $0.eventId == "e1" }
+                try await Task.sleep(for: .milliseconds(500))
+                #expect(bed.bed.acks(for: "hall-2").isEmpty, "a device cannot publish as another device")
+                await device.stop()
+
+                // The same request id again: answered from the record, nothing done twice.
+                let again = try await register(bed, device: "hall-1", requestId: "req-1")
+                #expect(again["status"] as? String == "registered")
+                #expect(again["password"] as? String == password)
+                #expect(bed.services.recorded.count == 4)
+            }
+        }
+
+        @Test func aFailingStepIsCompensatedAndTheDeviceToldWhy() async throws {
+            try await withRegistration { bed in
+                bed.services.users.withLock { $0["ada"] = .init() }
+                bed.services.fail("POST /api/billing", status: 402)
+                let result = try await register(bed, device: "den-1", requestId: "req-2")
+                #expect(result["status"] as? String == "failed")
+                #expect((result["reason"] as? String)?.contains("402") == true, "\(result)")
+                #expect(result["password"] == nil)
+                #expect(bed.services.recorded.suffix(2) == ["DELETE /api/users/ada/devices/den-1", "DELETE /api/devices/r-1"])
+
+                bed.services.users.withLock { $0["full"] = .init(quota: 1, count: 1) }
+                let quota = try await register(bed, device: "den-2", requestId: "req-3", user: "full")
+                #expect(quota["status"] as? String == "failed")
+                #expect((quota["reason"] as? String)?.contains("quota") == true, "\(quota)")
+
+                let bad = try await register(bed, device: "den-3", requestId: "no spaces allowed")
+                #expect(bad["status"] as? String == "rejected")
+            }
+        }
+    }
+}
