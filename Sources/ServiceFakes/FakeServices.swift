@@ -23,6 +23,8 @@ public final class FakeServices: Sendable {
     /// "POST /api/devices" -> 503, say.
     public let failures = Mutex<[String: Int]>([:])
     public let requests = Mutex<[String]>([])
+    /// "POST /api/devices" -> answer only after this long (a hanging service).
+    public let delays = Mutex<[String: Duration]>([:])
     private let channel = Mutex<(any Channel)?>(nil)
     private let nextID = Mutex(0)
 
@@ -46,6 +48,12 @@ public final class FakeServices: Sendable {
     }
 
     public func fail(_ route: String, status: Int?) { failures.withLock { $0[route] = status } }
+
+    public func delay(_ route: String, by duration: Duration?) { delays.withLock { $0[route] = duration } }
+
+    func delay(for line: String) -> Duration? {
+        delays.withLock { delays in delays.first { line.hasPrefix($0.key) }?.value }
+    }
 
     public var recorded: [String] { requests.withLock { $0 } }
 
@@ -94,13 +102,25 @@ public final class FakeServices: Sendable {
             case .end:
                 guard let request = head.withLock({ $0 }) else { return }
                 let (status, body) = services.answer(method: request.method.rawValue, path: request.uri)
-                var headers = HTTPHeaders()
-                headers.add(name: "Content-Type", value: "application/json")
-                headers.add(name: "Content-Length", value: "\(body.utf8.count)")
-                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: headers))), promise: nil)
-                context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
-                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                if let delay = services.delay(for: "\(request.method.rawValue) \(request.uri)") {
+                    let nanoseconds = delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000
+                    let context = NIOLoopBound(context, eventLoop: context.eventLoop)
+                    context.value.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
+                        Self.write(context: context.value, status: status, body: body, handler: self)
+                    }
+                    return
+                }
+                Self.write(context: context, status: status, body: body, handler: self)
             }
+        }
+
+        static func write(context: ChannelHandlerContext, status: Int, body: String, handler: Handler) {
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: "application/json")
+            headers.add(name: "Content-Length", value: "\(body.utf8.count)")
+            context.write(handler.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: status), headers: headers))), promise: nil)
+            context.write(handler.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+            context.writeAndFlush(handler.wrapOutboundOut(.end(nil)), promise: nil)
         }
     }
 }

@@ -110,5 +110,33 @@ extension IntegrationSuite {
                 #expect(bad["status"] as? String == "rejected")
             }
         }
+
+        @Test func aRegistrationCutShortByKill9IsResumedAtTheNextStart() async throws {
+            try await withRegistration { bed in
+                bed.services.users.withLock { $0["ada"] = .init() }
+                // The registry hangs: the saga sits in step 4 when the daemon is killed.
+                bed.services.delay("POST /api/devices", by: .seconds(60))
+                let json = #"{"requestId":"req-crash","userId":"ada","type":"speaker","premium":false}"#
+                try await DeviceClient.publishOnce(
+                    topic: "device/attic-1/register", payload: Data(json.utf8), brokerPort: bed.bed.deviceBroker.port, in: bed.bed.sandbox.directory)
+                let deadline = ContinuousClock.now + .seconds(20)
+                while !bed.services.recorded.contains("POST /api/devices"), ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                #expect(bed.services.recorded == ["GET /api/users/ada", "POST /api/devices"])
+                bed.bed.gateway.kill()
+                bed.services.delay("POST /api/devices", by: nil)
+
+                try await bed.bed.gateway.start()
+                let messages = try await bed.responses.waitUntil("the resumed registration's result", timeout: .seconds(20)) { messages in
+                    messages.contains { ($0.json?["payload"] as? [String: Any])?["requestId"] as? String == "req-crash" }
+                }
+                let result = try #require(messages.last?.json?["payload"] as? [String: Any])
+                #expect(result["status"] as? String == "registered", "\(result)\n\(bed.bed.gateway.logTail())")
+                // Step 4 ran again (idempotent, same Idempotency-Key); steps 1–3 were not repeated.
+                #expect(bed.services.recorded == ["GET /api/users/ada", "POST /api/devices", "POST /api/devices", "POST /api/users/ada/devices"])
+                #expect(bed.bed.gateway.currentRunLog.contains("resuming an unfinished registration"))
+            }
+        }
     }
 }
