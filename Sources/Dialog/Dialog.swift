@@ -33,14 +33,18 @@ public final class Dialog: Service, Sendable {
     private let outbox: Outbox
     private let configuration: DialogConfiguration
     private let logger: Logger
+    private let registeredUser: @Sendable (DeviceID) -> String?
     private let sessions = Mutex<[SessionKey: DialogSession]>([:])
     private let metrics = DialogMetrics()
     private let rejectLog: RateLimitedLog
 
+    /// - Parameter registeredUser: the user a device is registered to (the local registry), for a
+    ///   start without `userId` (CONTRACTS.md §1); nil when registration is off.
     public init(
         client: MQTTClient, ml: MLEndpointPool, users: UserDirectory, outbox: Outbox, configuration: DialogConfiguration,
-        logger: Logger
+        registeredUser: @escaping @Sendable (DeviceID) -> String? = { _ in nil }, logger: Logger
     ) {
+        self.registeredUser = registeredUser
         self.client = client
         self.ml = ml
         self.users = users
@@ -235,7 +239,8 @@ public final class Dialog: Service, Sendable {
     private func converse(_ session: DialogSession) async {
         let device = session.device
         let sessionID = session.start.session
-        let userID = session.start.userID
+        // The user the start names, else the one the device is registered to.
+        let userID = session.start.userID ?? registeredUser(device)
         async let lookup = lookUp(userID)
 
         let transcript = TranscriptCollector()

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import MLFake
 import MQTT
 import ServiceFakes
 import Testing
@@ -15,24 +16,22 @@ extension IntegrationSuite {
             let responses: TopicRecorder
         }
 
-        func withRegistration(_ body: (Bed) async throws -> Void) async throws {
+        func withRegistration(extra: GatewayConfig = [:], _ body: (Bed) async throws -> Void) async throws {
             try await withSandbox { sandbox in
                 let services = FakeServices()
                 try await services.start()
                 let plugin = try await DynamicSecurity.prepare(in: try sandbox.makeDirectory("dynsec"))
-                let bed = try await TestBed.start(
-                    in: sandbox,
-                    overrides: [
-                        "registration.enabled": true,
-                        "registration.adminUsername": .string(DynamicSecurity.adminUser),
-                        "registration.adminPassword": .string(DynamicSecurity.adminPassword),
-                        "registration.registryUrl": .string(services.baseURL),
-                        "registration.billingUrl": .string(services.baseURL),
-                        "users.baseUrl": .string(services.baseURL),
-                        "registration.compensationBackoffMs": 10,
-                        "registration.compensationAttempts": 2,
-                    ],
-                    deviceBrokerConfig: plugin)
+                let settings: GatewayConfig = [
+                    "registration.enabled": true,
+                    "registration.adminUsername": .string(DynamicSecurity.adminUser),
+                    "registration.adminPassword": .string(DynamicSecurity.adminPassword),
+                    "registration.registryUrl": .string(services.baseURL),
+                    "registration.billingUrl": .string(services.baseURL),
+                    "users.baseUrl": .string(services.baseURL),
+                    "registration.compensationBackoffMs": 10,
+                    "registration.compensationAttempts": 2,
+                ]
+                let bed = try await TestBed.start(in: sandbox, overrides: settings.merging(extra), deviceBrokerConfig: plugin)
                 let responses = TopicRecorder("responses", brokerPort: bed.deviceBroker.port, filters: ["device/+/response"], in: sandbox)
                 try await responses.start()
                 try await body(Bed(bed: bed, services: services, responses: responses))
@@ -137,6 +136,27 @@ extension IntegrationSuite {
                 #expect(bed.services.recorded == ["GET /api/users/ada", "POST /api/devices", "POST /api/devices", "POST /api/users/ada/devices"])
                 #expect(bed.bed.gateway.currentRunLog.contains("resuming an unfinished registration"))
             }
+        }
+
+        @Test func aDialogWithoutAUserIdBelongsToTheUserTheDeviceIsRegisteredTo() async throws {
+            let ml = FakeMLService(name: "ml")
+            let port = try await ml.start()
+            try await withRegistration(extra: ["ml.endpoints": .raw("[\"127.0.0.1:\(port)\"]")]) { bed in
+                bed.services.users.withLock { $0["ada"] = .init() }
+                let result = try await register(bed, device: "lamp-1", requestId: "req-lamp", premium: false)
+                #expect(result["status"] as? String == "registered")
+
+                let device = AudioDevice("lamp-1", brokerPort: bed.bed.deviceBroker.port)
+                try await device.connect()
+                let frames = try TestSpeech.opusFrames(TestSpeech.read(TestSpeech.writeFile(in: bed.bed.sandbox)))
+                let session = try await device.speak(frames: frames)
+                #expect(try await device.waitForAnswer(session) == "DIALOG_RESPONSE")
+                #expect(ml.intents.withLock { $0.first?.request.userID } == "ada")
+                let events = try await bed.bed.waitForUpstream(count: 1) { $0.type == "DialogCompleted" }
+                #expect(events.first { $0.type == "DialogCompleted" }?.key == "ada")
+                await device.close()
+            }
+            await ml.stop()
         }
     }
 }

@@ -78,13 +78,24 @@ struct RunCommand: AsyncParsableCommand {
             userCache = try UserCache(path: ":memory:", maxEntries: configuration.users.cacheMaxEntries)
         }
         let users = UserDirectory(configuration: configuration.users, cache: userCache, logger: Logger(label: "edge-gateway.users"))
+        var registrationService: RegistrationService?
+        var localRegistry: LocalRegistry?
+        if configuration.registration.enabled {
+            do {
+                localRegistry = try LocalRegistry(path: configuration.registration.statePath)
+            } catch {
+                logger.critical(
+                    "cannot open the registration store",
+                    metadata: ["registration.state_path": "\(configuration.registration.statePath)", "error": "\(error)"])
+                throw ExitCode(1)
+            }
+            registrationService = try makeRegistration(configuration, local: localRegistry!, outbox: outbox, logger: logger)
+        }
         let dialog = Dialog(
             client: MQTTClient(configuration: configuration.dialogBroker, logger: Logger(label: "edge-gateway.dialog.mqtt")),
-            ml: ml, users: users, outbox: outbox, configuration: configuration.dialog, logger: Logger(label: "edge-gateway.dialog"))
-        var registrationService: RegistrationService?
-        if configuration.registration.enabled {
-            registrationService = try makeRegistration(configuration, outbox: outbox, logger: logger)
-        }
+            ml: ml, users: users, outbox: outbox, configuration: configuration.dialog,
+            registeredUser: { [localRegistry] device in localRegistry?.device(device)?.userID },
+            logger: Logger(label: "edge-gateway.dialog"))
         let status: @Sendable () async -> String = {
             let snapshot = health.snapshot
             let depth = outbox.depth
@@ -141,13 +152,13 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     /// The registration saga and its parts (`registration.enabled`).
-    private func makeRegistration(_ configuration: GatewayConfiguration, outbox: Outbox, logger: Logger) throws -> RegistrationService {
+    private func makeRegistration(
+        _ configuration: GatewayConfiguration, local: LocalRegistry, outbox: Outbox, logger: Logger
+    ) throws -> RegistrationService {
         let settings = configuration.registration
         let registrationLogger = Logger(label: "edge-gateway.registration")
-        let local: LocalRegistry
         let store: SagaStore
         do {
-            local = try LocalRegistry(path: settings.statePath)
             store = try SagaStore(path: settings.statePath)
         } catch {
             logger.critical("cannot open the registration store", metadata: ["registration.state_path": "\(settings.statePath)", "error": "\(error)"])
