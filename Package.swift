@@ -101,10 +101,22 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            // The REST services of CONTRACTS.md §4: one client with deadline and circuit breaker.
+            name: "REST",
+            dependencies: [
+                "GatewayCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             // The user service (REST) with its SQLite cache.
             name: "Users",
             dependencies: [
-                "GatewayCore", "SQLite",
+                "GatewayCore", "SQLite", "REST",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -125,7 +137,7 @@ let package = Package(
             // Device registration: broker accounts (mosquitto dynamic security); the saga follows.
             name: "Registration",
             dependencies: [
-                "GatewayCore", "MQTT", "SQLite", "Outbox",
+                "GatewayCore", "MQTT", "SQLite", "Outbox", "REST",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -148,7 +160,7 @@ let package = Package(
         .executableTarget(
             name: "edge-gateway",
             dependencies: [
-                "GatewayCore", "Outbox", "MQTT", "DeviceLink", "Upstream", "Systemd", "MLLink", "Users", "Dialog", "Registration",
+                "GatewayCore", "Outbox", "MQTT", "DeviceLink", "Upstream", "Systemd", "MLLink", "Users", "Dialog", "Registration", "REST",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -209,7 +221,7 @@ let package = Package(
         .testTarget(
             name: "RegistrationTests",
             dependencies: [
-                "Registration", "GatewayCore", "MQTT", "ServiceFakes",
+                "Registration", "REST", "GatewayCore", "MQTT", "ServiceFakes",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -84,18 +84,6 @@ public final class MLEndpointPool: Service, Sendable {
         }
     }
 
-    /// Pools over fixed clients (tests).
-    public convenience init(clients: [MLClient], breaker: CircuitBreaker.Configuration = .init(), logger: Logger) {
-        var configuration = MLConfiguration()
-        configuration.targets = clients.map { .address($0.endpoint) }
-        configuration.breaker = breaker
-        let byEndpoint = Dictionary(clients.map { ($0.endpoint, $0) }, uniquingKeysWith: { first, _ in first })
-        self.init(configuration: configuration, logger: logger) { endpoint, _ in
-            guard let client = byEndpoint[endpoint] else { throw MLError(.failed, "no client for \(endpoint)") }
-            return client
-        }
-    }
-
     @discardableResult
     private func add(_ endpoint: MLEndpoint, source: MLConfiguration.Target, authority: String?) -> Bool {
         let client: MLClient

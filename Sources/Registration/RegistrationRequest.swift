@@ -1,4 +1,5 @@
 import GatewayCore
+import REST
 
 /// A device registration as the device asks for it (CONTRACTS.md §1, `device/{id}/register`).
 public struct RegistrationRequest: Sendable, Equatable {
@@ -41,25 +42,9 @@ public enum RegistrationStep: String, Sendable, CaseIterable, Comparable {
     public var isCompensable: Bool { self != .checkQuota }
 }
 
-/// Why a step failed.
-public struct StepError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Kind: Sendable, Equatable {
-        /// The request cannot succeed (quota exceeded, refused by a service): compensate, do not retry.
-        case refused
-        /// A service could not be reached or failed (timeout, 5xx, breaker open).
-        case unavailable
-    }
-
-    public var kind: Kind
-    public var message: String
-
-    public init(_ kind: Kind, _ message: String) {
-        self.kind = kind
-        self.message = message
-    }
-
-    public var description: String { message }
-}
+/// Why a step failed: `.refused` (the request cannot succeed: compensate, do not retry) or
+/// `.unavailable` (a service could not be reached or failed). The REST services' own error.
+public typealias StepError = ServiceError
 
 /// What the saga needs from the world; each call carries the request id so the services can make
 /// it idempotent, and each is safe to repeat (a resumed step may run twice).

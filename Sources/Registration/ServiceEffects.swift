@@ -1,5 +1,6 @@
 import Foundation
 import GatewayCore
+import REST
 
 /// The saga's effects on the real world: the user, registry and billing services (REST,
 /// CONTRACTS.md §4), the local registry and the broker accounts. Each is safe to repeat: creates

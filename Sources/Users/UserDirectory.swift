@@ -2,8 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import GatewayCore
 import Logging
-import NIOCore
-import Synchronization
+import REST
 
 /// Looks users up in the user service (CONTRACTS.md §4) with a short deadline, keeps every answer
 /// in a ``UserCache``, and answers from the cache when the service cannot be asked.
@@ -14,53 +13,49 @@ import Synchronization
 public final class UserDirectory: Sendable {
     private let configuration: UsersConfiguration
     /// Nil without `users.baseUrl`: no HTTP client (and none of its threads) is started then.
-    private let http: HTTPClient?
+    private let service: ServiceClient?
     private let cache: UserCache
     private let logger: Logger
-    private let breaker: Mutex<CircuitBreaker>
     private let fallbackLog: RateLimitedLog
 
     /// - Parameter http: the client for the user service; by default AsyncHTTPClient's shared one,
     ///   when `baseURL` is set.
     public init(configuration: UsersConfiguration, http: HTTPClient? = nil, cache: UserCache, logger: Logger) {
         self.configuration = configuration
-        self.http = configuration.baseURL == nil ? nil : (http ?? .shared)
+        service = configuration.baseURL.map {
+            ServiceClient(name: "user", baseURL: $0, timeout: configuration.timeout, breaker: configuration.breaker, http: http, logger: logger)
+        }
         self.cache = cache
         self.logger = logger
-        breaker = Mutex(CircuitBreaker(configuration: configuration.breaker))
         fallbackLog = RateLimitedLog(logger: logger, interval: .seconds(30))
     }
 
-    /// The service's breaker state (for status and metrics).
-    public var breakerState: CircuitBreaker.State { breaker.withLock { $0.state } }
+    /// The service's breaker state (for status and metrics); nil without a service.
+    public var breakerState: CircuitBreaker.State? { service?.breakerState }
 
-    /// Looks `userID` up: the service first, the cache when the service cannot answer.
+    /// Looks `userID` up: the service first, the cache when the service cannot answer (down, slow,
+    /// 5xx, another 4xx than 404, an unreadable record, or its breaker open).
     public func lookup(_ userID: String) async -> UserLookup {
-        guard let base = configuration.baseURL, let http else {
-            return fromCache(userID, reason: "no user service configured (users.baseUrl)")
+        guard let service else { return fromCache(userID, reason: "no user service configured (users.baseUrl)") }
+        let response: ServiceClient.Response
+        do {
+            response = try await service.call(.GET, "/api/users/\(ServiceClient.segment(userID))")
+        } catch {
+            return fromCache(userID, reason: error.message)
         }
-        guard breaker.withLock({ $0.allowsCall(at: .now) }) else {
-            return fromCache(userID, reason: "the user service's circuit breaker is open")
-        }
-        let outcome = await fetch(http, base: base, userID: userID)
-        let change = breaker.withLock { $0.record(failed: outcome.failed, at: .now) }
-        if let change {
-            logger.info("user service circuit breaker \(change.rawValue)", metadata: ["users.breaker": "\(change.rawValue)"])
-        }
-        switch outcome {
-        case .found(let record):
-            do {
-                try cache.store(record)
-            } catch {
-                logger.warning("cannot cache a user record", metadata: ["user.id": "\(userID)", "error": "\(error)"])
-            }
-            return .found(record)
-        case .notFound:
+        guard response.status != 404 else {
             try? cache.remove(userID)
             return .notFound
-        case .failed(let reason):
-            return fromCache(userID, reason: reason)
         }
+        guard let record = try? JSONDecoder().decode(UserRecord.self, from: response.body) else {
+            return fromCache(userID, reason: "the user service answered with an unreadable record")
+        }
+        do {
+            try cache.store(record)
+        } catch {
+            logger.warning("cannot cache a user record", metadata: ["user.id": "\(userID)", "error": "\(error)"])
+        }
+        return .found(record)
     }
 
     private func fromCache(_ userID: String, reason: String) -> UserLookup {
@@ -82,44 +77,5 @@ public final class UserDirectory: Sendable {
             key: "cached", count: 1, "user service unavailable; using the cached user record",
             metadata: ["user.id": "\(userID)", "reason": "\(reason)", "users.cache_age_s": "\(ageSeconds)"])
         return .cached(cached.record, reason: reason)
-    }
-
-    enum FetchOutcome {
-        case found(UserRecord)
-        case notFound
-        case failed(String)
-
-        var failed: Bool {
-            if case .failed = self { return true }
-            return false
-        }
-    }
-
-    private func fetch(_ http: HTTPClient, base: String, userID: String) async -> FetchOutcome {
-        let escaped = userID.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? userID
-        var request = HTTPClientRequest(url: "\(base)/api/users/\(escaped)")
-        request.headers.add(name: "Accept", value: "application/json")
-        let timeout = TimeAmount.nanoseconds(Int64(configuration.timeout.components.seconds) * 1_000_000_000
-            + configuration.timeout.components.attoseconds / 1_000_000_000)
-        do {
-            let response = try await http.execute(request, timeout: timeout)
-            let body = try await response.body.collect(upTo: 256 * 1024)
-            switch response.status.code {
-            case 200..<300:
-                do {
-                    let record = try JSONDecoder().decode(UserRecord.self, from: Data(body.readableBytesView))
-                    return .found(record)
-                } catch {
-                    return .failed("the user service answered with an unreadable record: \(error)")
-                }
-            case 404:
-                return .notFound
-            default:
-                // Another 4xx (401, 403, ...): the gateway cannot use the service as configured.
-                return .failed("the user service answered \(response.status.code)")
-            }
-        } catch {
-            return .failed("\(error)")
-        }
     }
 }

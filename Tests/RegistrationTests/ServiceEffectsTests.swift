@@ -3,6 +3,7 @@ import GatewayCore
 import Logging
 import MQTT
 import Registration
+import REST
 import ServiceFakes
 import Testing
 

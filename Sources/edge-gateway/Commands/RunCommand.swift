@@ -8,6 +8,7 @@ import MLLink
 import MQTT
 import Outbox
 import Registration
+import REST
 import ServiceLifecycle
 import Systemd
 import Upstream

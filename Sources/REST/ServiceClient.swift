@@ -6,6 +6,26 @@ import NIOCore
 import NIOHTTP1
 import Synchronization
 
+/// Why a call to a REST service did not give an answer.
+public struct ServiceError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        /// The request cannot succeed (refused by the service, quota exceeded, ...): do not retry.
+        case refused
+        /// The service could not be reached or failed (timeout, 5xx, breaker open).
+        case unavailable
+    }
+
+    public var kind: Kind
+    public var message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
 /// One REST service of CONTRACTS.md §4 (user, device registry, billing): JSON over HTTP(S) with a
 /// deadline per call and a circuit breaker. A 404 is an answer ("not found"), not a failure; a
 /// timeout, a refused connection or a 5xx is a failure and counts against the breaker (while it
@@ -27,12 +47,12 @@ public final class ServiceClient: Sendable {
 
     public init(
         name: String, baseURL: String, timeout: Duration, breaker: CircuitBreaker.Configuration = .init(),
-        http: HTTPClient = .shared, logger: Logger
+        http: HTTPClient? = nil, logger: Logger
     ) {
         self.name = name
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.timeout = timeout
-        self.http = http
+        self.http = http ?? .shared
         self.breaker = Mutex(CircuitBreaker(configuration: breaker))
         self.logger = logger
     }
@@ -42,10 +62,10 @@ public final class ServiceClient: Sendable {
     /// Sends one request. 2xx and 404 come back as a ``Response``; other outcomes throw:
     /// `.unavailable` (timeout, connection, 5xx, breaker open), `.refused` (other 4xx).
     public func call(_ method: HTTPMethod, _ path: String, json body: [String: Any]? = nil, requestID: String? = nil)
-        async throws(StepError) -> Response
+        async throws(ServiceError) -> Response
     {
         guard breaker.withLock({ $0.allowsCall(at: .now) }) else {
-            throw StepError(.unavailable, "the \(name) service's circuit breaker is open")
+            throw ServiceError(.unavailable, "the \(name) service's circuit breaker is open")
         }
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
@@ -56,7 +76,7 @@ public final class ServiceClient: Sendable {
             request.body = .bytes(ByteBuffer(bytes: data))
         }
         let deadline = TimeAmount.nanoseconds(timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
-        let outcome: Result<Response, StepError>
+        let outcome: Result<Response, ServiceError>
         do {
             let response = try await http.execute(request, timeout: deadline)
             let bytes = try await response.body.collect(upTo: 1024 * 1024)
@@ -64,13 +84,13 @@ public final class ServiceClient: Sendable {
             let answer = Response(status: status, body: Data(bytes.readableBytesView))
             switch status {
             case 200..<300, 404: outcome = .success(answer)
-            case 500...: outcome = .failure(StepError(.unavailable, "\(name) service answered \(status) to \(method.rawValue) \(path)"))
+            case 500...: outcome = .failure(ServiceError(.unavailable, "\(name) service answered \(status) to \(method.rawValue) \(path)"))
             default:
                 let detail = answer.json?["error"] as? String ?? String(decoding: answer.body.prefix(200), as: UTF8.self)
-                outcome = .failure(StepError(.refused, "\(name) service refused \(method.rawValue) \(path): \(status) \(detail)"))
+                outcome = .failure(ServiceError(.refused, "\(name) service refused \(method.rawValue) \(path): \(status) \(detail)"))
             }
         } catch {
-            outcome = .failure(StepError(.unavailable, "\(name) service: \(method.rawValue) \(path): \(error)"))
+            outcome = .failure(ServiceError(.unavailable, "\(name) service: \(method.rawValue) \(path): \(error)"))
         }
         let failed: Bool = if case .failure(let error) = outcome { error.kind == .unavailable } else { false }
         if let change = breaker.withLock({ $0.record(failed: failed, at: .now) }) {
