@@ -22,11 +22,19 @@ public final class DeviceIngress: Service, Sendable {
     private let metrics = IngressMetrics()
     private let commitWindows = CommitWindowHistogram()
     private let rejectLog: RateLimitedLog
+    private let activity: DeviceActivity?
+    private let isRegistered: @Sendable (DeviceID) -> Bool
 
+    /// - Parameters:
+    ///   - activity: where each device's last message is noted (admin API), if anywhere.
+    ///   - isRegistered: asked for every event when `configuration.requireRegistration` is on.
     public init(
         client: MQTTClient, outbox: Outbox, configuration: DeviceIngressConfiguration,
-        health: GatewayHealth, logger: Logger
+        health: GatewayHealth, activity: DeviceActivity? = nil,
+        isRegistered: @escaping @Sendable (DeviceID) -> Bool = { _ in false }, logger: Logger
     ) {
+        self.activity = activity
+        self.isRegistered = isRegistered
         self.client = client
         self.outbox = outbox
         self.configuration = configuration
@@ -146,7 +154,15 @@ public final class DeviceIngress: Service, Sendable {
                 continue
             }
             guard topic.channel == .event || topic.channel == .telemetry else { continue }
-            switch DeviceEvent.parse(device: topic.device, payload: message.payload, maxPayloadBytes: configuration.maxPayloadBytes) {
+            var parsed = DeviceEvent.parse(device: topic.device, payload: message.payload, maxPayloadBytes: configuration.maxPayloadBytes)
+            if configuration.requireRegistration, case .success(let event) = parsed, !isRegistered(topic.device) {
+                parsed = .failure(DeviceEvent.Rejection(reason: .unregistered, eventID: event.eventID, detail: "the device has no registration on this hub"))
+            }
+            if let activity {
+                let rejected = if case .failure = parsed { true } else { false }
+                activity.record(topic.device, channel: topic.channel == .event ? "event" : "telemetry", rejected: rejected, atMs: now)
+            }
+            switch parsed {
             case .success(let event):
                 let envelope = UpstreamEnvelope.encode(event, hubID: configuration.hubID, receivedAt: now)
                 prepared.records.append(OutboxRecord(

@@ -6,6 +6,9 @@ public struct DeviceIngressConfiguration: Sendable, Equatable {
     public var maxPayloadBytes: Int = 64 * 1024
     /// Batches that may wait for their commit at once; more makes the network thread wait.
     public var maxOutstandingBatches: Int = 4
+    /// Events of devices without a registration on this hub are rejected (`devices.requireRegistration`).
+    /// Off: any valid device id may send events (the open mode of a hub without registration).
+    public var requireRegistration = false
 
     /// The topics the gateway subscribes to on the device broker.
     public static let subscriptions = ["device/+/event", "device/+/telemetry"]

@@ -34,17 +34,21 @@ public final class Dialog: Service, Sendable {
     private let configuration: DialogConfiguration
     private let logger: Logger
     private let registeredUser: @Sendable (DeviceID) -> String?
+    private let live: (any LiveSink)?
     private let sessions = Mutex<[SessionKey: DialogSession]>([:])
     private let metrics = DialogMetrics()
     private let rejectLog: RateLimitedLog
 
-    /// - Parameter registeredUser: the user a device is registered to (the local registry), for a
-    ///   start without `userId` (CONTRACTS.md §1); nil when registration is off.
+    /// - Parameters:
+    ///   - registeredUser: the user a device is registered to (the local registry), for a start
+    ///     without `userId` (CONTRACTS.md §1); nil when registration is off.
+    ///   - live: where sessions, answers and (when wanted) audio are shown as they happen.
     public init(
         client: MQTTClient, ml: MLEndpointPool, users: UserDirectory, outbox: Outbox, configuration: DialogConfiguration,
-        registeredUser: @escaping @Sendable (DeviceID) -> String? = { _ in nil }, logger: Logger
+        registeredUser: @escaping @Sendable (DeviceID) -> String? = { _ in nil }, live: (any LiveSink)? = nil, logger: Logger
     ) {
         self.registeredUser = registeredUser
+        self.live = live
         self.client = client
         self.ml = ml
         self.users = users
@@ -123,6 +127,9 @@ public final class Dialog: Service, Sendable {
             }
             let outcome = dialog.accept(sequence: sequence, payload: payload)
             metrics.frames.increment()
+            if let live, live.wantsAudio {
+                live.publish(.audio(device: device, session: session, sequence: sequence, payload: payload))
+            }
             if outcome.late > 0 { metrics.lateFrames.increment(by: Int64(outcome.late)) }
             if outcome.gaps > 0 { metrics.gaps.increment(by: Int64(outcome.gaps)) }
             if outcome.convertErrors > 0 { metrics.convertErrors.increment(by: Int64(outcome.convertErrors)) }
@@ -174,6 +181,7 @@ public final class Dialog: Service, Sendable {
             return nil
         case .admitted:
             metrics.sessionsStarted.increment()
+            live?.publish(.sessionStarted(device: device, session: start.session, codec: start.codec.rawValue, sampleRate: Int(start.sampleRate)))
             logger.debug(
                 "dialog session started",
                 metadata: [
@@ -375,6 +383,7 @@ public final class Dialog: Service, Sendable {
     /// Publishes a response, retrying a few times (`dialog.responseAttempts`) while the broker
     /// connection is down, then counts it as lost.
     private func respond(_ response: DeviceResponse) {
+        live?.publish(.response(response))
         let bytes = response.bytes
         do {
             try client.publish(topic: response.topic, payload: bytes, qos: 1)

@@ -31,6 +31,12 @@ public struct DeviceEvent: Sendable, Equatable {
         public var eventID: String?
         /// Detail for the log (never sent to the device).
         public var detail: String
+
+        public init(reason: RejectReason, eventID: String?, detail: String) {
+            self.reason = reason
+            self.eventID = eventID
+            self.detail = detail
+        }
     }
 
     /// Validates a payload received on `device/{id}/event` or `device/{id}/telemetry`.

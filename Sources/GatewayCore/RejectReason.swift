@@ -8,6 +8,8 @@ public enum RejectReason: String, Sendable, CaseIterable, Codable {
     case invalidTimestamp = "invalid timestamp"
     case payloadTooLarge = "payload too large"
     case storeFull = "store full"
+    /// `devices.requireRegistration` is on and the device has no registration on this hub.
+    case unregistered = "unregistered device"
 
     /// A stable identifier without spaces, for counters and log metadata.
     public var counterName: String {
@@ -19,6 +21,7 @@ public enum RejectReason: String, Sendable, CaseIterable, Codable {
         case .invalidTimestamp: "invalid_timestamp"
         case .payloadTooLarge: "payload_too_large"
         case .storeFull: "store_full"
+        case .unregistered: "unregistered_device"
         }
     }
 }

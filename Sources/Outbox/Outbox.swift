@@ -202,6 +202,9 @@ public final class Outbox: Service, Sendable {
     /// value is buffered, so a slow reader never makes this grow. One consumer (the forwarder).
     public var committedSequences: AsyncStream<Int64> { commits }
 
+    /// Open and not failed: appends are taken.
+    public var isOpen: Bool { state.withLock { !$0.closed } }
+
     /// Depth and bytes as of the last commit, without touching the disk.
     public var depth: (count: Int64, bytes: Int64, lastSeq: Int64) {
         state.withLock { ($0.count, $0.bytes, $0.lastSeq) }
@@ -210,6 +213,12 @@ public final class Outbox: Service, Sendable {
     /// How long queued work has waited for the writer; zero when it is idle. The watchdog stops
     /// pinging systemd when this grows past its interval, so a wedged store gets the process restarted.
     public var writerStalledFor: Duration { writer.stalledFor }
+
+    /// Seconds the oldest stored event has waited (nil when the outbox is empty); one indexed row read.
+    public func oldestAgeSeconds() async throws -> Double? {
+        guard let receivedAt = try await reader.oldestReceivedAt() else { return nil }
+        return max(0, Date().timeIntervalSince1970 - Double(receivedAt) / 1000)
+    }
 
     /// Full statistics (per device, oldest age, drops, rejects).
     public func stats() async throws -> OutboxStats {

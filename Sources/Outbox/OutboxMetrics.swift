@@ -4,6 +4,10 @@ import Metrics
 struct OutboxMetrics: Sendable {
     let depth = Gauge(label: "gateway.outbox.depth")
     let bytes = Gauge(label: "gateway.outbox.bytes")
+    /// Events stored (each once: duplicates are not counted).
+    let appended = Counter(label: "gateway.outbox.events.appended")
+    /// Events removed after the upstream broker acknowledged them.
+    let acked = Counter(label: "gateway.outbox.events.acked")
     let dropped: [String: Counter] = Dictionary(
         uniqueKeysWithValues: DropReason.allCases.map {
             ($0.rawValue, Counter(label: "gateway.outbox.events.dropped", dimensions: [("reason", $0.rawValue)]))
@@ -12,6 +16,11 @@ struct OutboxMetrics: Sendable {
     func record(depth: Int64, bytes: Int64) {
         self.depth.record(depth)
         self.bytes.record(bytes)
+    }
+
+    func committed(appended: Int64, removed: Int64) {
+        if appended > 0 { self.appended.increment(by: appended) }
+        if removed > 0 { acked.increment(by: removed) }
     }
 
     func dropped(_ reason: DropReason, count: Int64) {

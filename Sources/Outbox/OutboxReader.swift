@@ -30,6 +30,10 @@ final class OutboxReader: @unchecked Sendable {
         try await onQueue { db in try Self.stats(db) }
     }
 
+    func oldestReceivedAt() async throws -> Int64? {
+        try await onQueue { db in try db.scalarInt("SELECT received_at FROM events ORDER BY seq LIMIT 1") }
+    }
+
     func peek(device: String?, limit: Int) async throws -> [StoredEvent] {
         try await onQueue { db in try Self.peek(db, device: device, limit: limit) }
     }

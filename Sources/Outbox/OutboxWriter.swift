@@ -298,6 +298,12 @@ final class OutboxWriter: @unchecked Sendable {
         }
         onCommit(totals.lastSeq, totals.count, totals.bytes)
         metrics.record(depth: totals.count, bytes: totals.bytes)
+        var stored: Int64 = 0
+        for batch in outcomes {
+            for outcome in batch { if case .stored = outcome { stored += 1 } }
+        }
+        // What left the table in this commit: the upstream acknowledgements applied.
+        metrics.committed(appended: stored, removed: max(0, before.count + stored - totals.count))
 
         if maintenance, failure == nil, runMaintenanceRound() {
             // More to do: queue the next round behind whatever arrived meanwhile.

@@ -14,6 +14,9 @@ public final class LocalRegistry: Sendable {
     }
 
     private let connection: Mutex<SQLiteConnection>
+    /// The registered device ids, kept in memory: ingress asks for every event
+    /// (`devices.requireRegistration`), which must not cost a query.
+    private let registered: Mutex<Set<String>>
 
     public init(path: String) throws(SQLiteError) {
         let directory = (path as NSString).deletingLastPathComponent
@@ -34,8 +37,20 @@ public final class LocalRegistry: Sendable {
                 registered_at INTEGER NOT NULL
             );
             """)
+        var ids: Set<String> = []
+        let select = try connection.statement("SELECT device_id FROM devices")
+        while try select.step() { ids.insert(select.text(0)) }
+        select.reset()
         self.connection = Mutex(connection)
+        self.registered = Mutex(ids)
     }
+
+    /// Whether `device` has a registration on this hub (from memory).
+    public func isRegistered(_ device: DeviceID) -> Bool {
+        registered.withLock { $0.contains(device.rawValue) }
+    }
+
+    public var count: Int { registered.withLock { $0.count } }
 
     /// Records the device for `request`. Repeating it for the same request is harmless; a device
     /// registered by another request is refused.
@@ -61,6 +76,7 @@ public final class LocalRegistry: Sendable {
         guard existing.requestID == request.requestID else {
             throw StepError(.refused, "device \(request.device) is already registered (to user \(existing.userID))")
         }
+        registered.withLock { _ = $0.insert(request.device.rawValue) }
     }
 
     /// Deletes the record made by `request` (not one made by another request).
@@ -76,6 +92,8 @@ public final class LocalRegistry: Sendable {
         } catch {
             throw StepError(.unavailable, "local registry: \(error)")
         }
+        let remains = device(request.device) != nil
+        if !remains { registered.withLock { _ = $0.remove(request.device.rawValue) } }
     }
 
     public func device(_ id: DeviceID) -> Device? {

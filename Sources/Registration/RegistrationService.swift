@@ -17,11 +17,16 @@ public final class RegistrationService: Service, Sendable {
     private let saga: RegistrationSaga
     private let outbox: Outbox
     private let hubID: String
+    private let activity: DeviceActivity?
     private let logger: Logger
 
     public static let subscriptions = ["device/+/register"]
 
-    public init(client: MQTTClient, accounts: BrokerAccounts, saga: RegistrationSaga, outbox: Outbox, hubID: String, logger: Logger) {
+    public init(
+        client: MQTTClient, accounts: BrokerAccounts, saga: RegistrationSaga, outbox: Outbox, hubID: String,
+        activity: DeviceActivity? = nil, logger: Logger
+    ) {
+        self.activity = activity
         self.client = client
         self.accounts = accounts
         self.saga = saga
@@ -40,7 +45,9 @@ public final class RegistrationService: Service, Sendable {
                 try? await Task.sleep(for: .milliseconds(100))
             }
             for (requestID, outcome) in await saga.resumeUnfinished() {
-                if let record = saga.record(requestID) { await finish(record.request, outcome) }
+                if let record = saga.record(requestID) {
+                    publish(await finish(record.request, outcome), device: record.request.device)
+                }
             }
             await withTaskCancellationOrGracefulShutdownHandler {
                 for await batch in client.messages {
@@ -60,24 +67,43 @@ public final class RegistrationService: Service, Sendable {
             Counter(label: "gateway.registration.rejected", dimensions: [("reason", "invalid_topic")]).increment()
             return
         }
+        activity?.record(topic.device, channel: "register", atMs: Int64(Date().timeIntervalSince1970 * 1000))
+        publish(await register(device: topic.device, payload: message.payload), device: topic.device)
+    }
+
+    /// Registers `device` from a request body of CONTRACTS.md §1 (`{"requestId", "userId", "type",
+    /// "premium"}`), as `device/{id}/register` does; the admin API's `POST /api/devices` comes here
+    /// too. Returns what the device is told (`REGISTRATION_RESULT`); the device is told it as well.
+    public func registerAndAnswer(device: DeviceID, payload: [UInt8]) async -> RegistrationResult {
+        let result = await register(device: device, payload: payload)
+        publish(result, device: device)
+        return result
+    }
+
+    private func register(device: DeviceID, payload: [UInt8]) async -> RegistrationResult {
         let request: RegistrationRequest
-        switch Self.parse(message.payload, device: topic.device) {
+        switch Self.parse(payload, device: device) {
         case .success(let parsed):
             request = parsed
         case .failure(let problem):
             Counter(label: "gateway.registration.rejected", dimensions: [("reason", "invalid_request")]).increment()
-            logger.warning("rejected a registration request", metadata: ["device.id": "\(topic.device)", "reason": "\(problem.message)"])
-            publish(Self.result(device: topic.device, requestID: problem.requestID, status: "rejected", reason: problem.message))
-            return
+            logger.warning("rejected a registration request", metadata: ["device.id": "\(device)", "reason": "\(problem.message)"])
+            return RegistrationResult(requestId: problem.requestID, status: .rejected, reason: problem.message)
         }
         logger.info(
             "registration requested",
             metadata: ["device.id": "\(request.device)", "request.id": "\(request.requestID)", "user.id": "\(request.userID)"])
-        await finish(request, await saga.register(request))
+        return await finish(request, await saga.register(request))
     }
 
-    /// Stores the `DeviceRegistered` event (once) and answers the device.
-    private func finish(_ request: RegistrationRequest, _ outcome: RegistrationOutcome) async {
+    /// Registrations whose compensation kept failing (`needs-attention`): a person must clean up
+    /// what the record lists in `compensationFailed`.
+    public var needingAttention: [SagaStore.Record] {
+        saga.needingAttention.compactMap { saga.record($0) }
+    }
+
+    /// Stores the `DeviceRegistered` event (once) and says what to answer.
+    private func finish(_ request: RegistrationRequest, _ outcome: RegistrationOutcome) async -> RegistrationResult {
         switch outcome {
         case .registered(let password, let registryID):
             var data = JSONText(capacity: 256)
@@ -95,19 +121,21 @@ public final class RegistrationService: Service, Sendable {
                     payload: UpstreamEnvelope.encode(event, hubID: hubID, key: request.userID, receivedAt: now))
             ])
             Counter(label: "gateway.registration.outcomes", dimensions: [("outcome", "registered")]).increment()
-            publish(Self.result(device: request.device, requestID: request.requestID, status: "registered", password: password, registryID: registryID))
+            return RegistrationResult(
+                requestId: request.requestID, status: .registered, username: request.device.rawValue, password: password, registryId: registryID)
         case .failed(let reason):
             Counter(label: "gateway.registration.outcomes", dimensions: [("outcome", "failed")]).increment()
-            publish(Self.result(device: request.device, requestID: request.requestID, status: "failed", reason: reason))
+            return RegistrationResult(requestId: request.requestID, status: .failed, reason: reason)
         case .needsAttention(let reason):
             Counter(label: "gateway.registration.outcomes", dimensions: [("outcome", "needs_attention")]).increment()
-            publish(Self.result(device: request.device, requestID: request.requestID, status: "failed", reason: reason))
+            return RegistrationResult(requestId: request.requestID, status: .failed, reason: reason)
         case .inProgress:
-            publish(Self.result(device: request.device, requestID: request.requestID, status: "pending", reason: "the registration is under way"))
+            return RegistrationResult(requestId: request.requestID, status: .pending, reason: "the registration is under way")
         }
     }
 
-    private func publish(_ response: DeviceResponse) {
+    private func publish(_ result: RegistrationResult, device: DeviceID) {
+        let response = result.response(device: device)
         do {
             try client.publish(topic: response.topic, payload: response.bytes, qos: 1)
         } catch {
@@ -141,19 +169,4 @@ public final class RegistrationService: Service, Sendable {
         return .success(RegistrationRequest(requestID: requestID, device: device, userID: userID, type: type, premium: premium))
     }
 
-    /// `REGISTRATION_RESULT`: `{"requestId", "status", "username", "password", "registryId", "reason"}`.
-    static func result(
-        device: DeviceID, requestID: String?, status: String, password: String? = nil, registryID: String? = nil, reason: String? = nil
-    ) -> DeviceResponse {
-        var payload = JSONText(capacity: 256)
-        payload.field("requestId", string: requestID)
-        payload.field("status", string: status)
-        if let password {
-            payload.field("username", string: device.rawValue)
-            payload.field("password", string: password)
-            payload.field("registryId", string: registryID)
-        }
-        if let reason { payload.field("reason", string: reason) }
-        return DeviceResponse(device: device, kind: .registrationResult, payload: payload.finish())
-    }
 }

@@ -1,9 +1,11 @@
+import Admin
 import ArgumentParser
 import DeviceLink
 import Dialog
 import Foundation
 import GatewayCore
 import Logging
+import Metrics
 import MLLink
 import MQTT
 import Outbox
@@ -24,6 +26,8 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         let configuration = try await options.load()
         LoggingSetup.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
+        // Before any component creates its metrics: those made earlier would stay no-ops.
+        let metricsRegistry = MetricsExport.bootstrap()
         var logger = Logger(label: "edge-gateway")
         logger[metadataKey: "hub.id"] = "\(configuration.hubID)"
         if configuration.hubIDFromHostName {
@@ -42,6 +46,9 @@ struct RunCommand: AsyncParsableCommand {
                 "upstream.broker": "\(configuration.upstreamBroker.host):\(configuration.upstreamBroker.port)",
                 "upstream.tls": "\(configuration.upstreamBroker.tls != nil)",
             ])
+        if configuration.requireRegistrationIgnored {
+            logger.warning("devices.requireRegistration is on but registration.enabled is off: events from any device are taken")
+        }
         if configuration.upstreamBroker.tls?.insecure == true {
             logger.warning("upstream TLS host name verification is off (upstream.tls.insecure)")
         }
@@ -57,15 +64,13 @@ struct RunCommand: AsyncParsableCommand {
         logger.info("outbox open", metadata: ["outbox.depth": "\(depth.count)", "outbox.bytes": "\(depth.bytes)"])
 
         let health = GatewayHealth()
+        let activity = DeviceActivity()
+        let live = LiveFeed(configuration: configuration.admin, logger: Logger(label: "edge-gateway.admin.live"))
         let notifier = SystemdNotifier()
         let upstream = UpstreamForwarder(
             client: MQTTClient(configuration: configuration.upstreamBroker, logger: Logger(label: "edge-gateway.upstream.mqtt")),
             outbox: outbox, configuration: configuration.upstream, health: health,
             logger: Logger(label: "edge-gateway.upstream"))
-        let ingress = DeviceIngress(
-            client: MQTTClient(configuration: configuration.deviceBroker, logger: Logger(label: "edge-gateway.device.mqtt")),
-            outbox: outbox, configuration: configuration.ingress, health: health,
-            logger: Logger(label: "edge-gateway.ingress"))
         let ml = MLEndpointPool(configuration: configuration.ml, logger: Logger(label: "edge-gateway.ml"))
         if configuration.ml.targets.isEmpty {
             logger.notice("no ML endpoints configured (ml.endpoints): device audio sessions are answered with ERROR ml_unavailable")
@@ -90,13 +95,24 @@ struct RunCommand: AsyncParsableCommand {
                     metadata: ["registration.state_path": "\(configuration.registration.statePath)", "error": "\(error)"])
                 throw ExitCode(1)
             }
-            registrationService = try makeRegistration(configuration, local: localRegistry!, outbox: outbox, logger: logger)
+            registrationService = try makeRegistration(configuration, local: localRegistry!, outbox: outbox, activity: activity, logger: logger)
         }
+        let ingress = DeviceIngress(
+            client: MQTTClient(configuration: configuration.deviceBroker, logger: Logger(label: "edge-gateway.device.mqtt")),
+            outbox: outbox, configuration: configuration.ingress, health: health, activity: activity,
+            isRegistered: { [localRegistry] device in localRegistry?.isRegistered(device) ?? false },
+            logger: Logger(label: "edge-gateway.ingress"))
         let dialog = Dialog(
             client: MQTTClient(configuration: configuration.dialogBroker, logger: Logger(label: "edge-gateway.dialog.mqtt")),
             ml: ml, users: users, outbox: outbox, configuration: configuration.dialog,
-            registeredUser: { [localRegistry] device in localRegistry?.device(device)?.userID },
+            registeredUser: { [localRegistry] device in localRegistry?.device(device)?.userID }, live: live,
             logger: Logger(label: "edge-gateway.dialog"))
+        let admin = AdminServer(
+            configuration: configuration.admin,
+            sources: adminSources(
+                configuration, outbox: outbox, health: health, activity: activity, ml: ml, localRegistry: localRegistry,
+                registration: registrationService),
+            registry: metricsRegistry, live: live, logger: Logger(label: "edge-gateway.admin"))
         let status: @Sendable () async -> String = {
             let snapshot = health.snapshot
             let depth = outbox.depth
@@ -127,6 +143,8 @@ struct RunCommand: AsyncParsableCommand {
             services: [
                 // A failed store (corruption) shuts the rest down in order; the run then ends non-zero.
                 .init(service: outbox, failureTerminationBehavior: .gracefullyShutdownGroup),
+                // Up as early and down as late as it can be: the operator sees the shutdown.
+                .init(service: admin),
                 .init(service: upstream),
                 .init(service: ml),
                 .init(service: dialog),
@@ -154,7 +172,7 @@ struct RunCommand: AsyncParsableCommand {
 
     /// The registration saga and its parts (`registration.enabled`).
     private func makeRegistration(
-        _ configuration: GatewayConfiguration, local: LocalRegistry, outbox: Outbox, logger: Logger
+        _ configuration: GatewayConfiguration, local: LocalRegistry, outbox: Outbox, activity: DeviceActivity, logger: Logger
     ) throws -> RegistrationService {
         let settings = configuration.registration
         let registrationLogger = Logger(label: "edge-gateway.registration")
@@ -180,6 +198,69 @@ struct RunCommand: AsyncParsableCommand {
         }
         return RegistrationService(
             client: MQTTClient(configuration: configuration.registrationBroker, logger: Logger(label: "edge-gateway.registration.mqtt")),
-            accounts: accounts, saga: saga, outbox: outbox, hubID: configuration.hubID, logger: registrationLogger)
+            accounts: accounts, saga: saga, outbox: outbox, hubID: configuration.hubID, activity: activity,
+            logger: registrationLogger)
+    }
+
+    /// What the admin API shows, read from the running parts.
+    private func adminSources(
+        _ configuration: GatewayConfiguration, outbox: Outbox, health: GatewayHealth, activity: DeviceActivity,
+        ml: MLEndpointPool, localRegistry: LocalRegistry?, registration: RegistrationService?
+    ) -> AdminSources {
+        let oldestAge = Gauge(label: "gateway.outbox.oldest_age_seconds")
+        let upstreamConnected = Gauge(label: "gateway.upstream.connected")
+        let deviceSubscribed = Gauge(label: "gateway.device_broker.subscribed")
+        let needsAttention = Gauge(label: "gateway.registration.needs_attention")
+        let depth = Gauge(label: "gateway.outbox.depth")
+        let bytes = Gauge(label: "gateway.outbox.bytes")
+        return AdminSources(
+            hubID: configuration.hubID,
+            readiness: {
+                let snapshot = health.snapshot
+                return .init(
+                    storeOpen: outbox.isOpen, deviceBrokerConnected: snapshot.deviceBrokerConnected,
+                    deviceSubscribed: snapshot.deviceSubscribed, upstreamConnected: snapshot.upstreamConnected,
+                    upstreamLastError: snapshot.upstreamLastError)
+            },
+            outboxStats: { try await outbox.stats() },
+            outboxDepth: {
+                let depth = outbox.depth
+                return (depth.count, depth.bytes)
+            },
+            devices: {
+                var devices: [String: AdminSources.Device] = [:]
+                for seen in activity.all {
+                    devices[seen.deviceId] = .init(
+                        deviceId: seen.deviceId, lastSeenMs: seen.lastSeenMs, lastChannel: seen.lastChannel,
+                        messages: seen.messages, rejected: seen.rejected, registered: localRegistry == nil ? nil : false,
+                        userId: nil, type: nil)
+                }
+                for known in localRegistry?.all ?? [] {
+                    var device = devices[known.device.rawValue] ?? .init(
+                        deviceId: known.device.rawValue, lastSeenMs: nil, lastChannel: nil, messages: 0, rejected: 0,
+                        registered: true, userId: nil, type: nil)
+                    device.registered = true
+                    device.userId = known.userID
+                    device.type = known.type
+                    devices[known.device.rawValue] = device
+                }
+                return devices.values.sorted { ($0.lastSeenMs ?? 0, $1.deviceId) > ($1.lastSeenMs ?? 0, $0.deviceId) }
+            },
+            mlEndpoints: { ml.endpoints },
+            registrations: registration.map { service in
+                .init(
+                    register: { device, body in await service.registerAndAnswer(device: device, payload: body) },
+                    needingAttention: { service.needingAttention })
+            },
+            refreshMetrics: {
+                let current = outbox.depth
+                depth.record(current.count)
+                bytes.record(current.bytes)
+                oldestAge.record((try? await outbox.oldestAgeSeconds()).flatMap { $0 } ?? 0)
+                let snapshot = health.snapshot
+                upstreamConnected.record(snapshot.upstreamConnected ? 1 : 0)
+                deviceSubscribed.record(snapshot.deviceSubscribed ? 1 : 0)
+                needsAttention.record(registration?.needingAttention.count ?? 0)
+            })
     }
 }

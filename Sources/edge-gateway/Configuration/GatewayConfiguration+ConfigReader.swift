@@ -1,3 +1,4 @@
+import Admin
 import Configuration
 import DeviceLink
 import Dialog
@@ -61,7 +62,7 @@ extension GatewayConfiguration {
             v.fail("upstream.clientId", "must differ from mqtt.clientId when both point at the same broker")
         }
         let store = OutboxConfiguration(&v, environment: environment)
-        let ingress = DeviceIngressConfiguration(&v, hubID: hubID)
+        var ingress = DeviceIngressConfiguration(&v, hubID: hubID)
         let ml = MLConfiguration(&v)
         let users = UsersConfiguration(&v, storePath: store.path)
         let dialog = DialogConfiguration(&v, hubID: hubID, ml: ml, users: users)
@@ -72,6 +73,9 @@ extension GatewayConfiguration {
         dialogBroker.messageBufferCapacity = 1024
         dialogBroker.messageBufferBytes = 4 * 1024 * 1024
         let registration = RegistrationConfiguration(&v, storePath: store.path, users: users)
+        let requireRegistrationIgnored = ingress.requireRegistration && !registration.enabled
+        if requireRegistrationIgnored { ingress.requireRegistration = false }
+        let admin = AdminConfiguration(&v)
         var registrationBroker = device
         registrationBroker.clientID = device.clientID + "-registration"
         registrationBroker.subscriptions = RegistrationService.subscriptions
@@ -98,7 +102,8 @@ extension GatewayConfiguration {
         return GatewayConfiguration(
             hubID: hubID, deviceBroker: device, upstreamBroker: up, upstream: upstream, ingress: ingress,
             store: store, ml: ml, users: users, dialog: dialog, dialogBroker: dialogBroker,
-            registration: registration, registrationBroker: registrationBroker, dynsecBroker: dynsecBroker, logLevel: level, logFormat: format, effective: v.effective, unknownKeys: [],
+            registration: registration, registrationBroker: registrationBroker, dynsecBroker: dynsecBroker,
+            admin: admin, requireRegistrationIgnored: requireRegistrationIgnored, logLevel: level, logFormat: format, effective: v.effective, unknownKeys: [],
             hubIDFromHostName: fromHostName)
     }
 

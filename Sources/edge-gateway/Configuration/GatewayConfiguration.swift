@@ -1,3 +1,4 @@
+import Admin
 import DeviceLink
 import Dialog
 import Foundation
@@ -35,6 +36,9 @@ struct GatewayConfiguration {
     var registrationBroker: MQTTClientConfiguration
     /// The admin identity's connection for broker accounts (`{mqtt.clientId}-dynsec`).
     var dynsecBroker: MQTTClientConfiguration
+    var admin: AdminConfiguration
+    /// `devices.requireRegistration` is on but registration is off, so it cannot be honoured.
+    var requireRegistrationIgnored = false
     var logLevel: LogLevel
     var logFormat: LogFormat
     /// Effective values, secrets redacted, for `check-config` and the start-up log.

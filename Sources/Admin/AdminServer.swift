@@ -1,0 +1,214 @@
+import Foundation
+import GatewayCore
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import MLLink
+import NIOCore
+import Prometheus
+import ServiceLifecycle
+import Synchronization
+
+/// The operator's HTTP surface (Hummingbird): `/healthz`, `/readyz`, `/metrics`, the JSON API
+/// under `/api`, the live WebSocket `/live` and the status page `/`. A port that cannot be bound
+/// is logged and retried; the rest of the daemon runs on without it.
+public final class AdminServer: Service, Sendable {
+    public typealias Context = BasicWebSocketRequestContext
+
+    let configuration: AdminConfiguration
+    let sources: AdminSources
+    let registry: PrometheusCollectorRegistry
+    let live: LiveFeed
+    let logger: Logger
+    private let port = BoundPort()
+    let history = DepthHistory(capacity: 120)
+    /// Outbox depth sampled for the chart: 120 samples cover the last hour.
+    static let historyInterval = Duration.seconds(30)
+    /// Status messages to live clients.
+    static let statusInterval = Duration.seconds(2)
+
+    public init(
+        configuration: AdminConfiguration, sources: AdminSources, registry: PrometheusCollectorRegistry, live: LiveFeed,
+        logger: Logger
+    ) {
+        self.configuration = configuration
+        self.sources = sources
+        self.registry = registry
+        self.live = live
+        self.logger = logger
+    }
+
+    /// The port the server listens on, once it does.
+    public var boundPort: Int? { port.value }
+
+    public func run() async throws {
+        guard configuration.enabled else { return }
+        if configuration.token == nil, !Self.isLoopback(configuration.host) {
+            logger.warning(
+                "the admin API listens beyond loopback without a token (admin.token)",
+                metadata: ["admin.host": "\(configuration.host)"])
+        }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.sample() }
+            var delay = Duration.seconds(1)
+            while !Task.isCancelled, !Task.isShuttingDownGracefully {
+                do {
+                    try await makeApplication().run()
+                    break
+                } catch {
+                    logger.error(
+                        "the admin API could not listen; retrying",
+                        metadata: ["admin.address": "\(configuration.host):\(configuration.port)", "error": "\(error)", "retry.in": "\(delay)"])
+                }
+                let wait = delay
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
+                delay = min(delay * 2, .seconds(30))
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// Samples the outbox depth for the chart and sends live clients the hub's status.
+    private func sample() async {
+        let (history, sources, live) = (history, sources, live)
+        try? await cancelWhenGracefulShutdown {
+            var nextSample = ContinuousClock.now
+            while !Task.isCancelled {
+                let now = ContinuousClock.now
+                if now >= nextSample {
+                    history.record(depth: sources.outboxDepth().count)
+                    nextSample = now + Self.historyInterval
+                }
+                if live.clientCount > 0 {
+                    let readiness = sources.readiness()
+                    let depth = sources.outboxDepth()
+                    live.publishStatus { json in
+                        json.field("outboxDepth", int: depth.count)
+                        json.field("outboxBytes", int: depth.bytes)
+                        json.field("upstreamConnected", bool: readiness.upstreamConnected)
+                        json.field("deviceSubscribed", bool: readiness.deviceSubscribed)
+                    }
+                }
+                try await Task.sleep(for: Self.statusInterval)
+            }
+        }
+    }
+
+    func makeApplication() -> some ApplicationProtocol {
+        let router = makeRouter()
+        return Application(
+            router: router,
+            server: .http1WebSocketUpgrade(webSocketRouter: router),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "edge-gateway"),
+            onServerRunning: { [port] channel in
+                // Hummingbird logs the address; keep the port for tests and `admin.port: 0`.
+                port.set(channel.localAddress?.port ?? 0)
+            },
+            logger: logger)
+    }
+
+    func makeRouter() -> Router<Context> {
+        let router = Router(context: Context.self)
+        if let token = configuration.token {
+            router.middlewares.add(BearerTokenMiddleware(token: token))
+        }
+        router.get("healthz") { _, _ in
+            "ok\n"
+        }
+        router.get("readyz") { [sources] _, _ -> Response in
+            let readiness = sources.readiness()
+            return try Self.json(readiness, status: readiness.ready ? .ok : .serviceUnavailable)
+        }
+        router.get("metrics") { [sources, registry] _, _ -> Response in
+            await sources.refreshMetrics()
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+        }
+        let api = router.group("api")
+        api.get("outbox") { [sources] request, _ -> Response in
+            var stats = try await sources.outboxStats()
+            // The per-device list is for finding the device that fills the store, not an export.
+            let limit = request.uri.queryParameters.get("devices", as: Int.self) ?? 100
+            stats.devices = Array(stats.devices.prefix(max(0, limit)))
+            return try Self.json(stats)
+        }
+        api.get("devices") { [sources] _, _ -> Response in
+            try Self.json(sources.devices())
+        }
+        api.post("devices") { [sources] request, context -> Response in
+            try await Self.register(request, context: context, sources: sources)
+        }
+        api.get("registrations") { [sources] _, _ -> Response in
+            guard let registrations = sources.registrations else {
+                return try Self.problem("registration is off (registration.enabled)", status: .notFound)
+            }
+            return try Self.json(registrations.needingAttention().map(RegistrationSummary.init))
+        }
+        api.get("ml/endpoints") { [sources] _, _ -> Response in
+            try Self.json(sources.mlEndpoints().map(EndpointSummary.init))
+        }
+        live.addRoutes(to: router)
+        router.get("/") { [sources, history, live] _, _ -> Response in
+            let page = StatusPage.render(.init(
+                hubID: sources.hubID, readiness: sources.readiness(), depth: sources.outboxDepth(),
+                endpoints: sources.mlEndpoints().map(EndpointSummary.init), history: history.all, recent: live.recent.all))
+            var headers = HTTPFields()
+            headers[.contentType] = "text/html; charset=utf-8"
+            headers[.cacheControl] = "no-store"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: page)))
+        }
+        return router
+    }
+
+    /// `POST /api/devices` with `{"deviceId", "requestId"?, "userId", "type", "premium"?}`: the
+    /// registration saga, answered like `REGISTRATION_RESULT` (201 registered, 202 pending, 400
+    /// rejected, 409 failed). A missing `requestId` gets a new UUID (the call is then not idempotent).
+    static func register(_ request: Request, context: Context, sources: AdminSources) async throws -> Response {
+        guard let registrations = sources.registrations else {
+            return try problem("registration is off (registration.enabled)", status: .notFound)
+        }
+        let body = try await request.body.collect(upTo: 4096)
+        guard var fields = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any] else {
+            return try problem("the body must be a JSON object of at most 4096 bytes", status: .badRequest)
+        }
+        guard let text = fields["deviceId"] as? String, let device = DeviceID(text) else {
+            return try problem("deviceId must be 1–64 characters of A-Z a-z 0-9 _ -", status: .badRequest)
+        }
+        if fields["requestId"] == nil { fields["requestId"] = UUID().uuidString.lowercased() }
+        fields["deviceId"] = nil
+        let payload = try JSONSerialization.data(withJSONObject: fields)
+        let result = await registrations.register(device, Array(payload))
+        let status: HTTPResponse.Status =
+            switch result.status {
+            case .registered: .created
+            case .pending: .accepted
+            case .rejected: .badRequest
+            case .failed: .conflict
+            }
+        return try Self.json(result, status: status)
+    }
+
+    static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+    }
+
+    static func problem(_ message: String, status: HTTPResponse.Status) throws -> Response {
+        try json(["error": message], status: status)
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+}
+
+/// The bound port, set once the server runs.
+private final class BoundPort: Sendable {
+    private let port = Mutex<Int?>(nil)
+    var value: Int? { port.withLock { $0 } }
+    func set(_ value: Int) { port.withLock { $0 = value } }
+}

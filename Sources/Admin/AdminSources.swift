@@ -1,0 +1,99 @@
+import GatewayCore
+import MLLink
+import Outbox
+import Registration
+
+/// What the admin API reads and asks of the rest of the daemon, as closures, so the operator's view
+/// never reaches into a component's internals and tests can serve it without the whole daemon.
+public struct AdminSources: Sendable {
+    /// `/readyz`: ready when the store is open and the device broker subscription stands; the
+    /// upstream link is reported but not required (the outbox holds events while it is down).
+    public struct Readiness: Sendable, Equatable, Codable {
+        public var ready: Bool { storeOpen && deviceSubscribed }
+        public var storeOpen: Bool
+        public var deviceBrokerConnected: Bool
+        public var deviceSubscribed: Bool
+        public var upstreamConnected: Bool
+        public var upstreamLastError: String?
+
+        public init(storeOpen: Bool, deviceBrokerConnected: Bool, deviceSubscribed: Bool, upstreamConnected: Bool, upstreamLastError: String?) {
+            self.storeOpen = storeOpen
+            self.deviceBrokerConnected = deviceBrokerConnected
+            self.deviceSubscribed = deviceSubscribed
+            self.upstreamConnected = upstreamConnected
+            self.upstreamLastError = upstreamLastError
+        }
+    }
+
+    /// One device for `GET /api/devices`: its last activity and, with registration on, its registration.
+    public struct Device: Sendable, Equatable, Codable {
+        public var deviceId: String
+        public var lastSeenMs: Int64?
+        public var lastChannel: String?
+        public var messages: Int64
+        public var rejected: Int64
+        public var registered: Bool?
+        public var userId: String?
+        public var type: String?
+
+        public init(
+            deviceId: String, lastSeenMs: Int64?, lastChannel: String?, messages: Int64, rejected: Int64,
+            registered: Bool?, userId: String?, type: String?
+        ) {
+            self.deviceId = deviceId
+            self.lastSeenMs = lastSeenMs
+            self.lastChannel = lastChannel
+            self.messages = messages
+            self.rejected = rejected
+            self.registered = registered
+            self.userId = userId
+            self.type = type
+        }
+    }
+
+    /// The registration saga, when `registration.enabled`.
+    public struct Registrations: Sendable {
+        public var register: @Sendable (DeviceID, [UInt8]) async -> RegistrationResult
+        public var needingAttention: @Sendable () -> [SagaStore.Record]
+
+        public init(
+            register: @escaping @Sendable (DeviceID, [UInt8]) async -> RegistrationResult,
+            needingAttention: @escaping @Sendable () -> [SagaStore.Record]
+        ) {
+            self.register = register
+            self.needingAttention = needingAttention
+        }
+    }
+
+    public var hubID: String
+    public var readiness: @Sendable () -> Readiness
+    public var outboxStats: @Sendable () async throws -> OutboxStats
+    /// Depth and bytes as of the last commit (cheap: no disk).
+    public var outboxDepth: @Sendable () -> (count: Int64, bytes: Int64)
+    public var devices: @Sendable () -> [Device]
+    public var mlEndpoints: @Sendable () -> [MLEndpointPool.EndpointStatus]
+    public var registrations: Registrations?
+    /// Brings gauges that are read rather than pushed (outbox depth and age, link states) up to
+    /// date before `/metrics` is rendered.
+    public var refreshMetrics: @Sendable () async -> Void
+
+    public init(
+        hubID: String,
+        readiness: @escaping @Sendable () -> Readiness,
+        outboxStats: @escaping @Sendable () async throws -> OutboxStats,
+        outboxDepth: @escaping @Sendable () -> (count: Int64, bytes: Int64),
+        devices: @escaping @Sendable () -> [Device],
+        mlEndpoints: @escaping @Sendable () -> [MLEndpointPool.EndpointStatus],
+        registrations: Registrations?,
+        refreshMetrics: @escaping @Sendable () async -> Void
+    ) {
+        self.hubID = hubID
+        self.readiness = readiness
+        self.outboxStats = outboxStats
+        self.outboxDepth = outboxDepth
+        self.devices = devices
+        self.mlEndpoints = mlEndpoints
+        self.registrations = registrations
+        self.refreshMetrics = refreshMetrics
+    }
+}

@@ -1,0 +1,53 @@
+import Synchronization
+
+/// The devices this hub has heard from since it started, with their last activity, for the admin
+/// API (`GET /api/devices`) and the status page. Bounded: past `maxDevices` the device heard from
+/// longest ago is forgotten, so a flood of made-up device ids cannot grow memory.
+public final class DeviceActivity: Sendable {
+    /// One device as last seen.
+    public struct Device: Sendable, Equatable, Codable {
+        public var deviceId: String
+        /// Milliseconds since the epoch of the last message.
+        public var lastSeenMs: Int64
+        /// What the last message was: `event`, `telemetry`, `audio` or `register`.
+        public var lastChannel: String
+        /// Messages taken from this device (valid or not) since the gateway started.
+        public var messages: Int64
+        /// Of those, rejected ones.
+        public var rejected: Int64
+    }
+
+    private let maxDevices: Int
+    private let devices: Mutex<[String: Device]>
+
+    public init(maxDevices: Int = 10_000) {
+        self.maxDevices = max(1, maxDevices)
+        devices = Mutex([:])
+    }
+
+    /// Notes one message from `device` (an already validated id).
+    public func record(_ device: DeviceID, channel: String, rejected: Bool = false, atMs now: Int64) {
+        devices.withLock { devices in
+            if var known = devices[device.rawValue] {
+                known.lastSeenMs = max(known.lastSeenMs, now)
+                known.lastChannel = channel
+                known.messages += 1
+                if rejected { known.rejected += 1 }
+                devices[device.rawValue] = known
+                return
+            }
+            if devices.count >= maxDevices, let oldest = devices.values.min(by: { $0.lastSeenMs < $1.lastSeenMs }) {
+                devices[oldest.deviceId] = nil
+            }
+            devices[device.rawValue] = Device(
+                deviceId: device.rawValue, lastSeenMs: now, lastChannel: channel, messages: 1, rejected: rejected ? 1 : 0)
+        }
+    }
+
+    /// All known devices, most recently seen first.
+    public var all: [Device] {
+        devices.withLock { Array($0.values) }.sorted { ($0.lastSeenMs, $1.deviceId) > ($1.lastSeenMs, $0.deviceId) }
+    }
+
+    public var count: Int { devices.withLock { $0.count } }
+}

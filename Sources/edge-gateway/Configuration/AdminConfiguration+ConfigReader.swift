@@ -1,0 +1,16 @@
+import Admin
+
+extension AdminConfiguration {
+    /// `admin.*` and `live.*`.
+    init(_ v: inout ConfigValues) {
+        self.init()
+        enabled = v.bool("admin.enabled", default: enabled)
+        host = v.string("admin.host", default: host)
+        port = v.int("admin.port", default: port, range: 0...65535)
+        token = v.string("admin.token", default: "", secret: true).nonEmpty
+        liveMaxClients = v.int("live.maxClients", default: liveMaxClients, range: 0...1000)
+        liveAudio = v.bool("live.audio", default: liveAudio)
+        liveQueueDepth = v.int("live.queueDepth", default: liveQueueDepth, range: 1...100_000)
+        if host.isEmpty { v.fail("admin.host", "must not be empty (127.0.0.1 keeps the admin API on this machine)") }
+    }
+}
