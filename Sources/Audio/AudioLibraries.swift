@@ -1,9 +1,8 @@
 import CALSA
 import COpus
 
-/// The audio C libraries the hub microphone path is built on (ALSA capture/playback, Opus).
-/// Capture, VAD and encoding arrive with the microphone issue; this module already links both
-/// libraries so every build and CI run proves they are installed and usable.
+/// The audio C libraries the hub microphone path is built on (ALSA capture/playback, Opus), and their
+/// versions; every build and CI run proves they are installed and usable.
 public enum AudioLibraries {
     /// libasound's runtime version, e.g. `1.2.8`.
     public static var alsaVersion: String { String(cString: snd_asoundlib_version()) }

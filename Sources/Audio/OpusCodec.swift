@@ -74,25 +74,50 @@ public final class OpusDecoder {
 }
 
 /// Encodes 16-bit PCM to Opus packets (libopus, VOIP application), one packet per frame.
+///
+/// Configured for speech: VOIP application, a target `bitrate`, and optionally a `complexity` and DTX.
+/// With DTX on, frames of silence come out as packets of 1-2 bytes that a sender may skip (the decoder
+/// conceals them).
 public final class OpusEncoder {
     public let sampleRate: Int32
     public let channels: Int32
+    /// The target bitrate in bit/s.
+    public let bitrate: Int32
+    /// Whether discontinuous transmission is on.
+    public let dtx: Bool
+    /// The codec delay in samples per channel: decoded audio lags the input by this much.
+    public let lookahead: Int
     private let encoder: OpaquePointer
     private var packet = [UInt8](repeating: 0, count: 4000)
 
-    public init(sampleRate: Int32, channels: Int32, bitrate: Int32 = 24000) throws(OpusError) {
+    /// - Parameters:
+    ///   - sampleRate: 8000, 12000, 16000, 24000 or 48000.
+    ///   - channels: 1 or 2.
+    ///   - bitrate: target bit/s; 24000 is clear wideband speech.
+    ///   - complexity: 0 (cheapest) to 10 (libopus's default, best); `nil` keeps libopus's default.
+    ///   - dtx: discontinuous transmission (tiny packets during silence).
+    public init(
+        sampleRate: Int32, channels: Int32, bitrate: Int32 = 24000, complexity: Int32? = nil, dtx: Bool = false
+    ) throws(OpusError) {
         var error: Int32 = 0
         guard let encoder = opus_encoder_create(sampleRate, channels, OPUS_APPLICATION_VOIP, &error), error == OPUS_OK else {
             throw OpusError(code: error == OPUS_OK ? OPUS_ALLOC_FAIL : error)
         }
-        self.encoder = encoder
-        self.sampleRate = sampleRate
-        self.channels = channels
-        let rc = edge_opus_encoder_set_bitrate(encoder, bitrate)
+        var rc = edge_opus_encoder_set_bitrate(encoder, bitrate)
+        if rc == OPUS_OK, let complexity { rc = edge_opus_encoder_set_complexity(encoder, complexity) }
+        if rc == OPUS_OK { rc = edge_opus_encoder_set_dtx(encoder, dtx ? 1 : 0) }
+        var lookahead: Int32 = 0
+        if rc == OPUS_OK { rc = edge_opus_encoder_get_lookahead(encoder, &lookahead) }
         guard rc == OPUS_OK else {
             opus_encoder_destroy(encoder)
             throw OpusError(code: rc)
         }
+        self.encoder = encoder
+        self.sampleRate = sampleRate
+        self.channels = channels
+        self.bitrate = bitrate
+        self.dtx = dtx
+        self.lookahead = Int(lookahead)
     }
 
     deinit {

@@ -1,1 +1,234 @@
+import Foundation
+import GatewayCore
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Metrics
+import MLLink
+import Outbox
+import Prometheus
+import Registration
+import Synchronization
 import Testing
+
+@testable import Admin
+
+/// The admin API over real HTTP on loopback (Hummingbird's live test server), with its data
+/// served from closures the way the daemon wires them.
+@Suite struct AdminServerTests {
+    /// Values the closures hand out, changed by the tests.
+    final class World: Sendable {
+        let ready = Mutex(false)
+        let refreshed = Mutex(0)
+        let registered = Mutex<[(DeviceID, [UInt8])]>([])
+    }
+
+    static func makeServer(
+        world: World, token: String? = nil, registrations: Bool = true, live: LiveFeed? = nil,
+        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
+    ) -> AdminServer {
+        var configuration = AdminConfiguration()
+        configuration.port = 0
+        configuration.token = token
+        let sources = AdminSources(
+            hubID: "hub-<1>",
+            readiness: {
+                .init(
+                    storeOpen: true, deviceBrokerConnected: true, deviceSubscribed: world.ready.withLock { $0 },
+                    upstreamConnected: false, upstreamLastError: "connection refused")
+            },
+            outboxStats: {
+                let devices = (1...5).map { #"{"deviceId": "d\#($0)", "depth": 1, "bytes": 100, "oldestAgeSeconds": 12}"# }
+                let json = #"{"depth": 3, "bytes": 300, "oldestAgeSeconds": 12, "drops": {"capacity": 0}, "rejects": {}, "devices": [\#(devices.joined(separator: ","))]}"#
+                return try JSONDecoder().decode(OutboxStats.self, from: Data(json.utf8))
+            },
+            outboxDepth: { (3, 300) },
+            devices: {
+                [.init(deviceId: "d1", lastSeenMs: 1000, lastChannel: "event", messages: 2, rejected: 1, registered: true, userId: "u1", type: "lamp")]
+            },
+            mlEndpoints: { [] },
+            registrations: registrations
+                ? .init(
+                    register: { device, body in
+                        world.registered.withLock { $0.append((device, body)) }
+                        let fields = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]
+                        let requestID = fields?["requestId"] as? String
+                        if fields?["userId"] as? String == "over-quota" {
+                            return RegistrationResult(requestId: requestID, status: .failed, reason: "quota exceeded")
+                        }
+                        return RegistrationResult(requestId: requestID, status: .registered, username: device.rawValue, password: "secret", registryId: "r-1")
+                    },
+                    needingAttention: { [] })
+                : nil,
+            refreshMetrics: { world.refreshed.withLock { $0 += 1 } })
+        return AdminServer(
+            configuration: configuration, sources: sources, registry: registry,
+            live: live ?? LiveFeed(configuration: configuration, logger: Logger(label: "test.live")), logger: Logger(label: "test.admin"))
+    }
+
+    static func json(_ response: TestResponse) throws -> Any {
+        try JSONSerialization.jsonObject(with: Data(buffer: response.body))
+    }
+
+    @Test func healthIsAlwaysUpAndReadinessFollowsTheDeviceSubscription() async throws {
+        let world = World()
+        try await Self.makeServer(world: world).makeApplication().test(.live) { client in
+            try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/readyz", method: .get) { response in
+                #expect(response.status == .serviceUnavailable)
+                let body = try #require(try Self.json(response) as? [String: Any])
+                #expect(body["deviceSubscribed"] as? Bool == false)
+                #expect(body["upstreamLastError"] as? String == "connection refused")
+            }
+            world.ready.withLock { $0 = true }
+            try await client.execute(uri: "/readyz", method: .get) { response in
+                // Upstream is down, and that does not make the hub unready: the outbox holds events.
+                #expect(response.status == .ok)
+            }
+        }
+    }
+
+    @Test func everyRouteButHealthAndReadinessNeedsTheToken() async throws {
+        let world = World()
+        try await Self.makeServer(world: world, token: "s3cret-token").makeApplication().test(.live) { client in
+            for path in ["/api/devices", "/api/outbox", "/api/ml/endpoints", "/metrics", "/", "/api/registrations"] {
+                try await client.execute(uri: path, method: .get) { response in
+                    #expect(response.status == .unauthorized, "\(path)")
+                    #expect(response.headers[.wwwAuthenticate]?.hasPrefix("Bearer") == true)
+                }
+                try await client.execute(uri: path, method: .get, headers: [.authorization: "Bearer s3cret-tokeN"]) {
+                    #expect($0.status == .unauthorized, "\(path) with a wrong token")
+                }
+                try await client.execute(uri: path, method: .get, headers: [.authorization: "Bearer s3cret-token"]) {
+                    #expect($0.status == .ok, "\(path) with the token")
+                }
+            }
+            try await client.execute(uri: "/api/devices?access_token=s3cret-token", method: .get) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/api/devices?access_token=s3cret", method: .get) { #expect($0.status == .unauthorized) }
+            try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/readyz", method: .get) { #expect($0.status == .serviceUnavailable) }
+            try await client.execute(uri: "/api/devices", method: .post, headers: [.authorization: "Bearer nope"], body: ByteBuffer(string: "{}")) {
+                #expect($0.status == .unauthorized)
+            }
+        }
+    }
+
+    @Test func tokenComparisonNeedsEveryByte() {
+        #expect(BearerTokenMiddleware<AdminServer.Context>.equalInConstantTime(Array("abc".utf8), Array("abc".utf8)))
+        #expect(!BearerTokenMiddleware<AdminServer.Context>.equalInConstantTime(Array("abc".utf8), Array("abd".utf8)))
+        #expect(!BearerTokenMiddleware<AdminServer.Context>.equalInConstantTime(Array("abc".utf8), Array("abcd".utf8)))
+        #expect(!BearerTokenMiddleware<AdminServer.Context>.equalInConstantTime([], Array("a".utf8)))
+    }
+
+    @Test func metricsAreRenderedInThePrometheusTextFormatAfterARefresh() async throws {
+        let world = World()
+        let registry = PrometheusCollectorRegistry()
+        let factory = MetricsExport.factory(registry: registry)
+        Counter(label: "gateway.mqtt.messages.rejected", dimensions: [("reason", "invalid_json")], factory: factory).increment(by: 3)
+        Gauge(label: "gateway.outbox.depth", factory: factory).record(42)
+        let latency = Timer(label: "gateway.dialog.latency", factory: factory)
+        latency.recordMilliseconds(80)
+        latency.recordMilliseconds(700)
+        try await Self.makeServer(world: world, registry: registry).makeApplication().test(.live) { client in
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentType]?.hasPrefix("text/plain; version=0.0.4") == true)
+                let text = String(buffer: response.body)
+                #expect(text.contains(#"gateway_mqtt_messages_rejected{reason="invalid_json"} 3"#))
+                #expect(text.contains("gateway_outbox_depth 42"))
+                #expect(text.contains("# TYPE gateway_dialog_latency histogram"))
+                // The dialog latency's own buckets (seconds), not the library's defaults.
+                #expect(text.contains(#"gateway_dialog_latency_bucket{le="0.1"} 1"#))
+                #expect(text.contains(#"gateway_dialog_latency_bucket{le="1.0"} 2"#))
+                #expect(text.contains("gateway_dialog_latency_count 2"))
+            }
+        }
+        #expect(world.refreshed.withLock { $0 } == 1)
+    }
+
+    @Test func jsonAPIShowsOutboxDevicesAndEndpoints() async throws {
+        let world = World()
+        try await Self.makeServer(world: world).makeApplication().test(.live) { client in
+            try await client.execute(uri: "/api/outbox?devices=2", method: .get) { response in
+                let body = try #require(try Self.json(response) as? [String: Any])
+                #expect(body["depth"] as? Int == 3)
+                #expect((body["devices"] as? [Any])?.count == 2)
+            }
+            try await client.execute(uri: "/api/devices", method: .get) { response in
+                let body = try #require(try Self.json(response) as? [[String: Any]])
+                #expect(body.first?["deviceId"] as? String == "d1")
+                #expect(body.first?["userId"] as? String == "u1")
+                #expect(body.first?["lastSeenMs"] as? Int == 1000)
+            }
+            try await client.execute(uri: "/api/ml/endpoints", method: .get) { response in
+                let body = try Self.json(response)
+                #expect(body as? [Any] != nil)
+            }
+        }
+    }
+
+    @Test func postDevicesRunsTheRegistrationAndAnswersLikeRegistrationResult() async throws {
+        let world = World()
+        try await Self.makeServer(world: world).makeApplication().test(.live) { client in
+            let body = #"{"deviceId": "lamp-7", "requestId": "req-1", "userId": "u1", "type": "lamp", "premium": true}"#
+            try await client.execute(uri: "/api/devices", method: .post, body: ByteBuffer(string: body)) { response in
+                #expect(response.status == .created)
+                let result = try JSONDecoder().decode(RegistrationResult.self, from: Data(buffer: response.body))
+                #expect(result == RegistrationResult(requestId: "req-1", status: .registered, username: "lamp-7", password: "secret", registryId: "r-1"))
+            }
+            let (device, sent) = try #require(world.registered.withLock { $0.first })
+            #expect(device.rawValue == "lamp-7")
+            let fields = try #require(try JSONSerialization.jsonObject(with: Data(sent)) as? [String: Any])
+            #expect(fields["deviceId"] == nil)
+            #expect(fields["premium"] as? Bool == true)
+
+            // Without a request id the API makes one, so the answer can still be matched.
+            try await client.execute(uri: "/api/devices", method: .post, body: ByteBuffer(string: #"{"deviceId": "lamp-8", "userId": "over-quota", "type": "lamp"}"#)) { response in
+                #expect(response.status == .conflict)
+                let result = try JSONDecoder().decode(RegistrationResult.self, from: Data(buffer: response.body))
+                #expect(result.reason == "quota exceeded")
+                #expect(result.requestId?.count == 36)
+            }
+            for bad in [#"{"deviceId": "a/b", "userId": "u"}"#, "not json", #"{"userId": "u"}"#, String(repeating: "x", count: 5000)] {
+                try await client.execute(uri: "/api/devices", method: .post, body: ByteBuffer(string: bad)) { response in
+                    #expect([.badRequest, .contentTooLarge].contains(response.status), "\(bad.prefix(40))")
+                }
+            }
+        }
+        #expect(world.registered.withLock { $0.count } == 2)
+    }
+
+    @Test func postDevicesSaysRegistrationIsOffWhenItIs() async throws {
+        try await Self.makeServer(world: World(), registrations: false).makeApplication().test(.live) { client in
+            try await client.execute(uri: "/api/devices", method: .post, body: ByteBuffer(string: #"{"deviceId": "x", "userId": "u", "type": "t"}"#)) { response in
+                #expect(response.status == .notFound)
+                #expect(String(buffer: response.body).contains("registration.enabled"))
+            }
+            try await client.execute(uri: "/api/registrations", method: .get) { #expect($0.status == .notFound) }
+        }
+    }
+
+    @Test func statusPageIsOneSelfContainedDocumentWithEscapedContent() async throws {
+        let world = World()
+        let live = LiveFeed(configuration: AdminConfiguration(), logger: Logger(label: "test.live"))
+        let device = try #require(DeviceID("d1"))
+        live.publish(.response(DeviceResponse(
+            device: device, kind: .dialogResponse,
+            payload: Array(#"{"session":"s","transcript":"<script>alert(1)</script>","intent":"lights.on","replyText":"ok"}"#.utf8))))
+        try await Self.makeServer(world: world, live: live).makeApplication().test(.live) { client in
+            try await client.execute(uri: "/", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentType] == "text/html; charset=utf-8")
+                let page = String(buffer: response.body)
+                #expect(page.contains("hub-&lt;1&gt;"))
+                #expect(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
+                #expect(!page.contains("<script>alert(1)"))
+                #expect(page.contains("lights.on"))
+                // No external assets: nothing is fetched from another origin.
+                #expect(!page.contains("src=\"http"))
+                #expect(!page.contains("href=\"http"))
+                #expect(!page.contains("<link"))
+            }
+        }
+    }
+}

@@ -47,3 +47,19 @@ import Testing
         #expect(concealed.count == 320 * 2)
     }
 }
+
+@Suite struct OpusEncoderOptionsTests {
+    @Test func complexityAndDTXAreAcceptedAndDTXShrinksSilence() throws {
+        let plain = try OpusEncoder(sampleRate: 16000, channels: 1, bitrate: 24000, complexity: 5)
+        let dtx = try OpusEncoder(sampleRate: 16000, channels: 1, bitrate: 24000, complexity: 5, dtx: true)
+        #expect(plain.lookahead > 0 && !plain.dtx && dtx.dtx && dtx.bitrate == 24000)
+        let silence = [Int16](repeating: 0, count: 320)
+        var plainBytes = 0, dtxBytes = 0
+        for _ in 0..<50 {
+            plainBytes += try plain.encode(silence).count
+            dtxBytes += try dtx.encode(silence).count
+        }
+        #expect(dtxBytes < plainBytes, "dtx \(dtxBytes) bytes, plain \(plainBytes) bytes")
+        #expect(throws: OpusError.self) { try OpusEncoder(sampleRate: 16000, channels: 1, complexity: 42) }
+    }
+}

@@ -1,0 +1,176 @@
+import Foundation
+import GatewayCore
+import Hummingbird
+import HummingbirdTesting
+import HummingbirdWSClient
+import Logging
+import Synchronization
+import Testing
+
+@testable import Admin
+
+/// `/live` with a real WebSocket client over loopback.
+@Suite struct LiveFeedTests {
+    static let logger = Logger(label: "test.live")
+
+    static func response(_ device: String, _ kind: DeviceResponse.Kind, _ payload: String) -> LiveEvent {
+        .response(DeviceResponse(device: DeviceID(device)!, kind: kind, payload: Array(payload.utf8)))
+    }
+
+    /// Waits until `feed` has `count` clients (the upgrade has happened).
+    static func waitForClients(_ feed: LiveFeed, _ count: Int) async throws {
+        for _ in 0..<500 where feed.clientCount < count {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        try #require(feed.clientCount == count)
+    }
+
+    @Test func aClientGetsTheEventsOfItsDeviceWithSequenceNumbersAndNeverARegistrationResult() async throws {
+        var configuration = AdminConfiguration()
+        configuration.port = 0
+        let feed = LiveFeed(configuration: configuration, logger: Self.logger)
+        let server = AdminServerTests.makeServer(world: .init(), live: feed)
+        try await server.makeApplication().test(.live) { client in
+            let port = try #require(client.port)
+            let received = Locked<[String]>([])
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/live?device=d1", logger: Self.logger) { inbound, outbound, _ in
+                        for try await message in inbound.messages(maxSize: 1 << 16) {
+                            guard case .text(let text) = message else { continue }
+                            let count = received.withLock { $0.append(text); return $0.count }
+                            if count == 3 { try await outbound.close(.normalClosure, reason: nil) }
+                        }
+                    }
+                }
+                try await Self.waitForClients(feed, 1)
+                feed.publish(.sessionStarted(device: DeviceID("d1")!, session: UUID(), codec: "opus", sampleRate: 16000))
+                feed.publish(Self.response("d2", .dialogResponse, #"{"transcript":"not yours"}"#))
+                feed.publish(Self.response("d1", .registrationResult, #"{"password":"never shown"}"#))
+                feed.publish(Self.response("d1", .transcriptPartial, #"{"text":"turn on"}"#))
+                feed.publish(Self.response("d1", .dialogResponse, #"{"transcript":"turn on the light","intent":"lights.on"}"#))
+                try await group.waitForAll()
+            }
+            let messages = try received.withLock { $0 }.map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+            #expect(messages.map { $0["type"] as? String } == ["session_started", "transcript_partial", "dialog_response"])
+            #expect(messages.allSatisfy { $0["deviceId"] as? String == "d1" && ($0["ts"] as? Int ?? 0) > 1_700_000_000_000 })
+            let sequence = messages.compactMap { $0["seq"] as? Int }
+            #expect(sequence.count == 3 && sequence == sequence.sorted() && Set(sequence).count == 3)
+            #expect((messages.last?["payload"] as? [String: Any])?["intent"] as? String == "lights.on")
+        }
+    }
+
+    @Test func audioFramesGoOnlyToClientsThatAskWhenLiveAudioIsOn() async throws {
+        var configuration = AdminConfiguration()
+        configuration.port = 0
+        configuration.liveAudio = true
+        let feed = LiveFeed(configuration: configuration, logger: Self.logger)
+        let server = AdminServerTests.makeServer(world: .init(), live: feed)
+        try await server.makeApplication().test(.live) { client in
+            let port = try #require(client.port)
+            let session = UUID()
+            let frame = Locked<[UInt8]?>(nil)
+            #expect(!feed.wantsAudio)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/live?device=*", logger: Self.logger) { inbound, outbound, _ in
+                        try await outbound.write(.text(#"{"subscribe": "d1", "audio": true}"#))
+                        for try await message in inbound.messages(maxSize: 1 << 16) {
+                            if case .binary(let buffer) = message {
+                                frame.withLock { $0 = Array(buffer: buffer) }
+                                try await outbound.close(.normalClosure, reason: nil)
+                            }
+                        }
+                    }
+                }
+                try await Self.waitForClients(feed, 1)
+                for _ in 0..<500 where !feed.wantsAudio { try await Task.sleep(for: .milliseconds(10)) }
+                #expect(feed.wantsAudio)
+                feed.publish(.audio(device: DeviceID("d1")!, session: session, sequence: 7, payload: [0xAA, 0xBB]))
+                try await group.waitForAll()
+            }
+            let bytes = try #require(frame.withLock { $0 })
+            #expect(bytes.count == 30)
+            let uuid = withUnsafeBytes(of: session.uuid) { Array($0) }
+            #expect(Array(bytes[8..<24]) == uuid)
+            #expect(Array(bytes[24..<28]) == [0, 0, 0, 7])
+            #expect(Array(bytes[28...]) == [0xAA, 0xBB])
+        }
+        #expect(!feed.wantsAudio)
+    }
+
+    @Test func aClientThatDoesNotReadIsClosedWithPolicyViolationInsteadOfBuffering() async throws {
+        var configuration = AdminConfiguration()
+        configuration.port = 0
+        configuration.liveQueueDepth = 8
+        let feed = LiveFeed(configuration: configuration, logger: Self.logger)
+        let server = AdminServerTests.makeServer(world: .init(), live: feed)
+        try await server.makeApplication().test(.live) { client in
+            let port = try #require(client.port)
+            let release = AsyncStream.makeStream(of: Void.self)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    let close = try await WebSocketClient.connect(
+                        url: "ws://127.0.0.1:\(port)/live", configuration: .init(maxFrameSize: 1 << 20), logger: Self.logger
+                    ) { inbound, _, _ in
+                        // Read nothing until the server has given up on us.
+                        for await _ in release.stream { break }
+                        for try await _ in inbound.messages(maxSize: 1 << 20) {}
+                    }
+                    #expect(close?.closeCode == .policyViolation)
+                    #expect(close?.reason == "client too slow")
+                }
+                try await Self.waitForClients(feed, 1)
+                // Large messages, so the socket buffers fill and the queue has to take the rest.
+                let big = String(repeating: "x", count: 60_000)
+                for _ in 0..<400 where feed.clientCount > 0 {
+                    feed.publish(Self.response("d1", .dialogResponse, #"{"transcript":"\#(big)"}"#))
+                    try await Task.sleep(for: .milliseconds(1))
+                }
+                release.continuation.finish()
+                try await group.waitForAll()
+            }
+            try await Self.waitForClients(feed, 0)
+        }
+    }
+
+    @Test func clientsBeyondLiveMaxClientsAreTurnedAwayWith1013() async throws {
+        var configuration = AdminConfiguration()
+        configuration.port = 0
+        configuration.liveMaxClients = 1
+        let feed = LiveFeed(configuration: configuration, logger: Self.logger)
+        let server = AdminServerTests.makeServer(world: .init(), live: feed)
+        try await server.makeApplication().test(.live) { client in
+            let port = try #require(client.port)
+            let release = AsyncStream.makeStream(of: Void.self)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/live", logger: Self.logger) { _, outbound, _ in
+                        for await _ in release.stream { break }
+                        try await outbound.close(.normalClosure, reason: nil)
+                    }
+                }
+                try await Self.waitForClients(feed, 1)
+                let close = try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/live", logger: Self.logger) { inbound, _, _ in
+                    for try await _ in inbound.messages(maxSize: 1 << 16) {}
+                }
+                #expect(close?.closeCode == .unknown(1013))
+                release.continuation.finish()
+                try await group.waitForAll()
+            }
+        }
+    }
+}
+
+/// A value shared with a client's handler.
+final class Locked<Value: Sendable>: Sendable {
+    private let value: Mutex<Value>
+
+    init(_ value: Value) {
+        self.value = Mutex(value)
+    }
+
+    func withLock<R: Sendable>(_ body: (inout Value) throws -> R) rethrows -> R {
+        try value.withLock { try body(&$0) }
+    }
+}
