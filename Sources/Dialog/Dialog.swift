@@ -38,6 +38,8 @@ public final class Dialog: Service, Sendable {
     private let sessions = Mutex<[SessionKey: DialogSession]>([:])
     private let metrics = DialogMetrics()
     private let rejectLog: RateLimitedLog
+    /// Audio messages from inside the hub (its microphone), handled like a device's.
+    private let local = AsyncStream.makeStream(of: MQTTMessage.self, bufferingPolicy: .bufferingOldest(512))
 
     /// - Parameters:
     ///   - registeredUser: the user a device is registered to (the local registry), for a start
@@ -69,6 +71,15 @@ public final class Dialog: Service, Sendable {
         await withTaskGroup(of: Void.self) { outer in
             outer.addTask { for await _ in self.client.events {} }
             await withDiscardingTaskGroup { group in
+                group.addTask {
+                    await withDiscardingTaskGroup { localSessions in
+                        for await message in self.local.stream {
+                            if let session = self.handle(message) {
+                                localSessions.addTask { await self.run(session) }
+                            }
+                        }
+                    }
+                }
                 await withTaskCancellationOrGracefulShutdownHandler {
                     for await batch in client.messages {
                         for message in batch {
@@ -79,6 +90,7 @@ public final class Dialog: Service, Sendable {
                     }
                 } onCancelOrGracefulShutdown: {
                     self.client.pauseReading()
+                    self.local.continuation.finish()
                     for session in self.sessions.withLock({ Array($0.values) }) {
                         session.abort(.shuttingDown, "the gateway is shutting down")
                     }
@@ -89,6 +101,17 @@ public final class Dialog: Service, Sendable {
             outer.cancelAll()
         }
         logger.info("dialogs stopped")
+    }
+
+    /// Takes an audio message of CONTRACTS.md §1 (start, frame, end) from inside the hub, as if
+    /// `device` had published it on `device/{id}/audio`: same checks, limits and answers (on
+    /// `device/{id}/response`). Returns false when it was not taken (the gateway is stopping, or
+    /// 512 messages wait already).
+    @discardableResult
+    public func submit(audio payload: [UInt8], from device: DeviceID) -> Bool {
+        let message = MQTTMessage(topic: Array("device/\(device.rawValue)/audio".utf8), payload: payload, qos: 1)
+        if case .enqueued = local.continuation.yield(message) { return true }
+        return false
     }
 
     // MARK: - Messages

@@ -90,6 +90,65 @@ extension IntegrationSuite {
             }
         }
 
+        @Test func theAdminAPIRegistersDevicesAndRequireRegistrationRejectsTheOthers() async throws {
+            let port = try FreePort.next()
+            try await withRegistration(extra: ["devices.requireRegistration": true, "admin.port": .int(port), "admin.token": "op"]) { bed in
+                bed.services.users.withLock { $0["ada"] = .init(quota: 5, count: 0) }
+                let admin = AdminClient(port: port, token: "op")
+                let porch = bed.bed.device("porch-1")
+
+                // Not registered: stored nowhere, acked as rejected, counted.
+                try await porch.publish([DeviceEvent(deviceId: "porch-1", seq: 0, eventId: "before")])
+                let refused = try await bed.bed.waitForAcks(count: 1) { $0.deviceId == "porch-1" }
+                #expect(refused.first?.status == "rejected")
+                #expect(refused.first?.reason == "unregistered device")
+                _ = try await admin.waitForMetric(#"gateway_mqtt_messages_rejected{reason="unregistered_device"}"#) { $0 == 1 }
+
+                // POST /api/devices runs the saga and answers like REGISTRATION_RESULT.
+                let created = try await admin.post(
+                    "/api/devices", json: #"{"deviceId": "porch-1", "requestId": "req-admin", "userId": "ada", "type": "camera", "premium": false}"#)
+                #expect(created.status == 201, "\(created.text)\n\(bed.bed.gateway.logTail())")
+                let result = try #require(created.json as? [String: Any])
+                #expect(result["status"] as? String == "registered")
+                #expect(result["username"] as? String == "porch-1")
+                #expect((result["password"] as? String)?.isEmpty == false)
+                #expect(try await admin.post("/api/devices", json: #"{"deviceId": "x/y", "userId": "ada"}"#).status == 400)
+                #expect(try await admin.post("/api/devices", json: #"{"deviceId": "porch-2", "userId": "ada"}"#, token: "nope").status == 401)
+
+                // Registered: its events are taken now.
+                try await porch.publish([DeviceEvent(deviceId: "porch-1", seq: 1, eventId: "after")])
+                let stored = try await bed.bed.waitForAcks(count: 1) { $0.deviceId == "porch-1" && $0.eventId == "after" }
+                #expect(stored.first { $0.eventId == "after" }?.status == "stored")
+
+                let devices = try #require(try await admin.get("/api/devices").json as? [[String: Any]])
+                let entry = try #require(devices.first { $0["deviceId"] as? String == "porch-1" })
+                #expect(entry["registered"] as? Bool == true)
+                #expect(entry["userId"] as? String == "ada")
+                #expect(entry["type"] as? String == "camera")
+                #expect(entry["rejected"] as? Int == 1)
+            }
+        }
+
+        @Test func aCompensationThatKeepsFailingIsShownInTheAdminAPIAndAsAMetric() async throws {
+            let port = try FreePort.next()
+            try await withRegistration(extra: ["admin.port": .int(port)]) { bed in
+                bed.services.users.withLock { $0["ada"] = .init() }
+                bed.services.fail("POST /api/billing", status: 402)
+                bed.services.fail("DELETE /api/users", status: 500)
+                let result = try await register(bed, device: "shed-1", requestId: "req-stuck")
+                #expect(result["status"] as? String == "failed")
+
+                let admin = AdminClient(port: port)
+                let stuck = try #require(try await admin.get("/api/registrations").json as? [[String: Any]])
+                let record = try #require(stuck.first { $0["requestId"] as? String == "req-stuck" }, "\(stuck)")
+                #expect(record["deviceId"] as? String == "shed-1")
+                #expect(record["state"] as? String == "needs-attention")
+                #expect(record["compensationFailed"] as? [String] == ["addToUser"])
+                _ = try await admin.waitForMetric("gateway_registration_needs_attention") { $0 == 1 }
+                try await bed.bed.gateway.waitForLog("needs attention")
+            }
+        }
+
         @Test func aFailingStepIsCompensatedAndTheDeviceToldWhy() async throws {
             try await withRegistration { bed in
                 bed.services.users.withLock { $0["ada"] = .init() }

@@ -107,6 +107,13 @@ struct RunCommand: AsyncParsableCommand {
             ml: ml, users: users, outbox: outbox, configuration: configuration.dialog,
             registeredUser: { [localRegistry] device in localRegistry?.device(device)?.userID }, live: live,
             logger: Logger(label: "edge-gateway.dialog"))
+        var microphone: HubMicrophone?
+        if configuration.audio.enabled, let hub = DeviceID(configuration.hubID) {
+            microphone = HubMicrophone(
+                configuration: configuration.audio, hubID: hub, userID: configuration.audioUserID, dialog: dialog,
+                client: MQTTClient(configuration: configuration.microphoneBroker, logger: Logger(label: "edge-gateway.audio.mqtt")),
+                logger: Logger(label: "edge-gateway.audio"))
+        }
         let admin = AdminServer(
             configuration: configuration.admin,
             sources: adminSources(
@@ -139,22 +146,27 @@ struct RunCommand: AsyncParsableCommand {
         // Start order: store first, producers last; shutdown runs in reverse, so ingress stops
         // first, then dialogs answer their devices, the ML channels close, the forwarder finishes
         // in-flight publishes, and the store closes.
+        typealias Entry = ServiceGroupConfiguration.ServiceConfiguration
+        var services: [Entry] = [
+            // A failed store (corruption) shuts the rest down in order; the run then ends non-zero.
+            Entry(service: outbox, failureTerminationBehavior: .gracefullyShutdownGroup),
+            // Up as early and down as late as it can be: the operator sees the shutdown.
+            Entry(service: admin),
+            Entry(service: upstream),
+            Entry(service: ml),
+            Entry(service: dialog),
+        ]
+        if let registrationService { services.append(Entry(service: registrationService)) }
+        services.append(Entry(service: ingress))
+        if let microphone { services.append(Entry(service: microphone)) }
+        services += [
+            Entry(service: watchdog),
+            Entry(service: HangupService(logger: logger)),
+            Entry(service: MemoryTrimService(logger: watchdogLogger)),
+            Entry(service: readiness),
+        ]
         var groupConfiguration = ServiceGroupConfiguration(
-            services: [
-                // A failed store (corruption) shuts the rest down in order; the run then ends non-zero.
-                .init(service: outbox, failureTerminationBehavior: .gracefullyShutdownGroup),
-                // Up as early and down as late as it can be: the operator sees the shutdown.
-                .init(service: admin),
-                .init(service: upstream),
-                .init(service: ml),
-                .init(service: dialog),
-            ] + (registrationService.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? []) + [
-                .init(service: ingress),
-                .init(service: watchdog),
-                .init(service: HangupService(logger: logger)),
-                .init(service: MemoryTrimService(logger: watchdogLogger)),
-                .init(service: readiness),
-            ],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: Logger(label: "edge-gateway.lifecycle"))
         // Inside systemd's TimeoutStopSec=30: past these the group cancels, then gives up waiting.

@@ -76,6 +76,13 @@ extension GatewayConfiguration {
         let requireRegistrationIgnored = ingress.requireRegistration && !registration.enabled
         if requireRegistrationIgnored { ingress.requireRegistration = false }
         let admin = AdminConfiguration(&v)
+        let audio = HubMicrophoneConfiguration(&v)
+        let audioUserID = v.string("audio.userId", default: "").nonEmpty
+        var microphoneBroker = device
+        microphoneBroker.clientID = device.clientID + "-mic"
+        microphoneBroker.cleanSession = true
+        microphoneBroker.subscriptions = [HubMicrophone.listenTopic(hubID: hubID)]
+        microphoneBroker.messageBufferCapacity = 16
         var registrationBroker = device
         registrationBroker.clientID = device.clientID + "-registration"
         registrationBroker.subscriptions = RegistrationService.subscriptions
@@ -103,7 +110,8 @@ extension GatewayConfiguration {
             hubID: hubID, deviceBroker: device, upstreamBroker: up, upstream: upstream, ingress: ingress,
             store: store, ml: ml, users: users, dialog: dialog, dialogBroker: dialogBroker,
             registration: registration, registrationBroker: registrationBroker, dynsecBroker: dynsecBroker,
-            admin: admin, requireRegistrationIgnored: requireRegistrationIgnored, logLevel: level, logFormat: format, effective: v.effective, unknownKeys: [],
+            admin: admin, requireRegistrationIgnored: requireRegistrationIgnored, audio: audio, audioUserID: audioUserID,
+            microphoneBroker: microphoneBroker, logLevel: level, logFormat: format, effective: v.effective, unknownKeys: [],
             hubIDFromHostName: fromHostName)
     }
 

@@ -39,6 +39,11 @@ struct GatewayConfiguration {
     var admin: AdminConfiguration
     /// `devices.requireRegistration` is on but registration is off, so it cannot be honoured.
     var requireRegistrationIgnored = false
+    var audio: HubMicrophoneConfiguration
+    /// The user the hub's microphone speaks for (`audio.userId`).
+    var audioUserID: String?
+    /// The microphone's push-to-talk connection (`{mqtt.clientId}-mic`, clean session).
+    var microphoneBroker: MQTTClientConfiguration
     var logLevel: LogLevel
     var logFormat: LogFormat
     /// Effective values, secrets redacted, for `check-config` and the start-up log.

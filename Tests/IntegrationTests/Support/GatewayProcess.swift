@@ -29,6 +29,8 @@ final class GatewayProcess {
         let client = "edge-gateway-it-\(UUID().uuidString.prefix(8))"
         let defaults: GatewayConfig = [
             "hub.id": "hub-test",
+            // A free port each run; tests of the admin API set theirs.
+            "admin.port": 0,
             "mqtt.host": "127.0.0.1",
             "mqtt.port": .int(devicePort),
             "mqtt.clientId": .string(client),

@@ -1,0 +1,222 @@
+import Audio
+import Foundation
+import GatewayCore
+import Logging
+import MQTT
+import Metrics
+import ServiceLifecycle
+import Synchronization
+
+/// The hub's own microphone (ARCHITECTURE.md "Hub microphone"): ALSA capture on its own thread →
+/// voice-activity detection → Opus (VOIP, 20 ms) → a ``Dialog`` session whose device is the hub,
+/// answered on `device/{hubId}/response` like any device's.
+///
+/// Push-to-talk: a message on `hub/{hubId}/listen` (optional JSON `{"seconds": n}`) opens a
+/// segment at once, whatever the detector says, for `n` seconds (`audio.listenSeconds`).
+///
+/// A missing or busy capture device is logged (once per new problem) and retried with backoff up
+/// to 30 s; the rest of the daemon does not notice. Overruns are recovered by the capture and
+/// counted (`gateway.audio.overruns`).
+public final class HubMicrophone: Service, Sendable {
+    private let configuration: HubMicrophoneConfiguration
+    private let hubID: DeviceID
+    private let userID: String?
+    private let dialog: Dialog
+    private let client: MQTTClient?
+    private let logger: Logger
+    private let listenUntil = Mutex<ContinuousClock.Instant?>(nil)
+    private let metrics = Metrics()
+
+    struct Metrics: Sendable {
+        let overruns = Counter(label: "gateway.audio.overruns")
+        let dropped = Counter(label: "gateway.audio.frames.dropped")
+        let captureErrors = Counter(label: "gateway.audio.capture.errors")
+        let vadSegments = Counter(label: "gateway.audio.segments", dimensions: [("trigger", "vad")])
+        let pushToTalkSegments = Counter(label: "gateway.audio.segments", dimensions: [("trigger", "push_to_talk")])
+    }
+
+    /// The topic of push-to-talk requests for `hubID`.
+    public static func listenTopic(hubID: String) -> String { "hub/\(hubID)/listen" }
+
+    /// - Parameters:
+    ///   - client: a connection subscribed to ``listenTopic(hubID:)`` for push-to-talk; nil: none.
+    ///   - userID: the user the hub's microphone speaks for (`audio.userId`); nil: the unknown-user policy.
+    public init(
+        configuration: HubMicrophoneConfiguration, hubID: DeviceID, userID: String?, dialog: Dialog, client: MQTTClient?,
+        logger: Logger
+    ) {
+        self.configuration = configuration
+        self.hubID = hubID
+        self.userID = userID
+        self.dialog = dialog
+        self.client = client
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            if let client {
+                client.start()
+                group.addTask { for await _ in client.events {} }
+                group.addTask { await self.takeListenRequests(client) }
+            }
+            await captureUntilShutdown()
+            if let client { await client.stop() }
+            group.cancelAll()
+        }
+    }
+
+    // MARK: - Push-to-talk
+
+    private func takeListenRequests(_ client: MQTTClient) async {
+        for await batch in client.messages {
+            for message in batch {
+                var seconds = configuration.listenSeconds
+                if !message.payload.isEmpty,
+                    let json = try? JSONSerialization.jsonObject(with: Data(message.payload)) as? [String: Any],
+                    let asked = json["seconds"] as? Double
+                {
+                    seconds = min(max(asked, 0.5), configuration.vad.maxSegmentSeconds)
+                }
+                let until = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+                listenUntil.withLock { $0 = until }
+                logger.info("push-to-talk: listening", metadata: ["audio.listen_seconds": "\(seconds)"])
+            }
+        }
+    }
+
+    // MARK: - Capture
+
+    private func captureUntilShutdown() async {
+        var delay = Duration.seconds(1)
+        var lastProblem: String?
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            do {
+                let stream = try CaptureStream.start(
+                    device: configuration.device, sampleRate: configuration.sampleRate, configuration: try alsaConfiguration())
+                logger.info(
+                    "microphone open",
+                    metadata: ["audio.device": "\(configuration.device)", "audio.sample_rate": "\(configuration.sampleRate)"])
+                lastProblem = nil
+                delay = .seconds(1)
+                try await cancelWhenGracefulShutdown { try await self.listen(to: stream) }
+                if Task.isCancelled || Task.isShuttingDownGracefully { return }
+                logger.warning("the microphone stream ended; reopening", metadata: ["audio.device": "\(configuration.device)"])
+            } catch {
+                if Task.isCancelled || Task.isShuttingDownGracefully { return }
+                metrics.captureErrors.increment()
+                let problem = "\(error)"
+                // Once per new problem at error; the retries of the same one at debug.
+                if problem != lastProblem {
+                    logger.error(
+                        "the microphone cannot be used; retrying",
+                        metadata: ["audio.device": "\(configuration.device)", "error": "\(problem)", "retry.in": "\(delay)"])
+                    lastProblem = problem
+                } else {
+                    logger.debug("the microphone is still unavailable", metadata: ["error": "\(problem)"])
+                }
+            }
+            let wait = delay
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
+            delay = min(delay * 2, .seconds(30))
+        }
+    }
+
+    private func alsaConfiguration() throws -> String? {
+        guard let path = configuration.alsaConfigFile else { return nil }
+        do {
+            return try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw AudioError(
+                code: .configuration, alsaErrno: 0, device: configuration.device,
+                message: "cannot read audio.alsaConfigFile \(path): \(error)")
+        }
+    }
+
+    /// One open segment: the session it is sent as.
+    private struct Segment {
+        let session = UUID()
+        let encoder: OpusEncoder
+        var sequence: UInt32 = 0
+        /// Push-to-talk: ends at this time rather than when speech ends.
+        let until: ContinuousClock.Instant?
+    }
+
+    private func listen(to stream: CaptureStream) async throws {
+        var detector = VoiceActivityDetector(configuration: configuration.vad)
+        var segment: Segment?
+        var seenOverruns = 0
+        var seenDropped = 0
+        for try await frame in stream {
+            if stream.overruns > seenOverruns {
+                metrics.overruns.increment(by: Int64(stream.overruns - seenOverruns))
+                logger.warning("microphone overrun (recovered)", metadata: ["audio.overruns": "\(stream.overruns)"])
+                seenOverruns = stream.overruns
+            }
+            if stream.droppedFrames > seenDropped {
+                metrics.dropped.increment(by: Int64(stream.droppedFrames - seenDropped))
+                seenDropped = stream.droppedFrames
+            }
+            let event = detector.process(frame)
+            // Push-to-talk wins over the detector.
+            if let until = listenUntil.withLock({ request in defer { request = nil }; return request }) {
+                if segment != nil { end(&segment) }
+                segment = try begin(until: until)
+                metrics.pushToTalkSegments.increment()
+                send(frame, in: &segment)
+                continue
+            }
+            if let until = segment?.until {
+                if ContinuousClock.now >= until {
+                    end(&segment)
+                } else {
+                    send(frame, in: &segment)
+                }
+                continue
+            }
+            switch event {
+            case .speechStarted(let preRoll):
+                segment = try begin(until: nil)
+                metrics.vadSegments.increment()
+                for earlier in preRoll { send(earlier, in: &segment) }
+            case .speechEnded:
+                end(&segment)
+            case nil:
+                if detector.isSpeaking, segment != nil { send(frame, in: &segment) }
+            }
+        }
+        end(&segment)
+    }
+
+    private func begin(until: ContinuousClock.Instant?) throws -> Segment {
+        let encoder = try OpusEncoder(
+            sampleRate: Int32(configuration.sampleRate), channels: 1, bitrate: Int32(configuration.opusBitrate))
+        let segment = Segment(encoder: encoder, until: until)
+        let start = AudioMessage.AudioStart(
+            session: segment.session, codec: .opus, sampleRate: configuration.sampleRate, channels: 1,
+            language: configuration.language, userID: userID)
+        dialog.submit(audio: AudioMessage.start(start).bytes, from: hubID)
+        logger.debug("speech segment started", metadata: ["session.id": "\(segment.session)", "audio.push_to_talk": "\(until != nil)"])
+        return segment
+    }
+
+    private func send(_ frame: [Int16], in segment: inout Segment?) {
+        guard var open = segment else { return }
+        do {
+            let packet = try open.encoder.encode(frame)
+            dialog.submit(audio: AudioMessage.frame(session: open.session, sequence: open.sequence, payload: packet).bytes, from: hubID)
+            open.sequence += 1
+            segment = open
+        } catch {
+            logger.error("could not encode a microphone frame", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func end(_ segment: inout Segment?) {
+        guard let open = segment else { return }
+        segment = nil
+        guard open.sequence > 0 else { return }
+        dialog.submit(audio: AudioMessage.end(session: open.session, lastSequence: open.sequence - 1).bytes, from: hubID)
+        logger.debug("speech segment ended", metadata: ["session.id": "\(open.session)", "audio.frames": "\(open.sequence)"])
+    }
+}

@@ -1,0 +1,29 @@
+import Audio
+import Dialog
+
+extension HubMicrophoneConfiguration {
+    /// `audio.*` (`audio.vad.*` for the voice-activity detector).
+    init(_ v: inout ConfigValues) {
+        self.init()
+        enabled = v.bool("audio.enabled", default: enabled)
+        device = v.string("audio.device", default: device)
+        playbackDevice = v.string("audio.playbackDevice", default: "").nonEmpty
+        sampleRate = v.int("audio.sampleRate", default: sampleRate, range: 8000...48000)
+        if ![8000, 12000, 16000, 24000, 48000].contains(sampleRate) {
+            v.fail("audio.sampleRate", "\(sampleRate) is not an Opus rate (8000, 12000, 16000, 24000 or 48000)")
+        }
+        opusBitrate = v.int("audio.opusBitrate", default: opusBitrate, range: 6000...128_000)
+        language = v.string("audio.language", default: language)
+        alsaConfigFile = v.string("audio.alsaConfigFile", default: "").nonEmpty
+        listenSeconds = v.double("audio.listenSeconds", default: listenSeconds, range: 0.5...60)
+        var vad = VADConfiguration(sampleRate: sampleRate)
+        vad.thresholdDB = v.double("audio.vad.thresholdDb", default: vad.thresholdDB, range: 1...60)
+        vad.minimumLevelDBFS = v.double("audio.vad.minimumLevelDbfs", default: vad.minimumLevelDBFS, range: -100...0)
+        vad.minSpeechMs = v.int("audio.vad.minSpeechMs", default: vad.minSpeechMs, range: 20...5000)
+        vad.hangoverMs = v.int("audio.vad.hangoverMs", default: vad.hangoverMs, range: 0...10_000)
+        vad.preRollMs = v.int("audio.vad.preRollMs", default: vad.preRollMs, range: 0...2000)
+        vad.maxSegmentSeconds = v.double("audio.vad.maxSegmentSeconds", default: vad.maxSegmentSeconds, range: 1...300)
+        self.vad = vad
+        if device.isEmpty { v.fail("audio.device", "must name an ALSA PCM (see `arecord -L`)") }
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import MLFake
+import Testing
+
+extension IntegrationSuite {
+    /// The hub's own microphone through the daemon: real ALSA (the `file` plugin replaying a PCM
+    /// file the test writes), voice-activity detection, Opus, the ML service over gRPC, and the
+    /// answer on `device/{hubId}/response`.
+    @Suite struct HubMicrophoneTests {
+        /// Quiet room noise (about -50 dBFS), deterministic.
+        static func noise(seconds: Double, seed: UInt64) -> [Int16] {
+            var state = seed
+            return (0..<Int(seconds * 16000)).map { _ in
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                return Int16(truncatingIfNeeded: Int(state >> 33) % 200 - 100)
+            }
+        }
+
+        /// Writes `samples` and an ALSA configuration defining `pcm.hubmic` over them.
+        static func microphone(_ samples: [Int16], in sandbox: Sandbox) throws -> (config: URL, seconds: Double) {
+            let raw = sandbox.url("mic.raw")
+            try samples.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: raw)
+            let config = sandbox.url("asound.conf")
+            try #"pcm.hubmic { type file; slave.pcm "null"; file "/dev/null"; infile "\#(raw.path)"; format "raw" }"#
+                .write(to: config, atomically: true, encoding: .utf8)
+            return (config, Double(samples.count) / 16000)
+        }
+
+        static func overrides(_ config: URL, endpoint: Int, extra: GatewayConfig = [:]) -> GatewayConfig {
+            let base: GatewayConfig = [
+                "audio.enabled": true,
+                "audio.device": "hubmic",
+                "audio.alsaConfigFile": .string(config.path),
+                "audio.userId": "user-hub",
+                "ml.codec": "pcm_s16le",
+            ]
+            return base.merging(extra)
+        }
+
+        @Test func twoUtterancesBecomeTwoDialogsOfTheHub() async throws {
+            try await withSandbox { sandbox in
+                let ml = FakeMLService(name: "ml-mic")
+                let port = try await ml.start()
+                let speech = try TestSpeech.read(TestSpeech.writeFile(in: sandbox, seconds: 1.2))
+                let samples = Self.noise(seconds: 1.0, seed: 1) + speech + Self.noise(seconds: 1.5, seed: 2) + speech + Self.noise(seconds: 2.0, seed: 3)
+                let (config, _) = try Self.microphone(samples, in: sandbox)
+                let voice = try await VoiceBed.start(in: sandbox, ml: [ml], endpoints: [port], overrides: Self.overrides(config, endpoint: port))
+                try await voice.bed.gateway.waitForLog("microphone open")
+
+                let answers = try await voice.responses.waitUntil("two answers to the hub", timeout: .seconds(30)) { messages in
+                    messages.compactMap(VoiceBed.Response.init).filter { $0.topic == "device/hub-test/response" && $0.isAnswer }.count >= 2
+                }.compactMap(VoiceBed.Response.init).filter { $0.topic == "device/hub-test/response" && $0.isAnswer }
+                #expect(answers.allSatisfy { $0.type == "DIALOG_RESPONSE" }, "\(answers)")
+
+                let streams = ml.streams.withLock { $0 }
+                #expect(streams.count == 2)
+                for stream in streams {
+                    #expect(stream.config.deviceID == "hub-test")
+                    #expect(stream.config.codec == "pcm_s16le")
+                    // Speech 1.2 s + pre-roll 0.2 s + hangover 0.3 s, give or take the detector's
+                    // start (100 ms) and a frame either side.
+                    let seconds = Double(stream.chunks.reduce(0) { $0 + $1.count }) / 2 / 16000
+                    #expect(seconds > 1.2 && seconds < 1.9, "segment of \(seconds) s")
+                    // What reached the ML service is the speech (Opus decoded): loud, not the room.
+                    let pcm = stream.chunks.flatMap { $0 }
+                    let levels = stride(from: 0, to: pcm.count - 1, by: 2).map { Double(Int16(bitPattern: UInt16(pcm[$0]) | UInt16(pcm[$0 + 1]) << 8)) }
+                    let rms = (levels.reduce(0) { $0 + $1 * $1 } / Double(max(1, levels.count))).squareRoot()
+                    #expect(rms > 2000, "rms \(rms)")
+                }
+                let intents = ml.intents.withLock { $0 }
+                #expect(intents.count == 2)
+                #expect(intents.allSatisfy { $0.request.userID == "user-hub" && $0.request.deviceID == "hub-test" })
+            }
+        }
+
+        @Test func pushToTalkOpensASegmentWithoutSpeech() async throws {
+            try await withSandbox { sandbox in
+                let ml = FakeMLService(name: "ml-ptt")
+                let port = try await ml.start()
+                let (config, _) = try Self.microphone(Self.noise(seconds: 6, seed: 9), in: sandbox)
+                let voice = try await VoiceBed.start(in: sandbox, ml: [ml], endpoints: [port], overrides: Self.overrides(config, endpoint: port))
+                try await voice.bed.gateway.waitForLog("microphone open")
+                try await Task.sleep(for: .milliseconds(300))
+                #expect(ml.streamCount == 0, "room noise alone starts nothing")
+
+                try await DeviceClient.publishOnce(
+                    topic: "hub/hub-test/listen", payload: Data(#"{"seconds": 1}"#.utf8), brokerPort: voice.bed.deviceBroker.port,
+                    in: voice.bed.sandbox.directory)
+                _ = try await voice.responses.waitUntil("the hub's answer", timeout: .seconds(20)) { messages in
+                    messages.compactMap(VoiceBed.Response.init).contains { $0.topic == "device/hub-test/response" && $0.isAnswer }
+                }
+                let stream = try #require(ml.streams.withLock { $0.first })
+                let seconds = Double(stream.chunks.reduce(0) { $0 + $1.count }) / 2 / 16000
+                #expect(seconds > 0.9 && seconds < 1.2, "push-to-talk segment of \(seconds) s")
+            }
+        }
+
+        @Test func aMissingCaptureDeviceIsRetriedWhileEverythingElseRuns() async throws {
+            try await withSandbox { sandbox in
+                let port = try FreePort.next()
+                let bed = try await TestBed.start(in: sandbox, overrides: [
+                    "audio.enabled": true, "audio.device": "hw:9,0", "admin.port": .int(port),
+                ])
+                try await bed.gateway.waitForLog("the microphone cannot be used; retrying")
+                #expect(bed.gateway.logTail(lines: 200).contains("arecord -L"))
+                try await bed.device("dev-m").publish([DeviceEvent(deviceId: "dev-m", seq: 0)])
+                _ = try await bed.waitForUpstream(count: 1)
+                let admin = AdminClient(port: port)
+                _ = try await admin.waitForMetric("gateway_audio_capture_errors") { $0 >= 2 }
+                #expect(try await admin.get("/readyz").status == 200)
+            }
+        }
+    }
+}
