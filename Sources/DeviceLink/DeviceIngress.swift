@@ -5,6 +5,7 @@ import MQTT
 import Metrics
 import Outbox
 import ServiceLifecycle
+import Synchronization
 
 /// Takes device events and telemetry from the local broker, validates them, stores them in the
 /// outbox, and acknowledges each one on `device/{id}/ack` only after its commit.
@@ -16,7 +17,8 @@ import ServiceLifecycle
 public final class DeviceIngress: Service, Sendable {
     private let client: MQTTClient
     private let outbox: Outbox
-    private let configuration: DeviceIngressConfiguration
+    private var configuration: DeviceIngressConfiguration { settings.withLock { $0 } }
+    private let settings: Mutex<DeviceIngressConfiguration>
     private let health: GatewayHealth
     private let logger: Logger
     private let metrics = IngressMetrics()
@@ -37,7 +39,7 @@ public final class DeviceIngress: Service, Sendable {
         self.isRegistered = isRegistered
         self.client = client
         self.outbox = outbox
-        self.configuration = configuration
+        settings = Mutex(configuration)
         self.health = health
         self.logger = logger
         self.rejectLog = RateLimitedLog(logger: logger, interval: .seconds(10))
@@ -127,8 +129,15 @@ public final class DeviceIngress: Service, Sendable {
         var immediateAcks: [DeviceAck] = []
     }
 
+    /// Applies new settings (configuration reload): the payload limit and `requireRegistration`
+    /// apply from the next batch.
+    public func update(_ configuration: DeviceIngressConfiguration) {
+        settings.withLock { $0 = configuration }
+    }
+
     /// Validates a batch: valid events become outbox records, invalid ones immediate `rejected` acks.
     func prepare(_ batch: [MQTTMessage]) -> Prepared {
+        let configuration = configuration
         var prepared = Prepared()
         var rejects: [String: Int64] = [:]
         let now = Int64(Date().timeIntervalSince1970 * 1000)

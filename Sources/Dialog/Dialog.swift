@@ -31,7 +31,9 @@ public final class Dialog: Service, Sendable {
     private let ml: MLEndpointPool
     private let users: UserDirectory
     private let outbox: Outbox
-    private let configuration: DialogConfiguration
+    /// The settings in force; ``update(_:)`` replaces them (new sessions and checks use them at once).
+    public var configuration: DialogConfiguration { settings.withLock { $0 } }
+    private let settings: Mutex<DialogConfiguration>
     private let logger: Logger
     private let registeredUser: @Sendable (DeviceID) -> String?
     private let live: (any LiveSink)?
@@ -55,7 +57,7 @@ public final class Dialog: Service, Sendable {
         self.ml = ml
         self.users = users
         self.outbox = outbox
-        self.configuration = configuration
+        settings = Mutex(configuration)
         self.logger = logger
         rejectLog = RateLimitedLog(logger: logger, interval: .seconds(10))
     }
@@ -101,6 +103,12 @@ public final class Dialog: Service, Sendable {
             outer.cancelAll()
         }
         logger.info("dialogs stopped")
+    }
+
+    /// Applies new settings (configuration reload): limits, timeouts, partials, the ML codec and
+    /// the unknown-user policy. Sessions under way keep the codec they started with.
+    public func update(_ configuration: DialogConfiguration) {
+        settings.withLock { $0 = configuration }
     }
 
     /// Takes an audio message of CONTRACTS.md §1 (start, frame, end) from inside the hub, as if

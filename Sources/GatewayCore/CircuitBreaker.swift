@@ -30,7 +30,8 @@ public struct CircuitBreaker: Sendable {
         public init() {}
     }
 
-    public let configuration: Configuration
+    /// Replaceable (configuration reload); the state and the recorded calls stay.
+    public var configuration: Configuration
     public private(set) var state: State = .closed
     private var outcomes: [(at: ContinuousClock.Instant, failed: Bool)] = []
     private var openedAt: ContinuousClock.Instant?

@@ -24,10 +24,12 @@ import Synchronization
 ///   another endpoint with its audio replayed (``ReplayableAudio``); once results have come back
 ///   it is not retried. When no breaker lets a call through, calls fail at once.
 public final class MLEndpointPool: Service, Sendable {
-    public let configuration: MLConfiguration
+    /// The settings in force (``update(_:)`` replaces them).
+    public var configuration: MLConfiguration { settings.withLock { $0 } }
+    private let settings: Mutex<MLConfiguration>
     private let state: Mutex<State>
     private let logger: Logger
-    private let makeClient: @Sendable (MLEndpoint, _ authority: String?) throws -> MLClient
+    private let makeClient: @Sendable (MLEndpoint, _ authority: String?, MLConfiguration) throws -> MLClient
 
     /// One endpoint as the status page and metrics see it.
     public struct EndpointStatus: Sendable, Equatable {
@@ -61,21 +63,18 @@ public final class MLEndpointPool: Service, Sendable {
     }
 
     public convenience init(configuration: MLConfiguration, logger: Logger) {
-        let tls = configuration.tls
-        let intentTimeout = configuration.intentTimeout
-        let keepalive = configuration.keepalive
-        self.init(configuration: configuration, logger: logger) { endpoint, authority in
+        self.init(configuration: configuration, logger: logger) { endpoint, authority, settings in
             try MLClient(
-                endpoint: endpoint, authority: authority, tls: tls, intentTimeout: intentTimeout, keepalive: keepalive,
-                logger: logger)
+                endpoint: endpoint, authority: authority, tls: settings.tls, intentTimeout: settings.intentTimeout,
+                keepalive: settings.keepalive, logger: logger)
         }
     }
 
     init(
         configuration: MLConfiguration, logger: Logger,
-        makeClient: @escaping @Sendable (MLEndpoint, String?) throws -> MLClient
+        makeClient: @escaping @Sendable (MLEndpoint, String?, MLConfiguration) throws -> MLClient
     ) {
-        self.configuration = configuration
+        settings = Mutex(configuration)
         self.logger = logger
         self.makeClient = makeClient
         state = Mutex(State())
@@ -87,8 +86,9 @@ public final class MLEndpointPool: Service, Sendable {
     @discardableResult
     private func add(_ endpoint: MLEndpoint, source: MLConfiguration.Target, authority: String?) -> Bool {
         let client: MLClient
+        let configuration = configuration
         do {
-            client = try makeClient(endpoint, authority)
+            client = try makeClient(endpoint, authority, configuration)
         } catch {
             logger.error("cannot set up an ML endpoint", metadata: ["ml.endpoint": "\(endpoint)", "error": "\(error)"])
             return false
@@ -152,10 +152,50 @@ public final class MLEndpointPool: Service, Sendable {
         for client in clients { client.shutDown() }
     }
 
+    /// Applies new settings while running (configuration reload): endpoints no longer listed are
+    /// closed after their calls, new ones join, breakers keep their state under the new
+    /// thresholds. When the connection settings change (TLS, keepalive, intent deadline) every
+    /// endpoint is set up anew the same way. Returns what changed, for the log.
+    @discardableResult
+    public func update(_ new: MLConfiguration) async -> [String] {
+        let old = settings.withLock { old in
+            defer { old = new }
+            return old
+        }
+        var changes: [String] = []
+        let reconnect = old.tls != new.tls || old.keepalive != new.keepalive || old.intentTimeout != new.intentTimeout
+        let removed = state.withLock { state -> [(MLEndpoint, MLClient)] in
+            for endpoint in state.order { state.members[endpoint]?.breaker.configuration = new.breaker }
+            let gone = state.order.filter { endpoint in
+                guard let member = state.members[endpoint] else { return false }
+                return reconnect || !new.targets.contains(member.source)
+            }
+            state.order.removeAll { gone.contains($0) }
+            return gone.compactMap { endpoint in state.members.removeValue(forKey: endpoint).map { (endpoint, $0.client) } }
+        }
+        for (endpoint, client) in removed {
+            client.shutDown()
+            changes.append("removed \(endpoint)")
+        }
+        for target in new.targets {
+            if case .address(let endpoint) = target, add(endpoint, source: target, authority: nil) {
+                changes.append("added \(endpoint)")
+            }
+        }
+        if new.targets.contains(where: { if case .dns = $0 { true } else { false } }) { await resolveNames() }
+        if old.breaker != new.breaker { changes.append("breaker settings") }
+        if old.balancing != new.balancing { changes.append("balancing \(new.balancing)") }
+        if !changes.isEmpty {
+            logger.info("ML endpoints reconfigured", metadata: ["ml.changes": "\(changes.joined(separator: ", "))"])
+        }
+        return changes
+    }
+
     private func maintain() async {
-        let hasNames = configuration.targets.contains { if case .dns = $0 { true } else { false } }
         var nextResolve = ContinuousClock.now
         while !Task.isCancelled {
+            let configuration = configuration
+            let hasNames = configuration.targets.contains { if case .dns = $0 { true } else { false } }
             if hasNames, ContinuousClock.now >= nextResolve {
                 await resolveNames()
                 nextResolve = .now + configuration.resolveInterval

@@ -4,6 +4,7 @@ import MQTT
 import Metrics
 import Outbox
 import ServiceLifecycle
+import Synchronization
 
 /// Drains the outbox to the upstream broker (CONTRACTS.md §2).
 ///
@@ -12,6 +13,11 @@ import ServiceLifecycle
 /// so per-device order holds across reconnects and restarts; an event whose PUBACK was lost is
 /// sent again with the same `eventId` (at least once). When there is nothing to send it waits for
 /// the outbox's next commit and does not poll.
+///
+/// ``update(client:configuration:)`` (configuration reload) moves to new broker settings: no new
+/// publishes start, the ones awaiting PUBACK get up to `shutdownGrace` to be acknowledged, then
+/// the old connection closes and the new one starts again from the oldest stored event. Nothing
+/// is lost; an event is sent twice only when its PUBACK did not come within the grace.
 public final class UpstreamForwarder: Service, Sendable {
     private let client: MQTTClient
     private let outbox: Outbox
@@ -19,6 +25,7 @@ public final class UpstreamForwarder: Service, Sendable {
     private let health: GatewayHealth
     private let logger: Logger
     private let metrics = ForwarderMetrics()
+    private let signals = Mutex<AsyncStream<Signal>.Continuation?>(nil)
 
     public init(
         client: MQTTClient, outbox: Outbox, configuration: UpstreamConfiguration,
@@ -32,8 +39,18 @@ public final class UpstreamForwarder: Service, Sendable {
         self.logger = logger
     }
 
+    /// Moves to new broker and forwarding settings (see the type's documentation). Ignored once
+    /// the forwarder has stopped.
+    public func update(client: MQTTClientConfiguration, configuration: UpstreamConfiguration) {
+        _ = signals.withLock { $0?.yield(.reconfigure(client, configuration)) }
+    }
+
     enum Signal: Sendable {
-        case mqtt(MQTTEvent)
+        /// An event of the connection of this epoch (one per client; a reload starts a new one).
+        case mqtt(epoch: Int, MQTTEvent)
+        case reconfigure(MQTTClientConfiguration, UpstreamConfiguration)
+        /// The grace for PUBACKs before a switch has passed.
+        case switchNow(epoch: Int)
         case committed
         case shutdown
         case graceExpired
@@ -43,31 +60,83 @@ public final class UpstreamForwarder: Service, Sendable {
 
     public func run() async throws {
         let (signals, continuation) = AsyncStream.makeStream(of: Signal.self)
+        self.signals.withLock { $0 = continuation }
         client.start()
         await withTaskGroup(of: Void.self) { group in
             group.addTask { [client] in
-                for await event in client.events { continuation.yield(.mqtt(event)) }
+                for await event in client.events { continuation.yield(.mqtt(epoch: 0, event)) }
             }
             group.addTask { [outbox] in
                 for await _ in outbox.committedSequences { continuation.yield(.committed) }
             }
+            var state = ForwardingState(client: client, settings: configuration)
             await withGracefulShutdownHandler {
-                var state = ForwardingState(window: max(configuration.inflight, 1))
                 for await signal in signals {
-                    if await handle(signal, state: &state, signals: continuation) == .stop { break }
+                    if case .reconfigure(let clientSettings, let settings) = signal {
+                        state.pending = (clientSettings, settings)
+                        logger.info(
+                            "upstream settings changed; switching once the publishes under way are acknowledged",
+                            metadata: ["upstream.inflight": "\(state.inflight.count)", "upstream.broker": "\(clientSettings.host):\(clientSettings.port)"])
+                        let (epoch, grace) = (state.epoch, state.settings.shutdownGrace)
+                        Task {
+                            try? await Task.sleep(for: grace)
+                            continuation.yield(.switchNow(epoch: epoch))
+                        }
+                    }
+                    var step = await handle(signal, state: &state, signals: continuation)
+                    if step == .switchConnection {
+                        let next = await switchConnection(&state)
+                        let epoch = state.epoch
+                        group.addTask { for await event in next.events { continuation.yield(.mqtt(epoch: epoch, event)) } }
+                        step = await handle(.retry, state: &state, signals: continuation)
+                    }
+                    if step == .stop { break }
                 }
             } onGracefulShutdown: {
                 continuation.yield(.shutdown)
             }
+            self.signals.withLock { $0 = nil }
             continuation.finish()
-            await client.stop()
+            await state.client.stop()
             group.cancelAll()
         }
         logger.info("upstream forwarder stopped")
     }
 
+    /// Closes the connection and opens one with the pending settings; forwarding restarts from
+    /// the oldest stored event on the new connection's `.connected`.
+    private func switchConnection(_ state: inout ForwardingState) async -> MQTTClient {
+        guard let (clientSettings, settings) = state.pending else { return state.client }
+        if !state.inflight.isEmpty {
+            logger.warning(
+                "upstream switch: publishes not acknowledged within the grace are sent again on the new connection",
+                metadata: ["upstream.inflight": "\(state.inflight.count)"])
+        }
+        flushAcks(&state)
+        await state.client.stop()
+        health.update {
+            $0.upstreamConnected = false
+            $0.upstreamInflight = 0
+        }
+        let next = MQTTClient(configuration: clientSettings, logger: Logger(label: logger.label + ".mqtt"))
+        let epoch = state.epoch + 1
+        state = ForwardingState(client: next, settings: settings)
+        state.epoch = epoch
+        next.start()
+        logger.info(
+            "upstream connection switched to the new settings",
+            metadata: ["upstream.broker": "\(clientSettings.host):\(clientSettings.port)", "upstream.tls": "\(clientSettings.tls != nil)"])
+        return next
+    }
+
     struct ForwardingState {
-        let window: Int
+        var client: MQTTClient
+        var settings: UpstreamConfiguration
+        var window: Int { max(settings.inflight, 1) }
+        /// Which client's events count (a reload starts a new one).
+        var epoch = 0
+        /// New settings waiting for the publishes under way.
+        var pending: (MQTTClientConfiguration, UpstreamConfiguration)?
         /// The current connection, while it is up.
         var generation: Int?
         /// Highest seq published on this connection.
@@ -78,11 +147,18 @@ public final class UpstreamForwarder: Service, Sendable {
         var retryScheduled = false
     }
 
-    enum Step { case `continue`, stop }
+    enum Step { case `continue`, stop, switchConnection }
 
     private func handle(_ signal: Signal, state: inout ForwardingState, signals: AsyncStream<Signal>.Continuation) async -> Step {
         switch signal {
-        case .mqtt(.connected(let generation)):
+        case .mqtt(let epoch, _) where epoch != state.epoch:
+            return .continue
+        case .reconfigure:
+            break
+        case .switchNow(let epoch):
+            if epoch == state.epoch, state.pending != nil, !state.draining { return .switchConnection }
+            return .continue
+        case .mqtt(_, .connected(let generation)):
             state.generation = generation
             state.cursor = 0
             state.inflight.removeAll()
@@ -91,7 +167,7 @@ public final class UpstreamForwarder: Service, Sendable {
                 $0.upstreamLastError = nil
             }
             logger.info("upstream link up", metadata: ["outbox.depth": "\(outbox.depth.count)"])
-        case .mqtt(.disconnected(let generation, let reason)):
+        case .mqtt(_, .disconnected(let generation, let reason)):
             guard generation == state.generation else { return .continue }
             state.generation = nil
             state.inflight.removeAll()
@@ -103,16 +179,16 @@ public final class UpstreamForwarder: Service, Sendable {
             }
             if state.draining { return .stop }
             return .continue
-        case .mqtt(.connectFailed(let reason)):
+        case .mqtt(_, .connectFailed(let reason)):
             health.update {
                 $0.upstreamConnected = false
                 $0.upstreamLastError = reason
             }
             if state.draining { return .stop }
             return .continue
-        case .mqtt(.subscribed):
+        case .mqtt(_, .subscribed):
             return .continue
-        case .mqtt(.published(let ticket)):
+        case .mqtt(_, .published(let ticket)):
             guard ticket.generation == state.generation,
                 let entry = state.inflight.removeValue(forKey: ticket.messageID)
             else { return .continue }
@@ -125,7 +201,7 @@ public final class UpstreamForwarder: Service, Sendable {
         case .shutdown:
             state.draining = true
             logger.info("upstream forwarder draining", metadata: ["upstream.inflight": "\(state.inflight.count)"])
-            let grace = configuration.shutdownGrace
+            let grace = state.settings.shutdownGrace
             Task {
                 try? await Task.sleep(for: grace)
                 signals.yield(.graceExpired)
@@ -145,6 +221,10 @@ public final class UpstreamForwarder: Service, Sendable {
                 return .stop
             }
             return .continue
+        }
+        if state.pending != nil {
+            // Switching: nothing new is published; go once the last PUBACK is in (or the link is down).
+            return state.inflight.isEmpty || state.generation == nil ? .switchConnection : .continue
         }
         // Refill once half the window is free, so reads and removals go in batches.
         if state.inflight.count <= state.window / 2 {
@@ -183,11 +263,11 @@ public final class UpstreamForwarder: Service, Sendable {
             }
             if batch.isEmpty { return true }
             for event in batch {
-                let topic = configuration.topic.render(hubID: configuration.hubID, deviceID: event.device)
+                let topic = state.settings.topic.render(hubID: state.settings.hubID, deviceID: event.device)
                 do {
                     // Only on the connection this state belongs to: one that came up meanwhile
                     // restarts from the oldest event when its .connected signal arrives.
-                    let ticket = try client.publish(topic: topic, payload: event.payload, qos: 1, onGeneration: generation)
+                    let ticket = try state.client.publish(topic: topic, payload: event.payload, qos: 1, onGeneration: generation)
                     state.inflight[ticket.messageID] = (event.seq, .now)
                     state.cursor = event.seq
                 } catch where error.code == .invalidMessage {

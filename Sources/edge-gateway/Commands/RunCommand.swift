@@ -161,7 +161,17 @@ struct RunCommand: AsyncParsableCommand {
         if let microphone { services.append(Entry(service: microphone)) }
         services += [
             Entry(service: watchdog),
-            Entry(service: HangupService(logger: logger)),
+            Entry(service: ReloadService(file: options.config, started: configuration, logger: logger) { [logger] new, changed in
+                let touched = { (prefix: String) in changed.contains { $0 == prefix || $0.hasPrefix(prefix + ".") } }
+                if touched("log.level") { LoggingSetup.setLevel(new.logLevel) }
+                if new.requireRegistrationIgnored, touched("devices.requireRegistration") {
+                    logger.warning("devices.requireRegistration is on but registration.enabled is off: events from any device are taken")
+                }
+                if touched("limits.maxPayloadBytes") || touched("devices.requireRegistration") { ingress.update(new.ingress) }
+                if touched("dialog") || touched("ml") || touched("users.unknownUserPolicy") { dialog.update(new.dialog) }
+                if touched("ml") { await ml.update(new.ml) }
+                if touched("upstream") { upstream.update(client: new.upstreamBroker, configuration: new.upstream) }
+            }),
             Entry(service: MemoryTrimService(logger: watchdogLogger)),
             Entry(service: readiness),
         ]

@@ -9,6 +9,9 @@ struct ConfigValues {
     private(set) var errors: [ConfigurationError] = []
     /// Every key read, with the effective value (secrets redacted), in reading order.
     private(set) var effective: [(key: String, value: String)] = []
+    /// A per-process hash of each secret's value, so a reload can tell a changed password without
+    /// keeping or printing it.
+    private(set) var secretHashes: [String: Int] = [:]
 
     init(reader: ConfigReader) {
         self.reader = reader
@@ -16,6 +19,7 @@ struct ConfigValues {
 
     private mutating func note(_ key: String, _ value: String, secret: Bool) {
         effective.append((key, secret ? (value.isEmpty ? "" : "<redacted>") : value))
+        if secret { secretHashes[key] = value.hashValue }
     }
 
     mutating func fail(_ key: String, _ problem: String) {

@@ -111,7 +111,7 @@ extension GatewayConfiguration {
             store: store, ml: ml, users: users, dialog: dialog, dialogBroker: dialogBroker,
             registration: registration, registrationBroker: registrationBroker, dynsecBroker: dynsecBroker,
             admin: admin, requireRegistrationIgnored: requireRegistrationIgnored, audio: audio, audioUserID: audioUserID,
-            microphoneBroker: microphoneBroker, logLevel: level, logFormat: format, effective: v.effective, unknownKeys: [],
+            microphoneBroker: microphoneBroker, logLevel: level, logFormat: format, effective: v.effective, secretHashes: v.secretHashes, unknownKeys: [],
             hubIDFromHostName: fromHostName)
     }
 

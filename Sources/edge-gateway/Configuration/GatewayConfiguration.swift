@@ -48,6 +48,8 @@ struct GatewayConfiguration {
     var logFormat: LogFormat
     /// Effective values, secrets redacted, for `check-config` and the start-up log.
     var effective: [(key: String, value: String)]
+    /// Secrets' per-process hashes (see ``ConfigValues/secretHashes``).
+    var secretHashes: [String: Int] = [:]
     /// Keys in the file that the gateway does not know (likely typos).
     var unknownKeys: [String]
     /// `hub.id` was not configured and the host name stands in for it.

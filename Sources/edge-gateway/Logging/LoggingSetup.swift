@@ -1,19 +1,66 @@
 import Logging
+import Synchronization
 import Systemd
 
 enum LoggingSetup {
+    /// The level every handler consults on each call, so a configuration reload (`log.level`)
+    /// changes it for loggers that already exist.
+    static let level = Atomic<UInt8>(LevelCode.encode(.info))
+
     /// Installs the process-wide log handler for the configured format and level. Call once.
     static func bootstrap(format: GatewayConfiguration.LogFormat, level: GatewayConfiguration.LogLevel) {
-        let level = Logger.Level(rawValue: level.rawValue) ?? .info
+        setLevel(level)
         LoggingSystem.bootstrap { label in
-            var handler: any LogHandler
+            let handler: any LogHandler
             switch format {
             case .journald: handler = JournaldLogHandler(label: label)
             case .text: handler = GatewayStreamLogHandler(label: label, style: .text)
             case .json: handler = GatewayStreamLogHandler(label: label, style: .json)
             }
-            handler.logLevel = level
-            return handler
+            return SharedLevelLogHandler(inner: handler)
         }
+    }
+
+    static func setLevel(_ level: GatewayConfiguration.LogLevel) {
+        self.level.store(LevelCode.encode(Logger.Level(rawValue: level.rawValue) ?? .info), ordering: .relaxed)
+    }
+
+    enum LevelCode {
+        static let all = Logger.Level.allCases
+        static func encode(_ level: Logger.Level) -> UInt8 { UInt8(all.firstIndex(of: level) ?? 2) }
+        static func decode(_ code: UInt8) -> Logger.Level { all[Int(min(code, UInt8(all.count - 1)))] }
+    }
+}
+
+/// A handler whose level is the process-wide one of ``LoggingSetup/level`` (setting it on one
+/// logger sets it for all, which is what a reload means).
+struct SharedLevelLogHandler: LogHandler {
+    var inner: any LogHandler
+
+    var logLevel: Logger.Level {
+        get { LoggingSetup.LevelCode.decode(LoggingSetup.level.load(ordering: .relaxed)) }
+        set { LoggingSetup.level.store(LoggingSetup.LevelCode.encode(newValue), ordering: .relaxed) }
+    }
+
+    var metadata: Logger.Metadata {
+        get { inner.metadata }
+        set { inner.metadata = newValue }
+    }
+
+    var metadataProvider: Logger.MetadataProvider? {
+        get { inner.metadataProvider }
+        set { inner.metadataProvider = newValue }
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { inner[metadataKey: key] }
+        set { inner[metadataKey: key] = newValue }
+    }
+
+    func log(
+        level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String,
+        line: UInt
+    ) {
+        inner.log(level: level, message: message, metadata: metadata, source: source, file: file, function: function, line: line)
     }
 }

@@ -8,7 +8,7 @@ final class GatewayProcess {
     let configFile: URL
     let logFile: URL
     let storePath: URL
-    let config: GatewayConfig
+    private(set) var config: GatewayConfig
     private let sandbox: Sandbox
     private var child: ChildProcess?
     private var logOffsetAtStart: UInt64 = 0
@@ -108,6 +108,14 @@ final class GatewayProcess {
     func kill() {
         child?.kill()
         child = nil
+    }
+
+    /// Rewrites the config file with `changes` and sends SIGHUP (`systemctl reload`).
+    func reload(_ changes: GatewayConfig) throws {
+        config = config.merging(changes)
+        try config.write(to: configFile)
+        guard let child else { throw HarnessError("gateway not started") }
+        child.send(signal: SIGHUP)
     }
 
     /// Terminates (when running) and starts again with the same config, store and client ids.
