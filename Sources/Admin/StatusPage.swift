@@ -30,6 +30,7 @@ enum StatusPage {
             <!doctype html>
             <html lang="en"><head><meta charset="utf-8">
             <meta name="viewport" content="width=device-width, initial-scale=1">
+            <link rel="icon" href="data:,">
             <title>edge-gateway · \(escape(snapshot.hubID))</title>
             <style>
             body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #1d2330; background: #f6f7f9; }
@@ -54,7 +55,7 @@ enum StatusPage {
             <section><h2>Outbox</h2>
             <p><span id="depth" class="big">\(snapshot.depth.count)</span> events waiting, <span id="bytes">\(snapshot.depth.bytes)</span> bytes</p>
             <svg id="chart" viewBox="0 0 600 120" preserveAspectRatio="none" aria-label="outbox depth, last hour"><polyline id="line" fill="none" stroke="#2d6cdf" stroke-width="2" points=""/></svg>
-            <p class="muted">last hour</p>
+            <p class="muted">up to the last hour</p>
             </section>
             <section><h2>ML endpoints</h2>
             <table><thead><tr><th>endpoint</th><th>breaker</th><th>health</th><th>in flight</th></tr></thead>
@@ -67,11 +68,12 @@ enum StatusPage {
             <script>
             const history = \(history);
             function draw() {
-              const now = Date.now(), from = now - 3600e3;
-              const points = history.filter(p => p.ts >= from);
+              // The last hour, or since the first sample when the daemon has run for less.
+              const now = Date.now(), points = history.filter(p => p.ts >= now - 3600e3);
+              const from = points.length ? Math.min(points[0].ts, now - 60e3) : now - 3600e3, span = Math.max(1, now - from);
               const max = Math.max(1, ...points.map(p => p.depth));
               document.getElementById('line').setAttribute('points',
-                points.map(p => ((p.ts - from) / 3600e3 * 600).toFixed(1) + ',' + (115 - p.depth / max * 110).toFixed(1)).join(' '));
+                points.map(p => ((p.ts - from) / span * 600).toFixed(1) + ',' + (115 - p.depth / max * 110).toFixed(1)).join(' '));
             }
             function text(id, value, cls) { const e = document.getElementById(id); e.textContent = value; if (cls) e.className = cls; }
             function esc(s) { return String(s).replace(/[&<>"']/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c])); }

@@ -6,7 +6,8 @@ public struct MQTTClientConfiguration: Sendable, Equatable {
         /// Client certificate and key for mutual TLS; both or neither.
         public var certFile: String?
         public var keyFile: String?
-        /// Skip host name verification (the chain is still verified).
+        /// Skip verifying the server: neither its certificate chain nor its host name is checked
+        /// (`upstream.tls.insecure`; for a test bench only, and warned about at start).
         public var insecure: Bool
 
         public init(caFile: String, certFile: String? = nil, keyFile: String? = nil, insecure: Bool = false) {

@@ -17,5 +17,27 @@ extension IntegrationSuite {
                 #expect(!log.contains("s3cret-pw"), "the password must not be logged")
             }
         }
+
+        @Test func aServerCertificateFromAnotherCAIsRefusedUnlessVerificationIsExplicitlyOff() async throws {
+            try await withSandbox { sandbox in
+                // The gateway trusts a CA that did not sign the broker's certificate.
+                let otherCA = try await TestCertificates.make(in: try sandbox.makeDirectory("other-ca"))
+                let bed = try await TestBed.start(
+                    in: sandbox, upstream: .tlsBroker(user: "hub-test", password: "pw"),
+                    overrides: ["upstream.tls.caFile": .string(otherCA.caFile.path)])
+                try await bed.device("tls-x").publish(DeviceEvent.series(deviceId: "tls-x", count: 3))
+                _ = try await bed.waitForAcks(count: 3)
+                try await Task.sleep(for: .seconds(2))
+                #expect(bed.upstreamEvents.isEmpty, "events went to a broker whose certificate does not verify")
+                #expect(!bed.gateway.logText.contains("upstream TLS does not verify the server"))
+
+                // Verification off needs the explicit key, and says so at start.
+                try await bed.gateway.terminate()
+                try bed.gateway.rewrite(["upstream.tls.insecure": true])
+                try await bed.gateway.start()
+                #expect(bed.gateway.currentRunLog.contains("upstream TLS does not verify the server"))
+                _ = try await bed.waitForUpstream(count: 3)
+            }
+        }
     }
 }

@@ -72,7 +72,12 @@ final class MosquittoHandle {
         if let tls = configuration.tls {
             try handle.check(
                 mosquitto_tls_set(raw, tls.caFile, nil, tls.certFile, tls.keyFile, nil), "TLS files")
-            try handle.check(mosquitto_tls_insecure_set(raw, tls.insecure), "TLS verification")
+            if tls.insecure {
+                // Explicitly asked for (upstream.tls.insecure, warned about at start): no chain
+                // and no host name check. Otherwise both are checked against caFile.
+                try handle.check(mosquitto_tls_opts_set(raw, 0, nil, nil), "TLS verification off")
+                try handle.check(mosquitto_tls_insecure_set(raw, true), "TLS host name check off")
+            }
         }
         mosquitto_connect_callback_set(raw) { _, userdata, rc in
             client(from: userdata)?.mosquittoDidConnect(resultCode: rc)

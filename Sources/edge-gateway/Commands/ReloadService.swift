@@ -7,7 +7,10 @@ import UnixSignals
 /// SIGHUP (`systemctl reload`) reloads the configuration file: what can change while running is
 /// applied at once (``liveKeys``), the rest is named in a warning and waits for a restart. A file
 /// that does not load or validate changes nothing and is logged at error.
-struct ReloadService: Service {
+struct ReloadService: Service, CustomStringConvertible {
+    /// ServiceLifecycle logs services by their description: never the configuration (secrets).
+    var description: String { "ReloadService(\(file ?? "-"))" }
+
     /// Keys (or key prefixes ending in `.`) that take effect without a restart.
     static let liveKeys = [
         "log.level", "limits.maxPayloadBytes", "devices.requireRegistration", "dialog.", "ml.", "upstream.",

@@ -50,7 +50,8 @@ struct RunCommand: AsyncParsableCommand {
             logger.warning("devices.requireRegistration is on but registration.enabled is off: events from any device are taken")
         }
         if configuration.upstreamBroker.tls?.insecure == true {
-            logger.warning("upstream TLS host name verification is off (upstream.tls.insecure)")
+            logger.warning(
+                "upstream TLS does not verify the server (upstream.tls.insecure): its certificate and host name are not checked, so anyone on the path can read and change the events")
         }
 
         let outbox: Outbox

@@ -10,8 +10,12 @@ import Registration
 import Upstream
 import Users
 
-/// Everything the daemon reads from its configuration, resolved and validated.
-struct GatewayConfiguration {
+/// Everything the daemon reads from its configuration, resolved and validated. Its description
+/// is the effective values with secrets redacted, so interpolating it never leaks a password.
+struct GatewayConfiguration: CustomStringConvertible, CustomDebugStringConvertible {
+    var description: String { effective.map { "\($0.key)=\($0.value)" }.joined(separator: " ") }
+    var debugDescription: String { description }
+
     enum LogFormat: String, CaseIterable {
         case journald, text, json
     }

@@ -110,6 +110,12 @@ final class GatewayProcess {
         child = nil
     }
 
+    /// Rewrites the config file with `changes` (for the next start).
+    func rewrite(_ changes: GatewayConfig) throws {
+        config = config.merging(changes)
+        try config.write(to: configFile)
+    }
+
     /// Rewrites the config file with `changes` and sends SIGHUP (`systemctl reload`).
     func reload(_ changes: GatewayConfig) throws {
         config = config.merging(changes)
