@@ -95,36 +95,13 @@ public final class ALSACapture {
     ///
     /// Overruns and suspends are recovered and counted, and the read goes on; any other failure throws.
     public func read() throws(AudioError) -> [Int16] {
-        guard let handle = pcm.handle else { throw AudioError.closed(device: device) }
+        guard pcm.handle != nil else { throw AudioError.closed(device: device) }
         let channels = pcm.channels
         var samples = [Int16](repeating: 0, count: periodFrames * channels)
-        var filled = 0
         let started = ContinuousClock.now
-        while filled < periodFrames {
-            let result = samples.withUnsafeMutableBufferPointer { buffer in
+        try pcm.transfer(frames: periodFrames, counters: counters) { handle, filled in
+            samples.withUnsafeMutableBufferPointer { buffer in
                 snd_pcm_readi(handle, buffer.baseAddress! + filled * channels, snd_pcm_uframes_t(periodFrames - filled))
-            }
-            if result > 0 {
-                filled += result
-                continue
-            }
-            let code = Int32(result)
-            switch -code {
-            case 0, EAGAIN:
-                // Nothing yet (should not happen in blocking mode); wait for the device instead of spinning.
-                _ = snd_pcm_wait(handle, 100)
-            case EINTR:
-                continue
-            case EPIPE, ESTRPIPE:
-                if -code == EPIPE {
-                    counters.xruns.add(1, ordering: .relaxed)
-                } else {
-                    counters.suspends.add(1, ordering: .relaxed)
-                }
-                let rc = pcm.recover(code)
-                guard rc >= 0 else { throw AudioError.transferFailed(device: device, stream: .capture, code: code) }
-            default:
-                throw AudioError.transferFailed(device: device, stream: .capture, code: code)
             }
         }
         pacer?.delivered(frames: periodFrames, readStarted: started)

@@ -121,6 +121,38 @@ final class ALSAPCM {
         return snd_pcm_recover(handle, code, 1)
     }
 
+    /// Moves `frames` frames with `step` (one `snd_pcm_readi`/`snd_pcm_writei` from frame `done`,
+    /// returning ALSA's result), the way capture and playback both need it: an xrun or a suspend is
+    /// recovered, counted in `counters` and the transfer goes on; any other error is thrown.
+    func transfer(frames: Int, counters: ALSACounters, _ step: (_ handle: OpaquePointer, _ done: Int) -> Int) throws(AudioError) {
+        var done = 0
+        while done < frames {
+            guard let handle else { throw AudioError.closed(device: device) }
+            let result = step(handle, done)
+            if result > 0 {
+                done += result
+                continue
+            }
+            let code = Int32(result)
+            switch -code {
+            case 0, EAGAIN:
+                // Nothing yet (should not happen in blocking mode); wait for the device instead of spinning.
+                _ = snd_pcm_wait(handle, 100)
+            case EINTR:
+                continue
+            case EPIPE, ESTRPIPE:
+                if -code == EPIPE {
+                    counters.xruns.add(1, ordering: .relaxed)
+                } else {
+                    counters.suspends.add(1, ordering: .relaxed)
+                }
+                guard recover(code) >= 0 else { throw AudioError.transferFailed(device: device, stream: direction, code: code) }
+            default:
+                throw AudioError.transferFailed(device: device, stream: direction, code: code)
+            }
+        }
+    }
+
     // MARK: - Setup
 
     /// Parses `text` (ALSA configuration syntax) on top of a private copy of the global configuration,

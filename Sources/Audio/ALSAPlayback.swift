@@ -78,7 +78,7 @@ public final class ALSAPlayback {
     ///
     /// Underruns and suspends are recovered and counted, and the write goes on; any other failure throws.
     public func write(_ samples: [Int16]) throws(AudioError) {
-        guard let handle = pcm.handle else { throw AudioError.closed(device: device) }
+        guard pcm.handle != nil else { throw AudioError.closed(device: device) }
         let channels = pcm.channels
         guard samples.count % channels == 0 else {
             throw AudioError(
@@ -87,31 +87,9 @@ public final class ALSAPlayback {
             )
         }
         let frames = samples.count / channels
-        var written = 0
-        while written < frames {
-            let result = samples.withUnsafeBufferPointer { buffer in
+        try pcm.transfer(frames: frames, counters: counters) { handle, written in
+            samples.withUnsafeBufferPointer { buffer in
                 snd_pcm_writei(handle, buffer.baseAddress! + written * channels, snd_pcm_uframes_t(frames - written))
-            }
-            if result > 0 {
-                written += result
-                continue
-            }
-            let code = Int32(result)
-            switch -code {
-            case 0, EAGAIN:
-                _ = snd_pcm_wait(handle, 100)
-            case EINTR:
-                continue
-            case EPIPE, ESTRPIPE:
-                if -code == EPIPE {
-                    counters.xruns.add(1, ordering: .relaxed)
-                } else {
-                    counters.suspends.add(1, ordering: .relaxed)
-                }
-                let rc = pcm.recover(code)
-                guard rc >= 0 else { throw AudioError.transferFailed(device: device, stream: .playback, code: code) }
-            default:
-                throw AudioError.transferFailed(device: device, stream: .playback, code: code)
             }
         }
     }

@@ -37,6 +37,7 @@ public final class Dialog: Service, Sendable {
     private let logger: Logger
     private let registeredUser: @Sendable (DeviceID) -> String?
     private let live: (any LiveSink)?
+    private let activity: DeviceActivity?
     private let sessions = Mutex<[SessionKey: DialogSession]>([:])
     private let metrics = DialogMetrics()
     private let rejectLog: RateLimitedLog
@@ -47,10 +48,12 @@ public final class Dialog: Service, Sendable {
     ///   - registeredUser: the user a device is registered to (the local registry), for a start
     ///     without `userId` (CONTRACTS.md §1); nil when registration is off.
     ///   - live: where sessions, answers and (when wanted) audio are shown as they happen.
+    ///   - activity: where a device starting a session is noted (admin API).
     public init(
         client: MQTTClient, ml: MLEndpointPool, users: UserDirectory, outbox: Outbox, configuration: DialogConfiguration,
-        registeredUser: @escaping @Sendable (DeviceID) -> String? = { _ in nil }, live: (any LiveSink)? = nil, logger: Logger
+        registeredUser: @escaping @Sendable (DeviceID) -> String? = { _ in nil }, live: (any LiveSink)? = nil, activity: DeviceActivity? = nil, logger: Logger
     ) {
+        self.activity = activity
         self.registeredUser = registeredUser
         self.live = live
         self.client = client
@@ -150,6 +153,7 @@ public final class Dialog: Service, Sendable {
             respond(.error(device: device, code: .malformedAudio, message: error.description))
             return nil
         case .success(.start(let start)):
+            activity?.record(device, channel: "audio", atMs: Int64(Date().timeIntervalSince1970 * 1000))
             return begin(device: device, start: start)
         case .success(.frame(let session, let sequence, let payload)):
             guard let dialog = sessions.withLock({ $0[SessionKey(device: device, session: session)] }) else {

@@ -185,6 +185,14 @@ public final class Outbox: Service, Sendable {
         writer.enqueue(.remove(seqs))
     }
 
+    /// Returns once everything queued before this call (removals included) is committed, or the
+    /// store has failed or closed.
+    public func waitForQueuedWrites() async {
+        await withCheckedContinuation { continuation in
+            writer.enqueue(.append([], { _ in continuation.resume() }))
+        }
+    }
+
     /// Counts rejected device messages by reason; persisted with the next commit.
     public func countRejects(_ rejects: [String: Int64]) {
         guard !rejects.isEmpty else { return }

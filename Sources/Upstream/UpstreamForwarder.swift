@@ -113,6 +113,9 @@ public final class UpstreamForwarder: Service, Sendable {
                 metadata: ["upstream.inflight": "\(state.inflight.count)"])
         }
         flushAcks(&state)
+        // The new connection starts from the oldest stored event: the acknowledged ones must be
+        // gone from the table by then, or they would go to the new broker too.
+        await outbox.waitForQueuedWrites()
         await state.client.stop()
         health.update {
             $0.upstreamConnected = false

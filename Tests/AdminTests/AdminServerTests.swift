@@ -103,6 +103,7 @@ import Testing
                     #expect($0.status == .ok, "\(path) with the token")
                 }
             }
+            try await client.execute(uri: "/live", method: .get) { #expect($0.status == .unauthorized, "the WebSocket too") }
             try await client.execute(uri: "/api/devices?access_token=s3cret-token", method: .get) { #expect($0.status == .ok) }
             try await client.execute(uri: "/api/devices?access_token=s3cret", method: .get) { #expect($0.status == .unauthorized) }
             try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok) }
@@ -227,7 +228,10 @@ import Testing
                 // No external assets: nothing is fetched from another origin.
                 #expect(!page.contains("src=\"http"))
                 #expect(!page.contains("href=\"http"))
-                #expect(!page.contains("<link"))
+                #expect(!page.contains("stylesheet"))
+                #expect(!page.contains("<script src"))
+                // Not even a favicon request (it would be refused without the token).
+                #expect(page.contains(#"<link rel="icon" href="data:,">"#))
             }
         }
     }

@@ -63,3 +63,24 @@ import Testing
         #expect(throws: OpusError.self) { try OpusEncoder(sampleRate: 16000, channels: 1, complexity: 42) }
     }
 }
+
+@Suite struct EarconTests {
+    /// Zero crossings per second are twice the frequency.
+    static func frequency(_ samples: ArraySlice<Int16>, sampleRate: Int = 16000) -> Double {
+        var crossings = 0
+        for index in samples.indices.dropFirst() where (samples[index - 1] < 0) != (samples[index] < 0) { crossings += 1 }
+        return Double(crossings) / 2 / (Double(samples.count) / Double(sampleRate))
+    }
+
+    @Test func anAnswerIsTwoRisingNotesAndAnErrorOneLowNote() {
+        let answered = Earcon.answered.samples()
+        #expect(answered.count == 16 * 250)
+        #expect(abs(Self.frequency(answered[200..<1500]) - 660) < 30)
+        #expect(abs(Self.frequency(answered[1960..<3800]) - 880) < 30)
+        let failed = Earcon.failed.samples()
+        #expect(failed.count == 16 * 260)
+        #expect(abs(Self.frequency(failed[200..<4000]) - 330) < 20)
+        // Faded in and out: no click at either end.
+        #expect(abs(Int(answered.first!)) < 100 && abs(Int(answered.last!)) < 300)
+    }
+}

@@ -66,6 +66,9 @@ extension IntegrationSuite {
                 let second = try await device.speak(frames: try voice.opusFrames, userId: nil)
                 #expect(try await voice.answer(device: "speaker-r", session: second).payload["replyText"] as? String == "OK from ml-new")
                 #expect(old.streamCount == 1)
+                // A device that only speaks is in the device list too.
+                let devices = try #require(try await AdminClient(port: adminPort).get("/api/devices").json as? [[String: Any]])
+                #expect(devices.first { $0["deviceId"] as? String == "speaker-r" }?["lastChannel"] as? String == "audio")
             }
         }
 

@@ -21,8 +21,11 @@ extension IntegrationSuite {
             let raw = sandbox.url("mic.raw")
             try samples.withUnsafeBufferPointer { Data(buffer: $0) }.write(to: raw)
             let config = sandbox.url("asound.conf")
-            try #"pcm.hubmic { type file; slave.pcm "null"; file "/dev/null"; infile "\#(raw.path)"; format "raw" }"#
-                .write(to: config, atomically: true, encoding: .utf8)
+            let played = sandbox.url("played.raw")
+            try """
+            pcm.hubmic { type file; slave.pcm "null"; file "/dev/null"; infile "\(raw.path)"; format "raw" }
+            pcm.hubspk { type file; slave.pcm "null"; file "\(played.path)"; format "raw" }
+            """.write(to: config, atomically: true, encoding: .utf8)
             return (config, Double(samples.count) / 16000)
         }
 
@@ -32,6 +35,7 @@ extension IntegrationSuite {
                 "audio.device": "hubmic",
                 "audio.alsaConfigFile": .string(config.path),
                 "audio.userId": "user-hub",
+                "audio.playbackDevice": "hubspk",
                 "ml.codec": "pcm_s16le",
             ]
             return base.merging(extra)
@@ -70,6 +74,17 @@ extension IntegrationSuite {
                 let intents = ml.intents.withLock { $0 }
                 #expect(intents.count == 2)
                 #expect(intents.allSatisfy { $0.request.userID == "user-hub" && $0.request.deviceID == "hub-test" })
+
+                // The answers were chimed on the playback device: the two rising notes (250 ms) per
+                // answer, written through ALSA into the file the test's PCM names.
+                let played = sandbox.url("played.raw")
+                let deadline = ContinuousClock.now + .seconds(10)
+                func playedBytes() -> Int { (try? Data(contentsOf: played).count) ?? 0 }
+                while playedBytes() < 8000, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+                let chime = try TestSpeech.read(played)
+                #expect(chime.count >= 4000, "played \(chime.count) samples")
+                let loud = chime.filter { abs(Int($0)) > 4000 }.count
+                #expect(loud > chime.count / 4, "a tone, not silence")
             }
         }
 

@@ -103,10 +103,18 @@ struct RunCommand: AsyncParsableCommand {
             outbox: outbox, configuration: configuration.ingress, health: health, activity: activity,
             isRegistered: { [localRegistry] device in localRegistry?.isRegistered(device) ?? false },
             logger: Logger(label: "edge-gateway.ingress"))
+        var liveSink: any LiveSink = live
+        if configuration.audio.enabled, let playback = configuration.audio.playbackDevice, let hub = DeviceID(configuration.hubID) {
+            let speaker = HubSpeaker(
+                device: playback, hubID: hub, sampleRate: configuration.audio.sampleRate,
+                alsaConfiguration: configuration.audio.alsaConfigFile.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) },
+                logger: Logger(label: "edge-gateway.audio"))
+            liveSink = LiveFanout([live, speaker])
+        }
         let dialog = Dialog(
             client: MQTTClient(configuration: configuration.dialogBroker, logger: Logger(label: "edge-gateway.dialog.mqtt")),
             ml: ml, users: users, outbox: outbox, configuration: configuration.dialog,
-            registeredUser: { [localRegistry] device in localRegistry?.device(device)?.userID }, live: live,
+            registeredUser: { [localRegistry] device in localRegistry?.device(device)?.userID }, live: liveSink, activity: activity,
             logger: Logger(label: "edge-gateway.dialog"))
         var microphone: HubMicrophone?
         if configuration.audio.enabled, let hub = DeviceID(configuration.hubID) {
