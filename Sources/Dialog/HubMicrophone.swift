@@ -204,7 +204,10 @@ public final class HubMicrophone: Service, Sendable {
         guard var open = segment else { return }
         do {
             let packet = try open.encoder.encode(frame)
-            dialog.submit(audio: AudioMessage.frame(session: open.session, sequence: open.sequence, payload: packet).bytes, from: hubID)
+            if !dialog.submit(audio: AudioMessage.frame(session: open.session, sequence: open.sequence, payload: packet).bytes, from: hubID) {
+                // The dialog is stopping or 512 messages wait: the frame is lost (a gap for the ML service).
+                metrics.dropped.increment()
+            }
             open.sequence += 1
             segment = open
         } catch {
