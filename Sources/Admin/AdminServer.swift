@@ -82,11 +82,13 @@ public final class AdminServer: Service, Sendable {
                 if live.clientCount > 0 {
                     let readiness = sources.readiness()
                     let depth = sources.outboxDepth()
+                    let endpoints = (try? JSONEncoder().encode(sources.mlEndpoints().map(EndpointSummary.init))).map(Array.init) ?? Array("[]".utf8)
                     live.publishStatus { json in
                         json.field("outboxDepth", int: depth.count)
                         json.field("outboxBytes", int: depth.bytes)
                         json.field("upstreamConnected", bool: readiness.upstreamConnected)
                         json.field("deviceSubscribed", bool: readiness.deviceSubscribed)
+                        json.field("mlEndpoints", rawJSON: endpoints)
                     }
                 }
                 try await Task.sleep(for: Self.statusInterval)

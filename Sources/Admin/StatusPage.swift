@@ -77,6 +77,13 @@ enum StatusPage {
             }
             function text(id, value, cls) { const e = document.getElementById(id); e.textContent = value; if (cls) e.className = cls; }
             function esc(s) { return String(s).replace(/[&<>"']/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c])); }
+            function endpoints(list) {
+              const body = document.getElementById('endpoints');
+              body.innerHTML = list.length === 0
+                ? '<tr><td colspan="4" class="muted">no ML endpoints configured (ml.endpoints)</td></tr>'
+                : list.map(e => '<tr><td>' + esc(e.endpoint) + '</td><td class="breaker-' + esc(e.breaker) + '">' + esc(e.breaker)
+                    + '</td><td>' + esc(e.health || '–') + '</td><td>' + esc(e.outstanding) + '</td></tr>').join('');
+            }
             function dialog(m) {
               const p = m.payload || {}, li = document.createElement('li');
               const when = new Date(m.ts).toLocaleTimeString();
@@ -104,6 +111,7 @@ enum StatusPage {
                   text('upstream', m.upstreamConnected ? 'connected' : 'disconnected', m.upstreamConnected ? 'up' : 'down');
                   text('devices', m.deviceSubscribed ? 'subscribed' : 'not subscribed', m.deviceSubscribed ? 'up' : 'down');
                   history.push({ts: m.ts, depth: m.outboxDepth}); draw();
+                  if (m.mlEndpoints) endpoints(m.mlEndpoints);
                 } else if (m.type === 'dialog_response' || m.type === 'error') {
                   dialog(m);
                 }

@@ -60,6 +60,30 @@ import Testing
         }
     }
 
+    @Test func theRunningServerSendsHubStatusToLiveClients() async throws {
+        let server = AdminServerTests.makeServer(world: .init())
+        let running = Task { try await server.run() }
+        defer { running.cancel() }
+        for _ in 0..<500 where server.boundPort == nil { try await Task.sleep(for: .milliseconds(10)) }
+        let port = try #require(server.boundPort)
+        let status = Locked<String?>(nil)
+        try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/live", logger: Self.logger) { inbound, outbound, _ in
+            for try await message in inbound.messages(maxSize: 1 << 16) {
+                if case .text(let text) = message, text.contains(#""type":"status""#) {
+                    status.withLock { $0 = text }
+                    try await outbound.close(.normalClosure, reason: nil)
+                }
+            }
+        }
+        let text = try #require(status.withLock { $0 })
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        #expect(json["outboxDepth"] as? Int == 3)
+        #expect(json["outboxBytes"] as? Int == 300)
+        #expect(json["upstreamConnected"] as? Bool == false)
+        #expect(json["mlEndpoints"] as? [Any] != nil)
+        #expect(json["seq"] as? Int != nil)
+    }
+
     @Test func audioFramesGoOnlyToClientsThatAskWhenLiveAudioIsOn() async throws {
         var configuration = AdminConfiguration()
         configuration.port = 0
