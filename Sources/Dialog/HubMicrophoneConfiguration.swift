@@ -9,6 +9,9 @@ public struct HubMicrophoneConfiguration: Sendable, Equatable {
     public var device = "default"
     /// A playback PCM for replies (`audio.playbackDevice`); nil: none.
     public var playbackDevice: String?
+    /// A text-to-speech program that writes a 16-bit WAV to stdout, `{text}` standing for the reply
+    /// (`audio.replyCommand`, e.g. `[espeak-ng, --stdout, "{text}"]`); nil: a chime instead.
+    public var replyCommand: [String]?
     /// Capture rate (`audio.sampleRate`): 8000, 12000, 16000, 24000 or 48000 (Opus rates).
     public var sampleRate = 16000
     /// Opus bitrate of the segments sent to the ML service (`audio.opusBitrate`).

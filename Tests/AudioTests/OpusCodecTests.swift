@@ -84,3 +84,31 @@ import Testing
         #expect(abs(Int(answered.first!)) < 100 && abs(Int(answered.last!)) < 300)
     }
 }
+
+@Suite struct WAVFileTests {
+    static func header(rate: UInt32, channels: UInt16, dataSize: UInt32) -> [UInt8] {
+        func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+        func le16(_ v: UInt16) -> [UInt8] { (0..<2).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+        return Array("RIFF".utf8) + le32(0x7fff_f024) + Array("WAVE".utf8) + Array("fmt ".utf8) + le32(16) + le16(1) + le16(channels)
+            + le32(rate) + le32(rate * UInt32(channels) * 2) + le16(channels * 2) + le16(16) + Array("data".utf8) + le32(dataSize)
+    }
+
+    @Test func aStreamedWAVWithAPlaceholderLengthIsReadToItsEnd() throws {
+        // As `espeak-ng --stdout` writes it: the data size is a placeholder (0x7ffff000).
+        let bytes = Self.header(rate: 22050, channels: 1, dataSize: 0x7fff_f000) + [0x01, 0x00, 0xFF, 0xFF, 0x00, 0x80]
+        let wav = try #require(WAVFile.parse(bytes))
+        #expect(wav.sampleRate == 22050)
+        #expect(wav.channels == 1)
+        #expect(wav.samples == [1, -1, Int16.min])
+    }
+
+    @Test func anythingButSixteenBitPCMIsRefused() {
+        #expect(WAVFile.parse(Array("not a wav at all".utf8)) == nil)
+        var eightBit = Self.header(rate: 8000, channels: 1, dataSize: 2) + [1, 2]
+        eightBit[34] = 8
+        #expect(WAVFile.parse(eightBit) == nil)
+        #expect(WAVFile.parse([]) == nil)
+        // Truncated inside the header: no crash, no file.
+        #expect(WAVFile.parse(Array(Self.header(rate: 8000, channels: 1, dataSize: 2).prefix(30))) == nil)
+    }
+}

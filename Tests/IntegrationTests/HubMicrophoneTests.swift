@@ -88,6 +88,47 @@ extension IntegrationSuite {
             }
         }
 
+        @Test func theAnswerIsSpokenWithTheReplyCommandAndAFailingCommandFallsBackToTheChime() async throws {
+            try await withSandbox { sandbox in
+                let ml = FakeMLService(name: "ml-tts")
+                let port = try await ml.start()
+                let (config, _) = try Self.microphone(Self.noise(seconds: 8, seed: 5), in: sandbox)
+                let voice = try await VoiceBed.start(
+                    in: sandbox, ml: [ml], endpoints: [port],
+                    overrides: Self.overrides(config, endpoint: port, extra: ["audio.replyCommand": .raw(#"["espeak-ng", "--stdout", "{text}"]"#)]))
+                try await voice.bed.gateway.waitForLog("microphone open")
+                let played = sandbox.url("played.raw")
+                func playedBytes() -> Int { (try? Data(contentsOf: played).count) ?? 0 }
+
+                try await DeviceClient.publishOnce(
+                    topic: "hub/hub-test/listen", payload: Data(#"{"seconds": 1}"#.utf8), brokerPort: voice.bed.deviceBroker.port,
+                    in: voice.bed.sandbox.directory)
+                _ = try await voice.responses.waitUntil("the hub's answer", timeout: .seconds(20)) { messages in
+                    messages.compactMap(VoiceBed.Response.init).contains { $0.topic == "device/hub-test/response" && $0.isAnswer }
+                }
+                // "OK from ml-tts", spoken by espeak-ng (22,050 Hz): longer than the 250 ms chime.
+                var deadline = ContinuousClock.now + .seconds(15)
+                while playedBytes() < 22050, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+                let speech = try TestSpeech.read(played)
+                #expect(speech.count > 22050 / 2, "played \(speech.count) samples")
+                #expect(speech.filter { abs(Int($0)) > 2000 }.count > speech.count / 20, "speech, not silence")
+
+                // A command that fails: the chime plays instead, and the log says why.
+                _ = try await voice.bed.gateway.terminate()
+                try voice.bed.gateway.rewrite(["audio.replyCommand": .raw(#"["/bin/false", "{text}"]"#)])
+                try FileManager.default.removeItem(at: played)
+                try await voice.bed.gateway.start()
+                try await voice.bed.gateway.waitForLog("microphone open")
+                try await DeviceClient.publishOnce(
+                    topic: "hub/hub-test/listen", payload: Data(#"{"seconds": 1}"#.utf8), brokerPort: voice.bed.deviceBroker.port,
+                    in: voice.bed.sandbox.directory)
+                try await voice.bed.gateway.waitForLog("cannot speak the reply; playing the chime instead")
+                deadline = ContinuousClock.now + .seconds(10)
+                while playedBytes() < 8000, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+                #expect(playedBytes() == 8000, "the 250 ms chime at 16 kHz")
+            }
+        }
+
         @Test func pushToTalkOpensASegmentWithoutSpeech() async throws {
             try await withSandbox { sandbox in
                 let ml = FakeMLService(name: "ml-ptt")

@@ -108,7 +108,7 @@ struct RunCommand: AsyncParsableCommand {
             let speaker = HubSpeaker(
                 device: playback, hubID: hub, sampleRate: configuration.audio.sampleRate,
                 alsaConfiguration: configuration.audio.alsaConfigFile.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) },
-                logger: Logger(label: "edge-gateway.audio"))
+                replyCommand: configuration.audio.replyCommand, logger: Logger(label: "edge-gateway.audio"))
             liveSink = LiveFanout([live, speaker])
         }
         let dialog = Dialog(

@@ -8,6 +8,8 @@ extension HubMicrophoneConfiguration {
         enabled = v.bool("audio.enabled", default: enabled)
         device = v.string("audio.device", default: device)
         playbackDevice = v.string("audio.playbackDevice", default: "").nonEmpty
+        let command = v.stringList("audio.replyCommand", default: [])
+        replyCommand = command.isEmpty ? nil : command
         sampleRate = v.int("audio.sampleRate", default: sampleRate, range: 8000...48000)
         if ![8000, 12000, 16000, 24000, 48000].contains(sampleRate) {
             v.fail("audio.sampleRate", "\(sampleRate) is not an Opus rate (8000, 12000, 16000, 24000 or 48000)")
