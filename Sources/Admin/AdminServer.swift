@@ -56,6 +56,7 @@ public final class AdminServer: Service, Sendable {
                     try await makeApplication().run()
                     break
                 } catch {
+                    if Task.isCancelled || Task.isShuttingDownGracefully { break }
                     logger.error(
                         "the admin API could not listen; retrying",
                         metadata: ["admin.address": "\(configuration.host):\(configuration.port)", "error": "\(error)", "retry.in": "\(delay)"])
