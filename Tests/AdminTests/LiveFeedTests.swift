@@ -17,6 +17,19 @@ import Testing
         .response(DeviceResponse(device: DeviceID(device)!, kind: kind, payload: Array(payload.utf8)))
     }
 
+    /// A live feed with `configure`d settings behind a running admin server on a free port.
+    static func withFeed(
+        _ configure: (inout AdminConfiguration) -> Void, _ body: @Sendable (LiveFeed, Int) async throws -> Void
+    ) async throws {
+        var configuration = AdminConfiguration()
+        configuration.port = 0
+        configure(&configuration)
+        let feed = LiveFeed(configuration: configuration, logger: logger)
+        try await AdminServerTests.makeServer(world: .init(), live: feed).makeApplication().test(.live) { client in
+            try await body(feed, try #require(client.port))
+        }
+    }
+
     /// Waits until `feed` has `count` clients (the upgrade has happened).
     static func waitForClients(_ feed: LiveFeed, _ count: Int) async throws {
         for _ in 0..<500 where feed.clientCount < count {
@@ -26,12 +39,7 @@ import Testing
     }
 
     @Test func aClientGetsTheEventsOfItsDeviceWithSequenceNumbersAndNeverARegistrationResult() async throws {
-        var configuration = AdminConfiguration()
-        configuration.port = 0
-        let feed = LiveFeed(configuration: configuration, logger: Self.logger)
-        let server = AdminServerTests.makeServer(world: .init(), live: feed)
-        try await server.makeApplication().test(.live) { client in
-            let port = try #require(client.port)
+        try await Self.withFeed({ _ in }) { feed, port in
             let received = Locked<[String]>([])
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
@@ -85,13 +93,7 @@ import Testing
     }
 
     @Test func audioFramesGoOnlyToClientsThatAskWhenLiveAudioIsOn() async throws {
-        var configuration = AdminConfiguration()
-        configuration.port = 0
-        configuration.liveAudio = true
-        let feed = LiveFeed(configuration: configuration, logger: Self.logger)
-        let server = AdminServerTests.makeServer(world: .init(), live: feed)
-        try await server.makeApplication().test(.live) { client in
-            let port = try #require(client.port)
+        try await Self.withFeed({ $0.liveAudio = true }) { feed, port in
             let session = UUID()
             let frame = Locked<[UInt8]?>(nil)
             #expect(!feed.wantsAudio)
@@ -119,18 +121,14 @@ import Testing
             #expect(Array(bytes[8..<24]) == uuid)
             #expect(Array(bytes[24..<28]) == [0, 0, 0, 7])
             #expect(Array(bytes[28...]) == [0xAA, 0xBB])
+            // The listener left: nobody wants audio, so producers stop copying frames.
+            try await Self.waitForClients(feed, 0)
+            #expect(!feed.wantsAudio)
         }
-        #expect(!feed.wantsAudio)
     }
 
     @Test func aClientThatDoesNotReadIsClosedWithPolicyViolationInsteadOfBuffering() async throws {
-        var configuration = AdminConfiguration()
-        configuration.port = 0
-        configuration.liveQueueDepth = 8
-        let feed = LiveFeed(configuration: configuration, logger: Self.logger)
-        let server = AdminServerTests.makeServer(world: .init(), live: feed)
-        try await server.makeApplication().test(.live) { client in
-            let port = try #require(client.port)
+        try await Self.withFeed({ $0.liveQueueDepth = 8 }) { feed, port in
             let release = AsyncStream.makeStream(of: Void.self)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
@@ -159,13 +157,7 @@ import Testing
     }
 
     @Test func clientsBeyondLiveMaxClientsAreTurnedAwayWith1013() async throws {
-        var configuration = AdminConfiguration()
-        configuration.port = 0
-        configuration.liveMaxClients = 1
-        let feed = LiveFeed(configuration: configuration, logger: Self.logger)
-        let server = AdminServerTests.makeServer(world: .init(), live: feed)
-        try await server.makeApplication().test(.live) { client in
-            let port = try #require(client.port)
+        try await Self.withFeed({ $0.liveMaxClients = 1 }) { feed, port in
             let release = AsyncStream.makeStream(of: Void.self)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
