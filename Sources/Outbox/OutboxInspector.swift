@@ -1,7 +1,8 @@
 import Foundation
 import SQLite
 
-/// Read-only access to an outbox file while a daemon may be writing it (for the CLI).
+/// Read-only access to an outbox file while a daemon may be writing it, on a connection of its own
+/// (the CLI, and the admin API, whose slower queries must not hold up the forwarder's reads).
 public struct OutboxInspector: Sendable {
     private let reader: OutboxReader
 
@@ -19,6 +20,16 @@ public struct OutboxInspector: Sendable {
 
     public func stats() async throws -> OutboxStats {
         do { return try await reader.stats() } catch let error as SQLiteError {
+            throw OutboxError(error.isCorruption ? .corrupt : .io, "\(error)")
+        }
+    }
+
+    /// Seconds the oldest stored event has waited (nil when the outbox is empty).
+    public func oldestAgeSeconds() async throws -> Double? {
+        do {
+            guard let receivedAt = try await reader.oldestReceivedAt() else { return nil }
+            return max(0, Date().timeIntervalSince1970 - Double(receivedAt) / 1000)
+        } catch let error as SQLiteError {
             throw OutboxError(error.isCorruption ? .corrupt : .io, "\(error)")
         }
     }

@@ -242,6 +242,9 @@ struct RunCommand: AsyncParsableCommand {
         let upstreamConnected = Gauge(label: "gateway.upstream.connected")
         let deviceSubscribed = Gauge(label: "gateway.device_broker.subscribed")
         let needsAttention = Gauge(label: "gateway.registration.needs_attention")
+        // Its own read-only connection: a statistics query over a large backlog must not hold up the
+        // forwarder's reads on the outbox's reader.
+        let inspector = try? OutboxInspector(path: configuration.store.path)
         let depth = Gauge(label: "gateway.outbox.depth")
         let bytes = Gauge(label: "gateway.outbox.bytes")
         return AdminSources(
@@ -253,7 +256,10 @@ struct RunCommand: AsyncParsableCommand {
                     deviceSubscribed: snapshot.deviceSubscribed, upstreamConnected: snapshot.upstreamConnected,
                     upstreamLastError: snapshot.upstreamLastError)
             },
-            outboxStats: { try await outbox.stats() },
+            outboxStats: {
+                if let inspector { return try await inspector.stats() }
+                return try await outbox.stats()
+            },
             outboxDepth: {
                 let depth = outbox.depth
                 return (depth.count, depth.bytes)
@@ -287,7 +293,8 @@ struct RunCommand: AsyncParsableCommand {
                 let current = outbox.depth
                 depth.record(current.count)
                 bytes.record(current.bytes)
-                oldestAge.record((try? await outbox.oldestAgeSeconds()).flatMap { $0 } ?? 0)
+                let age = if let inspector { try? await inspector.oldestAgeSeconds() } else { try? await outbox.oldestAgeSeconds() }
+                oldestAge.record(age.flatMap { $0 } ?? 0)
                 let snapshot = health.snapshot
                 upstreamConnected.record(snapshot.upstreamConnected ? 1 : 0)
                 deviceSubscribed.record(snapshot.deviceSubscribed ? 1 : 0)
