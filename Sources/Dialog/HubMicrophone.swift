@@ -24,7 +24,8 @@ public final class HubMicrophone: Service, Sendable {
     private let dialog: Dialog
     private let client: MQTTClient?
     private let logger: Logger
-    private let listenUntil = Mutex<ContinuousClock.Instant?>(nil)
+    /// A push-to-talk request waiting for the next frame: how many frames it listens for.
+    private let listenRequest = Mutex<Int?>(nil)
     private let metrics = Metrics()
 
     struct Metrics: Sendable {
@@ -78,8 +79,9 @@ public final class HubMicrophone: Service, Sendable {
                 {
                     seconds = min(max(asked, 0.5), configuration.vad.maxSegmentSeconds)
                 }
-                let until = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-                listenUntil.withLock { $0 = until }
+                // Counted in audio, not wall-clock time: a busy moment does not shorten the segment.
+                let frames = max(1, Int(seconds * 1000) / 20)
+                listenRequest.withLock { $0 = frames }
                 logger.info("push-to-talk: listening", metadata: ["audio.listen_seconds": "\(seconds)"])
             }
         }
@@ -138,8 +140,8 @@ public final class HubMicrophone: Service, Sendable {
         let session = UUID()
         let encoder: OpusEncoder
         var sequence: UInt32 = 0
-        /// Push-to-talk: ends at this time rather than when speech ends.
-        let until: ContinuousClock.Instant?
+        /// Push-to-talk: frames still to send; the segment ends then rather than when speech ends.
+        var remaining: Int?
     }
 
     private func listen(to stream: CaptureStream) async throws {
@@ -159,24 +161,20 @@ public final class HubMicrophone: Service, Sendable {
             }
             let event = detector.process(frame)
             // Push-to-talk wins over the detector.
-            if let until = listenUntil.withLock({ request in defer { request = nil }; return request }) {
+            if let frames = listenRequest.withLock({ request in defer { request = nil }; return request }) {
                 if segment != nil { end(&segment) }
-                segment = try begin(until: until)
+                segment = try begin(frames: frames)
                 metrics.pushToTalkSegments.increment()
-                send(frame, in: &segment)
-                continue
             }
-            if let until = segment?.until {
-                if ContinuousClock.now >= until {
-                    end(&segment)
-                } else {
-                    send(frame, in: &segment)
-                }
+            if let remaining = segment?.remaining {
+                send(frame, in: &segment)
+                segment?.remaining = remaining - 1
+                if remaining <= 1 { end(&segment) }
                 continue
             }
             switch event {
             case .speechStarted(let preRoll):
-                segment = try begin(until: nil)
+                segment = try begin(frames: nil)
                 metrics.vadSegments.increment()
                 for earlier in preRoll { send(earlier, in: &segment) }
             case .speechEnded:
@@ -188,15 +186,15 @@ public final class HubMicrophone: Service, Sendable {
         end(&segment)
     }
 
-    private func begin(until: ContinuousClock.Instant?) throws -> Segment {
+    private func begin(frames: Int?) throws -> Segment {
         let encoder = try OpusEncoder(
             sampleRate: Int32(configuration.sampleRate), channels: 1, bitrate: Int32(configuration.opusBitrate))
-        let segment = Segment(encoder: encoder, until: until)
+        let segment = Segment(encoder: encoder, remaining: frames)
         let start = AudioMessage.AudioStart(
             session: segment.session, codec: .opus, sampleRate: configuration.sampleRate, channels: 1,
             language: configuration.language, userID: userID)
         dialog.submit(audio: AudioMessage.start(start).bytes, from: hubID)
-        logger.debug("speech segment started", metadata: ["session.id": "\(segment.session)", "audio.push_to_talk": "\(until != nil)"])
+        logger.debug("speech segment started", metadata: ["session.id": "\(segment.session)", "audio.push_to_talk": "\(frames != nil)"])
         return segment
     }
 
