@@ -15,6 +15,9 @@ public struct AdminConfiguration: Sendable, Equatable {
     public var liveAudio = false
     /// Messages queued for one live client before it counts as too slow and is closed (`live.queueDepth`).
     public var liveQueueDepth = 256
+    /// Devices `/api/devices` remembers; past it the one heard from longest ago is forgotten
+    /// (`admin.maxDevicesListed`), so made-up device ids cannot grow memory.
+    public var maxDevicesListed = 10_000
 
     public init() {}
 }

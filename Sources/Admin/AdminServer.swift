@@ -3,6 +3,7 @@ import GatewayCore
 import Hummingbird
 import HummingbirdWebSocket
 import Logging
+import Metrics
 import MLLink
 import NIOCore
 import Prometheus
@@ -173,9 +174,11 @@ public final class AdminServer: Service, Sendable {
         }
         let body = try await request.body.collect(upTo: 4096)
         guard var fields = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any] else {
+            rejectedBodies.increment()
             return try problem("the body must be a JSON object of at most 4096 bytes", status: .badRequest)
         }
         guard let text = fields["deviceId"] as? String, let device = DeviceID(text) else {
+            rejectedBodies.increment()
             return try problem("deviceId must be 1–64 characters of A-Z a-z 0-9 _ -", status: .badRequest)
         }
         if fields["requestId"] == nil { fields["requestId"] = UUID().uuidString.lowercased() }
@@ -191,6 +194,9 @@ public final class AdminServer: Service, Sendable {
             }
         return try Self.json(result, status: status)
     }
+
+    /// `POST /api/devices` bodies refused before the registration (the rest are counted there).
+    static let rejectedBodies = Counter(label: "gateway.admin.requests.rejected", dimensions: [("reason", "invalid_body")])
 
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
         let encoder = JSONEncoder()

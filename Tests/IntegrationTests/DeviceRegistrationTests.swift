@@ -113,6 +113,7 @@ extension IntegrationSuite {
                 #expect(result["username"] as? String == "porch-1")
                 #expect((result["password"] as? String)?.isEmpty == false)
                 #expect(try await admin.post("/api/devices", json: #"{"deviceId": "x/y", "userId": "ada"}"#).status == 400)
+                _ = try await admin.waitForMetric(#"gateway_admin_requests_rejected{reason="invalid_body"}"#) { $0 == 1 }
                 #expect(try await admin.post("/api/devices", json: #"{"deviceId": "porch-2", "userId": "ada"}"#, token: "nope").status == 401)
 
                 // Registered: its events are taken now.

@@ -65,7 +65,7 @@ struct RunCommand: AsyncParsableCommand {
         logger.info("outbox open", metadata: ["outbox.depth": "\(depth.count)", "outbox.bytes": "\(depth.bytes)"])
 
         let health = GatewayHealth()
-        let activity = DeviceActivity()
+        let activity = DeviceActivity(maxDevices: configuration.admin.maxDevicesListed)
         let live = LiveFeed(configuration: configuration.admin, logger: Logger(label: "edge-gateway.admin.live"))
         let notifier = SystemdNotifier()
         let upstream = UpstreamForwarder(

@@ -8,6 +8,7 @@ extension AdminConfiguration {
         host = v.string("admin.host", default: host)
         port = v.int("admin.port", default: port, range: 0...65535)
         token = v.string("admin.token", default: "", secret: true).nonEmpty
+        maxDevicesListed = v.int("admin.maxDevicesListed", default: maxDevicesListed, range: 1...10_000_000)
         liveMaxClients = v.int("live.maxClients", default: liveMaxClients, range: 0...1000)
         liveAudio = v.bool("live.audio", default: liveAudio)
         liveQueueDepth = v.int("live.queueDepth", default: liveQueueDepth, range: 1...100_000)
