@@ -19,15 +19,9 @@ public final class LocalRegistry: Sendable {
     private let registered: Mutex<Set<String>>
 
     public init(path: String) throws(SQLiteError) {
-        let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty {
-            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        }
-        let connection = try SQLiteConnection.open(path: path, readOnly: false)
-        try connection.execute(
-            """
-            PRAGMA journal_mode = WAL;
-            PRAGMA synchronous = FULL;
+        let connection = try SQLiteConnection.openStore(
+            path: path, synchronous: .full,
+            schema: """
             CREATE TABLE IF NOT EXISTS devices (
                 device_id TEXT PRIMARY KEY,
                 user_id TEXT NOT NULL,

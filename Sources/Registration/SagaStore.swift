@@ -39,17 +39,9 @@ public final class SagaStore: Sendable {
     private let connection: Mutex<SQLiteConnection>
 
     public init(path: String) throws(SQLiteError) {
-        let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty {
-            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        }
-        let connection = try SQLiteConnection.open(path: path, readOnly: false)
-        // Generated broker passwords are kept to answer a repeated request: owner-only file.
-        if path != ":memory:" { chmod(path, 0o600) }
-        try connection.execute(
-            """
-            PRAGMA journal_mode = WAL;
-            PRAGMA synchronous = FULL;
+        let connection = try SQLiteConnection.openStore(
+            path: path, synchronous: .full,
+            schema: """
             CREATE TABLE IF NOT EXISTS sagas (
                 request_id TEXT PRIMARY KEY,
                 device_id TEXT NOT NULL,
@@ -74,6 +66,8 @@ public final class SagaStore: Sendable {
             CREATE INDEX IF NOT EXISTS saga_log_request ON saga_log (request_id, seq);
             CREATE INDEX IF NOT EXISTS sagas_state ON sagas (state);
             """)
+        // Generated broker passwords are kept to answer a repeated request: owner-only file.
+        if path != ":memory:" { chmod(path, 0o600) }
         self.connection = Mutex(connection)
     }
 

@@ -10,15 +10,9 @@ public final class UserCache: Sendable {
     private let maxEntries: Int
 
     public init(path: String, maxEntries: Int) throws(SQLiteError) {
-        let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty {
-            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        }
-        let connection = try SQLiteConnection.open(path: path, readOnly: false)
-        try connection.execute(
-            """
-            PRAGMA journal_mode = WAL;
-            PRAGMA synchronous = NORMAL;
+        let connection = try SQLiteConnection.openStore(
+            path: path, synchronous: .normal,
+            schema: """
             CREATE TABLE IF NOT EXISTS users (
                 id TEXT PRIMARY KEY,
                 record TEXT NOT NULL,
