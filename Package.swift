@@ -223,6 +223,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .target(
+            // A mosquitto on a free loopback port for the module tests (MQTT, Registration).
+            name: "BrokerTestSupport",
+            path: "Tests/Support/BrokerTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"], swiftSettings: swiftSettings),
         .testTarget(name: "OutboxTests", dependencies: ["Outbox", "SQLite", "GatewayCore"], swiftSettings: swiftSettings),
         .testTarget(
@@ -232,14 +238,14 @@ let package = Package(
         ),
         .testTarget(
             name: "MQTTTests",
-            dependencies: ["MQTT", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["MQTT", "BrokerTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "AudioTests", dependencies: ["Audio"], swiftSettings: swiftSettings),
         .testTarget(
             name: "RegistrationTests",
             dependencies: [
-                "Registration", "REST", "GatewayCore", "MQTT", "ServiceFakes",
+                "Registration", "REST", "GatewayCore", "MQTT", "ServiceFakes", "BrokerTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

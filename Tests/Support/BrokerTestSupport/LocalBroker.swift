@@ -1,18 +1,26 @@
 import Foundation
 
-/// A mosquitto on a free loopback port for this module's tests (the integration tests have a
-/// fuller harness; this one only starts, stops and restarts).
-final class LocalBroker: @unchecked Sendable {
-    let port: Int
-    private let directory: URL
+/// A mosquitto on a free loopback port for the module tests (MQTT, Registration); the integration
+/// tests have a fuller harness. It starts, stops (SIGKILL) and restarts on the same port.
+///
+/// `@unchecked Sendable`: `process` is only touched by the test that owns the broker, one call at a
+/// time (start, stop, deinit); the other stored properties are immutable.
+public final class LocalBroker: @unchecked Sendable {
+    public let port: Int
+    /// A folder of this broker's own, removed with it (for plugin state and the like).
+    public let directory: URL
     private var process: Process?
 
-    init() throws {
+    /// - Parameters:
+    ///   - allowAnonymous: whether clients without a username may connect.
+    ///   - extraConfig: further global lines (a plugin and its options, say).
+    public init(allowAnonymous: Bool = true, extraConfig: (_ directory: URL) throws -> [String] = { _ in [] }) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("mqtt-test-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         port = try Self.freePort()
-        let config = "listener \(port) 127.0.0.1\nallow_anonymous true\nuser root\n"
-        try config.write(to: directory.appendingPathComponent("mosquitto.conf"), atomically: true, encoding: .utf8)
+        let lines = ["listener \(port) 127.0.0.1", "allow_anonymous \(allowAnonymous)", "user root"] + (try extraConfig(directory))
+        try lines.joined(separator: "\n").appending("\n")
+            .write(to: directory.appendingPathComponent("mosquitto.conf"), atomically: true, encoding: .utf8)
     }
 
     deinit {
@@ -20,7 +28,7 @@ final class LocalBroker: @unchecked Sendable {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    func start() async throws {
+    public func start() async throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/sbin/mosquitto")
         process.arguments = ["-c", directory.appendingPathComponent("mosquitto.conf").path]
@@ -37,21 +45,21 @@ final class LocalBroker: @unchecked Sendable {
 
     /// Kills the broker (SIGKILL: a child started from a Swift concurrency thread inherits a
     /// signal mask that blocks SIGTERM, so terminate() would not stop it).
-    func stop() {
+    public func stop() {
         guard let process else { return }
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         self.process = nil
     }
 
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let (fd, port) = try boundSocket()
         close(fd)
         return port
     }
 
     /// A TCP socket bound to a free port on 127.0.0.1; the caller closes it (or listens on it).
-    static func boundSocket() throws -> (fd: Int32, port: Int) {
+    public static func boundSocket() throws -> (fd: Int32, port: Int) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -68,7 +76,7 @@ final class LocalBroker: @unchecked Sendable {
         return (fd, Int(UInt16(bigEndian: address.sin_port)))
     }
 
-    static func accepts(_ port: Int) -> Bool {
+    public static func accepts(_ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
@@ -81,7 +89,8 @@ final class LocalBroker: @unchecked Sendable {
     }
 }
 
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+/// A test set-up step that failed, with what to look at.
+public struct TestFailure: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }
