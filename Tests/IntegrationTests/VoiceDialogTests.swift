@@ -109,11 +109,9 @@ extension IntegrationSuite {
 
         @Test func aBlockedUserIsToldSoWithoutIntentAnalysis() async throws {
             try await withSandbox { sandbox in
-                let ml = FakeMLService(name: "ml")
-                let port = try await ml.start()
                 let users = FakeUserService()
                 users.set(.init(id: "mallory", name: "Mallory", blocked: true))
-                let voice = try await VoiceBed.start(in: sandbox, ml: [ml], endpoints: [port], users: users)
+                let (voice, ml) = try await VoiceBed.startWithOneEndpoint(in: sandbox, users: users)
                 let device = try await voice.device("speaker-3")
                 let session = try await device.speak(frames: try voice.opusFrames, userId: "mallory")
                 let answer = try await voice.answer(device: "speaker-3", session: session)
@@ -256,9 +254,7 @@ extension IntegrationSuite {
 
         @Test func malformedAudioIsRefusedWithAReasonAndTheNextSessionStillWorks() async throws {
             try await withSandbox { sandbox in
-                let ml = FakeMLService(name: "ml")
-                let port = try await ml.start()
-                let voice = try await VoiceBed.start(in: sandbox, ml: [ml], endpoints: [port], overrides: ["dialog.maxAudioMessageBytes": 2048])
+                let (voice, ml) = try await VoiceBed.startWithOneEndpoint(in: sandbox, overrides: ["dialog.maxAudioMessageBytes": 2048])
                 let device = try await voice.device("speaker-8")
                 try device.publish([0x7F, 1, 2, 3])                                       // unknown kind
                 try device.publish([0x02, 1, 2])                                          // short frame
@@ -285,9 +281,7 @@ extension IntegrationSuite {
 
         @Test func aSessionThatGoesSilentIsClosedWithATimeoutError() async throws {
             try await withSandbox { sandbox in
-                let ml = FakeMLService(name: "ml")
-                let port = try await ml.start()
-                let voice = try await VoiceBed.start(in: sandbox, ml: [ml], endpoints: [port], overrides: ["dialog.sessionTimeoutMs": 500])
+                let (voice, ml) = try await VoiceBed.startWithOneEndpoint(in: sandbox, overrides: ["dialog.sessionTimeoutMs": 500])
                 let device = try await voice.device("speaker-9")
                 let session = UUID()
                 try device.publish(AudioDevice.start(session: session))
@@ -310,9 +304,7 @@ extension IntegrationSuite {
 
         @Test func sessionLimitsPerDeviceAreEnforced() async throws {
             try await withSandbox { sandbox in
-                let ml = FakeMLService(name: "ml")
-                let port = try await ml.start()
-                let voice = try await VoiceBed.start(in: sandbox, ml: [ml], endpoints: [port], overrides: ["dialog.maxSessionsPerDevice": 1])
+                let (voice, ml) = try await VoiceBed.startWithOneEndpoint(in: sandbox, overrides: ["dialog.maxSessionsPerDevice": 1])
                 let device = try await voice.device("speaker-10")
                 let open = UUID()
                 try device.publish(AudioDevice.start(session: open))
@@ -375,9 +367,7 @@ extension IntegrationSuite {
 
         @Test func onShutdownAnOpenSessionIsAnsweredAndTheDaemonExitsCleanly() async throws {
             try await withSandbox { sandbox in
-                let ml = FakeMLService(name: "ml")
-                let port = try await ml.start()
-                let voice = try await VoiceBed.start(in: sandbox, ml: [ml], endpoints: [port], overrides: ["dialog.sessionTimeoutMs": 60000])
+                let (voice, ml) = try await VoiceBed.startWithOneEndpoint(in: sandbox, overrides: ["dialog.sessionTimeoutMs": 60000])
                 let device = try await voice.device("speaker-13")
                 let session = UUID()
                 try device.publish(AudioDevice.start(session: session))
@@ -429,9 +419,7 @@ extension IntegrationSuite {
 
         @Test func theGlobalSessionLimitRefusesASecondDevice() async throws {
             try await withSandbox { sandbox in
-                let ml = FakeMLService(name: "ml")
-                let port = try await ml.start()
-                let voice = try await VoiceBed.start(in: sandbox, ml: [ml], endpoints: [port], overrides: ["dialog.maxSessions": 1])
+                let (voice, ml) = try await VoiceBed.startWithOneEndpoint(in: sandbox, overrides: ["dialog.maxSessions": 1])
                 let first = try await voice.device("speaker-15")
                 let second = try await voice.device("speaker-16")
                 let open = UUID()
@@ -451,10 +439,7 @@ extension IntegrationSuite {
 
         @Test func aSessionLongerThanItsLimitIsClosed() async throws {
             try await withSandbox { sandbox in
-                let ml = FakeMLService(name: "ml")
-                let port = try await ml.start()
-                let voice = try await VoiceBed.start(
-                    in: sandbox, ml: [ml], endpoints: [port], overrides: ["dialog.maxSessionSeconds": 1, "dialog.sessionTimeoutMs": 60000])
+                let (voice, ml) = try await VoiceBed.startWithOneEndpoint(in: sandbox, overrides: ["dialog.maxSessionSeconds": 1, "dialog.sessionTimeoutMs": 60000])
                 let device = try await voice.device("speaker-17")
                 let session = UUID()
                 try device.publish(AudioDevice.start(session: session))

@@ -41,6 +41,15 @@ final class VoiceBed {
         return VoiceBed(bed: bed, responses: responses, users: users, ml: ml, speech: speech)
     }
 
+    /// The common case: one scripted ML endpoint (stop it at the end of the test).
+    static func startWithOneEndpoint(
+        in sandbox: Sandbox, users: FakeUserService? = nil, overrides: GatewayConfig = [:]
+    ) async throws -> (VoiceBed, FakeMLService) {
+        let ml = FakeMLService(name: "ml")
+        let port = try await ml.start()
+        return (try await start(in: sandbox, ml: [ml], endpoints: [port], users: users, overrides: overrides), ml)
+    }
+
     var opusFrames: [[UInt8]] { get throws { try TestSpeech.opusFrames(speech) } }
 
     func device(_ id: String) async throws -> AudioDevice {
