@@ -164,6 +164,11 @@ public final class DeviceIngress: Service, Sendable {
             }
             guard topic.channel == .event || topic.channel == .telemetry else { continue }
             var parsed = DeviceEvent.parse(device: topic.device, payload: message.payload, maxPayloadBytes: configuration.maxPayloadBytes)
+            if topic.device.rawValue == configuration.hubID {
+                // The hub's own events never come through the broker: whoever publishes under its id is not the hub.
+                let eventID = if case .success(let event) = parsed { event.eventID } else { nil as String? }
+                parsed = .failure(DeviceEvent.Rejection(reason: .reservedDevice, eventID: eventID, detail: "hub.id is reserved for the hub itself"))
+            }
             if configuration.requireRegistration, case .success(let event) = parsed, !isRegistered(topic.device) {
                 parsed = .failure(DeviceEvent.Rejection(reason: .unregistered, eventID: event.eventID, detail: "the device has no registration on this hub"))
             }

@@ -79,7 +79,7 @@ public final class Dialog: Service, Sendable {
                 group.addTask {
                     await withDiscardingTaskGroup { localSessions in
                         for await message in self.local.stream {
-                            if let session = self.handle(message) {
+                            if let session = self.handle(message, fromHub: true) {
                                 localSessions.addTask { await self.run(session) }
                             }
                         }
@@ -128,7 +128,9 @@ public final class Dialog: Service, Sendable {
     // MARK: - Messages
 
     /// Handles one audio message; returns a session that has just started (to be run).
-    func handle(_ message: MQTTMessage) -> DialogSession? {
+    /// `fromHub`: the message comes from inside the hub (its microphone), not from the broker; only
+    /// such messages may speak as `hub.id`, and their user is the configured one.
+    func handle(_ message: MQTTMessage, fromHub: Bool = false) -> DialogSession? {
         let device: DeviceID
         switch DeviceTopic.parse(message.topic) {
         case .success(let topic) where topic.channel == .audio:
@@ -138,6 +140,11 @@ public final class Dialog: Service, Sendable {
             return nil
         case .failure(.invalidDeviceID(let escaped)):
             reject(nil, "invalid_device_id", "rejected audio with an invalid device id", detail: escaped)
+            return nil
+        }
+        if !fromHub, device.rawValue == configuration.hubID {
+            // The hub's own sessions (and its speaker) are the microphone's: no device may speak as the hub.
+            reject(device, "reserved_device_id", "ignored audio from the broker under the hub's own id (hub.id)", detail: "")
             return nil
         }
         guard message.payload.count <= configuration.maxAudioMessageBytes else {
@@ -154,13 +161,17 @@ public final class Dialog: Service, Sendable {
             return nil
         case .success(.start(let start)):
             activity?.record(device, channel: "audio", atMs: Int64(Date().timeIntervalSince1970 * 1000))
-            return begin(device: device, start: start)
+            return begin(device: device, start: start, fromHub: fromHub)
         case .success(.frame(let session, let sequence, let payload)):
             guard let dialog = sessions.withLock({ $0[SessionKey(device: device, session: session)] }) else {
                 reject(device, "unknown_session", "dropped an audio frame of no open session", detail: "\(session)")
                 return nil
             }
             let outcome = dialog.accept(sequence: sequence, payload: payload)
+            if let limit = outcome.limit {
+                reject(device, "session_limit", "stopped an audio session at one of its budgets", detail: limit)
+                return nil
+            }
             metrics.frames.increment()
             if let live, live.wantsAudio {
                 live.publish(.audio(device: device, session: session, sequence: sequence, payload: payload))
@@ -183,8 +194,21 @@ public final class Dialog: Service, Sendable {
 
     /// A start message: a new session unless one with this id is open (a redelivered start is
     /// ignored) or a limit is reached.
-    private func begin(device: DeviceID, start: AudioMessage.AudioStart) -> DialogSession? {
+    private func begin(device: DeviceID, start: AudioMessage.AudioStart, fromHub: Bool) -> DialogSession? {
         let key = SessionKey(device: device, session: start.session)
+        if !fromHub, configuration.verifiesUserID, let claimed = start.userID {
+            let registered = registeredUser(device)
+            if claimed != registered {
+                // A device speaks for the user it is registered to and no other (CONTRACTS.md §1):
+                // otherwise one stolen device password would let it act as anyone, blocked users included.
+                let why = registered == nil
+                    ? "the device is not registered to a user, so it cannot name one"
+                    : "the start names a user other than the one the device is registered to"
+                reject(device, "user_mismatch", "refused an audio session", detail: why)
+                respond(.error(device: device, code: .userMismatch, message: why, session: start.session))
+                return nil
+            }
+        }
         let session: DialogSession
         do {
             session = try DialogSession(device: device, start: start, configuration: configuration)
@@ -393,6 +417,11 @@ public final class Dialog: Service, Sendable {
     }
 
     private func fail(_ session: DialogSession, _ error: MLError) {
+        if let (code, message) = session.abortReason {
+            // The stream failed because the session was stopped (a budget, shutdown): say why.
+            conclude(session, error: code, message)
+            return
+        }
         let code: DeviceResponse.ErrorCode = error.code == .unavailable ? .mlUnavailable : .mlFailed
         logger.warning(
             "dialog failed at the ML service",

@@ -21,6 +21,16 @@ public struct DialogConfiguration: Sendable, Equatable {
     public var maxAudioMessageBytes = 16 * 1024
     /// Attempts to publish a response before it is counted as lost (`dialog.responseAttempts`).
     public var responseAttempts = 3
+    /// Frames one session may send, counted as they arrive (`dialog.maxFramesPerSession`).
+    public var maxFramesPerSession = 6000
+    /// Audio bytes one session may send, as they arrive (`dialog.maxSessionAudioBytes`).
+    public var maxSessionAudioBytes = 4 * 1024 * 1024
+    /// Audio of one session converted but not yet taken by its ML stream, the memory a slow
+    /// or stalled ML service makes the gateway hold (`dialog.maxBufferedAudioBytes`).
+    public var maxBufferedAudioBytes = 1024 * 1024
+    /// Whether an audio start's `userId` is checked against the user the device is registered
+    /// to: on when registration is on, unless `dialog.trustDeviceUserId` is true.
+    public var verifiesUserID = false
     /// What the ML endpoints accept (`ml.codec`).
     public var codec: MLConfiguration.Codec = .opus
     public var unknownUserPolicy: UsersConfiguration.UnknownUserPolicy = .allow

@@ -2,10 +2,13 @@ import Metrics
 
 /// Dialog metrics, created once (dimensions are bounded: reasons and outcomes, never ids).
 struct DialogMetrics: Sendable {
-    static let rejectReasons = ["invalid_topic", "invalid_device_id", "too_large", "malformed", "unknown_session", "unsupported", "too_many_sessions"]
+    static let rejectReasons = [
+        "invalid_topic", "invalid_device_id", "too_large", "malformed", "unknown_session", "unsupported", "too_many_sessions",
+        "session_limit", "user_mismatch", "reserved_device_id",
+    ]
     static let outcomes = ["answered", "blocked", "denied", "error"] + [
         "malformed_audio", "unsupported_audio", "too_many_sessions", "session_timeout", "session_too_long", "ml_unavailable",
-        "ml_failed", "no_transcript", "shutting_down",
+        "ml_failed", "no_transcript", "shutting_down", "session_limit",
     ]
 
     let sessionsStarted = Counter(label: "gateway.dialog.sessions.started")

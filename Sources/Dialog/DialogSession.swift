@@ -16,6 +16,10 @@ final class DialogSession: Sendable {
     let startedAt = ContinuousClock.now
     let startedAtWall = Date()
     let outputCodec: MLConfiguration.Codec
+    /// `dialog.maxFramesPerSession`, `dialog.maxSessionAudioBytes`, `dialog.maxBufferedAudioBytes`.
+    let maxFrames: Int
+    let maxAudioBytes: Int
+    let maxBufferedBytes: Int
 
     struct State {
         var reorder: FrameReorderBuffer<[UInt8]>
@@ -40,18 +44,38 @@ final class DialogSession: Sendable {
         self.device = device
         self.start = start
         outputCodec = converter.outputCodec
+        maxFrames = configuration.maxFramesPerSession
+        maxAudioBytes = configuration.maxSessionAudioBytes
+        maxBufferedBytes = configuration.maxBufferedAudioBytes
         streamConfiguration = AudioStreamConfiguration(
             codec: converter.outputCodec.rawValue, sampleRate: Int32(start.sampleRate), channels: Int32(start.channels),
             language: start.language, deviceID: device.rawValue, sessionID: start.session.uuidString.lowercased())
         state = Mutex(State(reorder: FrameReorderBuffer(window: configuration.reorderWindow), converter: converter))
     }
 
-    /// Takes one frame: reorders, converts, and hands what is ready to the stream.
-    /// Returns how many frames were late (dropped) by this call.
-    func accept(sequence: UInt32, payload: [UInt8]) -> (late: Int, gaps: Int, convertErrors: Int) {
-        let chunks = state.withLock { state -> (chunks: [[UInt8]], late: Int, gaps: Int, errors: Int) in
+    /// What one frame did.
+    struct FrameOutcome {
+        var late = 0
+        var gaps = 0
+        var convertErrors = 0
+        /// The budget this frame broke, if it broke one: the session is over.
+        var limit: String?
+    }
+
+    /// Takes one frame: reorders, converts, and hands what is ready to the stream. Work per call
+    /// is bounded by the reorder window whatever the sequence number says, and a session that
+    /// breaks one of its budgets stops here: its audio is let go and its watcher answers the
+    /// device with `ERROR session_limit`.
+    func accept(sequence: UInt32, payload: [UInt8]) -> FrameOutcome {
+        let taken = state.withLock { state -> (chunks: [[UInt8]], outcome: FrameOutcome) in
             state.lastActivity = .now
-            guard state.endReceivedAt == nil else { return ([], 1, 0, 0) }
+            guard state.endReceivedAt == nil, state.abortReason == nil else { return ([], FrameOutcome(late: 1)) }
+            if state.frames >= maxFrames {
+                return ([], FrameOutcome(limit: "the session sent more than \(maxFrames) frames (dialog.maxFramesPerSession)"))
+            }
+            if state.audioBytes + payload.count > maxAudioBytes {
+                return ([], FrameOutcome(limit: "the session sent more than \(maxAudioBytes) bytes of audio (dialog.maxSessionAudioBytes)"))
+            }
             state.frames += 1
             state.audioBytes += payload.count
             let late = state.reorder.late, gaps = state.reorder.gaps, errors = state.convertErrors
@@ -63,10 +87,19 @@ final class DialogSession: Sendable {
                     state.convertErrors += 1
                 }
             }
-            return (chunks, state.reorder.late - late, state.reorder.gaps - gaps, state.convertErrors - errors)
+            return (chunks, FrameOutcome(
+                late: state.reorder.late - late, gaps: state.reorder.gaps - gaps, convertErrors: state.convertErrors - errors))
         }
-        for chunk in chunks.chunks { audio.append(chunk) }
-        return (chunks.late, chunks.gaps, chunks.errors)
+        var outcome = taken.outcome
+        for chunk in taken.chunks { audio.append(chunk) }
+        if outcome.limit == nil, audio.unreadBytes > maxBufferedBytes {
+            outcome.limit = "the ML service fell more than \(maxBufferedBytes) bytes of audio behind (dialog.maxBufferedAudioBytes)"
+        }
+        if let limit = outcome.limit {
+            abort(.sessionLimit, limit)
+            audio.fail(MLError(.unavailable, limit))
+        }
+        return outcome
     }
 
     /// The device's end message: flushes the reorder buffer and ends the audio.
@@ -132,6 +165,9 @@ final class DialogSession: Sendable {
     }
 
     var endReceivedAt: ContinuousClock.Instant? { state.withLock { $0.endReceivedAt } }
+
+    /// Why the session was stopped from outside its conversation (a budget, shutdown), if it was.
+    var abortReason: (code: DeviceResponse.ErrorCode, message: String)? { state.withLock { $0.abortReason } }
 
     var statistics: (frames: Int, audioBytes: Int, gaps: Int, late: Int) {
         state.withLock { ($0.frames, $0.audioBytes, $0.reorder.gaps, $0.reorder.late) }

@@ -98,17 +98,26 @@ public final class HubSpeaker: LiveSink, Sendable {
         var description: String
     }
 
-    /// Runs `command` with the reply in place of `{text}` and reads the WAV it writes to stdout.
+    /// Runs `command` with the reply in place of `{text}` (only ever after a `--` argument: the
+    /// configuration refuses it elsewhere) or, when no argument has `{text}`, on its standard
+    /// input, and reads the WAV it writes to stdout.
     private func synthesize(_ text: String, with command: [String]) throws -> WAVFile {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: command[0].hasPrefix("/") ? command[0] : "/usr/bin/env")
+        let onStandardInput = !command.contains { $0.contains("{text}") }
         let arguments = command.map { $0.replacingOccurrences(of: "{text}", with: text) }
         process.arguments = command[0].hasPrefix("/") ? Array(arguments.dropFirst()) : arguments
         let stdout = Pipe()
+        let stdin = Pipe()
         process.standardOutput = stdout
         process.standardError = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
+        process.standardInput = onStandardInput ? stdin : FileHandle.nullDevice
         try process.run()
+        if onStandardInput {
+            // At most 1,000 characters: far below a pipe's buffer, so this never waits on the program.
+            try? stdin.fileHandleForWriting.write(contentsOf: Data((text + "\n").utf8))
+        }
+        try? stdin.fileHandleForWriting.close()
         let deadline = DispatchWorkItem { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         DispatchQueue.global().asyncAfter(deadline: .now() + Self.commandTimeout, execute: deadline)
         let data = stdout.fileHandleForReading.readDataToEndOfFile()

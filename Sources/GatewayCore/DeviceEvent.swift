@@ -46,8 +46,10 @@ public struct DeviceEvent: Sendable, Equatable {
         maxPayloadBytes: Int
     ) -> Result<DeviceEvent, Rejection> {
         guard payload.count <= maxPayloadBytes else {
+            // Only the part within the limit is read: naming the event costs no more than
+            // accepting one would have.
             return .failure(Rejection(
-                reason: .payloadTooLarge, eventID: nil,
+                reason: .payloadTooLarge, eventID: leadingEventID(Array(payload.prefix(maxPayloadBytes))),
                 detail: "\(payload.count) bytes, limit \(maxPayloadBytes)"))
         }
         let members: [JSONScanner.Member]
@@ -58,7 +60,7 @@ public struct DeviceEvent: Sendable, Equatable {
             members = found
         } catch {
             return .failure(Rejection(
-                reason: .invalidJSON, eventID: nil, detail: "\(error.message) at byte \(error.offset)"))
+                reason: .invalidJSON, eventID: leadingEventID(payload), detail: "\(error.message) at byte \(error.offset)"))
         }
 
         // Later duplicates of a key win, as in most JSON decoders.
@@ -94,6 +96,15 @@ public struct DeviceEvent: Sendable, Equatable {
         }
         let data: [UInt8] = byKey["data"].map { Array(payload[$0.range]) } ?? Array("null".utf8)
         return .success(DeviceEvent(device: device, eventID: eventID, type: type, timestamp: timestamp, data: data))
+    }
+
+    /// The `eventId` of a payload that cannot be taken, when a valid one stands at its start
+    /// (CONTRACTS.md §1: a `rejected` ack names the event whenever it can).
+    private static func leadingEventID(_ bytes: [UInt8]) -> String? {
+        guard let eventID = JSONScanner.leadingString(named: "eventId", in: bytes),
+            isAcceptableText(eventID, maxLength: maxEventIDLength)
+        else { return nil }
+        return eventID
     }
 
     private static func isAcceptableText(_ text: String, maxLength: Int) -> Bool {

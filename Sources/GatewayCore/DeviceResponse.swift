@@ -30,6 +30,13 @@ public struct DeviceResponse: Sendable, Equatable {
         case noTranscript = "no_transcript"
         /// The gateway is shutting down.
         case shuttingDown = "shutting_down"
+        /// The session reached one of its budgets: `dialog.maxFramesPerSession`,
+        /// `dialog.maxSessionAudioBytes` or `dialog.maxBufferedAudioBytes` (`payload.message` says which).
+        case sessionLimit = "session_limit"
+        /// The start names a user other than the one the device is registered to.
+        case userMismatch = "user_mismatch"
+        /// The device id is reserved for the hub itself (`hub.id`).
+        case reservedDevice = "reserved_device_id"
     }
 
     public var device: DeviceID

@@ -50,14 +50,16 @@ public struct FrameReorderBuffer<Payload: Sendable>: Sendable {
         return ready
     }
 
+    /// Gives up on every missing frame before `end`. The work is bounded by the frames held
+    /// (at most `window` + 1), never by the distance to `end`: a sequence number of
+    /// `0xFFFFFFF0` must cost no more than the next one in line.
     private mutating func advance(to end: Int64, into ready: inout [Payload]) {
-        while next < end {
-            if let payload = held.removeValue(forKey: next) {
-                ready.append(payload)
-            } else {
-                gaps += 1
-            }
-            next += 1
+        guard next < end else { return }
+        let passed = held.keys.filter { $0 < end }.sorted()
+        for sequence in passed {
+            if let payload = held.removeValue(forKey: sequence) { ready.append(payload) }
         }
+        gaps += Int(end - next) - passed.count
+        next = end
     }
 }

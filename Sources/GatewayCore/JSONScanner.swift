@@ -60,6 +60,38 @@ public struct JSONScanner {
         return try? scanner.scanString()
     }
 
+    /// The first top-level member named `key` whose value is a string, read from the start of
+    /// `bytes` only as far as it takes: what comes after that member (more members, a broken tail,
+    /// a cut at a size limit) is never looked at. Names an event in the `rejected` ack of a payload
+    /// that is too large or broken further on, so the device can stop re-sending it. Work is
+    /// linear in `bytes.count` and nesting is limited as in ``topLevelMembers(of:)``.
+    public static func leadingString(named key: String, in bytes: [UInt8]) -> String? {
+        var scanner = JSONScanner(bytes)
+        return scanner.findLeadingString(named: key)
+    }
+
+    private mutating func findLeadingString(named wanted: String) -> String? {
+        skipWhitespace()
+        guard peek() == UInt8(ascii: "{") else { return nil }
+        index += 1
+        depth = 1
+        while true {
+            skipWhitespace()
+            guard peek() == UInt8(ascii: "\""), let key = try? scanString() else { return nil }
+            skipWhitespace()
+            guard peek() == UInt8(ascii: ":") else { return nil }
+            index += 1
+            skipWhitespace()
+            if key == wanted, peek() == UInt8(ascii: "\"") {
+                return try? scanString()
+            }
+            guard (try? scanValue()) != nil else { return nil }
+            skipWhitespace()
+            guard peek() == UInt8(ascii: ",") else { return nil }
+            index += 1
+        }
+    }
+
     // MARK: - Scanning
 
     private func peek() -> UInt8? {

@@ -10,6 +10,8 @@ public enum RejectReason: String, Sendable, CaseIterable, Codable {
     case storeFull = "store full"
     /// `devices.requireRegistration` is on and the device has no registration on this hub.
     case unregistered = "unregistered device"
+    /// The topic names the hub's own id (`hub.id`), which no device may use.
+    case reservedDevice = "reserved device id"
 
     /// A stable identifier without spaces, for counters and log metadata.
     public var counterName: String {
@@ -22,6 +24,7 @@ public enum RejectReason: String, Sendable, CaseIterable, Codable {
         case .payloadTooLarge: "payload_too_large"
         case .storeFull: "store_full"
         case .unregistered: "unregistered_device"
+        case .reservedDevice: "reserved_device_id"
         }
     }
 }

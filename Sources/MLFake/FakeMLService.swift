@@ -17,10 +17,15 @@ public final class FakeMLService: Sendable {
         public var transcript = "turn on the kitchen lights"
         public var partialEvery = 10
         public var intentDelay: Duration = .zero
+        /// The `reply_text` of every answer; nil: "OK from {name}".
+        public var replyText: String?
         /// Fail every call with this code (e.g. `.unavailable`).
         public var failWith: RPCError.Code?
         /// End the stream without a final transcript.
         public var closeStreamEarly = false
+        /// Stop reading the audio after this many chunks and hold the stream open (a stalled
+        /// service: HTTP/2 flow control then stops the gateway's sending).
+        public var stallAfterChunks: Int?
         /// Keep only the arrival times of chunks, not their bytes (long benchmarks).
         public var keepChunkBytes = true
 
@@ -119,7 +124,7 @@ public final class FakeMLService: Sendable {
                 $0.intent = "intent:" + request.text
                 $0.confidence = 0.875
                 $0.entities = ["room": "kitchen", "server": fake.name]
-                $0.replyText = "OK from \(fake.name)"
+                $0.replyText = script.replyText ?? "OK from \(fake.name)"
             }
             fake.intents.withLock { $0[index].answeredAt = .now }
             return response
@@ -152,6 +157,10 @@ public final class FakeMLService: Sendable {
                         try await response.write(.with { $0.text = "partial \(chunks.count)"; $0.confidence = 0.4 })
                     }
                     if script.closeStreamEarly, chunks.count >= 3 { return }
+                    if let stall = script.stallAfterChunks, chunks.count >= stall {
+                        while !Task.isCancelled { try await Task.sleep(for: .seconds(1)) }
+                        return
+                    }
                 default:
                     throw RPCError(code: .invalidArgument, message: "config first, exactly once, then data")
                 }

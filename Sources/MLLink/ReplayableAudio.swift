@@ -20,6 +20,10 @@ public final class ReplayableAudio: Sendable {
         var nextWaiter = 0
         /// The position of the reader that is furthest on (chunks before it may be let go).
         var readerPosition = 0
+        /// Bytes appended, and bytes the furthest reader has taken: the difference is what the
+        /// ML stream has not caught up with yet.
+        var appendedBytes = 0
+        var takenBytes = 0
     }
 
     private let state = Mutex(State())
@@ -35,6 +39,7 @@ public final class ReplayableAudio: Sendable {
             guard !state.finished, state.failure == nil else { return [] }
             state.chunks.append(chunk)
             state.bytes += chunk.count
+            state.appendedBytes += chunk.count
             if state.bytes > replayLimitBytes { state.replayable = false }
             Self.trim(&state)
             return Self.takeWaiters(&state)
@@ -51,10 +56,14 @@ public final class ReplayableAudio: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
-    /// The audio is abandoned (session timed out or the gateway is stopping): readers throw `error`.
+    /// The audio is abandoned (session timed out, hit a limit, or the gateway is stopping):
+    /// readers throw `error`, and what was held is let go at once.
     public func fail(_ error: MLError) {
         let waiters = state.withLock { state in
             if state.failure == nil { state.failure = error }
+            state.dropped += state.chunks.count
+            state.chunks.removeAll()
+            state.bytes = 0
             return Self.takeWaiters(&state)
         }
         for waiter in waiters { waiter.resume() }
@@ -64,6 +73,10 @@ public final class ReplayableAudio: Sendable {
     public var canReplay: Bool { state.withLock { $0.replayable && $0.dropped == 0 } }
 
     public var isFinished: Bool { state.withLock { $0.finished } }
+
+    /// Bytes appended that no reader has taken yet: what a slow or stalled ML stream makes the
+    /// gateway hold on top of the replay buffer.
+    public var unreadBytes: Int { state.withLock { $0.appendedBytes - $0.takenBytes } }
 
     /// Reads the audio from the start (or from the oldest chunk still held) until ``finish()``.
     public func reader() -> Reader {
@@ -112,8 +125,11 @@ public final class ReplayableAudio: Sendable {
             if let failure = state.failure { return .failure(failure) }
             let index = position - state.dropped
             if index >= 0, index < state.chunks.count {
-                state.readerPosition = max(state.readerPosition, position + 1)
                 let chunk = state.chunks[index]
+                if position >= state.readerPosition {
+                    state.readerPosition = position + 1
+                    state.takenBytes += chunk.count
+                }
                 Self.trim(&state)
                 return .chunk(chunk)
             }

@@ -44,6 +44,16 @@ final class OutboxWriter: @unchecked Sendable {
         var count: Int64
         var bytes: Int64
         var lastSeq: Int64
+        /// Bytes waiting per device, for fair eviction under `dropOldest`. Read from the table the
+        /// first time the store is full (never at start, which must stay fast with a large
+        /// backlog), then kept with every change; rolled back with the rest of the totals.
+        var deviceBytes: [String: Int64]?
+
+        mutating func account(_ device: String, _ delta: Int64) {
+            guard deviceBytes != nil else { return }
+            let value = (deviceBytes?[device] ?? 0) + delta
+            deviceBytes?[device] = value > 0 ? value : nil
+        }
     }
 
     enum Request {
@@ -502,13 +512,14 @@ final class OutboxWriter: @unchecked Sendable {
 
     private func removeRows(_ seqs: [Int64]) throws {
         guard !seqs.isEmpty else { return }
-        let stmt = try db.statement("DELETE FROM events WHERE seq = ? RETURNING size")
+        let stmt = try db.statement("DELETE FROM events WHERE seq = ? RETURNING size, device")
         for seq in seqs {
             stmt.reset()
             try stmt.bind(1, seq)
             if try stmt.step() {
                 totals.count -= 1
                 totals.bytes -= stmt.int64(0)
+                if totals.deviceBytes != nil { totals.account(stmt.text(1), -stmt.int64(0)) }
                 while try stmt.step() {}
             }
         }
@@ -562,31 +573,52 @@ final class OutboxWriter: @unchecked Sendable {
             totals.lastSeq = seq
             totals.count += 1
             totals.bytes += size
+            totals.account(record.device, size)
             outcomes.append(.stored(seq: seq))
         }
         return outcomes
     }
 
-    /// Drops the oldest events until `size` more bytes fit; `false` if even an empty store can't hold it.
+    /// Drops events until `size` more bytes fit; `false` if even an empty store can't hold it.
+    /// Fair per device: the device holding the most bytes loses its oldest events first, so one
+    /// noisy device evicts its own backlog, not every other device's undelivered events.
     private func evictOldest(toFit size: Int64, counters: inout [String: Int64]) throws -> Bool {
         guard size <= configuration.maxBytes else { return false }
         // Under dropOldest a burst larger than the whole cap can evict events appended earlier in
         // this same transaction: they are acked `stored` and counted as capacity drops, exactly as
         // if they had been evicted one commit later, which is what the policy promises.
-        let oldest = try db.statement("SELECT seq, size FROM events ORDER BY seq LIMIT 64")
+        if totals.deviceBytes == nil {
+            var perDevice: [String: Int64] = [:]
+            let sums = try db.statement("SELECT device, sum(size) FROM events GROUP BY device")
+            while try sums.step() { perDevice[sums.text(0)] = sums.int64(1) }
+            totals.deviceBytes = perDevice
+        }
+        // Rows of one device in sequence order; without an index on device this walks the table
+        // from its oldest row and stops after 64 matches, which is short for the heaviest device.
+        let oldest = try db.statement("SELECT seq, size FROM events WHERE device = ? ORDER BY seq LIMIT 64")
         let delete = try db.statement("DELETE FROM events WHERE seq = ?")
         var dropped: Int64 = 0
         while totals.bytes + size > configuration.maxBytes {
+            guard let heaviest = totals.deviceBytes?.max(by: { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) })?.key
+            else { break }
             oldest.reset()
+            try oldest.bind(1, heaviest)
             var victims: [(Int64, Int64)] = []
             while try oldest.step() { victims.append((oldest.int64(0), oldest.int64(1))) }
-            guard !victims.isEmpty else { break }
+            guard !victims.isEmpty else {
+                // The map disagrees with the table (it cannot, but never loop on it): read it again.
+                totals.deviceBytes = nil
+                return try evictOldest(toFit: size, counters: &counters)
+            }
             for (seq, victimSize) in victims where totals.bytes + size > configuration.maxBytes {
+                // Between two devices the heavier one keeps losing; re-pick once this one is no longer it.
+                if let current = totals.deviceBytes?[heaviest], let top = totals.deviceBytes?.values.max(), current < top { break }
                 delete.reset()
                 try delete.bind(1, seq)
                 try delete.step()
                 totals.count -= 1
                 totals.bytes -= victimSize
+                totals.account(heaviest, -victimSize)
                 dropped += 1
             }
         }
@@ -595,7 +627,7 @@ final class OutboxWriter: @unchecked Sendable {
             counters["drop.\(DropReason.capacity.rawValue)", default: 0] += dropped
             dropLog.warning(
                 key: "capacity", count: dropped,
-                "outbox full: dropped the oldest events (store.whenFull: dropOldest)",
+                "outbox full: dropped the oldest events of the device holding the most (store.whenFull: dropOldest)",
                 metadata: ["reason": "capacity", "store.maxBytes": "\(configuration.maxBytes)"])
         }
         return totals.bytes + size <= configuration.maxBytes
@@ -673,21 +705,22 @@ final class OutboxWriter: @unchecked Sendable {
     /// Deletes the oldest events received before `cutoff`, walking in sequence order and stopping
     /// at the first younger one, so the cost is what is deleted, not the backlog.
     private func expireOldest(before cutoff: Int64, limit: Int) throws -> Int64 {
-        let oldest = try db.statement("SELECT seq, size, received_at FROM events ORDER BY seq LIMIT ?")
+        let oldest = try db.statement("SELECT seq, size, received_at, device FROM events ORDER BY seq LIMIT ?")
         try oldest.bind(1, Int64(limit))
-        var victims: [(Int64, Int64)] = []
+        var victims: [(seq: Int64, size: Int64, device: String)] = []
         while try oldest.step() {
             guard oldest.int64(2) < cutoff else { break }
-            victims.append((oldest.int64(0), oldest.int64(1)))
+            victims.append((oldest.int64(0), oldest.int64(1), oldest.text(3)))
         }
         oldest.reset()
         let delete = try db.statement("DELETE FROM events WHERE seq = ?")
-        for (seq, size) in victims {
+        for victim in victims {
             delete.reset()
-            try delete.bind(1, seq)
+            try delete.bind(1, victim.seq)
             try delete.step()
             totals.count -= 1
-            totals.bytes -= size
+            totals.bytes -= victim.size
+            totals.account(victim.device, -victim.size)
         }
         return Int64(victims.count)
     }

@@ -84,6 +84,30 @@ import Testing
         #expect(buffer.gaps == 2 + 2 + 1, "5 and 6 never came, nor 8")
     }
 
+    /// The attack of issue 12: one frame numbered near the top of the range used to make the
+    /// buffer count the gap one number at a time (minutes of a core). The time limit only
+    /// guards against that hang; the counts are what is checked.
+    @Test(.timeLimit(.minutes(1))) func aSequenceNumberAtTheTopOfTheRangeCostsNoMoreThanTheNextOne() {
+        var buffer = FrameReorderBuffer<Int>(window: 4)
+        #expect(buffer.accept(sequence: 0, 0) == [0])
+        #expect(buffer.accept(sequence: 2, 2) == [])
+        #expect(buffer.accept(sequence: 0xFFFF_FFF0, 99) == [2])
+        #expect(buffer.next == 0xFFFF_FFF0 - 3)
+        #expect(buffer.gaps == 0xFFFF_FFF0 - 3 - 2, "everything from 1 up to the window before the frame, but 2")
+        #expect(buffer.heldCount == 1)
+        #expect(buffer.accept(sequence: UInt32.max, 100) == [99])
+        #expect(buffer.finish(lastSequence: UInt32.max) == [100])
+        #expect(buffer.next == Int64(UInt32.max) + 1)
+    }
+
+    @Test(.timeLimit(.minutes(1))) func anEndAtTheTopOfTheRangeCostsNoMoreThanAnyOther() {
+        var buffer = FrameReorderBuffer<Int>(window: 8)
+        #expect(buffer.accept(sequence: 0, 0) == [0])
+        #expect(buffer.accept(sequence: 3, 3) == [])
+        #expect(buffer.finish(lastSequence: UInt32.max) == [3])
+        #expect(buffer.gaps == Int(UInt32.max) - 1, "all but frames 0 and 3")
+    }
+
     @Test func repeatsAreDroppedAndCounted() {
         var buffer = FrameReorderBuffer<Int>(window: 4)
         _ = buffer.accept(sequence: 0, 0)

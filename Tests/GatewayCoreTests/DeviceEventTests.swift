@@ -58,6 +58,49 @@ import Testing
         #expect(rejection.eventID == "e9")
     }
 
+    @Test(arguments: [
+        (#"{"eventId": "e-7", "type": "#, "e-7"),
+        (#"{"type":"t","data":{"eventId":"inner","x":[1,{"eventId":"deep"}]},"eventId":"outer","x":tru"#, "outer"),
+        (#"  {"eventId":"a\u00e9", "type": 5, "data": }"#, "aé"),
+        (#"{"eventId":"e","type":"t"} trailing"#, "e"),
+    ])
+    func aBrokenPayloadIsRejectedWithTheEventIDReadFromItsStart(_ payload: String, _ expected: String) {
+        guard case .failure(let rejection) = parse(payload) else {
+            Issue.record("accepted \(payload)")
+            return
+        }
+        #expect(rejection.reason == .invalidJSON)
+        #expect(rejection.eventID == expected)
+    }
+
+    @Test(arguments: [
+        #"{"type": t, "eventId": "after-the-break"}"#,
+        #"{"eventId": 5, "x": }"#,
+        #"{"eventId": "", "x": }"#,
+        #"{"eventId": "a\nb", "x": }"#,
+        #"[{"eventId": "in-an-array"}, "#,
+        #"{"data": {"eventId": "only-nested"}, "#,
+    ])
+    func aBrokenPayloadWithoutAReadableValidEventIDIsRejectedWithNone(_ payload: String) {
+        guard case .failure(let rejection) = parse(payload) else {
+            Issue.record("accepted \(payload)")
+            return
+        }
+        #expect(rejection.eventID == nil, "\(payload)")
+    }
+
+    @Test func anOversizedPayloadNamesTheEventFromWithinTheLimitOnly() {
+        let pad = String(repeating: "x", count: 200)
+        guard case .failure(let first) = parse(#"{"eventId":"big","type":"t","data":"\#(pad)"}"#, limit: 64),
+            case .failure(let late) = parse(#"{"type":"t","data":"\#(pad)","eventId":"late"}"#, limit: 64)
+        else {
+            Issue.record("accepted")
+            return
+        }
+        #expect(first.reason == .payloadTooLarge && first.eventID == "big")
+        #expect(late.reason == .payloadTooLarge && late.eventID == nil)
+    }
+
     @Test func eventIDLongerThan64CharactersIsRejected() {
         let long = String(repeating: "e", count: 65)
         guard case .failure(let rejection) = parse(#"{"eventId":"\#(long)","type":"t"}"#) else {

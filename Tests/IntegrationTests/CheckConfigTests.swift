@@ -37,6 +37,12 @@ extension IntegrationSuite {
             ("users.baseUrl", YAMLScalar.raw("ftp://users")),
             ("users.unknownUserPolicy", YAMLScalar.raw("maybe")),
             ("dialog.maxSessions", YAMLScalar.raw("0")),
+            // {text} where an option could stand: a reply starting with "-" would become one.
+            ("audio.replyCommand", YAMLScalar.raw(#"["espeak-ng", "--stdout", "{text}"]"#)),
+            ("audio.replyCommand", YAMLScalar.raw(#"["espeak-ng", "{text}", "--"]"#)),
+            ("audio.replyCommand", YAMLScalar.raw(#"["tts", "{text}."]"#)),
+            ("dialog.maxFramesPerSession", YAMLScalar.raw("0")),
+            ("dialog.maxBufferedAudioBytes", YAMLScalar.raw("12")),
         ])
         func checkConfigRejectsABadValueNamingTheKey(key: String, value: YAMLScalar) async throws {
             try await withSandbox { sandbox in

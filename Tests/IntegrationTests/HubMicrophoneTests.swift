@@ -95,7 +95,7 @@ extension IntegrationSuite {
                 let (config, _) = try Self.microphone(Self.noise(seconds: 8, seed: 5), in: sandbox)
                 let voice = try await VoiceBed.start(
                     in: sandbox, ml: [ml], endpoints: [port],
-                    overrides: Self.overrides(config, endpoint: port, extra: ["audio.replyCommand": .raw(#"["espeak-ng", "--stdout", "{text}"]"#)]))
+                    overrides: Self.overrides(config, endpoint: port, extra: ["audio.replyCommand": .raw(#"["espeak-ng", "--stdout", "--", "{text}"]"#)]))
                 try await voice.bed.gateway.waitForLog("microphone open")
                 let played = sandbox.url("played.raw")
                 func playedBytes() -> Int { (try? Data(contentsOf: played).count) ?? 0 }
@@ -115,7 +115,7 @@ extension IntegrationSuite {
 
                 // A command that fails: the chime plays instead, and the log says why.
                 _ = try await voice.bed.gateway.terminate()
-                try voice.bed.gateway.rewrite(["audio.replyCommand": .raw(#"["/bin/false", "{text}"]"#)])
+                try voice.bed.gateway.rewrite(["audio.replyCommand": .raw(#"["/bin/false", "--", "{text}"]"#)])
                 try FileManager.default.removeItem(at: played)
                 try await voice.bed.gateway.start()
                 try await voice.bed.gateway.waitForLog("microphone open")
@@ -126,6 +126,62 @@ extension IntegrationSuite {
                 deadline = ContinuousClock.now + .seconds(10)
                 while playedBytes() < 8000, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
                 #expect(playedBytes() == 8000, "the 250 ms chime at 16 kHz")
+            }
+        }
+
+        /// Issue 12: an ML reply is content, and `-f/etc/edge-gateway/secrets.env` as the first
+        /// argument of espeak-ng would read the secrets aloud. A recording text-to-speech program
+        /// shows where the reply lands: on standard input without `{text}`, after `--` with it
+        /// (`{text}` anywhere an option could stand is refused: CheckConfigTests).
+        @Test func aReplyStartingWithADashNeverBecomesAnOptionOfTheReplyCommand() async throws {
+            try await withSandbox { sandbox in
+                var script = FakeMLService.Script()
+                script.replyText = "-f\(sandbox.url("secrets.env").path)"
+                let ml = FakeMLService(name: "ml-dash", script: script)
+                let port = try await ml.start()
+                try "MQTT_PASSWORD=do-not-say\n".write(to: sandbox.url("secrets.env"), atomically: true, encoding: .utf8)
+                // A text-to-speech stand-in: records argv and stdin, writes 0.1 s of WAV.
+                let recorder = sandbox.url("tts.py")
+                let record = sandbox.url("tts-record.json")
+                try """
+                import json, struct, sys
+                json.dump({"argv": sys.argv[1:], "stdin": sys.stdin.read()}, open(\(JSON.line(record.path)), "w"))
+                pcm = b"\\x00\\x10" * 1600
+                sys.stdout.buffer.write(b"RIFF" + struct.pack("<I", 36 + len(pcm)) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, 16000, 32000, 2, 16) + b"data" + struct.pack("<I", len(pcm)) + pcm)
+                """.write(to: recorder, atomically: true, encoding: .utf8)
+                let (config, _) = try Self.microphone(Self.noise(seconds: 30, seed: 11), in: sandbox)
+                let voice = try await VoiceBed.start(
+                    in: sandbox, ml: [ml], endpoints: [port],
+                    overrides: Self.overrides(config, endpoint: port, extra: ["audio.replyCommand": .raw("[\"/usr/bin/python3\", \"\(recorder.path)\"]")]))
+                try await voice.bed.gateway.waitForLog("microphone open")
+
+                func speakAndRead() async throws -> [String: Any] {
+                    try? FileManager.default.removeItem(at: record)
+                    try await DeviceClient.publishOnce(
+                        topic: "hub/hub-test/listen", payload: Data(#"{"seconds": 1}"#.utf8), brokerPort: voice.bed.deviceBroker.port,
+                        in: voice.bed.sandbox.directory)
+                    let deadline = ContinuousClock.now + .seconds(20)
+                    while ContinuousClock.now < deadline {
+                        if let data = try? Data(contentsOf: record), let json = JSON.object(data) { return json }
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                    throw HarnessError("the reply command never ran\n\(voice.bed.gateway.logTail(lines: 40))")
+                }
+
+                // Without {text}: the reply arrives on standard input, never in argv.
+                let onStdin = try await speakAndRead()
+                #expect(onStdin["argv"] as? [String] == [], "\(onStdin)")
+                #expect(onStdin["stdin"] as? String == script.replyText! + "\n", "\(onStdin)")
+
+                // With {text} after "--": an operand, whatever it starts with.
+                _ = try await voice.bed.gateway.terminate()
+                try voice.bed.gateway.rewrite(["audio.replyCommand": .raw("[\"/usr/bin/python3\", \"\(recorder.path)\", \"--\", \"{text}\"]")])
+                try await voice.bed.gateway.start()
+                try await voice.bed.gateway.waitForLog("microphone open")
+                let afterDashes = try await speakAndRead()
+                #expect(afterDashes["argv"] as? [String] == ["--", script.replyText!], "\(afterDashes)")
+                #expect(afterDashes["stdin"] as? String == "", "\(afterDashes)")
+                await ml.stop()
             }
         }
 

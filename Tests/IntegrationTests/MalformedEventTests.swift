@@ -16,7 +16,9 @@ extension IntegrationSuite {
 
         static let longId = String(repeating: "e", count: 65)
         static let cases: [Case] = [
-            Case(deviceId: "bad-json", payload: #"{"eventId": "j-1", "type": "#, reason: "invalid json", expectedEventId: .some(nil)),
+            Case(deviceId: "bad-json", payload: #"{"eventId": "j-1", "type": "#, reason: "invalid json", expectedEventId: .some("j-1")),
+            Case(deviceId: "bad-tail", payload: #"{"type": "t", "data": {"eventId": "inner"}, "eventId": "tail-1", "x": tru"#, reason: "invalid json", expectedEventId: .some("tail-1")),
+            Case(deviceId: "bad-early", payload: #"{"type": t, "eventId": "never-read"}"#, reason: "invalid json", expectedEventId: .some(nil)),
             Case(deviceId: "bad-text", payload: "hello", reason: "invalid json", expectedEventId: .some(nil)),
             Case(deviceId: "bad-array", payload: #"[{"eventId":"a-1"}]"#, reason: "not a json object", expectedEventId: .some(nil)),
             Case(deviceId: "bad-string", payload: #""just a string""#, reason: "not a json object", expectedEventId: .some(nil)),
@@ -61,7 +63,7 @@ extension IntegrationSuite {
 
                 let stats = try await bed.gateway.outboxStats()
                 let rejects = stats["rejects"] as? [String: Any] ?? [:]
-                #expect(JSON.int(rejects["invalid json"]) == 2, "rejects: \(JSON.line(stats))")
+                #expect(JSON.int(rejects["invalid json"]) == 4, "rejects: \(JSON.line(stats))")
             }
         }
 
@@ -69,17 +71,21 @@ extension IntegrationSuite {
             try await withSandbox { sandbox in
                 let bed = try await TestBed.start(in: sandbox, overrides: ["limits.maxPayloadBytes": 1024])
                 let device = bed.device("big-1")
-                let oversized = DeviceEvent(deviceId: "big-1", seq: 1, eventId: "big-event", padding: 1700)
+                // eventId first: the ack names it although the payload is over the limit. eventId
+                // after the limit: nothing within the limit names the event, so the ack cannot.
+                let pad = String(repeating: "x", count: 1700)
+                let oversized = #"{"eventId":"big-event","type":"t","data":"\#(pad)"}"#
+                let idTooLate = #"{"type":"t","data":"\#(pad)","eventId":"late-id"}"#
                 let fitting = DeviceEvent(deviceId: "big-1", seq: 2, eventId: "small-event", padding: 600)
-                #expect(oversized.payload.utf8.count > 1900)
                 #expect(fitting.payload.utf8.count < 1000)
 
-                try await device.publish([oversized, fitting])
-                let acks = try await bed.waitForAcks(count: 2)
+                try await device.publish(lines: [oversized, idTooLate, fitting.payload])
+                let acks = try await bed.waitForAcks(count: 3)
                 #expect(DeliveryCheck.ackProblems(acks).isEmpty, "\(DeliveryCheck.ackProblems(acks))")
-                let big = acks.first { $0.status == "rejected" }
-                #expect(big?.reason == "payload too large", "\(acks)")
-                #expect(big?.eventId == "big-event" || big?.eventIdIsNull == true, "\(acks)")
+                let rejected = acks.filter { $0.status == "rejected" }
+                #expect(rejected.count == 2 && rejected.allSatisfy { $0.reason == "payload too large" }, "\(acks)")
+                #expect(rejected.contains { $0.eventId == "big-event" }, "a rejected ack names the event it can read (CONTRACTS.md §1): \(acks)")
+                #expect(rejected.contains { $0.eventIdIsNull }, "an eventId beyond the limit is not read: \(acks)")
                 #expect(acks.contains { $0.eventId == "small-event" && $0.isStored }, "\(acks)")
 
                 try await bed.waitForUpstream(count: 1)

@@ -73,8 +73,8 @@ extension IntegrationSuite {
                 #expect(DeliveryCheck.ackProblems(acks).isEmpty, "\(DeliveryCheck.ackProblems(acks))")
                 // Per message; acks of different messages may come in any order.
                 let statuses = Dictionary(grouping: acks, by: { $0.eventId ?? "null" }).mapValues { $0.compactMap(\.status).sorted() }
-                #expect(statuses == [sample.eventId: ["duplicate", "stored"], "null": ["rejected"], "t-bad-ts": ["rejected"]], "\(acks)")
-                #expect(acks.first { $0.eventIdIsNull }?.reason == "invalid json", "\(acks)")
+                #expect(statuses == [sample.eventId: ["duplicate", "stored"], "t-broken": ["rejected"], "t-bad-ts": ["rejected"]], "\(acks)")
+                #expect(acks.first { $0.eventId == "t-broken" }?.reason == "invalid json", "\(acks)")
                 #expect(acks.first { $0.eventId == "t-bad-ts" }?.reason == "invalid timestamp", "\(acks)")
 
                 try await bed.waitForUpstream(count: 1)

@@ -184,6 +184,50 @@ let testLogger = Logger(label: "outbox-test")
         await outbox.close()
     }
 
+    /// Issue 12: under dropOldest one noisy device must not evict every other device's
+    /// undelivered events; the device holding the most bytes loses its own oldest first.
+    @Test func dropOldestEvictsTheNoisiestDevicesOldestEventsFirst() async throws {
+        let store = try TemporaryStore()
+        let outbox = try Outbox.open(
+            configuration: store.configuration {
+                $0.maxBytes = 4000
+                $0.whenFull = .dropOldest
+            }, logger: testLogger)
+        for device in ["quiet-a", "quiet-b"] {
+            for index in 0..<2 { _ = await outbox.append([record(device, "\(device)-\(index)", size: 200)]) }
+        }
+        for index in 0..<40 {
+            let outcomes = await outbox.append([record("noisy", "n\(index)", size: 200)])
+            #expect(outcomes.allSatisfy { if case .stored = $0 { true } else { false } })
+        }
+        var pending = try await outbox.pending(after: 0, limit: 100).map(\.eventID)
+        #expect(Array(pending.prefix(4)) == ["quiet-a-0", "quiet-a-1", "quiet-b-0", "quiet-b-1"], "\(pending)")
+        #expect(pending.last == "n39" && pending.dropFirst(4).allSatisfy { $0.hasPrefix("n") }, "\(pending)")
+        let noisyKept = pending.count - 4
+        var stats = try await outbox.stats()
+        #expect(stats.drops["capacity"] == Int64(40 - noisyKept))
+        #expect(stats.bytes <= 4000)
+
+        // Once the quiet ones hold more than the noisy one, they lose their oldest in turn:
+        // a big burst from quiet-a evicts noisy's events, then quiet-a's own oldest.
+        for index in 2..<30 { _ = await outbox.append([record("quiet-a", "quiet-a-\(index)", size: 200)]) }
+        pending = try await outbox.pending(after: 0, limit: 200).map(\.eventID)
+        #expect(pending.contains("quiet-b-0") && pending.contains("quiet-b-1"), "the smallest device keeps its events: \(pending)")
+        #expect(!pending.contains("quiet-a-0"), "quiet-a, now the heaviest, lost its oldest: \(pending)")
+        #expect(pending.last == "quiet-a-29")
+        stats = try await outbox.stats()
+        #expect(stats.bytes <= 4000)
+
+        // Removals (after PUBACK) keep the per-device accounting right: after the quiet-b events are
+        // forwarded, another noisy burst still evicts by weight, and nothing breaks.
+        let seqs = try await outbox.pending(after: 0, limit: 200).filter { $0.device == "quiet-b" }.map(\.seq)
+        outbox.remove(seqs)
+        for index in 40..<60 { _ = await outbox.append([record("noisy", "n\(index)", size: 200)]) }
+        stats = try await outbox.stats()
+        #expect(stats.bytes <= 4000)
+        await outbox.close()
+    }
+
     @Test func expiredEventsAreDroppedByMaintenance() async throws {
         let store = try TemporaryStore()
         let outbox = try Outbox.open(configuration: store.configuration { $0.maxAgeSeconds = 60 }, logger: testLogger)

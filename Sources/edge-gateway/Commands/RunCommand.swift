@@ -24,6 +24,9 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var options: ConfigOption
 
     func run() async throws {
+        // A child (the text-to-speech program) or a peer that goes away must cost a write error,
+        // not the daemon: a daemon ignores SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
         let configuration = try await options.load()
         LoggingSetup.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
         // Before any component creates its metrics: those made earlier would stay no-ops.

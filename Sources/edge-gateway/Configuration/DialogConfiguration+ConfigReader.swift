@@ -4,7 +4,7 @@ import Users
 
 extension DialogConfiguration {
     /// `dialog.*` (the codec and the unknown-user policy come from `ml.*` and `users.*`).
-    init(_ v: inout ConfigValues, hubID: String, ml: MLConfiguration, users: UsersConfiguration) {
+    init(_ v: inout ConfigValues, hubID: String, ml: MLConfiguration, users: UsersConfiguration, registrationEnabled: Bool) {
         self.init(hubID: hubID)
         codec = ml.codec
         unknownUserPolicy = users.unknownUserPolicy
@@ -16,5 +16,10 @@ extension DialogConfiguration {
         reorderWindow = v.int("dialog.reorderWindow", default: reorderWindow, range: 1...1000)
         maxAudioMessageBytes = v.int("dialog.maxAudioMessageBytes", default: maxAudioMessageBytes, range: 64...(16 * 1024 * 1024))
         responseAttempts = v.int("dialog.responseAttempts", default: responseAttempts, range: 1...100)
+        maxFramesPerSession = v.int("dialog.maxFramesPerSession", default: maxFramesPerSession, range: 1...10_000_000)
+        maxSessionAudioBytes = v.int("dialog.maxSessionAudioBytes", default: maxSessionAudioBytes, range: 1024...(1024 * 1024 * 1024))
+        maxBufferedAudioBytes = v.int("dialog.maxBufferedAudioBytes", default: maxBufferedAudioBytes, range: 1024...(1024 * 1024 * 1024))
+        let trustDeviceUserID = v.bool("dialog.trustDeviceUserId", default: false)
+        verifiesUserID = registrationEnabled && !trustDeviceUserID
     }
 }

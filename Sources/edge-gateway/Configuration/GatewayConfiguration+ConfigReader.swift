@@ -65,7 +65,6 @@ extension GatewayConfiguration {
         var ingress = DeviceIngressConfiguration(&v, hubID: hubID)
         let ml = MLConfiguration(&v)
         let users = UsersConfiguration(&v, storePath: store.path)
-        let dialog = DialogConfiguration(&v, hubID: hubID, ml: ml, users: users)
         var dialogBroker = device
         dialogBroker.clientID = device.clientID + "-dialog"
         dialogBroker.cleanSession = true
@@ -73,6 +72,7 @@ extension GatewayConfiguration {
         dialogBroker.messageBufferCapacity = 1024
         dialogBroker.messageBufferBytes = 4 * 1024 * 1024
         let registration = RegistrationConfiguration(&v, storePath: store.path, users: users)
+        let dialog = DialogConfiguration(&v, hubID: hubID, ml: ml, users: users, registrationEnabled: registration.enabled)
         let requireRegistrationIgnored = ingress.requireRegistration && !registration.enabled
         if requireRegistrationIgnored { ingress.requireRegistration = false }
         let admin = AdminConfiguration(&v)

@@ -10,6 +10,16 @@ extension HubMicrophoneConfiguration {
         playbackDevice = v.string("audio.playbackDevice", default: "").nonEmpty
         let command = v.stringList("audio.replyCommand", default: [])
         replyCommand = command.isEmpty ? nil : command
+        // A reply is content from the ML service: one starting with "-" must never be read as an
+        // option of the program (`-f/etc/edge-gateway/secrets.env` would have espeak-ng read the
+        // secrets aloud). So {text} may open an argument only after "--"; without {text} the reply
+        // goes to the program's standard input.
+        if let misplaced = command.firstIndex(where: { $0.hasPrefix("{text}") }), !command[..<misplaced].contains("--") {
+            v.fail(
+                "audio.replyCommand",
+                "\"{text}\" would be read as an option when a reply starts with '-': put \"--\" before it "
+                    + "([espeak-ng, --stdout, --, \"{text}\"]) or leave {text} out to get the reply on standard input")
+        }
         sampleRate = v.int("audio.sampleRate", default: sampleRate, range: 8000...48000)
         if ![8000, 12000, 16000, 24000, 48000].contains(sampleRate) {
             v.fail("audio.sampleRate", "\(sampleRate) is not an Opus rate (8000, 12000, 16000, 24000 or 48000)")
