@@ -8,6 +8,15 @@ public struct RegistrationResult: Sendable, Equatable, Codable {
         case registered, failed, rejected, pending
     }
 
+    /// Reasons of `rejected` answers (README "Device registration").
+    public static let reservedID = "reserved device id"
+    public static let requestIDReused = RegistrationSaga.requestIDReused
+    public static let rateLimited = "rate limited"
+    public static let busy = "busy"
+    public static let alreadyRegistered = "already registered"
+    /// The reason of a `registered` answer to a repeat that came after the password was wiped.
+    public static let credentialsNotKept = "credentials no longer kept"
+
     public var requestId: String?
     public var status: Status
     /// The device's own broker username (its id) and password, when registered.
