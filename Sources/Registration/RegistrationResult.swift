@@ -42,9 +42,10 @@ public struct RegistrationResult: Sendable, Equatable, Codable {
         var payload = JSONText(capacity: 256)
         payload.field("requestId", string: requestId)
         payload.field("status", string: status.rawValue)
-        if let password {
+        if status == .registered {
             payload.field("username", string: username ?? device.rawValue)
-            payload.field("password", string: password)
+            // Absent once wiped (`registration.passwordRetentionSeconds`); `reason` then says so.
+            if let password { payload.field("password", string: password) }
             payload.field("registryId", string: registryId)
         }
         if let reason { payload.field("reason", string: reason) }
