@@ -146,6 +146,7 @@ public final class RegistrationService: Service, Sendable {
         guard let admission = queue.admit(device.rawValue) else {
             return .answered(reject(device: device, requestID: request.requestID, reason: RegistrationResult.busy, counted: "busy"))
         }
+        recordQueue()
         logger.info(
             "registration requested",
             metadata: ["device.id": "\(request.device)", "request.id": "\(request.requestID)", "user.id": "\(request.userID)"])
@@ -156,7 +157,10 @@ public final class RegistrationService: Service, Sendable {
     /// and the broker, and runs the saga.
     func perform(_ request: RegistrationRequest, _ admission: RegistrationQueue.Admission) async -> RegistrationResult {
         await admission.wait()
-        defer { admission.finish() }
+        defer {
+            admission.finish()
+            recordQueue()
+        }
         let device = request.device
         // A request id seen before: the saga answers from the record, or rejects a reuse.
         if saga.record(request.requestID) == nil {
@@ -190,6 +194,16 @@ public final class RegistrationService: Service, Sendable {
             metadata: ["device.id": "\(device)", "request.id": "\(requestID ?? "")", "reason": "\(reason)"])
         return RegistrationResult(requestId: requestID, status: .rejected, reason: reason)
     }
+
+    /// Registrations running and waiting, as gauges.
+    private func recordQueue() {
+        let counts = queue.counts
+        Self.runningGauge.record(counts.running)
+        Self.waitingGauge.record(counts.waiting)
+    }
+
+    static let runningGauge = Gauge(label: "gateway.registration.running")
+    static let waitingGauge = Gauge(label: "gateway.registration.queue.waiting")
 
     static func countRejection(_ reason: String) {
         Counter(label: "gateway.registration.rejected", dimensions: [("reason", reason)]).increment()

@@ -67,8 +67,9 @@ extension IntegrationSuite {
         }
 
         @Test func registeringTheHubIdOrAnInstalledIdentityIsRejected() async throws {
-            try await withRegistrationOfAda(extra: ["mqtt.clientId": "gw-attacked"]) { bed in
-                for (index, device) in [TestBed.hubId, "edge-provisioning", "edge-gateway", "gw-attacked", "gw-attacked-dialog", "gw-attacked-dynsec"].enumerated() {
+            try await withRegistrationOfAda(extra: ["mqtt.clientId": "gw-attacked", "registration.reservedIds": .raw("[lab-bench, spare-1]")]) { bed in
+                let reserved = [TestBed.hubId, "edge-provisioning", "edge-gateway", "gw-attacked", "gw-attacked-dialog", "gw-attacked-dynsec", "lab-bench"]
+                for (index, device) in reserved.enumerated() {
                     let result = try await registration.register(bed, device: device, requestId: "req-reserved-\(index)")
                     #expect(result["status"] as? String == "rejected", "\(device): \(result)")
                     #expect(result["reason"] as? String == "reserved device id", "\(device)")
@@ -121,7 +122,7 @@ extension IntegrationSuite {
             let port = try FreePort.next()
             try await registration.withRegistration(extra: ["admin.port": .int(port), "admin.token": "op"]) { bed in
                 bed.services.users.withLock { $0["ada"] = .init(quota: 1000, count: 0) }
-                var configuration = MQTTClientConfiguration(host: "127.0.0.1", port: bed.bed.deviceBroker.port, clientID: "flooder", cleanSession: true)
+                let configuration = MQTTClientConfiguration(host: "127.0.0.1", port: bed.bed.deviceBroker.port, clientID: "flooder", cleanSession: true)
                 let flooder = MQTTClient(configuration: configuration, logger: Logger(label: "flooder"))
                 flooder.start()
                 let deadline = ContinuousClock.now + .seconds(10)
@@ -174,6 +175,39 @@ extension IntegrationSuite {
                 #expect(other["status"] as? String == "registered", "\(other)\n\(bed.bed.gateway.logTail())")
                 #expect(answers(bed, device: "stuck-x", requestId: "req-stuck-x").isEmpty, "X is still compensating")
                 try await honestEventIsStored(bed, "after-hanging-compensation")
+            }
+        }
+
+        @Test func registrationsPastTheQueueLimitAreRejectedBusy() async throws {
+            let port = try FreePort.next()
+            let extra: GatewayConfig = [
+                "registration.timeoutMs": 60_000, "registration.maxConcurrent": 1, "registration.queueLimit": 1,
+                "admin.port": .int(port), "admin.token": "op",
+            ]
+            try await registration.withRegistration(extra: extra) { bed in
+                bed.services.users.withLock { $0["slow"] = .init(quota: 10, count: 0) }
+                // One registration hangs (its user lookup), and takes the only slot.
+                bed.services.delay("GET /api/users/slow", by: .seconds(120))
+                let json = #"{"requestId":"req-hang","userId":"slow","type":"speaker","premium":false}"#
+                try await DeviceClient.publishOnce(
+                    topic: "device/hang-1/register", payload: Data(json.utf8), brokerPort: bed.bed.deviceBroker.port, in: bed.bed.sandbox.directory)
+                let deadline = ContinuousClock.now + .seconds(20)
+                while !bed.services.recorded.contains("GET /api/users/slow"), ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                // One may wait (its answer comes when the slot frees); the next is refused at once.
+                let waiting = #"{"requestId":"req-wait","userId":"slow","type":"speaker","premium":false}"#
+                try await DeviceClient.publishOnce(
+                    topic: "device/wait-1/register", payload: Data(waiting.utf8), brokerPort: bed.bed.deviceBroker.port, in: bed.bed.sandbox.directory)
+                let admin = AdminClient(port: port, token: "op")
+                _ = try await admin.waitForMetric("gateway_registration_queue_waiting") { $0 == 1 }
+                let refused = try await registration.register(bed, device: "late-1", requestId: "req-late")
+                #expect(refused["status"] as? String == "rejected")
+                #expect(refused["reason"] as? String == "busy")
+                let overAPI = try await admin.post("/api/devices", json: #"{"deviceId": "late-2", "requestId": "req-late-2", "userId": "ada", "type": "x"}"#)
+                #expect(overAPI.status == 503, "\(overAPI.text)")
+                _ = try await admin.waitForMetric(#"gateway_registration_rejected{reason="busy"}"#) { $0 == 2 }
+                try await honestEventIsStored(bed, "after-busy")
             }
         }
 
