@@ -7,6 +7,7 @@ import Metrics
 import MLLink
 import NIOCore
 import Prometheus
+import Registration
 import ServiceLifecycle
 import Synchronization
 
@@ -167,7 +168,7 @@ public final class AdminServer: Service, Sendable {
 
     /// `POST /api/devices` with `{"deviceId", "requestId"?, "userId", "type", "premium"?}`: the
     /// registration saga, answered like `REGISTRATION_RESULT` (201 registered, 202 pending, 400
-    /// rejected, 409 failed). A missing `requestId` gets a new UUID (the call is then not idempotent).
+    /// rejected, 429 rate limited, 503 busy, 409 failed). A missing `requestId` gets a new UUID (the call is then not idempotent).
     static func register(_ request: Request, context: Context, sources: AdminSources) async throws -> Response {
         guard let registrations = sources.registrations else {
             return try problem("registration is off (registration.enabled)", status: .notFound)
@@ -189,6 +190,8 @@ public final class AdminServer: Service, Sendable {
             switch result.status {
             case .registered: .created
             case .pending: .accepted
+            case .rejected where result.reason == RegistrationResult.rateLimited: .tooManyRequests
+            case .rejected where result.reason == RegistrationResult.busy: .serviceUnavailable
             case .rejected: .badRequest
             case .failed: .conflict
             }

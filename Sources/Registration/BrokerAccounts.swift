@@ -19,14 +19,17 @@ public struct BrokerAccountError: Error, Sendable, CustomStringConvertible {
 }
 
 /// Per-device accounts on the local mosquitto through its dynamic-security plugin
-/// (`$CONTROL/dynamic-security/v1`): each device gets a client (username = device id, a generated
-/// password) and a role that lets it do only what CONTRACTS.md §1 gives a device — publish
-/// `device/{id}/event`, `telemetry`, `audio` and `register`; subscribe to and receive
-/// `device/{id}/ack` and `device/{id}/response`. Nothing else (the plugin's default denies
-/// publishing and subscribing).
+/// (`$CONTROL/dynamic-security/v1`): each device gets a client (username = device id, bound to
+/// client id = device id, a generated password) and a role that lets it do only what
+/// CONTRACTS.md §1 gives a device — publish `device/{id}/event`, `telemetry`, `audio` and
+/// `register`; subscribe to and receive `device/{id}/ack` and `device/{id}/response`. Nothing else
+/// (the plugin's default denies publishing and subscribing).
 ///
-/// Both operations are idempotent, so a resumed registration step does no harm: creating an
-/// existing account sets its password and role again; removing a missing one succeeds.
+/// Accounts it did not make are never changed: every client and role it creates carries the
+/// request id that made it in its `textname` (``marker(device:requestID:)``). Creating an account
+/// that exists succeeds only when that marker is the same request's (a resumed step); anything
+/// else is refused, never reset. Removing deletes only what carries the request's marker; a
+/// missing account is not an error.
 ///
 /// The client must connect as an identity with the plugin's admin role and be subscribed to
 /// ``responseTopic``; ``run()`` reads the answers.
@@ -39,10 +42,19 @@ public final class BrokerAccounts: Sendable {
     private let logger: Logger
     private let pending = Mutex<[String: CheckedContinuation<Response?, Never>]>([:])
 
-    /// One command's answer: `error` is nil on success.
+    /// One command's answer: `error` is nil on success; `fields` are the string fields of the
+    /// object in `data` (`getClient`: `data.client`, `getRole`: `data.role`).
     struct Response: Sendable {
         var command: String
         var error: String?
+        var fields: [String: String] = [:]
+    }
+
+    /// An account as the broker holds it.
+    public struct Account: Sendable, Equatable {
+        public var username: String
+        public var clientID: String?
+        public var textName: String?
     }
 
     public init(client: MQTTClient, timeout: Duration = .seconds(5), logger: Logger) {
@@ -98,49 +110,74 @@ public final class BrokerAccounts: Sendable {
         return sends + receives
     }
 
-    /// Creates (or, when it exists, resets) the account of `device` with `password`.
-    public func ensureAccount(for device: DeviceID, password: String) async throws(BrokerAccountError) {
+    /// What marks a client or role as made by the registration `requestID` of `device`.
+    public static func marker(device: DeviceID, requestID: String) -> String {
+        "edge-gateway device \(device.rawValue), request \(requestID)"
+    }
+
+    /// The broker account (dynamic-security client) named `username`; nil when there is none.
+    public func account(_ username: String) async throws(BrokerAccountError) -> Account? {
+        let response = try await send(["command": "getClient", "username": username])
+        if let error = response.error {
+            if error.lowercased().contains("not found") { return nil }
+            throw BrokerAccountError("getClient \(username): \(error)", retriable: false)
+        }
+        return Account(username: username, clientID: response.fields["clientid"], textName: response.fields["textname"])
+    }
+
+    /// Creates the account of `device` for the registration `requestID`: a client bound to client
+    /// id = device id, with `password` and only the device's role. An account or role that exists
+    /// is refused unless this same request made it (a resumed step), and is never changed.
+    public func createAccount(for device: DeviceID, password: String, requestID: String) async throws(BrokerAccountError) {
         let role = Self.roleName(device)
-        let createRole = try await send(["command": "createRole", "rolename": role, "acls": Self.acls(device)])
+        let marker = Self.marker(device: device, requestID: requestID)
+        let createRole = try await send(["command": "createRole", "rolename": role, "textname": marker, "acls": Self.acls(device)])
         if let error = createRole.error {
             guard error.lowercased().contains("already exists") else { throw BrokerAccountError("createRole \(role): \(error)", retriable: false) }
-            // An earlier attempt made it: make its ACLs what they should be.
-            for acl in Self.acls(device) {
-                var command = acl
-                command["command"] = "addRoleACL"
-                command["rolename"] = role
-                _ = try await send(command)
+            let existing = try await send(["command": "getRole", "rolename": role])
+            guard existing.error == nil, existing.fields["textname"] == marker else {
+                throw BrokerAccountError("role \(role) exists and was not made by this registration; it is left as it is", retriable: false)
             }
         }
         let createClient = try await send([
-            "command": "createClient", "username": device.rawValue, "password": password,
-            "textname": "edge-gateway device", "roles": [["rolename": role, "priority": 0]],
+            "command": "createClient", "username": device.rawValue, "password": password, "clientid": device.rawValue,
+            "textname": marker, "roles": [["rolename": role, "priority": 0]],
         ])
         if let error = createClient.error {
             guard error.lowercased().contains("already exists") else {
                 throw BrokerAccountError("createClient \(device): \(error)", retriable: false)
             }
-            let setPassword = try await send(["command": "setClientPassword", "username": device.rawValue, "password": password])
-            if let error = setPassword.error { throw BrokerAccountError("setClientPassword \(device): \(error)", retriable: false) }
-            // Exactly the device's role, whatever it had (modifyClient replaces the list).
-            let roles = try await send(["command": "modifyClient", "username": device.rawValue, "roles": [["rolename": role, "priority": 0]]])
-            if let error = roles.error { throw BrokerAccountError("modifyClient \(device): \(error)", retriable: false) }
-        }
-        logger.info("broker account ready", metadata: ["device.id": "\(device)"])
-    }
-
-    /// Deletes the account of `device` and its role; a missing one is not an error.
-    public func removeAccount(for device: DeviceID) async throws(BrokerAccountError) {
-        for command in [
-            ["command": "deleteClient", "username": device.rawValue],
-            ["command": "deleteRole", "rolename": Self.roleName(device)],
-        ] {
-            let response = try await send(command)
-            if let error = response.error, !error.lowercased().contains("not found") {
-                throw BrokerAccountError("\(command["command"]!) \(device): \(error)", retriable: false)
+            // Made by this request before a crash: done. Anyone else's: refused, never reset.
+            guard let existing = try await account(device.rawValue), existing.textName == marker else {
+                throw BrokerAccountError("broker account \(device) exists and was not made by this registration; it is left as it is", retriable: false)
             }
         }
-        logger.info("broker account removed", metadata: ["device.id": "\(device)"])
+        logger.info("broker account ready", metadata: ["device.id": "\(device)", "request.id": "\(requestID)"])
+    }
+
+    /// Deletes the account of `device` and its role when the registration `requestID` made them;
+    /// a missing one, or one made by someone else, is left alone (not an error).
+    public func removeAccount(for device: DeviceID, requestID: String) async throws(BrokerAccountError) {
+        let marker = Self.marker(device: device, requestID: requestID)
+        if let existing = try await account(device.rawValue) {
+            if existing.textName == marker {
+                let response = try await send(["command": "deleteClient", "username": device.rawValue])
+                if let error = response.error, !error.lowercased().contains("not found") {
+                    throw BrokerAccountError("deleteClient \(device): \(error)", retriable: false)
+                }
+            } else {
+                logger.warning("broker account not made by this registration; not removed", metadata: ["device.id": "\(device)", "request.id": "\(requestID)"])
+            }
+        }
+        let role = Self.roleName(device)
+        let existingRole = try await send(["command": "getRole", "rolename": role])
+        if existingRole.error == nil, existingRole.fields["textname"] == marker {
+            let response = try await send(["command": "deleteRole", "rolename": role])
+            if let error = response.error, !error.lowercased().contains("not found") {
+                throw BrokerAccountError("deleteRole \(role): \(error)", retriable: false)
+            }
+        }
+        logger.info("broker account removed", metadata: ["device.id": "\(device)", "request.id": "\(requestID)"])
     }
 
     /// Sends one command and waits for its answer (matched by `correlationData`).
@@ -195,7 +232,13 @@ public final class BrokerAccounts: Sendable {
         }
         for response in responses {
             guard let correlation = response["correlationData"] as? String else { continue }
-            resolve(correlation, Response(command: response["command"] as? String ?? "", error: response["error"] as? String))
+            var fields: [String: String] = [:]
+            if let data = response["data"] as? [String: Any] {
+                for case let object as [String: Any] in data.values {
+                    for (key, value) in object { if let text = value as? String { fields[key] = text } }
+                }
+            }
+            resolve(correlation, Response(command: response["command"] as? String ?? "", error: response["error"] as? String, fields: fields))
         }
     }
 }

@@ -8,6 +8,15 @@ public struct RegistrationResult: Sendable, Equatable, Codable {
         case registered, failed, rejected, pending
     }
 
+    /// Reasons of `rejected` answers (README "Device registration").
+    public static let reservedID = "reserved device id"
+    public static let requestIDReused = RegistrationSaga.requestIDReused
+    public static let rateLimited = "rate limited"
+    public static let busy = "busy"
+    public static let alreadyRegistered = "already registered"
+    /// The reason of a `registered` answer to a repeat that came after the password was wiped.
+    public static let credentialsNotKept = "credentials no longer kept"
+
     public var requestId: String?
     public var status: Status
     /// The device's own broker username (its id) and password, when registered.
@@ -33,9 +42,10 @@ public struct RegistrationResult: Sendable, Equatable, Codable {
         var payload = JSONText(capacity: 256)
         payload.field("requestId", string: requestId)
         payload.field("status", string: status.rawValue)
-        if let password {
+        if status == .registered {
             payload.field("username", string: username ?? device.rawValue)
-            payload.field("password", string: password)
+            // Absent once wiped (`registration.passwordRetentionSeconds`); `reason` then says so.
+            if let password { payload.field("password", string: password) }
             payload.field("registryId", string: registryId)
         }
         if let reason { payload.field("reason", string: reason) }

@@ -5,8 +5,11 @@ import SQLite
 
 /// How a registration ended, as the device is told (`REGISTRATION_RESULT`).
 public enum RegistrationOutcome: Sendable, Equatable {
-    /// Registered: the device's broker credentials (username = device id).
-    case registered(password: String, registryID: String?)
+    /// Registered: the device's broker credentials (username = device id); the password is nil
+    /// when a repeated request comes after it was wiped (`registration.passwordRetentionSeconds`).
+    case registered(password: String?, registryID: String?)
+    /// Refused before anything was done (the reason says why, e.g. `requestId reused`).
+    case rejected(reason: String)
     /// Not registered; every completed step was compensated.
     case failed(reason: String)
     /// Not registered, and a compensation kept failing: the saga waits in `needs-attention`.
@@ -21,7 +24,8 @@ public enum RegistrationOutcome: Sendable, Equatable {
 /// recorded), a failing compensation retried with backoff and, past its attempts, left in
 /// `needs-attention`. A saga cut short (crash) is resumed by ``resumeUnfinished()``: forward from
 /// the step in doubt while it can still complete, else compensated. The same request id twice
-/// registers once.
+/// registers once; a request id already used for another device, user, type or premium flag is
+/// rejected (`requestId reused`) and the record's credentials are not given out.
 public final class RegistrationSaga: Sendable {
     public struct Configuration: Sendable, Equatable {
         /// Attempts per compensation before `needs-attention`.
@@ -53,10 +57,40 @@ public final class RegistrationSaga: Sendable {
             return .failed(reason: "the registration could not be recorded: \(error)")
         }
         if let existing {
+            guard existing.request == request else {
+                logger.warning(
+                    "registration request reuses the request id of another registration",
+                    metadata: ["request.id": "\(request.requestID)", "device.id": "\(request.device)", "saga.device_id": "\(existing.request.device)"])
+                return .rejected(reason: Self.requestIDReused)
+            }
             logger.info("repeated registration request", metadata: ["request.id": "\(request.requestID)", "saga.state": "\(existing.state.rawValue)"])
             return Self.outcome(of: existing)
         }
         return await drive(request.requestID)
+    }
+
+    /// The reason of a request whose id was used for a different registration (CONTRACTS.md §1).
+    public static let requestIDReused = "requestId reused"
+
+    /// Wipes the passwords of sagas that finished more than `passwordRetention` before `nowMs`
+    /// and deletes finished records older than `recordRetention` (never those in
+    /// `needs-attention`). Returns how many passwords were wiped and records deleted.
+    @discardableResult
+    public func maintain(nowMs: Int64, passwordRetention: Duration, recordRetention: Duration) -> (wiped: Int, pruned: Int) {
+        func milliseconds(_ duration: Duration) -> Int64 {
+            duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        }
+        do {
+            let wiped = try store.wipePasswords(finishedBefore: nowMs - milliseconds(passwordRetention))
+            let pruned = try store.prune(finishedBefore: nowMs - milliseconds(recordRetention))
+            if wiped > 0 || pruned > 0 {
+                logger.info("registration records maintained", metadata: ["passwords.wiped": "\(wiped)", "records.pruned": "\(pruned)"])
+            }
+            return (wiped, pruned)
+        } catch {
+            logger.error("cannot maintain the registration records", metadata: ["error": "\(error)"])
+            return (0, 0)
+        }
     }
 
     /// Resumes every saga a crash cut short; returns their outcomes.
@@ -183,7 +217,9 @@ public final class RegistrationSaga: Sendable {
         switch step {
         case .checkQuota: try await effects.checkQuota(request)
         case .recordLocally: try await effects.recordLocally(request)
-        case .createBrokerAccount: try await effects.createBrokerAccount(request, password: record.password)
+        case .createBrokerAccount:
+            guard let password = record.password else { throw StepError(.refused, "the password of this registration is no longer kept") }
+            try await effects.createBrokerAccount(request, password: password)
         case .registerUpstream: return try await effects.registerUpstream(request)
         case .addToUser: try await effects.addToUser(request)
         case .addBillingCharge: try await effects.addBillingCharge(request)

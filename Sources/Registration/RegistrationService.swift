@@ -5,25 +5,46 @@ import MQTT
 import Metrics
 import Outbox
 import ServiceLifecycle
+import Synchronization
 
 /// Takes `device/+/register` (CONTRACTS.md §1) on a connection of its own (persistent session:
 /// a request sent while the gateway restarts is kept by the broker), runs the registration saga,
 /// stores a `DeviceRegistered` event (key = the user id) and answers `REGISTRATION_RESULT` on
 /// `device/{id}/response`. At start, sagas a crash cut short are resumed first and their devices
 /// answered.
+///
+/// Before a saga starts, a request must pass, in this order (each refusal is `rejected` with a
+/// reason, counted in `gateway.registration.rejected{reason}` and logged, rate-limited): a
+/// well-formed body; the rate limits (per device and hub-wide, ``RegistrationRateLimit``); an id
+/// that is not reserved (``RegistrationConfiguration/reservedIDs``, `hub.id`); room in the queue
+/// (``RegistrationQueue``). In its turn (one at a time per device), a request id seen before is
+/// answered from its record only when device, user, type and premium match (else `requestId
+/// reused`); a device the local registry has under another request is `already registered`; and a
+/// broker account the local registry did not create is never touched (`reserved device id`).
+/// Sagas of different devices run concurrently up to `registration.maxConcurrent`. A periodic
+/// maintenance (and one at start) wipes kept passwords and prunes old records.
 public final class RegistrationService: Service, Sendable {
     private let client: MQTTClient
     private let accounts: BrokerAccounts
     private let saga: RegistrationSaga
     private let outbox: Outbox
     private let hubID: String
+    private let local: LocalRegistry?
+    private let settings: RegistrationConfiguration
     private let activity: DeviceActivity?
     private let logger: Logger
+    private let limits: Mutex<RegistrationRateLimit>
+    private let queue: RegistrationQueue
+    private let rejectLog: RateLimitedLog
 
     public static let subscriptions = ["device/+/register"]
 
+    /// - Parameters:
+    ///   - local: the local registry (whose devices are not "foreign" broker accounts).
+    ///   - settings: reserved ids, rate limits, concurrency and retention.
     public init(
         client: MQTTClient, accounts: BrokerAccounts, saga: RegistrationSaga, outbox: Outbox, hubID: String,
+        local: LocalRegistry? = nil, settings: RegistrationConfiguration = RegistrationConfiguration(statePath: ":memory:"),
         activity: DeviceActivity? = nil, logger: Logger
     ) {
         self.activity = activity
@@ -32,7 +53,14 @@ public final class RegistrationService: Service, Sendable {
         self.saga = saga
         self.outbox = outbox
         self.hubID = hubID
+        self.local = local
+        self.settings = settings
         self.logger = logger
+        limits = Mutex(
+            RegistrationRateLimit(
+                perDevicePerMinute: settings.maxRequestsPerDevicePerMinute, perMinute: settings.maxRequestsPerMinute, at: .now))
+        queue = RegistrationQueue(maxConcurrent: settings.maxConcurrent, limit: settings.queueLimit)
+        rejectLog = RateLimitedLog(logger: logger, interval: .seconds(10))
     }
 
     public func run() async throws {
@@ -40,6 +68,7 @@ public final class RegistrationService: Service, Sendable {
             group.addTask { await self.accounts.run() }
             client.start()
             group.addTask { for await _ in self.client.events {} }
+            group.addTask { await self.maintainPeriodically() }
             // Resume what a crash cut short once the broker can be told about accounts.
             while !accounts.isConnected, !Task.isCancelled, !Task.isShuttingDownGracefully {
                 try? await Task.sleep(for: .milliseconds(100))
@@ -50,8 +79,23 @@ public final class RegistrationService: Service, Sendable {
                 }
             }
             await withTaskCancellationOrGracefulShutdownHandler {
-                for await batch in client.messages {
-                    for message in batch { await handle(message) }
+                // Each admitted request runs in its own task; the queue bounds how many there are.
+                await withDiscardingTaskGroup { requests in
+                    for await batch in client.messages {
+                        for message in batch {
+                            guard case .success(let topic) = DeviceTopic.parse(message.topic), topic.channel == .register else {
+                                Self.countRejection("invalid_topic")
+                                continue
+                            }
+                            activity?.record(topic.device, channel: "register", atMs: Int64(Date().timeIntervalSince1970 * 1000))
+                            switch intake(device: topic.device, payload: message.payload) {
+                            case .answered(let result):
+                                publish(result, device: topic.device)
+                            case .admitted(let request, let admission):
+                                requests.addTask { self.publish(await self.perform(request, admission), device: request.device) }
+                            }
+                        }
+                    }
                 }
             } onCancelOrGracefulShutdown: {
                 self.client.pauseReading()
@@ -62,38 +106,125 @@ public final class RegistrationService: Service, Sendable {
         }
     }
 
-    func handle(_ message: MQTTMessage) async {
-        guard case .success(let topic) = DeviceTopic.parse(message.topic), topic.channel == .register else {
-            Counter(label: "gateway.registration.rejected", dimensions: [("reason", "invalid_topic")]).increment()
-            return
-        }
-        activity?.record(topic.device, channel: "register", atMs: Int64(Date().timeIntervalSince1970 * 1000))
-        publish(await register(device: topic.device, payload: message.payload), device: topic.device)
-    }
-
     /// Registers `device` from a request body of CONTRACTS.md §1 (`{"requestId", "userId", "type",
     /// "premium"}`), as `device/{id}/register` does; the admin API's `POST /api/devices` comes here
-    /// too. Returns what the device is told (`REGISTRATION_RESULT`); the device is told it as well.
+    /// too (the same limits apply). Returns what the device is told (`REGISTRATION_RESULT`); the
+    /// device is told it as well.
     public func registerAndAnswer(device: DeviceID, payload: [UInt8]) async -> RegistrationResult {
-        let result = await register(device: device, payload: payload)
+        let result: RegistrationResult
+        switch intake(device: device, payload: payload) {
+        case .answered(let answer): result = answer
+        case .admitted(let request, let admission): result = await perform(request, admission)
+        }
         publish(result, device: device)
         return result
     }
 
-    private func register(device: DeviceID, payload: [UInt8]) async -> RegistrationResult {
+    enum Intake {
+        case answered(RegistrationResult)
+        case admitted(RegistrationRequest, RegistrationQueue.Admission)
+    }
+
+    /// What is decided at once, without waiting: the body, the rate limits, reserved ids, room
+    /// in the queue.
+    func intake(device: DeviceID, payload: [UInt8]) -> Intake {
         let request: RegistrationRequest
         switch Self.parse(payload, device: device) {
         case .success(let parsed):
             request = parsed
         case .failure(let problem):
-            Counter(label: "gateway.registration.rejected", dimensions: [("reason", "invalid_request")]).increment()
-            logger.warning("rejected a registration request", metadata: ["device.id": "\(device)", "reason": "\(problem.message)"])
-            return RegistrationResult(requestId: problem.requestID, status: .rejected, reason: problem.message)
+            return .answered(reject(device: device, requestID: problem.requestID, reason: problem.message, counted: "invalid_request"))
         }
+        switch limits.withLock({ $0.admit(device.rawValue, at: .now) }) {
+        case .allowed: break
+        case .device, .hub:
+            return .answered(reject(device: device, requestID: request.requestID, reason: RegistrationResult.rateLimited, counted: "rate_limited"))
+        }
+        if device.rawValue == hubID || settings.reservedIDs.contains(device.rawValue) {
+            return .answered(reject(device: device, requestID: request.requestID, reason: RegistrationResult.reservedID, counted: "reserved_id"))
+        }
+        guard let admission = queue.admit(device.rawValue) else {
+            return .answered(reject(device: device, requestID: request.requestID, reason: RegistrationResult.busy, counted: "busy"))
+        }
+        recordQueue()
         logger.info(
             "registration requested",
             metadata: ["device.id": "\(request.device)", "request.id": "\(request.requestID)", "user.id": "\(request.userID)"])
+        return .admitted(request, admission)
+    }
+
+    /// Waits for the request's turn (one at a time per device), checks what needs the records
+    /// and the broker, and runs the saga.
+    func perform(_ request: RegistrationRequest, _ admission: RegistrationQueue.Admission) async -> RegistrationResult {
+        await admission.wait()
+        defer {
+            admission.finish()
+            recordQueue()
+        }
+        let device = request.device
+        // A request id seen before: the saga answers from the record, or rejects a reuse.
+        if saga.record(request.requestID) == nil {
+            if let known = local?.device(device) {
+                // The record of this very request was pruned: registered, the credentials are gone.
+                if known.requestID == request.requestID, known.userID == request.userID, known.type == request.type, known.premium == request.premium {
+                    return RegistrationResult(
+                        requestId: request.requestID, status: .registered, username: device.rawValue, reason: RegistrationResult.credentialsNotKept)
+                }
+                return reject(device: device, requestID: request.requestID, reason: RegistrationResult.alreadyRegistered, counted: "already_registered")
+            }
+            // Not in the local registry: an account on the broker is someone else's (the gateway's,
+            // the provisioning identity, one made by hand); it is never changed.
+            do {
+                if try await accounts.account(device.rawValue) != nil {
+                    return reject(device: device, requestID: request.requestID, reason: RegistrationResult.reservedID, counted: "reserved_id")
+                }
+            } catch {
+                logger.warning("cannot check the broker account; registration not started", metadata: ["device.id": "\(device)", "error": "\(error)"])
+                Counter(label: "gateway.registration.outcomes", dimensions: [("outcome", "failed")]).increment()
+                return RegistrationResult(requestId: request.requestID, status: .failed, reason: "the broker cannot be asked about the account: \(error)")
+            }
+        }
         return await finish(request, await saga.register(request))
+    }
+
+    private func reject(device: DeviceID, requestID: String?, reason: String, counted: String) -> RegistrationResult {
+        Self.countRejection(counted)
+        rejectLog.warning(
+            key: counted, count: 1, "rejected a registration request",
+            metadata: ["device.id": "\(device)", "request.id": "\(requestID ?? "")", "reason": "\(reason)"])
+        return RegistrationResult(requestId: requestID, status: .rejected, reason: reason)
+    }
+
+    /// Registrations running and waiting, as gauges.
+    private func recordQueue() {
+        let counts = queue.counts
+        Self.runningGauge.record(counts.running)
+        Self.waitingGauge.record(counts.waiting)
+    }
+
+    static let runningGauge = Gauge(label: "gateway.registration.running")
+    static let waitingGauge = Gauge(label: "gateway.registration.queue.waiting")
+
+    static func countRejection(_ reason: String) {
+        Counter(label: "gateway.registration.rejected", dimensions: [("reason", reason)]).increment()
+    }
+
+    /// Wipes kept passwords and prunes old records: at start, then every
+    /// ``maintenanceInterval``.
+    private func maintainPeriodically() async {
+        let interval = Self.maintenanceInterval(settings)
+        while !Task.isCancelled {
+            saga.maintain(
+                nowMs: Int64(Date().timeIntervalSince1970 * 1000), passwordRetention: settings.passwordRetention,
+                recordRetention: settings.recordRetention)
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    /// Half the shorter retention, between 100 ms and a minute: a password outlives its
+    /// retention by at most this.
+    static func maintenanceInterval(_ settings: RegistrationConfiguration) -> Duration {
+        min(.seconds(60), max(.milliseconds(100), min(settings.passwordRetention, settings.recordRetention) / 2))
     }
 
     /// Registrations whose compensation kept failing (`needs-attention`): a person must clean up
@@ -105,6 +236,8 @@ public final class RegistrationService: Service, Sendable {
     /// Stores the `DeviceRegistered` event (once) and says what to answer.
     private func finish(_ request: RegistrationRequest, _ outcome: RegistrationOutcome) async -> RegistrationResult {
         switch outcome {
+        case .rejected(let reason):
+            return reject(device: request.device, requestID: request.requestID, reason: reason, counted: "requestid_reused")
         case .registered(let password, let registryID):
             var data = JSONText(capacity: 256)
             data.field("deviceId", string: request.device.rawValue)
@@ -122,7 +255,8 @@ public final class RegistrationService: Service, Sendable {
             ])
             Counter(label: "gateway.registration.outcomes", dimensions: [("outcome", "registered")]).increment()
             return RegistrationResult(
-                requestId: request.requestID, status: .registered, username: request.device.rawValue, password: password, registryId: registryID)
+                requestId: request.requestID, status: .registered, username: request.device.rawValue, password: password, registryId: registryID,
+                reason: password == nil ? RegistrationResult.credentialsNotKept : nil)
         case .failed(let reason):
             Counter(label: "gateway.registration.outcomes", dimensions: [("outcome", "failed")]).increment()
             return RegistrationResult(requestId: request.requestID, status: .failed, reason: reason)

@@ -22,7 +22,8 @@ public final class SagaStore: Sendable {
     /// A saga as recorded.
     public struct Record: Sendable, Equatable {
         public var request: RegistrationRequest
-        public var password: String
+        /// The device's broker password; nil once wiped (`registration.passwordRetentionSeconds`).
+        public var password: String?
         public var state: State
         public var reason: String?
         public var registryID: String?
@@ -73,13 +74,13 @@ public final class SagaStore: Sendable {
 
     static var now: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
-    /// Records a new saga; returns the existing record instead when the request id is known.
+    /// Records a new saga; returns the existing record instead when the request id is known (in
+    /// one statement, so two requests with the same id cannot both begin).
     public func begin(_ request: RegistrationRequest, password: String) throws(SQLiteError) -> Record? {
-        if let existing = try record(request.requestID) { return existing }
-        try connection.withLock { connection throws(SQLiteError) in
+        let inserted = try connection.withLock { connection throws(SQLiteError) -> Bool in
             let insert = try connection.statement(
                 "INSERT INTO sagas (request_id, device_id, user_id, type, premium, password, state, created_at, updated_at) "
-                    + "VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)")
+                    + "VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?) ON CONFLICT (request_id) DO NOTHING")
             defer { insert.reset() }
             try insert.bind(1, request.requestID)
             try insert.bind(2, request.device.rawValue)
@@ -90,8 +91,41 @@ public final class SagaStore: Sendable {
             try insert.bind(7, Self.now)
             try insert.bind(8, Self.now)
             _ = try insert.step()
+            return connection.changes > 0
         }
-        return nil
+        return inserted ? nil : try record(request.requestID)
+    }
+
+    /// Wipes the passwords of finished sagas (completed, failed, needs-attention) that finished
+    /// before `beforeMs` (ms since epoch); returns how many.
+    @discardableResult
+    public func wipePasswords(finishedBefore beforeMs: Int64) throws(SQLiteError) -> Int {
+        try connection.withLock { connection throws(SQLiteError) -> Int in
+            let update = try connection.statement(
+                "UPDATE sagas SET password = '' WHERE password != '' AND state IN ('completed', 'failed', 'needs-attention') AND updated_at < ?")
+            defer { update.reset() }
+            try update.bind(1, beforeMs)
+            _ = try update.step()
+            return connection.changes
+        }
+    }
+
+    /// Deletes completed and failed sagas (and their logs) that finished before `beforeMs`;
+    /// those in `needs-attention` stay until a person has seen to them. Returns how many.
+    @discardableResult
+    public func prune(finishedBefore beforeMs: Int64) throws(SQLiteError) -> Int {
+        try connection.withLock { connection throws(SQLiteError) -> Int in
+            let logs = try connection.statement(
+                "DELETE FROM saga_log WHERE request_id IN (SELECT request_id FROM sagas WHERE state IN ('completed', 'failed') AND updated_at < ?)")
+            defer { logs.reset() }
+            try logs.bind(1, beforeMs)
+            _ = try logs.step()
+            let sagas = try connection.statement("DELETE FROM sagas WHERE state IN ('completed', 'failed') AND updated_at < ?")
+            defer { sagas.reset() }
+            try sagas.bind(1, beforeMs)
+            _ = try sagas.step()
+            return connection.changes
+        }
     }
 
     /// Appends one entry to the saga's log (committed before the call returns).
@@ -142,7 +176,7 @@ public final class SagaStore: Sendable {
             let request = RegistrationRequest(
                 requestID: requestID, device: device, userID: select.text(1), type: select.text(2), premium: select.int64(3) != 0)
             var record = Record(
-                request: request, password: select.text(4), state: State(rawValue: select.text(5)) ?? .running,
+                request: request, password: select.text(4).isEmpty ? nil : select.text(4), state: State(rawValue: select.text(5)) ?? .running,
                 reason: select.isNull(6) ? nil : select.text(6), registryID: select.isNull(7) ? nil : select.text(7),
                 done: [], inDoubt: nil, compensated: [], compensationFailed: [])
             let log = try connection.statement("SELECT step, phase FROM saga_log WHERE request_id = ? ORDER BY seq")

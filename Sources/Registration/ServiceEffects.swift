@@ -38,7 +38,7 @@ public struct ServiceEffects: RegistrationEffects {
 
     public func createBrokerAccount(_ request: RegistrationRequest, password: String) async throws(StepError) {
         do {
-            try await accounts.ensureAccount(for: request.device, password: password)
+            try await accounts.createAccount(for: request.device, password: password, requestID: request.requestID)
         } catch {
             throw StepError(error.isRetriable ? .unavailable : .refused, error.description)
         }
@@ -46,7 +46,7 @@ public struct ServiceEffects: RegistrationEffects {
 
     public func deleteBrokerAccount(_ request: RegistrationRequest) async throws(StepError) {
         do {
-            try await accounts.removeAccount(for: request.device)
+            try await accounts.removeAccount(for: request.device, requestID: request.requestID)
         } catch {
             throw StepError(.unavailable, error.description)
         }

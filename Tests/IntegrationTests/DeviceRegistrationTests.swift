@@ -41,12 +41,17 @@ extension IntegrationSuite {
 
         func register(_ bed: Bed, device: String, requestId: String, user: String = "ada", premium: Bool = true) async throws -> [String: Any] {
             let json = #"{"requestId":"\#(requestId)","userId":"\#(user)","type":"speaker","premium":\#(premium)}"#
+            // A new answer: a repeated request id has older ones.
+            let isAnswer = { (message: RecordedMessage) in
+                message.topic == "device/\(device)/response" && (message.json?["payload"] as? [String: Any])?["requestId"] as? String == requestId
+            }
+            let before = bed.responses.messages.filter(isAnswer).count
             try await DeviceClient.publishOnce(
                 topic: "device/\(device)/register", payload: Data(json.utf8), brokerPort: bed.bed.deviceBroker.port, in: bed.bed.sandbox.directory)
             let messages = try await bed.responses.waitUntil("REGISTRATION_RESULT for \(requestId)", timeout: .seconds(20)) { messages in
-                messages.contains { ($0.json?["payload"] as? [String: Any])?["requestId"] as? String == requestId }
+                messages.filter(isAnswer).count > before
             }
-            let envelope = try #require(messages.last { ($0.json?["payload"] as? [String: Any])?["requestId"] as? String == requestId }?.json)
+            let envelope = try #require(messages.last(where: isAnswer)?.json)
             #expect(envelope["type"] as? String == "REGISTRATION_RESULT")
             return try #require(envelope["payload"] as? [String: Any])
         }

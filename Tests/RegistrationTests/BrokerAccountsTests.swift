@@ -47,9 +47,12 @@ import Testing
 
     func until(_ what: String, _ condition: @Sendable () -> Bool) async throws { try await Self.until(what, condition) }
 
-    /// Connects as `username`; returns the client once connected, or nil when the broker refuses.
-    func connect(_ broker: DynsecBroker, as username: String, password: String) async throws -> MQTTClient? {
-        let client = broker.client("as-\(username)-\(UUID().uuidString.prefix(4))", username: username, password: password)
+    /// Connects as `username` (client id: `clientID`, else the username, as a device account
+    /// must); returns the client once connected, or nil when the broker refuses.
+    func connect(
+        _ broker: DynsecBroker, as username: String, password: String, clientID: String? = nil, subscriptions: [String] = []
+    ) async throws -> MQTTClient? {
+        let client = broker.client(clientID ?? username, username: username, password: password, subscriptions: subscriptions)
         client.start()
         for await event in client.events {
             switch event {
@@ -82,7 +85,7 @@ import Testing
             let device = DeviceID("sensor-1")!
             let password = BrokerAccounts.generatePassword()
             #expect(password.count == 32)
-            try await accounts.ensureAccount(for: device, password: password)
+            try await accounts.createAccount(for: device, password: password, requestID: "req-1")
 
             let observer = Observer(broker)
             try await observer.start()
@@ -103,18 +106,100 @@ import Testing
         }
     }
 
-    @Test func creatingTwiceResetsThePasswordAndRemovingTwiceIsHarmless() async throws {
+    @Test func aDeviceAccountConnectsOnlyWithClientIdEqualToItsDeviceId() async throws {
+        try await withAccounts { broker, accounts in
+            let password = BrokerAccounts.generatePassword()
+            try await accounts.createAccount(for: DeviceID("sensor-7")!, password: password, requestID: "req-7")
+            let own = try #require(try await connect(broker, as: "sensor-7", password: password, clientID: "sensor-7"))
+            await own.stop()
+            // The gateway's client id (a session takeover), another device's, or any other: refused at CONNECT.
+            for foreign in ["edge-gateway-hub-1", "sensor-8", "sensor-7-x"] {
+                #expect(try await connect(broker, as: "sensor-7", password: password, clientID: foreign) == nil, "client id \(foreign)")
+            }
+        }
+    }
+
+    /// Runs a mosquitto tool to its end; returns its standard output.
+    static func tool(_ name: String, _ arguments: [String]) async throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/\(name)")
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        let ended = AsyncStream<Void> { continuation in process.terminationHandler = { _ in continuation.finish() } }
+        try process.run()
+        let text = output.fileHandleForReading.readDataToEndOfFile()
+        for await _ in ended {}
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    @Test func aDeviceAccountCannotReceiveAnotherDevicesTopics() async throws {
+        try await withAccounts { broker, accounts in
+            let password = BrokerAccounts.generatePassword()
+            try await accounts.createAccount(for: DeviceID("sensor-a")!, password: password, requestID: "req-a")
+            // A publisher allowed to send anywhere (what the gateway is to devices).
+            let control = ["-h", "127.0.0.1", "-p", "\(broker.port)", "-u", broker.adminUser, "-P", broker.adminPassword, "dynsec"]
+            for command in [
+                ["createRole", "publisher"], ["addRoleACL", "publisher", "publishClientSend", "#", "allow"],
+                ["createClient", "publisher", "-p", "publisher-pw"], ["addClientRole", "publisher", "publisher"],
+            ] {
+                _ = try await Self.tool("mosquitto_ctrl", control + command)
+            }
+            // Retained, so the device is sent them when it subscribes, in the order it subscribes.
+            let publish = ["-h", "127.0.0.1", "-p", "\(broker.port)", "-u", "publisher", "-P", "publisher-pw", "-q", "1", "-r"]
+            _ = try await Self.tool("mosquitto_pub", publish + ["-t", "device/sensor-b/response", "-m", "for b"])
+            _ = try await Self.tool("mosquitto_pub", publish + ["-t", "device/sensor-b/event", "-m", "b's event"])
+            _ = try await Self.tool("mosquitto_pub", publish + ["-t", "device/sensor-a/response", "-m", "for a"])
+            // The device asks for another device's topics and everything, its own last; the first
+            // message it is given ends it.
+            let first = try await Self.tool(
+                "mosquitto_sub",
+                ["-h", "127.0.0.1", "-p", "\(broker.port)", "-i", "sensor-a", "-u", "sensor-a", "-P", password, "-v", "-C", "1", "-W", "15",
+                 "-t", "device/sensor-b/response", "-t", "device/sensor-b/event", "-t", "device/+/response", "-t", "#",
+                 "-t", "device/sensor-a/response"])
+            #expect(first == "device/sensor-a/response for a\n")
+        }
+    }
+
+    @Test func anAccountThatExistsIsNeverResetAndOnlyItsOwnRegistrationRemovesIt() async throws {
         try await withAccounts { broker, accounts in
             let device = DeviceID("dev-2")!
-            try await accounts.ensureAccount(for: device, password: "first-password-123")
-            try await accounts.ensureAccount(for: device, password: "second-password-456")
-            #expect(try await connect(broker, as: "dev-2", password: "first-password-123") == nil)
-            let client = try #require(try await connect(broker, as: "dev-2", password: "second-password-456"))
-            await client.stop()
+            try await accounts.createAccount(for: device, password: "first-password-123", requestID: "req-first")
+            // Another registration: refused, the password is what it was.
+            let refused = await #expect(throws: BrokerAccountError.self) {
+                try await accounts.createAccount(for: device, password: "second-password-456", requestID: "req-second")
+            }
+            #expect(refused?.isRetriable == false)
+            #expect(try await connect(broker, as: "dev-2", password: "second-password-456") == nil)
+            // The same registration again (a resumed step): done, nothing changed.
+            try await accounts.createAccount(for: device, password: "first-password-123", requestID: "req-first")
+            let first = try #require(try await connect(broker, as: "dev-2", password: "first-password-123"))
+            await first.stop()
+            #expect(try await accounts.account("dev-2")?.clientID == "dev-2")
 
-            try await accounts.removeAccount(for: device)
-            try await accounts.removeAccount(for: device)
-            #expect(try await connect(broker, as: "dev-2", password: "second-password-456") == nil, "a removed account cannot connect")
+            // Compensation of the other registration leaves it alone.
+            try await accounts.removeAccount(for: device, requestID: "req-second")
+            let still = try #require(try await connect(broker, as: "dev-2", password: "first-password-123"))
+            await still.stop()
+            try await accounts.removeAccount(for: device, requestID: "req-first")
+            try await accounts.removeAccount(for: device, requestID: "req-first")
+            #expect(try await connect(broker, as: "dev-2", password: "first-password-123") == nil, "a removed account cannot connect")
+            #expect(try await accounts.account("dev-2") == nil)
+        }
+    }
+
+    @Test func theGatewaysOwnAccountCannotBeTakenOverOrRemoved() async throws {
+        try await withAccounts { broker, accounts in
+            let admin = try #require(DeviceID(broker.adminUser))
+            #expect(try await accounts.account(broker.adminUser) != nil)
+            await #expect(throws: BrokerAccountError.self) {
+                try await accounts.createAccount(for: admin, password: "stolen-password-1", requestID: "req-evil")
+            }
+            try await accounts.removeAccount(for: admin, requestID: "req-evil")
+            #expect(try await connect(broker, as: broker.adminUser, password: "stolen-password-1", clientID: "probe-1") == nil)
+            let still = try #require(try await connect(broker, as: broker.adminUser, password: broker.adminPassword, clientID: "probe-2"))
+            await still.stop()
         }
     }
 
@@ -125,7 +210,7 @@ import Testing
         let accounts = BrokerAccounts(client: admin, timeout: .milliseconds(300), logger: Logger(label: "accounts-test"))
         let running = Task { await accounts.run() }
         let error = await #expect(throws: BrokerAccountError.self) {
-            try await accounts.ensureAccount(for: DeviceID("dev-3")!, password: "x")
+            try await accounts.createAccount(for: DeviceID("dev-3")!, password: "x", requestID: "req-3")
         }
         #expect(error?.isRetriable == true, "\(String(describing: error))")
         await accounts.stop()

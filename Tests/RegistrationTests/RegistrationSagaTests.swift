@@ -73,7 +73,7 @@ final class RecordingEffects: RegistrationEffects {
         let effects = RecordingEffects()
         let outcome = try await saga(effects).register(request())
         guard case .registered(let password, let registryID) = outcome else { Issue.record("\(outcome)"); return }
-        #expect(password.count == 32)
+        #expect(password?.count == 32)
         #expect(registryID == "reg-dev-1")
         #expect(effects.recorded == Self.forward)
     }
@@ -184,5 +184,59 @@ final class RecordingEffects: RegistrationEffects {
         let outcomes = try await saga(effects).resumeUnfinished()
         #expect(outcomes["req-undo"] == .failed(reason: "registerUpstream: refused"))
         #expect(effects.recorded == ["deleteLocalRecord"])
+    }
+
+    @Test(arguments: [
+        RegistrationRequest(requestID: "req-c", device: DeviceID("dev-2")!, userID: "user-1", type: "speaker", premium: true),
+        RegistrationRequest(requestID: "req-c", device: DeviceID("dev-1")!, userID: "user-2", type: "speaker", premium: true),
+        RegistrationRequest(requestID: "req-c", device: DeviceID("dev-1")!, userID: "user-1", type: "camera", premium: true),
+        RegistrationRequest(requestID: "req-c", device: DeviceID("dev-1")!, userID: "user-1", type: "speaker", premium: false),
+    ])
+    func aRequestIdReusedForAnotherRegistrationIsRejectedWithoutTheCredentials(reuse: RegistrationRequest) async throws {
+        let effects = RecordingEffects()
+        let saga = try saga(effects)
+        guard case .registered(let password?, _) = await saga.register(request("req-c")) else { Issue.record("not registered"); return }
+        let outcome = await saga.register(reuse)
+        #expect(outcome == .rejected(reason: "requestId reused"))
+        #expect("\(outcome)".contains(password) == false)
+        #expect(effects.recorded == Self.forward, "nothing ran for the reuse")
+        #expect(saga.record("req-c")?.request.device == DeviceID("dev-1"), "the record is unchanged")
+    }
+
+    @Test func thePasswordIsWipedAfterItsRetentionAndARepeatIsAnsweredWithoutIt() async throws {
+        let effects = RecordingEffects()
+        let saga = try saga(effects)
+        let first = await saga.register(request("req-kept"))
+        guard case .registered(let password?, let registryID) = first else { Issue.record("\(first)"); return }
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        // Within the retention: kept.
+        #expect(saga.maintain(nowMs: now + 5_000, passwordRetention: .seconds(10), recordRetention: .seconds(100)) == (0, 0))
+        #expect(await saga.register(request("req-kept")) == .registered(password: password, registryID: registryID))
+        // After it: wiped from the record (also on disk: a new store on the same file).
+        #expect(saga.maintain(nowMs: now + 11_000, passwordRetention: .seconds(10), recordRetention: .seconds(100)) == (1, 0))
+        #expect(try SagaStore(path: path).record("req-kept")?.password == nil)
+        #expect(await saga.register(request("req-kept")) == .registered(password: nil, registryID: registryID))
+        #expect(effects.recorded == Self.forward)
+    }
+
+    @Test func finishedRecordsArePrunedAfterTheirRetentionButNeedsAttentionStays() async throws {
+        let effects = RecordingEffects()
+        effects.fail("addToUser", .refused)
+        effects.fail("unregisterUpstream", .unavailable)
+        let saga = try saga(effects, attempts: 1)
+        _ = await saga.register(request("req-attention"))
+        effects.failures.withLock { $0 = [:] }
+        _ = await saga.register(request("req-done"))
+        effects.fail("checkQuota", .refused)
+        _ = await saga.register(request("req-failed"))
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        #expect(saga.maintain(nowMs: now + 50_000, passwordRetention: .seconds(10), recordRetention: .seconds(100)).pruned == 0)
+        #expect(saga.record("req-done") != nil)
+        #expect(saga.maintain(nowMs: now + 101_000, passwordRetention: .seconds(10), recordRetention: .seconds(100)).pruned == 2)
+        #expect(saga.record("req-done") == nil)
+        #expect(saga.record("req-failed") == nil)
+        #expect(saga.record("req-attention")?.state == .needsAttention)
+        #expect(saga.record("req-attention")?.password == nil, "its password is wiped all the same")
+        #expect(saga.needingAttention == ["req-attention"])
     }
 }

@@ -114,6 +114,22 @@ import Testing
         }
     }
 
+    @Test func aBrokerAccountTheSagaDidNotCreateFailsTheStepAndIsNeitherResetNorRemoved() async throws {
+        try await withBed { bed in
+            bed.services.users.withLock { $0["ada"] = .init() }
+            // Made by someone else (another registration's marker stands for "not this saga").
+            try await bed.accounts.createAccount(for: DeviceID("loft")!, password: "someone-elses-password", requestID: "req-other")
+            let outcome = await bed.saga.register(request("loft"))
+            guard case .failed(let reason) = outcome else { Issue.record("\(outcome)"); return }
+            #expect(reason.contains("createBrokerAccount"), "\(reason)")
+            #expect(bed.local.device(DeviceID("loft")!) == nil, "the local record is compensated")
+            let client = bed.broker.client("loft", username: "loft", password: "someone-elses-password")
+            client.start()
+            try await BrokerAccountsTests.until("the account's owner still connects") { client.isConnected }
+            await client.stop()
+        }
+    }
+
     /// Whether `username` can connect at all (with any password: a removed account cannot).
     func connects(_ broker: DynsecBroker, _ username: String) async throws -> Bool {
         let client = broker.client("probe-\(username)", username: username, password: "whatever")

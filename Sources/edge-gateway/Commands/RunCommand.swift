@@ -232,8 +232,8 @@ struct RunCommand: AsyncParsableCommand {
         }
         return RegistrationService(
             client: MQTTClient(configuration: configuration.registrationBroker, logger: Logger(label: "edge-gateway.registration.mqtt")),
-            accounts: accounts, saga: saga, outbox: outbox, hubID: configuration.hubID, activity: activity,
-            logger: registrationLogger)
+            accounts: accounts, saga: saga, outbox: outbox, hubID: configuration.hubID, local: local, settings: settings,
+            activity: activity, logger: registrationLogger)
     }
 
     /// What the admin API shows, read from the running parts.

@@ -71,7 +71,7 @@ extension GatewayConfiguration {
         dialogBroker.subscriptions = Dialog.subscriptions
         dialogBroker.messageBufferCapacity = 1024
         dialogBroker.messageBufferBytes = 4 * 1024 * 1024
-        let registration = RegistrationConfiguration(&v, storePath: store.path, users: users)
+        var registration = RegistrationConfiguration(&v, storePath: store.path, users: users)
         let dialog = DialogConfiguration(&v, hubID: hubID, ml: ml, users: users, registrationEnabled: registration.enabled)
         let requireRegistrationIgnored = ingress.requireRegistration && !registration.enabled
         if requireRegistrationIgnored { ingress.requireRegistration = false }
@@ -93,6 +93,10 @@ extension GatewayConfiguration {
         dynsecBroker.username = registration.adminUsername
         dynsecBroker.password = registration.adminPassword
         dynsecBroker.subscriptions = [BrokerAccounts.responseTopic]
+        // No device may take the hub's id or one of the gateway's own broker identities.
+        registration.reservedIDs.formUnion(
+            [hubID, device.clientID, dialogBroker.clientID, registrationBroker.clientID, dynsecBroker.clientID, microphoneBroker.clientID]
+                + [device.username, registration.adminUsername].compactMap { $0 })
 
         // log
         let level = v.choice("log.level", default: LogLevel.info)

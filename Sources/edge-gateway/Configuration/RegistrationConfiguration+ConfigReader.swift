@@ -19,6 +19,17 @@ extension RegistrationConfiguration {
         timeout = .milliseconds(v.int("registration.timeoutMs", default: 3000, range: 10...600_000))
         saga.compensationAttempts = v.int("registration.compensationAttempts", default: 8, range: 1...1000)
         saga.compensationBackoff = .milliseconds(v.int("registration.compensationBackoffMs", default: 1000, range: 1...3_600_000))
+        let reserved = v.stringList("registration.reservedIds", default: [])
+        for id in reserved where id.isEmpty || id.count > 64 {
+            v.fail("registration.reservedIds", "'\(id)' is not a device id (1–64 characters)")
+        }
+        reservedIDs.formUnion(reserved)
+        passwordRetention = .seconds(v.int("registration.passwordRetentionSeconds", default: 600, range: 1...31_536_000))
+        recordRetention = .seconds(v.int("registration.recordRetentionSeconds", default: 604_800, range: 1...315_360_000))
+        maxRequestsPerDevicePerMinute = v.int("registration.maxRequestsPerDevicePerMinute", default: 6, range: 1...10_000)
+        maxRequestsPerMinute = v.int("registration.maxRequestsPerMinute", default: 60, range: 1...100_000)
+        maxConcurrent = v.int("registration.maxConcurrent", default: 4, range: 1...256)
+        queueLimit = v.int("registration.queueLimit", default: 256, range: 0...100_000)
         for (key, url) in [("registration.registryUrl", registryURL), ("registration.billingUrl", billingURL)] {
             if let url, URL(string: url)?.host == nil || !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
                 v.fail(key, "'\(url)' is not an http:// or https:// URL")
