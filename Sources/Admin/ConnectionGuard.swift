@@ -1,0 +1,144 @@
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// The admin server's connections, bounded before Hummingbird sees a request:
+///
+/// - at most `admin.maxConnections` open at once (WebSockets included); one over the cap is closed
+///   as soon as it is accepted, so a flood costs a socket for a moment, not a task each;
+/// - a connection must send a complete request head within `admin.idleTimeoutSeconds` (a client
+///   that connects and sends nothing, or drips a header a byte at a time, is closed); after the
+///   first request Hummingbird's own idle timeout (the same value) closes it between requests;
+/// - a WebSocket upgrade that ``RequestGuardMiddleware`` would refuse (foreign `Host` or `Origin`)
+///   is not offered to the upgrader but passed on as a plain request, so the client gets the
+///   middleware's 421 or 403 instead of the upgrader's generic 400.
+///
+/// It wraps the server's child channel (``ServerChildChannel``), so it needs nothing of
+/// Hummingbird's internals.
+struct GuardedChildChannel<Inner: ServerChildChannel>: ServerChildChannel {
+    typealias Value = Inner.Value
+
+    let inner: Inner
+    let connections: ConnectionCount
+    let idleTimeout: TimeAmount
+    let policy: HostPolicy
+    let rejections: AdminRejections
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        let admitted = connections.open()
+        if admitted {
+            channel.closeFuture.whenComplete { [connections] _ in connections.close() }
+        }
+        let (idleTimeout, policy, rejections, limit) = (idleTimeout, policy, rejections, connections.limit)
+        return inner.setup(channel: channel, logger: logger).map { value in
+            guard admitted else {
+                rejections.reject(
+                    .tooManyConnections, "admin connection over the limit closed (admin.maxConnections)",
+                    metadata: ["admin.max_connections": "\(limit)"])
+                channel.close(promise: nil)
+                return value
+            }
+            let guardHandler = FirstRequestGuard(timeout: idleTimeout, policy: policy, rejections: rejections)
+            do {
+                let decoder = try channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+                try channel.pipeline.syncOperations.addHandler(guardHandler, position: .after(decoder))
+            } catch {
+                // A pipeline without the decoder is not ours to judge; keep the connection bounded.
+                logger.error("admin connection without an HTTP decoder; closing it", metadata: ["error": "\(error)"])
+                channel.close(promise: nil)
+            }
+            return value
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        await inner.handle(value: value, logger: logger)
+    }
+}
+
+/// Open connections against `admin.maxConnections`.
+final class ConnectionCount: Sendable {
+    let limit: Int
+    private let count = Mutex(0)
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    var current: Int { count.withLock { $0 } }
+
+    /// Counts a new connection when there is room; false when it must be refused.
+    func open() -> Bool {
+        count.withLock { count in
+            guard count < limit else { return false }
+            count += 1
+            return true
+        }
+    }
+
+    func close() {
+        count.withLock { $0 -= 1 }
+    }
+}
+
+/// Sits after the HTTP decoder until the first request head: closes the connection when none
+/// arrives in time, and turns a WebSocket upgrade the middleware would refuse into a plain request.
+/// Removes itself after the head (later requests on a kept-alive connection cannot upgrade).
+final class FirstRequestGuard: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+
+    let timeout: TimeAmount
+    let policy: HostPolicy
+    let rejections: AdminRejections
+    private var timer: Scheduled<Void>?
+    private var done = false
+
+    init(timeout: TimeAmount, policy: HostPolicy, rejections: AdminRejections) {
+        self.timeout = timeout
+        self.policy = policy
+        self.rejections = rejections
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let (rejections, seconds) = (rejections, timeout.nanoseconds / 1_000_000_000)
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            rejections.reject(
+                .idleTimeout, "admin connection closed: no complete request within the idle timeout (admin.idleTimeoutSeconds)",
+                metadata: ["admin.idle_timeout_seconds": "\(seconds)"])
+            loopBound.value.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !done, case .head(var head) = unwrapInboundIn(data) else {
+            context.fireChannelRead(data)
+            return
+        }
+        done = true
+        timer?.cancel()
+        timer = nil
+        if head.headers.contains(name: "upgrade"), refuses(head) {
+            head.headers.remove(name: "upgrade")
+            context.fireChannelRead(wrapInboundOut(.head(head)))
+        } else {
+            context.fireChannelRead(data)
+        }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+
+    /// The middleware's Host and Origin checks, on the NIO head.
+    private func refuses(_ head: HTTPRequestHead) -> Bool {
+        guard let host = head.headers.first(name: "host"), policy.allowsHost(host) else { return true }
+        if let origin = head.headers.first(name: "origin"), !policy.allowsOrigin(origin, requestHost: host) { return true }
+        return false
+    }
+}
