@@ -1,6 +1,8 @@
 import Foundation
 import GatewayCore
 import Hummingbird
+import HummingbirdCore
+import HTTPTypes
 import HummingbirdWebSocket
 import Logging
 import Metrics
@@ -25,6 +27,8 @@ public final class AdminServer: Service, Sendable {
     let history = DepthHistory(capacity: 120)
     let rejections: AdminRejections
     let connections: ConnectionCount
+    /// The names requests may address (``HostPolicy``).
+    let hostPolicy: HostPolicy
     /// Outbox depth sampled for the chart: 120 samples cover the last hour.
     static let historyInterval = Duration.seconds(30)
     /// Status messages to live clients.
@@ -41,6 +45,7 @@ public final class AdminServer: Service, Sendable {
         self.logger = logger
         rejections = AdminRejections(logger: logger)
         connections = ConnectionCount(limit: configuration.maxConnections)
+        hostPolicy = HostPolicy(configuration: configuration, hubID: sources.hubID)
     }
 
     /// The port the server listens on, once it does.
@@ -50,7 +55,7 @@ public final class AdminServer: Service, Sendable {
         guard configuration.enabled else {
             // The daemon leaves a disabled server out of its group; should one run anyway, it
             // stays until shutdown instead of ending the group.
-            await waitForGracefulShutdown()
+            try? await gracefulShutdown()
             return
         }
         await withTaskGroup(of: Void.self) { group in
@@ -102,8 +107,6 @@ public final class AdminServer: Service, Sendable {
         }
     }
 
-    /// The names requests may address (``HostPolicy``).
-    var hostPolicy: HostPolicy { HostPolicy(configuration: configuration, hubID: sources.hubID) }
 
     func makeApplication() -> some ApplicationProtocol {
         let router = makeRouter()

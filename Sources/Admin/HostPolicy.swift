@@ -11,7 +11,7 @@ import Foundation
 public struct HostPolicy: Sendable, Equatable {
     public let names: Set<String>
 
-    public init(configuration: AdminConfiguration, hubID: String, hostName: String = ProcessInfo.processInfo.hostName) {
+    public init(configuration: AdminConfiguration, hubID: String, hostName: String = HostPolicy.machineHostName()) {
         var names: Set<String> = ["localhost", "127.0.0.1", "::1"]
         let host = Self.normalize(hostName)
         if !host.isEmpty {
@@ -31,6 +31,14 @@ public struct HostPolicy: Sendable, Equatable {
             if !name.isEmpty { names.insert(name) }
         }
         self.names = names
+    }
+
+    /// The kernel's host name (`/proc/sys/kernel/hostname`, no DNS lookup); elsewhere Foundation's.
+    public static func machineHostName() -> String {
+        if let name = try? String(contentsOfFile: "/proc/sys/kernel/hostname", encoding: .utf8) {
+            return name.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        return ProcessInfo.processInfo.hostName
     }
 
     /// Whether a `Host` header (or `:authority`) names the hub; its port does not matter.

@@ -97,8 +97,10 @@ import Testing
     @Test func adminAllowedHostsAddsNames() async throws {
         try await Self.withServer({ $0.allowedHosts = ["hub.example.net"] }) { port, _ in
             try await RawHTTPConnection.with(port: port) { connection in
-                #expect(try await connection.request("/healthz", host: "hub.example.net").status == 200)
-                #expect(try await connection.request("/healthz", host: "other.example.net").status == 421)
+                let allowed = try await connection.request("/healthz", host: "hub.example.net")
+                let other = try await connection.request("/healthz", host: "other.example.net")
+                #expect(allowed.status == 200)
+                #expect(other.status == 421)
             }
         }
     }
@@ -174,7 +176,8 @@ import Testing
         try await Self.withServer(token: "q-token") { port, _ in
             try await RawHTTPConnection.with(port: port) { connection in
                 for path in ["/api/outbox", "/api/status", "/metrics", "/api/devices"] {
-                    #expect(try await connection.request(path + "?access_token=q-token", host: "127.0.0.1:\(port)").status == 401, "\(path)")
+                    let reply = try await connection.request(path + "?access_token=q-token", host: "127.0.0.1:\(port)")
+                    #expect(reply.status == 401, "\(path)")
                 }
             }
             try await RawHTTPConnection.with(port: port) { connection in
@@ -206,8 +209,10 @@ import Testing
     @Test func aKeptAliveConnectionIdleBetweenRequestsIsClosed() async throws {
         try await Self.withServer({ $0.idleTimeout = .seconds(1) }) { port, _ in
             try await RawHTTPConnection.with(port: port) { connection in
-                #expect(try await connection.request("/healthz").status == 200)
-                #expect(try await connection.readUntilClosed().isEmpty)
+                let reply = try await connection.request("/healthz")
+                let rest = try await connection.readUntilClosed()
+                #expect(reply.status == 200)
+                #expect(rest.isEmpty)
             }
         }
     }

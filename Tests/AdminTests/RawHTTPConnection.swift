@@ -38,8 +38,13 @@ final class RawHTTPConnection {
         try await outbound.write(ByteBuffer(string: text))
     }
 
-    /// A GET (or another method) with the given `Host` and extra header lines, kept alive.
-    func request(_ method: String = "GET", _ path: String, host: String = "127.0.0.1", headers: [String] = [], body: String? = nil) async throws -> Reply {
+    /// A GET with the given `Host` and extra header lines, kept alive.
+    func request(_ path: String, host: String = "127.0.0.1", headers: [String] = []) async throws -> Reply {
+        try await request("GET", path, host: host, headers: headers)
+    }
+
+    /// A request with the given `Host` and extra header lines, kept alive.
+    func request(_ method: String, _ path: String, host: String = "127.0.0.1", headers: [String] = [], body: String? = nil) async throws -> Reply {
         var lines = ["\(method) \(path) HTTP/1.1", "Host: \(host)"] + headers
         if let body { lines.append("Content-Length: \(body.utf8.count)") }
         try await send(lines.joined(separator: "\r\n") + "\r\n\r\n" + (body ?? ""))
