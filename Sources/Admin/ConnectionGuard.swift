@@ -18,7 +18,12 @@ import Synchronization
 /// It wraps the server's child channel (``ServerChildChannel``), so it needs nothing of
 /// Hummingbird's internals.
 struct GuardedChildChannel<Inner: ServerChildChannel>: ServerChildChannel {
-    typealias Value = Inner.Value
+    /// The inner channel's value, or none for a connection closed over the cap.
+    struct Value: ServerChildChannelValue {
+        let channel: any Channel
+        let inner: Inner.Value?
+        let closedByGuard: ClosedByGuard
+    }
 
     let inner: Inner
     let connections: ConnectionCount
@@ -27,20 +32,18 @@ struct GuardedChildChannel<Inner: ServerChildChannel>: ServerChildChannel {
     let rejections: AdminRejections
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        let admitted = connections.open()
-        if admitted {
-            channel.closeFuture.whenComplete { [connections] _ in connections.close() }
+        let closedByGuard = ClosedByGuard()
+        guard connections.open() else {
+            rejections.reject(
+                .tooManyConnections, "admin connection over the limit closed (admin.maxConnections)",
+                metadata: ["admin.max_connections": "\(connections.limit)"])
+            channel.close(promise: nil)
+            return channel.eventLoop.makeSucceededFuture(Value(channel: channel, inner: nil, closedByGuard: closedByGuard))
         }
-        let (idleTimeout, policy, rejections, limit) = (idleTimeout, policy, rejections, connections.limit)
+        channel.closeFuture.whenComplete { [connections] _ in connections.close() }
+        let (idleTimeout, policy, rejections) = (idleTimeout, policy, rejections)
         return inner.setup(channel: channel, logger: logger).map { value in
-            guard admitted else {
-                rejections.reject(
-                    .tooManyConnections, "admin connection over the limit closed (admin.maxConnections)",
-                    metadata: ["admin.max_connections": "\(limit)"])
-                channel.close(promise: nil)
-                return value
-            }
-            let guardHandler = FirstRequestGuard(timeout: idleTimeout, policy: policy, rejections: rejections)
+            let guardHandler = FirstRequestGuard(timeout: idleTimeout, policy: policy, rejections: rejections, closedByGuard: closedByGuard)
             do {
                 let decoder = try channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
                 try channel.pipeline.syncOperations.addHandler(guardHandler, position: .after(decoder))
@@ -49,12 +52,53 @@ struct GuardedChildChannel<Inner: ServerChildChannel>: ServerChildChannel {
                 logger.error("admin connection without an HTTP decoder; closing it", metadata: ["error": "\(error)"])
                 channel.close(promise: nil)
             }
-            return value
+            return Value(channel: channel, inner: value, closedByGuard: closedByGuard)
         }
     }
 
     func handle(value: Value, logger: Logger) async {
-        await inner.handle(value: value, logger: logger)
+        guard let inner = value.inner else { return }
+        // Hummingbird logs a connection that ends before its first request as an error; when the
+        // guard ended it (idle), that was counted and logged (rate-limited) already.
+        let base = logger.handler
+        let quiet = Logger(label: logger.label) { _ in QuietWhenClosedByGuard(base: base, closedByGuard: value.closedByGuard) }
+        await self.inner.handle(value: inner, logger: quiet)
+    }
+}
+
+/// Set when the guard itself closed a connection (no request in time).
+final class ClosedByGuard: Sendable {
+    private let flag = Atomic(false)
+    var value: Bool { flag.load(ordering: .relaxed) }
+    func set() { flag.store(true, ordering: .relaxed) }
+}
+
+/// Passes everything to `base`, but once the guard closed the connection, errors and warnings
+/// about it are logged at debug.
+struct QuietWhenClosedByGuard: LogHandler {
+    var base: any LogHandler
+    let closedByGuard: ClosedByGuard
+
+    var metadata: Logger.Metadata {
+        get { base.metadata }
+        set { base.metadata = newValue }
+    }
+
+    var logLevel: Logger.Level {
+        get { base.logLevel }
+        set { base.logLevel = newValue }
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { base[metadataKey: key] }
+        set { base[metadataKey: key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var event = event
+        if closedByGuard.value, event.level > .debug { event.level = .debug }
+        guard event.level >= base.logLevel else { return }
+        base.log(event: event)
     }
 }
 
@@ -93,19 +137,22 @@ final class FirstRequestGuard: ChannelInboundHandler, RemovableChannelHandler {
     let timeout: TimeAmount
     let policy: HostPolicy
     let rejections: AdminRejections
+    let closedByGuard: ClosedByGuard
     private var timer: Scheduled<Void>?
     private var done = false
 
-    init(timeout: TimeAmount, policy: HostPolicy, rejections: AdminRejections) {
+    init(timeout: TimeAmount, policy: HostPolicy, rejections: AdminRejections, closedByGuard: ClosedByGuard) {
         self.timeout = timeout
         self.policy = policy
         self.rejections = rejections
+        self.closedByGuard = closedByGuard
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        let (rejections, seconds) = (rejections, timeout.nanoseconds / 1_000_000_000)
+        let (rejections, closedByGuard, seconds) = (rejections, closedByGuard, timeout.nanoseconds / 1_000_000_000)
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
+            closedByGuard.set()
             rejections.reject(
                 .idleTimeout, "admin connection closed: no complete request within the idle timeout (admin.idleTimeoutSeconds)",
                 metadata: ["admin.idle_timeout_seconds": "\(seconds)"])

@@ -50,15 +50,19 @@ public struct HostPolicy: Sendable, Equatable {
     /// Whether an `Origin` header is the hub's own page: `http` or `https`, an allowed host, and
     /// the port the request was sent to (`requestHost`, its `Host` header; without a port the
     /// scheme's default), so a page on another port of an allowed name is still foreign.
-    /// `Origin: null` (sandboxed frames, `file:` pages, some redirects) is foreign.
+    /// `Origin: null` (sandboxed frames, `file:` pages, some redirects) is foreign. Non-browser
+    /// WebSocket clients name their `ws:`/`wss:` URL (no browser page has such an origin): an
+    /// allowed host suffices there.
     public func allowsOrigin(_ origin: String, requestHost: String?) -> Bool {
         let text = origin.trimmingCharacters(in: .whitespaces).lowercased()
         let scheme: String
-        let defaultPort: Int
+        let defaultPort: Int?
         if text.hasPrefix("http://") {
             (scheme, defaultPort) = ("http://", 80)
         } else if text.hasPrefix("https://") {
             (scheme, defaultPort) = ("https://", 443)
+        } else if text.hasPrefix("ws://") || text.hasPrefix("wss://") {
+            (scheme, defaultPort) = (text.hasPrefix("ws://") ? "ws://" : "wss://", nil)
         } else {
             return false
         }
@@ -66,6 +70,7 @@ public struct HostPolicy: Sendable, Equatable {
         guard !authority.contains("/"), let (host, port) = Self.split(authority: String(authority)), names.contains(host) else {
             return false
         }
+        guard let defaultPort else { return true }
         guard let requestHost, let (_, requestPort) = Self.split(authority: requestHost) else { return false }
         return (port ?? defaultPort) == (requestPort ?? defaultPort)
     }

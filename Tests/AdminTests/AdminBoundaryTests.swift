@@ -21,6 +21,8 @@ import Testing
         let world = AdminServerTests.World()
         let server = AdminServerTests.makeServer(world: world, token: token, configure: configure)
         try await server.makeApplication().test(.live) { client in
+            // The test framework's own client holds a connection: make sure it is open (and counted).
+            try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok) }
             try await body(try #require(client.port), world)
         }
     }
@@ -49,6 +51,8 @@ import Testing
         ("null", "127.0.0.1:8080", false), ("file://", "127.0.0.1:8080", false), ("http://127.0.0.1:3000", "127.0.0.1:8080", false),
         ("ftp://127.0.0.1:8080", "127.0.0.1:8080", false), ("http://127.0.0.1:8080/x", "127.0.0.1:8080", false),
         ("http://localhost", "localhost:8080", false),
+        // Non-browser WebSocket clients (swift-websocket, websocket-client) name their ws: URL.
+        ("ws://127.0.0.1", "127.0.0.1:8080", true), ("wss://localhost:9", "localhost:8080", true), ("ws://evil.example", "127.0.0.1:8080", false),
     ])
     func originMustBeTheHubsOwnPage(origin: String, host: String, allowed: Bool) {
         let policy = HostPolicy(configuration: AdminConfiguration(), hubID: "hub-7", hostName: "pi4")
@@ -189,14 +193,16 @@ import Testing
 
     // MARK: - Connections
 
-    @Test func aSlowlorisConnectionThatSendsNothingIsClosedAfterTheIdleTimeout() async throws {
+    // Without the timeout the read would wait for ever: the limit turns that into a failure.
+    @Test(.timeLimit(.minutes(1))) func aSlowlorisConnectionThatSendsNothingIsClosedAfterTheIdleTimeout() async throws {
         try await Self.withServer({ $0.idleTimeout = .seconds(1) }) { port, _ in
             let received = try await RawHTTPConnection.with(port: port) { try await $0.readUntilClosed() }
             #expect(received.isEmpty)
         }
     }
 
-    @Test func aRequestHeadDrippedTooSlowlyIsClosed() async throws {
+    // Without the timeout the read would wait for ever: the limit turns that into a failure.
+    @Test(.timeLimit(.minutes(1))) func aRequestHeadDrippedTooSlowlyIsClosed() async throws {
         try await Self.withServer({ $0.idleTimeout = .seconds(1) }) { port, _ in
             let received = try await RawHTTPConnection.with(port: port) { connection in
                 try await connection.send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: a")
@@ -206,7 +212,8 @@ import Testing
         }
     }
 
-    @Test func aKeptAliveConnectionIdleBetweenRequestsIsClosed() async throws {
+    // Without the timeout the read would wait for ever: the limit turns that into a failure.
+    @Test(.timeLimit(.minutes(1))) func aKeptAliveConnectionIdleBetweenRequestsIsClosed() async throws {
         try await Self.withServer({ $0.idleTimeout = .seconds(1) }) { port, _ in
             try await RawHTTPConnection.with(port: port) { connection in
                 let reply = try await connection.request("/healthz")
@@ -217,18 +224,18 @@ import Testing
         }
     }
 
-    @Test func aConnectionFloodIsCappedAndTheFirstConnectionsKeepWorking() async throws {
-        try await Self.withServer({ $0.maxConnections = 2 }) { port, _ in
+    // Without the timeout the read would wait for ever: the limit turns that into a failure.
+    @Test(.timeLimit(.minutes(1))) func aConnectionFloodIsCappedAndTheFirstConnectionsKeepWorking() async throws {
+        // Three: the test framework's client holds one.
+        try await Self.withServer({ $0.maxConnections = 3 }) { port, _ in
             try await RawHTTPConnection.with(port: port) { first in
                 #expect(try await first.request("/healthz").status == 200)
                 try await RawHTTPConnection.with(port: port) { second in
                     #expect(try await second.request("/healthz").status == 200)
                     // Both are open and counted: a third is closed without an answer.
                     for _ in 0..<3 {
-                        let received = try await RawHTTPConnection.with(port: port) { extra in
-                            try? await extra.send("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-                            return try await extra.readUntilClosed()
-                        }
+                        let received = try await RawHTTPConnection.answerBeforeClose(
+                            port: port, sending: "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
                         #expect(received.isEmpty)
                     }
                     #expect(try await first.request("/healthz").status == 200)

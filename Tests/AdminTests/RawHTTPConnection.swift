@@ -34,6 +34,20 @@ final class RawHTTPConnection {
         }
     }
 
+    /// Connects, sends `text` (if the server still reads), and returns what the server sent before
+    /// it closed the connection; a reset counts as closed.
+    static func answerBeforeClose(port: Int, sending text: String? = nil) async throws -> [UInt8] {
+        var received: [UInt8] = []
+        do {
+            received = try await with(port: port) { connection in
+                if let text { try? await connection.send(text) }
+                return try await connection.readUntilClosed()
+            }
+        } catch let error as IOError where error.errnoCode == 104 {  // ECONNRESET
+        }
+        return received
+    }
+
     func send(_ text: String) async throws {
         try await outbound.write(ByteBuffer(string: text))
     }
@@ -79,12 +93,8 @@ final class RawHTTPConnection {
         while true {
             do {
                 try await fill()
-            } catch is Closed {
-                defer { buffer = [] }
-                return buffer
-            } catch let error as ChannelError where error == .ioOnClosedChannel || error == .eof {
-                return buffer
-            } catch let error as IOError where error.errnoCode == 104 {  // ECONNRESET: closed too
+            } catch {
+                // The end of the stream, or a reset (ECONNRESET): closed either way.
                 return buffer
             }
         }
