@@ -90,6 +90,7 @@ extension IntegrationSuite {
             let port = try FreePort.next()
             // No admin.token: only the boundary stands between a web page and the saga.
             try await DeviceRegistrationTests().withRegistration(extra: ["admin.port": .int(port)]) { reg in
+                reg.services.users.withLock { $0["ada"] = .init(quota: 5, count: 0) }
                 let body = #"{"deviceId": "evil-1", "requestId": "req-evil", "userId": "ada", "type": "camera", "premium": false}"#
                 try await RawHTTPConnection.with(port: port) { connection in
                     let simple = try await connection.request(
