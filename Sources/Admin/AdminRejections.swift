@@ -33,9 +33,9 @@ final class AdminRejections: Sendable {
         })
     }
 
-    func reject(_ reason: Reason, _ message: String, metadata: Logger.Metadata = [:]) {
+    /// Counts and logs one refusal; `now` is passed in by tests.
+    func reject(_ reason: Reason, _ message: String, metadata: Logger.Metadata = [:], now: ContinuousClock.Instant = .now) {
         counters[reason]?.increment()
-        let now = ContinuousClock.now
         let suppressed = lastWarning.withLock { last -> Int? in
             if let previous = last[reason], now - previous.at < Self.logInterval {
                 last[reason] = (previous.at, previous.suppressed + 1)

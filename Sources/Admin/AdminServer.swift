@@ -58,6 +58,9 @@ public final class AdminServer: Service, Sendable {
             try? await gracefulShutdown()
             return
         }
+        logger.info(
+            "admin API answers for these hosts only (admin.allowedHosts adds more)",
+            metadata: ["admin.allowed_hosts": "\(hostPolicy.names.sorted().joined(separator: ", "))"])
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.sample() }
             var delay = Duration.seconds(1)

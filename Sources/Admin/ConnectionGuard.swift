@@ -7,7 +7,7 @@ import Synchronization
 /// The admin server's connections, bounded before Hummingbird sees a request:
 ///
 /// - at most `admin.maxConnections` open at once (WebSockets included); one over the cap is closed
-///   as soon as it is accepted, so a flood costs a socket for a moment, not a task each;
+///   as soon as it is accepted, before any HTTP handler or buffer is set up for it;
 /// - a connection must send a complete request head within `admin.idleTimeoutSeconds` (a client
 ///   that connects and sends nothing, or drips a header a byte at a time, is closed); after the
 ///   first request Hummingbird's own idle timeout (the same value) closes it between requests;

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Logging
 import HummingbirdTesting
 import Synchronization
 import Testing
@@ -250,5 +251,36 @@ import Testing
             }
             #expect(status == 200)
         }
+    }
+}
+
+/// Refusals are logged at warning at most once per reason and interval, so a flood cannot fill the
+/// journal; the ones in between go to debug and are counted in the next warning.
+@Suite struct AdminRejectionsLogTests {
+    final class Captured: LogHandler, @unchecked Sendable {
+        // Only touched from the test's task.
+        var entries: [(Logger.Level, String, Logger.Metadata)] = []
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) { entries.append((event.level, "\(event.message)", event.metadata ?? [:])) }
+    }
+
+    @Test func aFloodOfRefusalsLogsOneWarningPerReasonAndInterval() {
+        let captured = Captured()
+        let rejections = AdminRejections(logger: Logger(label: "test") { _ in captured })
+        let start = ContinuousClock.now
+        for second in [0, 1, 2, 3] {
+            rejections.reject(.misdirectedHost, "refused", now: start + .seconds(second))
+        }
+        rejections.reject(.foreignOrigin, "refused origin", now: start + .seconds(3))
+        rejections.reject(.misdirectedHost, "refused", now: start + AdminRejections.logInterval + .seconds(1))
+        let levels = captured.entries.map(\.0)
+        #expect(levels == [.warning, .debug, .debug, .debug, .warning, .warning])
+        #expect(captured.entries.allSatisfy { $0.2["reason"] != nil })
+        #expect(captured.entries.last?.2["rejected.since_last_warning"] == "3")
     }
 }
