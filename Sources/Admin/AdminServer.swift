@@ -2,7 +2,6 @@ import Foundation
 import GatewayCore
 import Hummingbird
 import HummingbirdCore
-import HTTPTypes
 import HummingbirdWebSocket
 import Logging
 import Metrics
@@ -188,8 +187,8 @@ public final class AdminServer: Service, Sendable {
             headers[.contentType] = "text/html; charset=utf-8"
             headers[.cacheControl] = "no-store"
             headers[.contentSecurityPolicy] = StatusPage.contentSecurityPolicy
-            headers[HTTPField.Name("X-Frame-Options")!] = "DENY"
-            headers[HTTPField.Name("Referrer-Policy")!] = "no-referrer"
+            headers[.init("X-Frame-Options")!] = "DENY"
+            headers[.init("Referrer-Policy")!] = "no-referrer"
             headers[.xContentTypeOptions] = "nosniff"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: StatusPage.document)))
         }

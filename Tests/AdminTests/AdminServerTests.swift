@@ -233,6 +233,8 @@ import Testing
                 #expect(response.headers[.contentType] == "text/html; charset=utf-8")
                 #expect(response.headers[.contentSecurityPolicy]?.contains("frame-ancestors 'none'") == true)
                 #expect(response.headers[.contentSecurityPolicy]?.contains("connect-src 'self'") == true)
+                #expect(response.headers[.init("X-Frame-Options")!] == "DENY")
+                #expect(response.headers[.init("Referrer-Policy")!] == "no-referrer")
                 let page = String(buffer: response.body)
                 // Served without the token, so nothing of the hub is in it.
                 #expect(!page.contains("hub-"))
