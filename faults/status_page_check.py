@@ -7,7 +7,11 @@ Starts mosquitto (device and upstream broker in one), the Python ML service and 
 faults/voice_contract.py and the daemon with ``ADMIN_PORT``, ``ADMIN_TOKEN``, ``HUB_ID=status-hub``,
 ``ML_ENDPOINTS``, ``USERS_BASE_URL`` and ``STORE_PATH`` from the environment. Then checks:
 
-- without the token (and with a wrong one) ``/`` answers 401; with it, 200 and HTML;
+- ``/`` answers 200 and HTML without the token, but holds none of the hub's data; the data
+  (``/api/status``) answers 401 without the token, also with the token in the query (only ``/live``
+  takes it there), and with ``Authorization: Bearer`` the hub's status; a foreign ``Host`` gets 421;
+- the page is opened as ``/#access_token=<token>`` (the fragment is never sent), its script loads
+  ``/api/status`` and removes the token from the address bar;
 - the page loads in chromium, ``#live`` turns ``connected`` (the ``/live`` WebSocket is open) and a
   first status message arrives (``#live-seq``);
 - after a device event and one voice dialog (PCM) published as a device, ``#recent`` shows the ML
@@ -328,13 +332,23 @@ def main(argv: list[str]) -> int:
 
         # 3a. the page over plain HTTP: 401 without the token
         print(f"status page {base}/ (hub {HUB_ID}, ML endpoint {endpoint}):")
-        status, _, body = http_get(base + "/")
-        check(status == 401, "GET / without a token answers 401", f"{status} {body[:120]!r}")
-        status, _, body = http_get(base + "/?access_token=wrong-" + token[:8])
-        check(status == 401, "GET / with a wrong access_token answers 401", f"{status} {body[:120]!r}")
-        status, kind, body = http_get(base + "/", {"Authorization": f"Bearer {token}"})
-        check(status == 200 and kind.startswith("text/html") and 'id="live"' in body,
-              "GET / with the token answers 200 text/html with the page", f"{status} {kind} {body[:120]!r}")
+        status, kind, body = http_get(base + "/")
+        check(status == 200 and kind.startswith("text/html") and 'id="live"' in body and HUB_ID not in body,
+              "GET / without a token answers 200 text/html with the page's shell, which holds no data (no hub id)",
+              f"{status} {kind} {body[:120]!r}")
+        status, _, body = http_get(base + "/api/status")
+        check(status == 401, "GET /api/status (the page's data) without a token answers 401", f"{status} {body[:120]!r}")
+        status, _, body = http_get(base + "/api/status?access_token=" + token)
+        check(status == 401, "GET /api/status with the token in the query answers 401 (only /live takes it there)",
+              f"{status} {body[:120]!r}")
+        status, kind, body = http_get(base + "/api/status", {"Authorization": f"Bearer {token}"})
+        try:
+            hub = json.loads(body).get("hubId")
+        except ValueError:
+            hub = None
+        check(status == 200 and hub == HUB_ID, "GET /api/status with the token answers the hub's status", f"{status} {body[:120]!r}")
+        status, _, body = http_get(base + "/", {"Host": f"evil.example:{admin_port}"})
+        check(status == 421, "GET / with a foreign Host (DNS rebinding) answers 421", f"{status} {body[:120]!r}")
 
         # 2. chromium, driven over CDP
         chromium = Chromium(sandbox)
@@ -345,13 +359,16 @@ def main(argv: list[str]) -> int:
         for domain in ("Page", "Runtime", "Network", "Log"):
             cdp.send(f"{domain}.enable")
         cdp.send("Emulation.setDeviceMetricsOverride", {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False})
-        page_url = f"{base}/?access_token={token}"
+        page_url = f"{base}/#access_token={token}"
         navigation = cdp.send("Page.navigate", {"url": page_url}, timeout=15)
         if navigation.get("errorText"):
             raise HarnessError(f"chromium could not load {base}/: {navigation['errorText']}")
         wait_until(lambda: cdp.evaluate("document.readyState === 'complete' && !!document.getElementById('live')"),
                    15, "the page to load (document.readyState 'complete' and #live present)", interval=0.05, details=diagnostics)
-        check(cdp.evaluate("document.title") == f"edge-gateway · {HUB_ID}", f"title 'edge-gateway · {HUB_ID}'", cdp.evaluate("document.title"))
+        wait_until(lambda: cdp.evaluate("document.title") == f"edge-gateway · {HUB_ID}", 15,
+                   f"the title 'edge-gateway · {HUB_ID}' (the page's script loaded /api/status)", interval=0.05, details=diagnostics)
+        print(f"  ok    title 'edge-gateway · {HUB_ID}' (from /api/status)")
+        check(cdp.evaluate("location.href") == f"{base}/", "the token is gone from the address bar", cdp.evaluate("location.href"))
         opened = time.monotonic()
         wait_until(lambda: cdp.evaluate("document.getElementById('live').textContent") == "connected", 15,
                    "#live to read 'connected' (the /live WebSocket open)", interval=0.05, details=diagnostics)

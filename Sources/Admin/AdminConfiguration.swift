@@ -6,9 +6,20 @@ public struct AdminConfiguration: Sendable, Equatable {
     public var host = "127.0.0.1"
     /// TCP port (`admin.port`); 0 picks a free one (logged).
     public var port = 8080
-    /// When set, every route but `/healthz` and `/readyz` needs `Authorization: Bearer <token>`
-    /// (or `?access_token=<token>`, for the status page and the WebSocket in a browser).
+    /// When set, every route but `/healthz`, `/readyz` and the status page's empty shell `/` needs
+    /// `Authorization: Bearer <token>`; only the WebSocket `/live` also takes `?access_token=<token>`
+    /// (a browser cannot set the header there). Required when `host` is not a loopback address.
     public var token: String?
+    /// Names and addresses besides the built-in ones (loopback, the host name, `hub.id`, a concrete
+    /// `host`) that a request's `Host` and `Origin` may name (`admin.allowedHosts`); any other gets
+    /// 421 or 403, so a web page cannot reach the API through DNS rebinding or a cross-site form.
+    public var allowedHosts: [String] = []
+    /// A connection that has not sent a complete request head, or sits idle between requests, for
+    /// this long is closed (`admin.idleTimeoutSeconds`).
+    public var idleTimeout = Duration.seconds(30)
+    /// Open connections at once, WebSockets included (`admin.maxConnections`); more are closed as
+    /// soon as they are accepted.
+    public var maxConnections = 64
     /// WebSocket clients of `/live` at once (`live.maxClients`); more are refused.
     public var liveMaxClients = 8
     /// Whether `/live` may carry the audio of dialogs as binary frames (`live.audio`).

@@ -1,6 +1,7 @@
 import Foundation
 import GatewayCore
 import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import Metrics
@@ -24,6 +25,10 @@ public final class AdminServer: Service, Sendable {
     let logger: Logger
     private let port = BoundPort()
     let history = DepthHistory(capacity: 120)
+    let rejections: AdminRejections
+    let connections: ConnectionCount
+    /// The names requests may address (``HostPolicy``).
+    let hostPolicy: HostPolicy
     /// Outbox depth sampled for the chart: 120 samples cover the last hour.
     static let historyInterval = Duration.seconds(30)
     /// Status messages to live clients.
@@ -38,18 +43,24 @@ public final class AdminServer: Service, Sendable {
         self.registry = registry
         self.live = live
         self.logger = logger
+        rejections = AdminRejections(logger: logger)
+        connections = ConnectionCount(limit: configuration.maxConnections)
+        hostPolicy = HostPolicy(configuration: configuration, hubID: sources.hubID)
     }
 
     /// The port the server listens on, once it does.
     public var boundPort: Int? { port.value }
 
     public func run() async throws {
-        guard configuration.enabled else { return }
-        if configuration.token == nil, !Self.isLoopback(configuration.host) {
-            logger.warning(
-                "the admin API listens beyond loopback without a token (admin.token)",
-                metadata: ["admin.host": "\(configuration.host)"])
+        guard configuration.enabled else {
+            // The daemon leaves a disabled server out of its group; should one run anyway, it
+            // stays until shutdown instead of ending the group.
+            try? await gracefulShutdown()
+            return
         }
+        logger.info(
+            "admin API answers for these hosts only (admin.allowedHosts adds more)",
+            metadata: ["admin.allowed_hosts": "\(hostPolicy.names.sorted().joined(separator: ", "))"])
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.sample() }
             var delay = Duration.seconds(1)
@@ -99,11 +110,23 @@ public final class AdminServer: Service, Sendable {
         }
     }
 
+
     func makeApplication() -> some ApplicationProtocol {
         let router = makeRouter()
+        let webSocketResponder = router.buildResponder()
+        let idleTimeout = TimeAmount.nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000
+            + configuration.idleTimeout.components.attoseconds / 1_000_000_000)
+        let (connections, policy, rejections) = (connections, hostPolicy, rejections)
+        let server = HTTPServerBuilder { responder in
+            GuardedChildChannel(
+                inner: HTTP1WebSocketUpgradeChannel(
+                    responder: responder, webSocketResponder: webSocketResponder,
+                    configuration: .init(http1: .init(idleTimeout: idleTimeout))),
+                connections: connections, idleTimeout: idleTimeout, policy: policy, rejections: rejections)
+        }
         return Application(
             router: router,
-            server: .http1WebSocketUpgrade(webSocketRouter: router),
+            server: server,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "edge-gateway"),
             onServerRunning: { [port] channel in
                 // Hummingbird logs the address; keep the port for tests and `admin.port: 0`.
@@ -114,6 +137,7 @@ public final class AdminServer: Service, Sendable {
 
     func makeRouter() -> Router<Context> {
         let router = Router(context: Context.self)
+        router.middlewares.add(RequestGuardMiddleware(policy: hostPolicy, rejections: rejections))
         if let token = configuration.token {
             router.middlewares.add(BearerTokenMiddleware(token: token))
         }
@@ -153,15 +177,21 @@ public final class AdminServer: Service, Sendable {
         api.get("ml/endpoints") { [sources] _, _ -> Response in
             try Self.json(sources.mlEndpoints().map(EndpointSummary.init))
         }
-        live.addRoutes(to: router)
-        router.get("/") { [sources, history, live] _, _ -> Response in
-            let page = StatusPage.render(.init(
+        api.get("status") { [sources, history, live] _, _ -> Response in
+            try Self.json(StatusPage.Snapshot(
                 hubID: sources.hubID, readiness: sources.readiness(), depth: sources.outboxDepth(),
                 endpoints: sources.mlEndpoints().map(EndpointSummary.init), history: history.all, recent: live.recent.all))
+        }
+        live.addRoutes(to: router)
+        router.get("/") { _, _ -> Response in
             var headers = HTTPFields()
             headers[.contentType] = "text/html; charset=utf-8"
             headers[.cacheControl] = "no-store"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: page)))
+            headers[.contentSecurityPolicy] = StatusPage.contentSecurityPolicy
+            headers[.init("X-Frame-Options")!] = "DENY"
+            headers[.init("Referrer-Policy")!] = "no-referrer"
+            headers[.xContentTypeOptions] = "nosniff"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: StatusPage.document)))
         }
         return router
     }
@@ -211,10 +241,6 @@ public final class AdminServer: Service, Sendable {
 
     static func problem(_ message: String, status: HTTPResponse.Status) throws -> Response {
         try json(["error": message], status: status)
-    }
-
-    static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 }
 

@@ -2,13 +2,18 @@ import Hummingbird
 import Metrics
 
 /// Lets a request through only with the configured token, as `Authorization: Bearer <token>` or,
-/// for a browser's page load and WebSocket (which cannot set the header), `?access_token=<token>`
-/// (RFC 6750 §2.3). `/healthz` and `/readyz` stay open for probes.
+/// only for the WebSocket `/live` (a browser cannot set the header there), `?access_token=<token>`
+/// (RFC 6750 §2.3). A token in the query of any other route is refused: URLs end up in browser
+/// history, proxy logs and `Referer` headers. `/healthz` and `/readyz` stay open for probes, and
+/// `/` for the status page's shell, which carries no data (its script asks `/api/status` with the
+/// header).
 struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
     let token: String
     private let refused = Counter(label: "gateway.admin.requests.unauthorized")
 
-    static var openPaths: Set<String> { ["/healthz", "/readyz"] }
+    static var openPaths: Set<String> { ["/healthz", "/readyz", "/"] }
+    /// Routes that take the token from the query.
+    static var queryTokenPaths: Set<String> { ["/live", "/live/"] }
 
     init(token: String) {
         self.token = token
@@ -21,7 +26,7 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
         var offered: Substring?
         if let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") {
             offered = header.dropFirst("bearer ".count)
-        } else if let query = request.uri.queryParameters.get("access_token") {
+        } else if Self.queryTokenPaths.contains(request.uri.path), let query = request.uri.queryParameters.get("access_token") {
             offered = Substring(query)
         }
         guard let offered, Self.equalInConstantTime(Array(offered.utf8), Array(token.utf8)) else {

@@ -25,11 +25,13 @@ import Testing
 
     static func makeServer(
         world: World, token: String? = nil, registrations: Bool = true, live: LiveFeed? = nil,
-        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
+        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+        configure: (inout AdminConfiguration) -> Void = { _ in }
     ) -> AdminServer {
         var configuration = AdminConfiguration()
         configuration.port = 0
         configuration.token = token
+        configure(&configuration)
         let sources = AdminSources(
             hubID: "hub-<1>",
             readiness: {
@@ -66,6 +68,8 @@ import Testing
             live: live ?? LiveFeed(configuration: configuration, logger: Logger(label: "test.live")), logger: Logger(label: "test.admin"))
     }
 
+    static let jsonHeaders: HTTPFields = [.contentType: "application/json; charset=utf-8"]
+
     static func json(_ response: TestResponse) throws -> Any {
         try JSONSerialization.jsonObject(with: Data(buffer: response.body))
     }
@@ -91,7 +95,7 @@ import Testing
     @Test func everyRouteButHealthAndReadinessNeedsTheToken() async throws {
         let world = World()
         try await Self.makeServer(world: world, token: "s3cret-token").makeApplication().test(.live) { client in
-            for path in ["/api/devices", "/api/outbox", "/api/ml/endpoints", "/metrics", "/", "/api/registrations"] {
+            for path in ["/api/devices", "/api/outbox", "/api/ml/endpoints", "/api/status", "/metrics", "/api/registrations"] {
                 try await client.execute(uri: path, method: .get) { response in
                     #expect(response.status == .unauthorized, "\(path)")
                     #expect(response.headers[.wwwAuthenticate]?.hasPrefix("Bearer") == true)
@@ -104,11 +108,18 @@ import Testing
                 }
             }
             try await client.execute(uri: "/live", method: .get) { #expect($0.status == .unauthorized, "the WebSocket too") }
-            try await client.execute(uri: "/api/devices?access_token=s3cret-token", method: .get) { #expect($0.status == .ok) }
+            // A token in the query only opens the WebSocket: URLs end up in histories and logs.
+            try await client.execute(uri: "/api/devices?access_token=s3cret-token", method: .get) { #expect($0.status == .unauthorized) }
+            try await client.execute(uri: "/api/status?access_token=s3cret-token", method: .get) { #expect($0.status == .unauthorized) }
+            try await client.execute(uri: "/metrics?access_token=s3cret-token", method: .get) { #expect($0.status == .unauthorized) }
             try await client.execute(uri: "/api/devices?access_token=s3cret", method: .get) { #expect($0.status == .unauthorized) }
+            // The status page's shell carries no data and needs no token; its data does.
+            try await client.execute(uri: "/", method: .get) { #expect($0.status == .ok) }
             try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok) }
             try await client.execute(uri: "/readyz", method: .get) { #expect($0.status == .serviceUnavailable) }
-            try await client.execute(uri: "/api/devices", method: .post, headers: [.authorization: "Bearer nope"], body: ByteBuffer(string: "{}")) {
+            try await client.execute(
+                uri: "/api/devices", method: .post, headers: [.authorization: "Bearer nope", .contentType: "application/json"], body: ByteBuffer(string: "{}")
+            ) {
                 #expect($0.status == .unauthorized)
             }
         }
@@ -172,7 +183,7 @@ import Testing
         let world = World()
         try await Self.makeServer(world: world).makeApplication().test(.live) { client in
             let body = #"{"deviceId": "lamp-7", "requestId": "req-1", "userId": "u1", "type": "lamp", "premium": true}"#
-            try await client.execute(uri: "/api/devices", method: .post, body: ByteBuffer(string: body)) { response in
+            try await client.execute(uri: "/api/devices", method: .post, headers: Self.jsonHeaders, body: ByteBuffer(string: body)) { response in
                 #expect(response.status == .created)
                 let result = try JSONDecoder().decode(RegistrationResult.self, from: Data(buffer: response.body))
                 #expect(result == RegistrationResult(requestId: "req-1", status: .registered, username: "lamp-7", password: "secret", registryId: "r-1"))
@@ -184,14 +195,14 @@ import Testing
             #expect(fields["premium"] as? Bool == true)
 
             // Without a request id the API makes one, so the answer can still be matched.
-            try await client.execute(uri: "/api/devices", method: .post, body: ByteBuffer(string: #"{"deviceId": "lamp-8", "userId": "over-quota", "type": "lamp"}"#)) { response in
+            try await client.execute(uri: "/api/devices", method: .post, headers: Self.jsonHeaders, body: ByteBuffer(string: #"{"deviceId": "lamp-8", "userId": "over-quota", "type": "lamp"}"#)) { response in
                 #expect(response.status == .conflict)
                 let result = try JSONDecoder().decode(RegistrationResult.self, from: Data(buffer: response.body))
                 #expect(result.reason == "quota exceeded")
                 #expect(result.requestId?.count == 36)
             }
             for bad in [#"{"deviceId": "a/b", "userId": "u"}"#, "not json", #"{"userId": "u"}"#, String(repeating: "x", count: 5000)] {
-                try await client.execute(uri: "/api/devices", method: .post, body: ByteBuffer(string: bad)) { response in
+                try await client.execute(uri: "/api/devices", method: .post, headers: Self.jsonHeaders, body: ByteBuffer(string: bad)) { response in
                     #expect([.badRequest, .contentTooLarge].contains(response.status), "\(bad.prefix(40))")
                 }
             }
@@ -201,7 +212,7 @@ import Testing
 
     @Test func postDevicesSaysRegistrationIsOffWhenItIs() async throws {
         try await Self.makeServer(world: World(), registrations: false).makeApplication().test(.live) { client in
-            try await client.execute(uri: "/api/devices", method: .post, body: ByteBuffer(string: #"{"deviceId": "x", "userId": "u", "type": "t"}"#)) { response in
+            try await client.execute(uri: "/api/devices", method: .post, headers: Self.jsonHeaders, body: ByteBuffer(string: #"{"deviceId": "x", "userId": "u", "type": "t"}"#)) { response in
                 #expect(response.status == .notFound)
                 #expect(String(buffer: response.body).contains("registration.enabled"))
             }
@@ -209,22 +220,29 @@ import Testing
         }
     }
 
-    @Test func statusPageIsOneSelfContainedDocumentWithEscapedContent() async throws {
+    @Test func statusPageIsOneSelfContainedDocumentWithoutDataAndItsDataComesFromTheAPI() async throws {
         let world = World()
         let live = LiveFeed(configuration: AdminConfiguration(), logger: Logger(label: "test.live"))
         let device = try #require(DeviceID("d1"))
         live.publish(.response(DeviceResponse(
             device: device, kind: .dialogResponse,
             payload: Array(#"{"session":"s","transcript":"<script>alert(1)</script>","intent":"lights.on","replyText":"ok"}"#.utf8))))
-        try await Self.makeServer(world: world, live: live).makeApplication().test(.live) { client in
+        try await Self.makeServer(world: world, token: "page-token", live: live).makeApplication().test(.live) { client in
             try await client.execute(uri: "/", method: .get) { response in
                 #expect(response.status == .ok)
                 #expect(response.headers[.contentType] == "text/html; charset=utf-8")
+                #expect(response.headers[.contentSecurityPolicy]?.contains("frame-ancestors 'none'") == true)
+                #expect(response.headers[.contentSecurityPolicy]?.contains("connect-src 'self'") == true)
+                #expect(response.headers[.init("X-Frame-Options")!] == "DENY")
+                #expect(response.headers[.init("Referrer-Policy")!] == "no-referrer")
                 let page = String(buffer: response.body)
-                #expect(page.contains("hub-&lt;1&gt;"))
-                #expect(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
-                #expect(!page.contains("<script>alert(1)"))
-                #expect(page.contains("lights.on"))
+                // Served without the token, so nothing of the hub is in it.
+                #expect(!page.contains("hub-"))
+                #expect(!page.contains("lights.on"))
+                // The token comes from the fragment and goes out as a header (and to /live only).
+                #expect(page.contains("location.hash"))
+                #expect(page.contains("Authorization: 'Bearer ' + token"))
+                #expect(page.contains("history.replaceState"))
                 // No external assets: nothing is fetched from another origin.
                 #expect(!page.contains("src=\"http"))
                 #expect(!page.contains("href=\"http"))
@@ -232,6 +250,19 @@ import Testing
                 #expect(!page.contains("<script src"))
                 // Not even a favicon request (it would be refused without the token).
                 #expect(page.contains(#"<link rel="icon" href="data:,">"#))
+            }
+            try await client.execute(uri: "/api/status", method: .get) { #expect($0.status == .unauthorized) }
+            try await client.execute(uri: "/api/status", method: .get, headers: [.authorization: "Bearer page-token"]) { response in
+                #expect(response.status == .ok)
+                let body = try #require(try Self.json(response) as? [String: Any])
+                #expect(body["hubId"] as? String == "hub-<1>")
+                #expect(body["outboxDepth"] as? Int == 3)
+                #expect(body["outboxBytes"] as? Int == 300)
+                #expect((body["readiness"] as? [String: Any])?["upstreamConnected"] as? Bool == false)
+                let recent = try #require(body["recent"] as? [[String: Any]])
+                #expect(recent.count == 1)
+                #expect(recent.first?["deviceId"] as? String == "d1")
+                #expect((recent.first?["payload"] as? String)?.contains("lights.on") == true)
             }
         }
     }

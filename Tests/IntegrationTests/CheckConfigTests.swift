@@ -138,6 +138,59 @@ extension IntegrationSuite {
             return keys
         }
 
+        /// Beyond loopback without a token anyone on the LAN could use the admin API: a
+        /// configuration error for check-config and run alike, not a warning.
+        @Test(arguments: ["0.0.0.0", "::", "192.168.1.20", "hub.local"])
+        func anAdminHostBeyondLoopbackWithoutATokenIsRefusedByCheckConfigAndRun(host: String) async throws {
+            try await withSandbox { sandbox in
+                var config = Self.valid
+                config["admin.host"] = .string(host)
+                let file = sandbox.url("open.yaml")
+                try config.write(to: file)
+                let line = "admin.token: required when admin.host is not a loopback address"
+                for command in ["check-config", "run"] {
+                    let result = try await GatewayBinary.run([command, "--config", file.path], in: sandbox.directory)
+                    #expect(result.exit == .exited(2), "\(command): \(result)")
+                    #expect(result.stderr.contains(line), "\(command): \(result)")
+                }
+                // With a token (secrets.env's ADMIN_TOKEN) it is allowed.
+                let withToken = try await GatewayBinary.run(
+                    ["check-config", "--config", file.path], in: sandbox.directory, environment: ["ADMIN_TOKEN": "s3cret"])
+                #expect(withToken.succeeded, "\(withToken)")
+                #expect(!withToken.stdout.contains("s3cret"), "\(withToken)")
+            }
+        }
+
+        @Test(arguments: ["127.0.0.1", "127.0.1.1", "localhost", "::1"])
+        func aLoopbackAdminHostNeedsNoToken(host: String) async throws {
+            try await withSandbox { sandbox in
+                var config = Self.valid
+                config["admin.host"] = .string(host)
+                let file = sandbox.url("loopback.yaml")
+                try config.write(to: file)
+                let result = try await GatewayBinary.run(["check-config", "--config", file.path], in: sandbox.directory)
+                #expect(result.succeeded, "\(result)")
+            }
+        }
+
+        @Test func adminAllowedHostsIsAListAlsoFromTheEnvironment() async throws {
+            try await withSandbox { sandbox in
+                let file = sandbox.url("good.yaml")
+                try Self.valid.write(to: file)
+                let result = try await GatewayBinary.run(
+                    ["check-config", "--config", file.path], in: sandbox.directory,
+                    environment: ["ADMIN_ALLOWED_HOSTS": "hub.example.net, 10.0.0.7", "ADMIN_IDLE_TIMEOUT_SECONDS": "5", "ADMIN_MAX_CONNECTIONS": "9"])
+                #expect(result.succeeded, "\(result)")
+                let lines = result.stdout.split(separator: "\n").map(String.init)
+                #expect(lines.contains { $0.hasPrefix("admin.allowedHosts") && $0.hasSuffix("[hub.example.net, 10.0.0.7]") }, "\(result)")
+                #expect(lines.contains { $0.split(separator: " ", omittingEmptySubsequences: true) == ["admin.idleTimeoutSeconds", "5"] }, "\(result)")
+                #expect(lines.contains { $0.split(separator: " ", omittingEmptySubsequences: true) == ["admin.maxConnections", "9"] }, "\(result)")
+                let bad = try await GatewayBinary.run(
+                    ["check-config", "--config", file.path], in: sandbox.directory, environment: ["ADMIN_MAX_CONNECTIONS": "0"])
+                #expect(bad.exit == .exited(2) && bad.stderr.contains("admin.maxConnections"), "\(bad)")
+            }
+        }
+
         @Test func checkConfigFailsForAMissingFile() async throws {
             try await withSandbox { sandbox in
                 let missing = sandbox.url("does-not-exist.yaml")

@@ -162,8 +162,11 @@ struct RunCommand: AsyncParsableCommand {
         var services: [Entry] = [
             // A failed store (corruption) shuts the rest down in order; the run then ends non-zero.
             Entry(service: outbox, failureTerminationBehavior: .gracefullyShutdownGroup),
-            // Up as early and down as late as it can be: the operator sees the shutdown.
-            Entry(service: admin),
+        ]
+        // Up as early and down as late as it can be: the operator sees the shutdown. A disabled
+        // admin API is not in the group at all (a service that returns would end the group).
+        if configuration.admin.enabled { services.append(Entry(service: admin)) }
+        services += [
             Entry(service: upstream),
             Entry(service: ml),
             Entry(service: dialog),
