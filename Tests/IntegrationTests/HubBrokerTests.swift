@@ -62,8 +62,31 @@ extension IntegrationSuite {
                     try await Self.waitForBrokerLog(hub, " as \(account) (")
                     #expect(hub.logText.contains(" as \(account) (") && hub.logText.contains("u'\(account)')"), "\(account)")
                 }
-                try await gateway.waitForLog("MQTT subscribed")
+                // ... and each subscription was granted by its account's role.
+                for topics in ["device/+/event,device/+/telemetry", "device/+/audio", "device/+/register", "$CONTROL/dynamic-security/v1/response", "hub/hub-test/listen"] {
+                    try await gateway.waitForLog("MQTT subscribed mqtt.topics=\(topics)")
+                }
+                #expect(!gateway.logText.contains("MQTT subscribe failed"), "\(gateway.logTail())")
                 #expect(!hub.logText.contains("not authorised"), "\(hub.broker.diagnostics)")
+
+                // The provisioning identity registers dev-c through the saga (request and answer on its one
+                // connection); the saga makes the account with the dynamic-security account; dev-c's event is stored.
+                services.users.withLock { $0["ada"] = .init(quota: 3, count: 0) }
+                let registration = try await hub.client("mosquitto_rr", [
+                    "-h", "127.0.0.1", "-p", String(hub.port), "-i", "edge-provisioning",
+                    "-u", hub.provisioning["PROVISIONING_USERNAME"] ?? "", "-P", hub.provisioning["PROVISIONING_PASSWORD"] ?? "",
+                    "-t", "device/dev-c/register", "-e", "device/dev-c/response", "-W", "20",
+                    "-m", #"{"requestId":"req-c","userId":"ada","type":"sensor","premium":false}"#,
+                ], timeout: .seconds(30))
+                #expect(registration.exit == .exited(0), "\(registration.output)\n\(gateway.logTail())")
+                let payloads = registration.output.split(separator: "\n").compactMap { JSON.object(String($0))?["payload"] as? [String: Any] }
+                let result = try #require(payloads.first, "\(registration.output)")
+                #expect(result["status"] as? String == "registered", "\(result)")
+                let password = try #require(result["password"] as? String)
+                let third = try await hub.publish(
+                    device: "dev-c", password: password, topic: "device/dev-c/event", payload: #"{"eventId":"c-1","type":"t","timestamp":1}"#)
+                #expect(third.exit == .exited(0), "\(third.output)")
+                try await acks.waitUntil("c-1 stored") { $0.map(Ack.init).contains { $0.eventId == "c-1" && $0.status == "stored" } }
 
                 // An honest device's event is stored and acked.
                 let first = try await hub.publish(
