@@ -35,7 +35,9 @@ extension IntegrationSuite {
                 try await bed.gateway.terminate()
                 try bed.gateway.rewrite(["upstream.tls.insecure": true])
                 try await bed.gateway.start()
-                #expect(bed.gateway.currentRunLog.contains("upstream TLS does not verify the server"))
+                // At warning level (text format: "<time> WARNING <label>: <message>").
+                let warning = bed.gateway.currentRunLog.split(separator: "\n").first { $0.contains("upstream TLS does not verify the server") }
+                #expect(warning?.contains(" WARNING ") == true, "\(warning ?? "no such line")")
                 _ = try await bed.waitForUpstream(count: 3)
             }
         }

@@ -65,8 +65,23 @@ extension GatewayConfiguration {
         var ingress = DeviceIngressConfiguration(&v, hubID: hubID)
         let ml = MLConfiguration(&v)
         let users = UsersConfiguration(&v, storePath: store.path)
-        var dialogBroker = device
-        dialogBroker.clientID = device.clientID + "-dialog"
+        // With mqtt.accountPerConnection (the installed secrets.env sets it), each derived
+        // connection logs in as "{mqtt.username}-{suffix}" with mqtt.password: the broker binds
+        // each of those accounts to its client id "{mqtt.clientId}-{suffix}" and gives it only that
+        // connection's topics. Off (the built-in default), they all use mqtt.username.
+        let accountPerConnection = v.bool("mqtt.accountPerConnection", default: false)
+        if accountPerConnection, device.username == nil {
+            v.fail("mqtt.accountPerConnection", "needs mqtt.username (the derived accounts are {mqtt.username}-dialog, -registration, -mic)")
+        }
+        func derived(_ suffix: String) -> MQTTClientConfiguration {
+            var connection = device
+            connection.clientID = device.clientID + "-" + suffix
+            if accountPerConnection, let username = device.username {
+                connection.username = username + "-" + suffix
+            }
+            return connection
+        }
+        var dialogBroker = derived("dialog")
         dialogBroker.cleanSession = true
         dialogBroker.subscriptions = Dialog.subscriptions
         dialogBroker.messageBufferCapacity = 1024
@@ -78,17 +93,15 @@ extension GatewayConfiguration {
         let admin = AdminConfiguration(&v)
         let audio = HubMicrophoneConfiguration(&v)
         let audioUserID = v.string("audio.userId", default: "").nonEmpty
-        var microphoneBroker = device
-        microphoneBroker.clientID = device.clientID + "-mic"
+        var microphoneBroker = derived("mic")
         microphoneBroker.cleanSession = true
         microphoneBroker.subscriptions = [HubMicrophone.listenTopic(hubID: hubID)]
         microphoneBroker.messageBufferCapacity = 16
-        var registrationBroker = device
-        registrationBroker.clientID = device.clientID + "-registration"
+        var registrationBroker = derived("registration")
         registrationBroker.subscriptions = RegistrationService.subscriptions
         registrationBroker.messageBufferCapacity = 256
-        var dynsecBroker = device
-        dynsecBroker.clientID = device.clientID + "-dynsec"
+        // The dynamic-security connection always uses registration.adminUsername/adminPassword.
+        var dynsecBroker = derived("dynsec")
         dynsecBroker.cleanSession = true
         dynsecBroker.username = registration.adminUsername
         dynsecBroker.password = registration.adminPassword

@@ -1,0 +1,159 @@
+import Foundation
+
+/// The hub broker as an installation sets it up: `packaging/setup-broker --root DIR` makes the
+/// dynamic-security state, the credentials and the TLS certificates in a scratch root, and
+/// `config/mosquitto/edge-gateway.conf` (the snippet the installers put in `/etc/mosquitto/conf.d/`)
+/// is loaded with its ports moved to free loopback ports and its paths into that root. Everything
+/// else in the snippet (no anonymous clients, the plugin, persistence, limits, the TLS listener's
+/// settings) is as shipped. The plain listener is `MosquittoBroker`'s own on 127.0.0.1, which is what
+/// setup-broker writes into `edge-gateway-plain.conf` on a new hub (`listener 1883 127.0.0.1`).
+///
+/// ```swift
+/// let hub = try await HubBroker.start(in: sandbox)
+/// try await hub.createDevice("dev-7", password: "pw")   // as the registration saga does
+/// gateway.extraEnvironment = hub.secrets                  // as the unit's EnvironmentFile does
+/// ```
+final class HubBroker {
+    let root: URL
+    let broker: MosquittoBroker
+    /// The TLS listener (the installed 8883), on 127.0.0.1.
+    let tlsPort: Int
+    /// `/etc/edge-gateway/secrets.env` as written by setup-broker.
+    let secrets: [String: String]
+    /// `/etc/edge-gateway/provisioning.env`.
+    let provisioning: [String: String]
+    /// `/etc/edge-gateway/hub-ca.crt`, what devices trust.
+    let caFile: URL
+    private let sandbox: Sandbox
+
+    var port: Int { broker.port }
+
+    private init(root: URL, broker: MosquittoBroker, tlsPort: Int, secrets: [String: String], provisioning: [String: String], sandbox: Sandbox) {
+        self.root = root
+        self.broker = broker
+        self.tlsPort = tlsPort
+        self.secrets = secrets
+        self.provisioning = provisioning
+        self.sandbox = sandbox
+        caFile = root.appendingPathComponent("etc/edge-gateway/hub-ca.crt")
+    }
+
+    /// Runs setup-broker into a scratch root and starts mosquitto with the installed snippet.
+    static func start(in sandbox: Sandbox) async throws -> HubBroker {
+        let repo = GatewayBinary.packageRoot
+        let root = try sandbox.makeDirectory("hub-root")
+        let etc = root.appendingPathComponent("etc")
+        try FileManager.default.createDirectory(at: etc, withIntermediateDirectories: true)
+        // The users setup-broker looks up, mapped to whoever runs the tests (the broker runs as
+        // `user root` here and must read the key and rewrite the state file).
+        let uid = getuid(), gid = getgid()
+        try "mosquitto:x:\(uid):\(gid)::/nonexistent:/usr/sbin/nologin\n".write(
+            to: etc.appendingPathComponent("passwd"), atomically: true, encoding: .utf8)
+        try "mosquitto:x:\(gid):\nedge-gateway:x:\(gid):\nroot:x:0:\n".write(
+            to: etc.appendingPathComponent("group"), atomically: true, encoding: .utf8)
+        try "hubtest\n".write(to: etc.appendingPathComponent("hostname"), atomically: true, encoding: .utf8)
+        try await Tool.run(repo.appendingPathComponent("packaging/setup-broker").path, ["--root", root.path], in: sandbox.directory)
+
+        let plain = try String(contentsOf: etc.appendingPathComponent("mosquitto/conf.d/edge-gateway-plain.conf"), encoding: .utf8)
+        guard plain.split(separator: "\n").contains("listener 1883 127.0.0.1") else {
+            throw HarnessError("setup-broker's plain listener on a new hub is not loopback only:\n\(plain)")
+        }
+        let tlsPort = try FreePort.next()
+        let snippet = try String(contentsOf: repo.appendingPathComponent("config/mosquitto/edge-gateway.conf"), encoding: .utf8)
+        var lines: [String] = []
+        for line in snippet.split(separator: "\n").map(String.init) where !line.hasPrefix("#") && !line.isEmpty {
+            switch line.split(separator: " ").first {
+            case "listener":
+                guard line == "listener 8883" else { throw HarnessError("unexpected listener in the snippet: \(line)") }
+                lines.append("listener \(tlsPort) 127.0.0.1")
+            case "certfile", "keyfile":
+                lines.append(line.replacingOccurrences(of: " /etc/", with: " \(etc.path)/"))
+            case "plugin":
+                lines.append("plugin \(DynamicSecurity.plugin)")
+            case "plugin_opt_config_file":
+                lines.append("plugin_opt_config_file \(root.path)/var/lib/mosquitto/dynamic-security.json")
+            default:
+                lines.append(line)
+            }
+        }
+        let broker = try MosquittoBroker("hub", in: sandbox, allowAnonymous: false, extraConfig: lines)
+        try await broker.start()
+        while !LoopbackAddress.acceptsConnections(port: tlsPort) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return HubBroker(
+            root: root, broker: broker, tlsPort: tlsPort,
+            secrets: try envFile(etc.appendingPathComponent("edge-gateway/secrets.env")),
+            provisioning: try envFile(etc.appendingPathComponent("edge-gateway/provisioning.env")),
+            sandbox: sandbox)
+    }
+
+    /// `KEY=value` lines of an env file (comments skipped).
+    static func envFile(_ url: URL) throws -> [String: String] {
+        var values: [String: String] = [:]
+        for line in try String(contentsOf: url, encoding: .utf8).split(separator: "\n") where !line.hasPrefix("#") {
+            guard let equals = line.firstIndex(of: "=") else { continue }
+            values[String(line[..<equals])] = String(line[line.index(after: equals)...])
+        }
+        return values
+    }
+
+    /// The gateway's password (all five of its accounts share it).
+    var gatewayPassword: String { secrets["MQTT_PASSWORD"] ?? "" }
+
+    /// `mosquitto_ctrl dynsec ...` as the gateway's dynamic-security account (with its client id: do
+    /// not call it while a daemon with registration on holds that connection).
+    func control(_ arguments: [String]) async throws {
+        try await Tool.run("/usr/bin/mosquitto_ctrl", [
+            "-h", "127.0.0.1", "-p", String(port), "-i", "edge-gateway-dynsec",
+            "-u", secrets["REGISTRATION_ADMIN_USERNAME"] ?? "", "-P", secrets["REGISTRATION_ADMIN_PASSWORD"] ?? "", "dynsec",
+        ] + arguments, in: sandbox.directory)
+    }
+
+    /// A device account as the registration saga makes it: bound to client id = device id, allowed to
+    /// publish only `device/{id}/event|telemetry|audio|register` and subscribe `device/{id}/ack|response`.
+    func createDevice(_ id: String, password: String) async throws {
+        try await control(["createClient", id, "-c", id, "-p", password])
+        try await control(["createRole", "edge-device-\(id)"])
+        for channel in ["event", "telemetry", "audio", "register"] {
+            try await control(["addRoleACL", "edge-device-\(id)", "publishClientSend", "device/\(id)/\(channel)", "allow"])
+        }
+        for channel in ["ack", "response"] {
+            try await control(["addRoleACL", "edge-device-\(id)", "subscribeLiteral", "device/\(id)/\(channel)", "allow"])
+        }
+        try await control(["addClientRole", id, "edge-device-\(id)"])
+    }
+
+    /// A test-only account that may subscribe to and publish anything (for recorders, whose probes
+    /// connect with their own client ids, so it is not bound to one).
+    func createObserver(_ name: String, password: String) async throws {
+        try await control(["createClient", name, "-p", password])
+        try await control(["createRole", "test-\(name)"])
+        for type in ["subscribePattern", "publishClientSend"] {
+            try await control(["addRoleACL", "test-\(name)", type, "#", "allow"])
+        }
+        try await control(["addClientRole", name, "test-\(name)"])
+    }
+
+    /// Runs `mosquitto_pub`/`mosquitto_sub` against this broker to completion; returns its exit status
+    /// and output (stdout and stderr).
+    func client(_ tool: String, _ arguments: [String], timeout: Duration = .seconds(20)) async throws -> (exit: ProcessExit, output: String) {
+        let output = sandbox.url("\(tool)-\(UUID().uuidString.prefix(8)).log")
+        let child = try ChildProcess(executable: "/usr/bin/\(tool)", arguments: arguments, outputFile: output)
+        defer { if child.isRunning { child.kill() } }
+        guard let exit = try await child.waitForExit(timeout: timeout) else {
+            throw HarnessError.timeout(child.commandLine, details: LogFile.tail(output))
+        }
+        return (exit, LogFile.text(output))
+    }
+
+    /// One QoS 1 message from a device account over the plain loopback listener.
+    func publish(device: String, password: String, clientID: String? = nil, topic: String, payload: String) async throws -> (exit: ProcessExit, output: String) {
+        try await client("mosquitto_pub", [
+            "-h", "127.0.0.1", "-p", String(port), "-V", "311", "-q", "1", "-i", clientID ?? device,
+            "-u", device, "-P", password, "-t", topic, "-m", payload,
+        ])
+    }
+
+    var logText: String { broker.logText }
+}
