@@ -144,30 +144,17 @@ extension IntegrationSuite {
         }
 
         @Test func aDeviceCannotSpeakForAUserItIsNotRegisteredTo() async throws {
-            try await withSandbox { sandbox in
-                let services = FakeServices()
-                try await services.start()
+            let ml = FakeMLService(name: "ml-who")
+            let port = try await ml.start()
+            let admin = try FreePort.next()
+            try await DeviceRegistrationTests().withRegistration(extra: [
+                "ml.endpoints": .raw("[\"127.0.0.1:\(port)\"]"), "admin.port": .int(admin),
+            ]) { registration in
+                let (bed, services, responses, sandbox) = (registration.bed, registration.services, registration.responses, registration.bed.sandbox)
                 services.users.withLock {
-                    $0["u-1"] = .init(quota: 3, count: 0, blocked: false)
+                    $0["u-1"] = .init(quota: 3, count: 0)
                     $0["u-2"] = .init(quota: 3, count: 0)
                 }
-                let plugin = try await DynamicSecurity.prepare(in: try sandbox.makeDirectory("dynsec"))
-                let ml = FakeMLService(name: "ml-who")
-                let port = try await ml.start()
-                let admin = try FreePort.next()
-                let settings: GatewayConfig = [
-                    "registration.enabled": true,
-                    "registration.adminUsername": .string(DynamicSecurity.adminUser),
-                    "registration.adminPassword": .string(DynamicSecurity.adminPassword),
-                    "registration.registryUrl": .string(services.baseURL),
-                    "registration.billingUrl": .string(services.baseURL),
-                    "users.baseUrl": .string(services.baseURL),
-                    "ml.endpoints": .raw("[\"127.0.0.1:\(port)\"]"),
-                    "admin.port": .int(admin),
-                ]
-                let bed = try await TestBed.start(in: sandbox, overrides: settings, deviceBrokerConfig: plugin)
-                let responses = TopicRecorder("responses", brokerPort: bed.deviceBroker.port, filters: ["device/+/response"], in: sandbox)
-                try await responses.start()
                 // spk-2 belongs to u-2, who is blocked.
                 try await DeviceClient.publishOnce(
                     topic: "device/spk-2/register", payload: Data(#"{"requestId":"r-spk-2","userId":"u-2","type":"speaker","premium":false}"#.utf8),
@@ -208,9 +195,8 @@ extension IntegrationSuite {
                 #expect(ml.streams.withLock { $0.map(\.config.sessionID) } == [own.uuidString.lowercased()], "the refused session sent no audio")
                 try await Self.honestEventIsStored(bed, tag: "user-mismatch")
                 await device.close()
-                await ml.stop()
-                await services.stop()
             }
+            await ml.stop()
         }
     }
 }

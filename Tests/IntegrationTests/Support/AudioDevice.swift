@@ -61,10 +61,15 @@ final class AudioDevice {
     }
     private var listener: Task<Void, Never>?
 
-    init(_ id: String, brokerPort: Int) {
+    /// - Parameter account: the device's broker account (username, password), whose client id must be
+    ///   the device id; without one, an anonymous connection with a client id of its own.
+    init(_ id: String, brokerPort: Int, account: (username: String, password: String)? = nil) {
         self.id = id
         var configuration = MQTTClientConfiguration(
-            host: "127.0.0.1", port: brokerPort, clientID: "audio-\(id)-\(UUID().uuidString.prefix(6))", cleanSession: true)
+            host: "127.0.0.1", port: brokerPort, clientID: account == nil ? "audio-\(id)-\(UUID().uuidString.prefix(6))" : id,
+            cleanSession: true)
+        configuration.username = account?.username
+        configuration.password = account?.password
         configuration.subscriptions = ["device/\(id)/response"]
         client = MQTTClient(configuration: configuration, logger: Logger(label: "audio-device"))
     }

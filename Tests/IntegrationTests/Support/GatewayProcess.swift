@@ -56,6 +56,9 @@ final class GatewayProcess {
 
     var isRunning: Bool { child?.isRunning ?? false }
 
+    /// The daemon's process id while it runs.
+    var pid: Int32? { child?.isRunning == true ? child?.pid : nil }
+
     /// Launches `edge-gateway run --config FILE` and waits for `gateway ready` in what this run logged.
     /// - Parameter isReady: how to tell readiness; by default `gateway ready` in this run's log
     ///   (a test whose daemon logs elsewhere, e.g. to a journal socket, passes its own check).
