@@ -232,6 +232,13 @@ let package = Package(
             path: "Tests/Support/BrokerTestSupport",
             swiftSettings: swiftSettings
         ),
+        .target(
+            // A raw TCP HTTP client for attack tests of the admin API (any Host, half a request, nothing).
+            name: "HTTPTestSupport",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            path: "Tests/Support/HTTPTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"], swiftSettings: swiftSettings),
         .testTarget(name: "OutboxTests", dependencies: ["Outbox", "SQLite", "GatewayCore"], swiftSettings: swiftSettings),
         .testTarget(
@@ -259,7 +266,7 @@ let package = Package(
         .testTarget(
             name: "AdminTests",
             dependencies: [
-                "Admin", "GatewayCore", "Outbox", "MLLink", "Registration",
+                "Admin", "GatewayCore", "Outbox", "MLLink", "Registration", "HTTPTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
@@ -289,7 +296,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "GatewayCore", "MQTT", "MLLink", "MLFake", "ServiceFakes", "Audio",
+                "GatewayCore", "MQTT", "MLLink", "MLFake", "ServiceFakes", "Audio", "HTTPTestSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),

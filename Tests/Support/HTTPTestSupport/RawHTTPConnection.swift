@@ -1,16 +1,17 @@
+import Foundation
 import NIOCore
 import NIOPosix
 
-/// One TCP connection to the admin server on loopback, spoken to byte by byte the way an
+/// One TCP connection to an admin server (or the daemon's admin port) on loopback, spoken to byte by byte the way an
 /// attacker's tool would: any `Host`, half a request head, or nothing at all.
-final class RawHTTPConnection {
-    struct Reply {
-        var status: Int
-        var head: String
-        var body: String
+public final class RawHTTPConnection {
+    public struct Reply: Sendable {
+        public var status: Int
+        public var head: String
+        public var body: String
     }
 
-    struct Closed: Error {}
+    public struct Closed: Error {}
 
     private let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     private var inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
@@ -22,7 +23,7 @@ final class RawHTTPConnection {
     }
 
     /// Connects to 127.0.0.1:`port` and runs `body` with the connection; closes it afterwards.
-    static func with<T>(port: Int, _ body: (RawHTTPConnection) async throws -> T) async throws -> T {
+    public static func with<T>(port: Int, _ body: (RawHTTPConnection) async throws -> T) async throws -> T {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -36,7 +37,7 @@ final class RawHTTPConnection {
 
     /// Connects, sends `text` (if the server still reads), and returns what the server sent before
     /// it closed the connection; a reset counts as closed.
-    static func answerBeforeClose(port: Int, sending text: String? = nil) async throws -> [UInt8] {
+    public static func answerBeforeClose(port: Int, sending text: String? = nil) async throws -> [UInt8] {
         var received: [UInt8] = []
         do {
             received = try await with(port: port) { connection in
@@ -48,17 +49,17 @@ final class RawHTTPConnection {
         return received
     }
 
-    func send(_ text: String) async throws {
+    public func send(_ text: String) async throws {
         try await outbound.write(ByteBuffer(string: text))
     }
 
     /// A GET with the given `Host` and extra header lines, kept alive.
-    func request(_ path: String, host: String = "127.0.0.1", headers: [String] = []) async throws -> Reply {
+    public func request(_ path: String, host: String = "127.0.0.1", headers: [String] = []) async throws -> Reply {
         try await request("GET", path, host: host, headers: headers)
     }
 
     /// A request with the given `Host` and extra header lines, kept alive.
-    func request(_ method: String, _ path: String, host: String = "127.0.0.1", headers: [String] = [], body: String? = nil) async throws -> Reply {
+    public func request(_ method: String, _ path: String, host: String = "127.0.0.1", headers: [String] = [], body: String? = nil) async throws -> Reply {
         var lines = ["\(method) \(path) HTTP/1.1", "Host: \(host)"] + headers
         if let body { lines.append("Content-Length: \(body.utf8.count)") }
         try await send(lines.joined(separator: "\r\n") + "\r\n\r\n" + (body ?? ""))
@@ -66,7 +67,7 @@ final class RawHTTPConnection {
     }
 
     /// The next response (head and a `Content-Length` body).
-    func readReply() async throws -> Reply {
+    public func readReply() async throws -> Reply {
         let separator: [UInt8] = Array("\r\n\r\n".utf8)
         var end: Int?
         while end == nil {
@@ -89,7 +90,7 @@ final class RawHTTPConnection {
     }
 
     /// Reads until the server closes the connection; returns what it sent before.
-    func readUntilClosed() async throws -> [UInt8] {
+    public func readUntilClosed() async throws -> [UInt8] {
         while true {
             do {
                 try await fill()
