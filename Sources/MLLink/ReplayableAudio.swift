@@ -74,6 +74,9 @@ public final class ReplayableAudio: Sendable {
 
     public var isFinished: Bool { state.withLock { $0.finished } }
 
+    /// Readers waiting for the next chunk (for tests to wait for a reader to be parked).
+    var waitingReaders: Int { state.withLock { $0.waiters.count } }
+
     /// Bytes appended that no reader has taken yet: what a slow or stalled ML stream makes the
     /// gateway hold on top of the replay buffer.
     public var unreadBytes: Int { state.withLock { $0.appendedBytes - $0.takenBytes } }

@@ -14,6 +14,8 @@ public final class MessageBuffer: AsyncSequence, @unchecked Sendable {
     private var waiter: CheckedContinuation<[MQTTMessage]?, Never>?
     private var finished = false
     private var bytes = 0
+    /// Producers blocked in `push` because the buffer is full.
+    private var waitingProducers = 0
     private let capacity: Int
     private let byteCapacity: Int
     private let maxBatch: Int
@@ -31,7 +33,9 @@ public final class MessageBuffer: AsyncSequence, @unchecked Sendable {
     func push(_ message: MQTTMessage) {
         condition.lock()
         while (items.count >= capacity || (bytes + message.payload.count > byteCapacity && !items.isEmpty)) && !finished {
+            waitingProducers += 1
             condition.wait()
+            waitingProducers -= 1
         }
         if finished {
             condition.unlock()
@@ -47,6 +51,20 @@ public final class MessageBuffer: AsyncSequence, @unchecked Sendable {
         } else {
             condition.unlock()
         }
+    }
+
+    /// Whether a producer waits for room (backpressure is on); for tests to wait for, not to poll in the product.
+    var isProducerWaiting: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return waitingProducers > 0
+    }
+
+    /// Whether the consumer waits for a message.
+    var isConsumerWaiting: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return waiter != nil
     }
 
     /// No more messages will be pushed; the consumer drains what is left, then sees the end.

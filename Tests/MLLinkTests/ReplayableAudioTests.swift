@@ -1,5 +1,18 @@
-import MLLink
 import Testing
+
+@testable import MLLink
+
+/// Waits, within a bound, for `condition` (an observable state, never a guess at timing).
+private func until(_ what: String, timeout: Duration = .seconds(10), _ condition: () -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while !condition() {
+        guard ContinuousClock.now < deadline else {
+            Issue.record("timed out waiting for \(what)")
+            return
+        }
+        try await Task.sleep(for: .milliseconds(1))
+    }
+}
 
 @Suite(.timeLimit(.minutes(1))) struct ReplayableAudioTests {
     func readAll(_ reader: ReplayableAudio.Reader) async throws -> [[UInt8]] {
@@ -14,7 +27,7 @@ import Testing
         audio.append([2])
         let first = Task { try await readAll(audio.reader()) }
         let second = Task { try await readAll(audio.reader()) }
-        try await Task.sleep(for: .milliseconds(20))
+        try await until("both readers to wait for more") { audio.waitingReaders == 2 }
         audio.append([3])
         audio.finish()
         #expect(try await first.value == [[1], [2], [3]])
@@ -27,7 +40,7 @@ import Testing
         let reader = Task { try await readAll(audio.reader()) }
         for value in 0..<6 {
             audio.append([UInt8](repeating: UInt8(value), count: 4))
-            try await Task.sleep(for: .milliseconds(5))
+            try await until("the reader to take chunk \(value)") { audio.unreadBytes == 0 }
         }
         audio.finish()
         #expect(try await reader.value.count == 6, "the reader under way still gets everything")
@@ -40,7 +53,7 @@ import Testing
         let audio = ReplayableAudio()
         audio.append([1])
         let reader = Task { try await readAll(audio.reader()) }
-        try await Task.sleep(for: .milliseconds(20))
+        try await until("the reader to wait after the first chunk") { audio.waitingReaders == 1 }
         audio.fail(MLError(.unavailable, "session timed out"))
         await #expect(throws: MLError.self) { try await reader.value }
     }
@@ -48,7 +61,7 @@ import Testing
     @Test func cancellingAWaitingReaderEndsIt() async throws {
         let audio = ReplayableAudio()
         let reader = Task { try await readAll(audio.reader()) }
-        try await Task.sleep(for: .milliseconds(20))
+        try await until("the reader to wait") { audio.waitingReaders == 1 }
         reader.cancel()
         await #expect(throws: (any Error).self) { try await reader.value }
     }

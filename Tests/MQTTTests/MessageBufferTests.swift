@@ -3,6 +3,18 @@ import Testing
 
 @testable import MQTT
 
+/// Waits, within a bound, for `condition` (an observable state, never a guess at timing).
+func until(_ what: String, timeout: Duration = .seconds(10), _ condition: () -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while !condition() {
+        guard ContinuousClock.now < deadline else {
+            Issue.record("timed out waiting for \(what)")
+            return
+        }
+        try await Task.sleep(for: .milliseconds(1))
+    }
+}
+
 @Suite struct MessageBufferTests {
     func message(_ index: Int) -> MQTTMessage {
         MQTTMessage(topic: Array("device/d/event".utf8), payload: Array("\(index)".utf8), qos: 1)
@@ -20,8 +32,7 @@ import Testing
         }
         producer.start()
         // The producer fills the buffer and then waits for the consumer.
-        for _ in 0..<2000 where produced.value < 4 { try await Task.sleep(for: .milliseconds(5)) }
-        try await Task.sleep(for: .milliseconds(50))
+        try await until("the producer to wait for room") { buffer.isProducerWaiting }
         #expect(produced.value == 4)
 
         var received: [String] = []
@@ -44,9 +55,8 @@ import Testing
             buffer.finish()
         }
         producer.start()
-        for _ in 0..<2000 where produced.value < 1 { try await Task.sleep(for: .milliseconds(5)) }
-        try await Task.sleep(for: .milliseconds(50))
         // 600 bytes fit; a second 600 would exceed 1000, so the producer waits.
+        try await until("the producer to wait for room") { buffer.isProducerWaiting }
         #expect(produced.value == 1)
         var count = 0
         for await batch in buffer { count += batch.count }
@@ -69,9 +79,9 @@ import Testing
             for await batch in buffer { count += batch.count }
             return count
         }
-        try await Task.sleep(for: .milliseconds(20))
+        try await until("the consumer to wait") { buffer.isConsumerWaiting }
         buffer.push(message(1))
-        try await Task.sleep(for: .milliseconds(20))
+        try await until("the consumer to wait again") { buffer.isConsumerWaiting }
         buffer.push(message(2))
         buffer.finish()
         #expect(await consumer.value == 2)
