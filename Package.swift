@@ -217,15 +217,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The benchmark tools of scripts/bench live in Tests/Benchmarks (with the C load tools).
         .executableTarget(
             // The voice benchmark (scripts/bench section 7): devices, fake ML endpoints, a real gateway.
             name: "voice-bench",
             dependencies: ["MQTT", "Audio", "MLFake", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/Benchmarks/voice-bench",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "outbox-bench",
             dependencies: ["Outbox", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/Benchmarks/outbox-bench",
             swiftSettings: swiftSettings
         ),
 
