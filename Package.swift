@@ -88,8 +88,9 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
-            // The ML service client (gRPC). Sources/MLLink/Generated is protoc output, committed;
-            // scripts/generate-proto regenerates it (no build plugin: it would compile protoc).
+            // The ML service client (gRPC). Sources/MLLink/Generated is protoc output of
+            // Sources/MLLink/Protos, committed; scripts/generate-proto regenerates it (no build
+            // plugin: it would compile protoc).
             name: "MLLink",
             dependencies: [
                 "GatewayCore",
@@ -101,6 +102,7 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            exclude: ["Protos"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -176,6 +178,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            exclude: ["StatusPage.png"],  // the screenshot in README.md (scripts/check-status-page)
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -214,15 +217,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The benchmark tools of scripts/bench live in Tests/Benchmarks (with the C load tools).
         .executableTarget(
             // The voice benchmark (scripts/bench section 7): devices, fake ML endpoints, a real gateway.
             name: "voice-bench",
             dependencies: ["MQTT", "Audio", "MLFake", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/Benchmarks/voice-bench",
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "outbox-bench",
             dependencies: ["Outbox", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/Benchmarks/outbox-bench",
             swiftSettings: swiftSettings
         ),
 

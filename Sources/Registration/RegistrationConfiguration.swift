@@ -1,7 +1,7 @@
 /// Device registration (`registration.*`): off unless enabled; it needs the gateway's admin
 /// identity on the local broker (dynamic-security plugin) and the three REST services.
 public struct RegistrationConfiguration: Sendable, Equatable {
-    /// The identities `packaging/setup-broker` installs on the broker: never device ids.
+    /// The identities `scripts/packaging/setup-broker` installs on the broker: never device ids.
     public static let installedIdentities: Set<String> = ["edge-provisioning", "edge-gateway"]
 
     public var enabled = false

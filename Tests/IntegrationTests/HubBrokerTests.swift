@@ -3,7 +3,7 @@ import ServiceFakes
 import Testing
 
 extension IntegrationSuite {
-    /// The daemon against the hub broker as `packaging/setup-broker` sets it up, with the credentials
+    /// The daemon against the hub broker as `scripts/packaging/setup-broker` sets it up, with the credentials
     /// it wrote (`secrets.env` as the daemon's environment, as the unit's `EnvironmentFile=` does):
     /// one broker account per connection, each bound to its client id, so a device cannot take the
     /// gateway's client id (and with it the gateway's persistent session).

@@ -6,7 +6,7 @@ import Testing
 
 extension IntegrationSuite {
     /// Issue 12's attacks as an attacker would try them on an installed hub: the broker as
-    /// `packaging/setup-broker` sets it up (one account per gateway connection, each bound to its
+    /// `scripts/packaging/setup-broker` sets it up (one account per gateway connection, each bound to its
     /// client id, the provisioning identity, TLS), the daemon on the installed credentials with
     /// registration, voice and the admin API on, devices registered through the real saga with the
     /// passwords it hands out, a scripted ML service over gRPC, the REST services over HTTP. Every

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The hub broker as an installation sets it up: `packaging/setup-broker --root DIR` makes the
+/// The hub broker as an installation sets it up: `scripts/packaging/setup-broker --root DIR` makes the
 /// dynamic-security state, the credentials and the TLS certificates in a scratch root, and
 /// `config/mosquitto/edge-gateway.conf` (the snippet the installers put in `/etc/mosquitto/conf.d/`)
 /// is loaded with its ports moved to free loopback ports and its paths into that root. Everything
@@ -52,7 +52,7 @@ final class HubBroker {
         try "mosquitto:x:\(gid):\nedge-gateway:x:\(gid):\nroot:x:0:\n".write(
             to: etc.appendingPathComponent("group"), atomically: true, encoding: .utf8)
         try "hubtest\n".write(to: etc.appendingPathComponent("hostname"), atomically: true, encoding: .utf8)
-        try await Tool.run(repo.appendingPathComponent("packaging/setup-broker").path, ["--root", root.path], in: sandbox.directory)
+        try await Tool.run(repo.appendingPathComponent("scripts/packaging/setup-broker").path, ["--root", root.path], in: sandbox.directory)
 
         let plain = try String(contentsOf: etc.appendingPathComponent("mosquitto/conf.d/edge-gateway-plain.conf"), encoding: .utf8)
         guard plain.split(separator: "\n").contains("listener 1883 127.0.0.1") else {

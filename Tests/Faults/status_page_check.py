@@ -4,7 +4,7 @@ the Chrome DevTools Protocol with Debian's ``python3-websocket`` (websocket-clie
     scripts/check-status-page [--gateway PATH] [--screenshot PATH] [--keep]
 
 Starts mosquitto (device and upstream broker in one), the Python ML service and user service of
-faults/voice_contract.py and the daemon with ``ADMIN_PORT``, ``ADMIN_TOKEN``, ``HUB_ID=status-hub``,
+Tests/Faults/voice_contract.py and the daemon with ``ADMIN_PORT``, ``ADMIN_TOKEN``, ``HUB_ID=status-hub``,
 ``ML_ENDPOINTS``, ``USERS_BASE_URL`` and ``STORE_PATH`` from the environment. Then checks:
 
 - ``/`` answers 200 and HTML without the token, but holds none of the hub's data; the data
@@ -19,7 +19,7 @@ faults/voice_contract.py and the daemon with ``ADMIN_PORT``, ``ADMIN_TOKEN``, ``
 - the page shows the hub id, the ML endpoint with breaker ``closed``, the links up;
 - no JavaScript exception, no console error, and every request (HTTP and WebSocket) goes to the
   admin port on 127.0.0.1: the page needs no other origin;
-then saves a PNG screenshot (default docs/status-page.png).
+then saves a PNG screenshot (default Sources/Admin/StatusPage.png).
 Exit status 0 when every check passes, 1 otherwise (with what was expected and what was seen,
 the page's text and the daemon's log tail).
 """
@@ -50,10 +50,10 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import websocket  # Debian python3-websocket (websocket-client)
 
-from faults.procs import Gateway, HarnessError, Mosquitto, Sandbox, free_port, tail, wait_until
-from faults.voice_contract import Listener, MLService, UserService, load_messages
+from .procs import Gateway, HarnessError, Mosquitto, Sandbox, free_port, tail, wait_until
+from .voice_contract import Listener, MLService, UserService, load_messages
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HUB_ID = "status-hub"
 DEVICE_ID = "status-dev-1"
 WIDTH, HEIGHT = 1280, 900
@@ -257,7 +257,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gateway", default=os.environ.get("EDGE_GATEWAY_BIN", ".build/debug/edge-gateway"),
                         help="the daemon binary (default .build/debug/edge-gateway, or EDGE_GATEWAY_BIN)")
-    parser.add_argument("--screenshot", default="docs/status-page.png", help="where to save the PNG (default docs/status-page.png)")
+    parser.add_argument("--screenshot", default="Sources/Admin/StatusPage.png", help="where to save the PNG (default Sources/Admin/StatusPage.png)")
     parser.add_argument("--timeout", type=float, default=20, help="seconds to wait for the live update (default 20)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     args = parser.parse_args(argv)

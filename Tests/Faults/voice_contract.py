@@ -35,14 +35,14 @@ from pathlib import Path
 import grpc
 import paho.mqtt.client as mqtt
 
-from faults.procs import Gateway, HarnessError, Mosquitto, Sandbox, wait_until
+from .procs import Gateway, HarnessError, Mosquitto, Sandbox, wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_messages(directory: Path):
-    """ml_pb2 from Protos/edge/ml/v1/ml.proto, made with Debian's protoc."""
-    subprocess.run(["protoc", f"--proto_path={ROOT / 'Protos'}", f"--python_out={directory}", "edge/ml/v1/ml.proto"], check=True)
+    """ml_pb2 from Sources/MLLink/Protos/edge/ml/v1/ml.proto, made with Debian's protoc."""
+    subprocess.run(["protoc", f"--proto_path={ROOT / 'Sources/MLLink/Protos'}", f"--python_out={directory}", "edge/ml/v1/ml.proto"], check=True)
     sys.path.insert(0, str(directory / "edge" / "ml" / "v1"))
     import ml_pb2  # noqa: E402
     return ml_pb2

@@ -15,7 +15,7 @@ from pathlib import Path
 from .procs import GatewayCrashed, HarnessError, Sandbox
 from .scenarios import SCENARIOS, Context, Result
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # Parts of scenarios that --skip can leave out.
 PARTS = ["disk-full/dedup-cap", "disk-full/tmpfs"]

@@ -130,14 +130,14 @@ eg_stage() {
     fi
     EG_BUNDLED_LIBS=("${libs[@]##*/}")
 
-    install -m 0755 "$repo/packaging/setup-broker" "$libdir/setup-broker"
+    install -m 0755 "$repo/scripts/packaging/setup-broker" "$libdir/setup-broker"
 
     sed "s#^ExecStart=/usr/bin/edge-gateway #ExecStart=$prefix/bin/edge-gateway #" \
         "$repo/systemd/edge-gateway.service" >"$dest/lib/systemd/system/edge-gateway.service"
     grep -q "^ExecStart=$prefix/bin/edge-gateway " "$dest/lib/systemd/system/edge-gateway.service" ||
         eg_die "systemd/edge-gateway.service has no 'ExecStart=/usr/bin/edge-gateway ...' line"
     chmod 0644 "$dest/lib/systemd/system/edge-gateway.service"
-    install -m 0644 "$repo/packaging/systemd/credentials.conf" \
+    install -m 0644 "$repo/systemd/credentials.conf" \
         "$dest/lib/systemd/system/edge-gateway.service.d/credentials.conf"
 
     install -m 0644 "$repo/config/gateway.yaml" "$dest/etc/edge-gateway/gateway.yaml"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the C load tools (loadgen, sink, publisher) against libmosquitto.
 #
-#   bench/build.sh [OUT_DIR]      # default: bench/bin (git-ignored)
+#   Tests/Benchmarks/build.sh [OUT_DIR]      # default: Tests/Benchmarks/bin (git-ignored)
 #
 # Needs gcc and libmosquitto-dev (Debian: apt-get install libmosquitto-dev).
 set -euo pipefail
