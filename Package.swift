@@ -38,7 +38,14 @@ let package = Package(
         .systemLibrary(name: "COpus", pkgConfig: "opus", providers: [.apt(["libopus-dev"])]),
 
         .target(
+            // Value types with no I/O and no shared mutable state (scripts/fuzz compiles all of it).
             name: "GatewayCore",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            // How components report about themselves: their state published as values
+            // (StatePublisher) and rate-limited logs (RateLimitedLog).
+            name: "Reporting",
             dependencies: [.product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
@@ -51,7 +58,7 @@ let package = Package(
         .target(
             name: "Outbox",
             dependencies: [
-                "CSQLite", "SQLite", "GatewayCore",
+                "CSQLite", "SQLite", "GatewayCore", "Reporting",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -80,7 +87,7 @@ let package = Package(
         .target(
             name: "DeviceLink",
             dependencies: [
-                "GatewayCore", "Outbox", "MQTT",
+                "GatewayCore", "Outbox", "MQTT", "Reporting",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -121,7 +128,7 @@ let package = Package(
             // The user service (REST) with its SQLite cache.
             name: "Users",
             dependencies: [
-                "GatewayCore", "SQLite", "REST",
+                "GatewayCore", "SQLite", "REST", "Reporting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -131,7 +138,7 @@ let package = Package(
             // Device voice dialogs: audio sessions to the ML service and answers to the device.
             name: "Dialog",
             dependencies: [
-                "GatewayCore", "Outbox", "MQTT", "MLLink", "Users", "Audio",
+                "GatewayCore", "Outbox", "MQTT", "MLLink", "Users", "Audio", "Reporting", "DeviceLink",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -142,7 +149,7 @@ let package = Package(
             // Device registration: broker accounts (mosquitto dynamic security); the saga follows.
             name: "Registration",
             dependencies: [
-                "GatewayCore", "MQTT", "SQLite", "Outbox", "REST",
+                "GatewayCore", "MQTT", "SQLite", "Outbox", "REST", "Reporting", "DeviceLink",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -155,7 +162,7 @@ let package = Package(
         .target(
             name: "Upstream",
             dependencies: [
-                "GatewayCore", "Outbox", "MQTT",
+                "GatewayCore", "Outbox", "MQTT", "Reporting",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -184,7 +191,7 @@ let package = Package(
         .executableTarget(
             name: "edge-gateway",
             dependencies: [
-                "GatewayCore", "Outbox", "MQTT", "DeviceLink", "Upstream", "Systemd", "MLLink", "Users", "Dialog", "Registration", "REST", "Admin",
+                "GatewayCore", "Outbox", "MQTT", "DeviceLink", "Upstream", "Systemd", "MLLink", "Users", "Dialog", "Registration", "REST", "Admin", "Reporting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -246,6 +253,8 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "ReportingTests", dependencies: ["Reporting"], swiftSettings: swiftSettings),
+        .testTarget(name: "DeviceLinkTests", dependencies: ["DeviceLink", "GatewayCore"], swiftSettings: swiftSettings),
         .testTarget(name: "OutboxTests", dependencies: ["Outbox", "SQLite", "GatewayCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SystemdTests",

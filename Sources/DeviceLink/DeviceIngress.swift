@@ -4,6 +4,7 @@ import Logging
 import MQTT
 import Metrics
 import Outbox
+import Reporting
 import ServiceLifecycle
 import Synchronization
 
@@ -19,7 +20,7 @@ public final class DeviceIngress: Service, Sendable {
     private let outbox: Outbox
     private var configuration: DeviceIngressConfiguration { settings.withLock { $0 } }
     private let settings: Mutex<DeviceIngressConfiguration>
-    private let health: GatewayHealth
+    private let publisher = StatePublisher(State())
     private let logger: Logger
     private let metrics = IngressMetrics()
     private let commitWindows = CommitWindowHistogram()
@@ -32,7 +33,7 @@ public final class DeviceIngress: Service, Sendable {
     ///   - isRegistered: asked for every event when `configuration.requireRegistration` is on.
     public init(
         client: MQTTClient, outbox: Outbox, configuration: DeviceIngressConfiguration,
-        health: GatewayHealth, activity: DeviceActivity? = nil,
+        activity: DeviceActivity? = nil,
         isRegistered: @escaping @Sendable (DeviceID) -> Bool = { _ in false }, logger: Logger
     ) {
         self.activity = activity
@@ -40,10 +41,12 @@ public final class DeviceIngress: Service, Sendable {
         self.client = client
         self.outbox = outbox
         settings = Mutex(configuration)
-        self.health = health
         self.logger = logger
         self.rejectLog = RateLimitedLog(logger: logger, interval: .seconds(10))
     }
+
+    /// The ingress's state as values (link up, subscribed, counts, commit windows), for readers.
+    public var state: PublishedState<State> { publisher.reader }
 
     public func run() async throws {
         client.start()
@@ -74,11 +77,11 @@ public final class DeviceIngress: Service, Sendable {
         for await event in client.events {
             switch event {
             case .connected:
-                health.update { $0.deviceBrokerConnected = true }
+                publisher.update { $0.deviceBrokerConnected = true }
             case .subscribed:
-                health.update { $0.deviceSubscribed = true }
+                publisher.update { $0.deviceSubscribed = true }
             case .disconnected, .connectFailed:
-                health.update {
+                publisher.update {
                     $0.deviceBrokerConnected = false
                     $0.deviceSubscribed = false
                 }
@@ -201,7 +204,7 @@ public final class DeviceIngress: Service, Sendable {
         if !rejects.isEmpty {
             outbox.countRejects(rejects)
             let total = rejects.values.reduce(0, +)
-            health.update { $0.eventsRejected += total }
+            publisher.update { $0.eventsRejected += total }
         }
         return prepared
     }
@@ -233,11 +236,12 @@ public final class DeviceIngress: Service, Sendable {
         }
         let windowMs = Double(window.components.seconds) * 1000 + Double(window.components.attoseconds) / 1e15
         metrics.record(stored: stored, duplicates: duplicates, commitWindow: window)
-        health.update { snapshot in
-            snapshot.eventsStored += stored
-            snapshot.eventsDuplicate += duplicates
-            snapshot.eventsRejected += rejected
-            snapshot.maxCommitWindowMs = max(snapshot.maxCommitWindowMs, windowMs)
+        publisher.update { state in
+            state.eventsStored += stored
+            state.eventsDuplicate += duplicates
+            state.eventsRejected += rejected
+            state.acknowledgedBatches += 1
+            state.lastCommitWindowMs = windowMs
         }
         if rejected > 0 {
             rejectLog.warning(key: "store full", count: rejected, "outbox full: events rejected", metadata: ["reason": "store full"])

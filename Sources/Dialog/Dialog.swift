@@ -1,3 +1,4 @@
+import DeviceLink
 import Foundation
 import GatewayCore
 import Logging
@@ -5,6 +6,7 @@ import MLLink
 import MQTT
 import Metrics
 import Outbox
+import Reporting
 import ServiceLifecycle
 import Synchronization
 import Users

@@ -1,9 +1,11 @@
+import DeviceLink
 import Foundation
 import GatewayCore
 import Logging
 import MQTT
 import Metrics
 import Outbox
+import Reporting
 import ServiceLifecycle
 import Synchronization
 

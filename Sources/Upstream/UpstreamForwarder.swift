@@ -3,6 +3,7 @@ import Logging
 import MQTT
 import Metrics
 import Outbox
+import Reporting
 import ServiceLifecycle
 import Synchronization
 
@@ -22,22 +23,23 @@ public final class UpstreamForwarder: Service, Sendable {
     private let client: MQTTClient
     private let outbox: Outbox
     private let configuration: UpstreamConfiguration
-    private let health: GatewayHealth
+    private let publisher = StatePublisher(State())
     private let logger: Logger
     private let metrics = ForwarderMetrics()
     private let signals = Mutex<AsyncStream<Signal>.Continuation?>(nil)
 
     public init(
-        client: MQTTClient, outbox: Outbox, configuration: UpstreamConfiguration,
-        health: GatewayHealth, logger: Logger
+        client: MQTTClient, outbox: Outbox, configuration: UpstreamConfiguration, logger: Logger
     ) {
         precondition(client.configuration.reportsPublishAcks, "the upstream client must report PUBACKs")
         self.client = client
         self.outbox = outbox
         self.configuration = configuration
-        self.health = health
         self.logger = logger
     }
+
+    /// The forwarder's state as values (link up, last error, in flight, forwarded), for readers.
+    public var state: PublishedState<State> { publisher.reader }
 
     /// Moves to new broker and forwarding settings (see the type's documentation). Ignored once
     /// the forwarder has stopped.
@@ -117,7 +119,7 @@ public final class UpstreamForwarder: Service, Sendable {
         // gone from the table by then, or they would go to the new broker too.
         await outbox.waitForQueuedWrites()
         await state.client.stop()
-        health.update {
+        publisher.update {
             $0.upstreamConnected = false
             $0.upstreamInflight = 0
         }
@@ -165,7 +167,7 @@ public final class UpstreamForwarder: Service, Sendable {
             state.generation = generation
             state.cursor = 0
             state.inflight.removeAll()
-            health.update {
+            publisher.update {
                 $0.upstreamConnected = true
                 $0.upstreamLastError = nil
             }
@@ -175,7 +177,7 @@ public final class UpstreamForwarder: Service, Sendable {
             state.generation = nil
             state.inflight.removeAll()
             flushAcks(&state)
-            health.update {
+            publisher.update {
                 $0.upstreamConnected = false
                 $0.upstreamLastError = reason
                 $0.upstreamInflight = 0
@@ -183,7 +185,7 @@ public final class UpstreamForwarder: Service, Sendable {
             if state.draining { return .stop }
             return .continue
         case .mqtt(_, .connectFailed(let reason)):
-            health.update {
+            publisher.update {
                 $0.upstreamConnected = false
                 $0.upstreamLastError = reason
             }
@@ -240,7 +242,7 @@ public final class UpstreamForwarder: Service, Sendable {
                 }
             }
         }
-        health.update { $0.upstreamInflight = state.inflight.count }
+        publisher.update { $0.upstreamInflight = state.inflight.count }
         return .continue
     }
 
@@ -249,7 +251,7 @@ public final class UpstreamForwarder: Service, Sendable {
         let count = Int64(state.acked.count)
         outbox.remove(state.acked)
         state.acked.removeAll(keepingCapacity: true)
-        health.update { $0.eventsForwarded += count }
+        publisher.update { $0.eventsForwarded += count }
     }
 
     /// Publishes stored events until the window is full. Returns `false` when it stopped on an

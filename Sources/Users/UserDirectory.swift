@@ -3,6 +3,7 @@ import Foundation
 import GatewayCore
 import Logging
 import REST
+import Reporting
 
 /// Looks users up in the user service (CONTRACTS.md §4) with a short deadline, keeps every answer
 /// in a ``UserCache``, and answers from the cache when the service cannot be asked.

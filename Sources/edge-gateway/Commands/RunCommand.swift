@@ -11,6 +11,7 @@ import MQTT
 import Outbox
 import Registration
 import REST
+import Reporting
 import ServiceLifecycle
 import Systemd
 import Upstream
@@ -67,13 +68,12 @@ struct RunCommand: AsyncParsableCommand {
         let depth = outbox.depth
         logger.info("outbox open", metadata: ["outbox.depth": "\(depth.count)", "outbox.bytes": "\(depth.bytes)"])
 
-        let health = GatewayHealth()
         let activity = DeviceActivity(maxDevices: configuration.admin.maxDevicesListed)
         let live = LiveFeed(configuration: configuration.admin, logger: Logger(label: "edge-gateway.admin.live"))
         let notifier = SystemdNotifier()
         let upstream = UpstreamForwarder(
             client: MQTTClient(configuration: configuration.upstreamBroker, logger: Logger(label: "edge-gateway.upstream.mqtt")),
-            outbox: outbox, configuration: configuration.upstream, health: health,
+            outbox: outbox, configuration: configuration.upstream,
             logger: Logger(label: "edge-gateway.upstream"))
         let ml = MLEndpointPool(configuration: configuration.ml, logger: Logger(label: "edge-gateway.ml"))
         if configuration.ml.targets.isEmpty {
@@ -103,7 +103,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         let ingress = DeviceIngress(
             client: MQTTClient(configuration: configuration.deviceBroker, logger: Logger(label: "edge-gateway.device.mqtt")),
-            outbox: outbox, configuration: configuration.ingress, health: health, activity: activity,
+            outbox: outbox, configuration: configuration.ingress, activity: activity,
             isRegistered: { [localRegistry] device in localRegistry?.isRegistered(device) ?? false },
             logger: Logger(label: "edge-gateway.ingress"))
         var liveSink: any LiveSink = live
@@ -129,17 +129,11 @@ struct RunCommand: AsyncParsableCommand {
         let admin = AdminServer(
             configuration: configuration.admin,
             sources: adminSources(
-                configuration, outbox: outbox, health: health, activity: activity, ml: ml, localRegistry: localRegistry,
+                configuration, outbox: outbox, ingress: ingress.state, upstream: upstream.state, activity: activity, ml: ml,
+                localRegistry: localRegistry,
                 registration: registrationService),
             registry: metricsRegistry, live: live, logger: Logger(label: "edge-gateway.admin"))
-        let status: @Sendable () async -> String = {
-            let snapshot = health.snapshot
-            let depth = outbox.depth
-            let window = health.takeMaxCommitWindow()
-            return "outbox \(depth.count) events; upstream \(snapshot.upstreamConnected ? "up" : "down")"
-                + "; devices \(snapshot.deviceSubscribed ? "subscribed" : "not subscribed")"
-                + String(format: "; max commit window %.1f ms", window)
-        }
+        let statusLine = StatusLine(outbox: outbox, ingress: ingress.state, upstream: upstream.state)
         let watchdogLogger = Logger(label: "edge-gateway.systemd")
         let watchdog = WatchdogService(
             notifier: notifier, logger: watchdogLogger,
@@ -152,8 +146,8 @@ struct RunCommand: AsyncParsableCommand {
                 }
                 return true
             },
-            status: status)
-        let readiness = ReadinessService(notifier: notifier, health: health, logger: logger)
+            status: { statusLine.next() })
+        let readiness = ReadinessService(notifier: notifier, ingress: ingress.state, logger: logger)
 
         // Start order: store first, producers last; shutdown runs in reverse, so ingress stops
         // first, then dialogs answer their devices, the ML channels close, the forwarder finishes
@@ -175,6 +169,7 @@ struct RunCommand: AsyncParsableCommand {
         services.append(Entry(service: ingress))
         if let microphone { services.append(Entry(service: microphone)) }
         services += [
+            Entry(service: statusLine),
             Entry(service: watchdog),
             Entry(service: ReloadService(file: options.config, started: configuration, logger: logger) { [logger] new, changed in
                 let touched = { (prefix: String) in changed.contains { $0 == prefix || $0.hasPrefix(prefix + ".") } }
@@ -241,7 +236,8 @@ struct RunCommand: AsyncParsableCommand {
 
     /// What the admin API shows, read from the running parts.
     private func adminSources(
-        _ configuration: GatewayConfiguration, outbox: Outbox, health: GatewayHealth, activity: DeviceActivity,
+        _ configuration: GatewayConfiguration, outbox: Outbox, ingress: PublishedState<DeviceIngress.State>,
+        upstream: PublishedState<UpstreamForwarder.State>, activity: DeviceActivity,
         ml: MLEndpointPool, localRegistry: LocalRegistry?, registration: RegistrationService?
     ) -> AdminSources {
         let oldestAge = Gauge(label: "gateway.outbox.oldest_age_seconds")
@@ -256,11 +252,12 @@ struct RunCommand: AsyncParsableCommand {
         return AdminSources(
             hubID: configuration.hubID,
             readiness: {
-                let snapshot = health.snapshot
+                // The hub's status, assembled from what the ingress and the forwarder publish.
+                let (device, link) = (ingress.current, upstream.current)
                 return .init(
-                    storeOpen: outbox.isOpen, deviceBrokerConnected: snapshot.deviceBrokerConnected,
-                    deviceSubscribed: snapshot.deviceSubscribed, upstreamConnected: snapshot.upstreamConnected,
-                    upstreamLastError: snapshot.upstreamLastError)
+                    storeOpen: outbox.isOpen, deviceBrokerConnected: device.deviceBrokerConnected,
+                    deviceSubscribed: device.deviceSubscribed, upstreamConnected: link.upstreamConnected,
+                    upstreamLastError: link.upstreamLastError)
             },
             outboxStats: {
                 if let inspector { return try await inspector.stats() }
@@ -301,9 +298,8 @@ struct RunCommand: AsyncParsableCommand {
                 bytes.record(current.bytes)
                 let age = if let inspector { try? await inspector.oldestAgeSeconds() } else { try? await outbox.oldestAgeSeconds() }
                 oldestAge.record(age.flatMap { $0 } ?? 0)
-                let snapshot = health.snapshot
-                upstreamConnected.record(snapshot.upstreamConnected ? 1 : 0)
-                deviceSubscribed.record(snapshot.deviceSubscribed ? 1 : 0)
+                upstreamConnected.record(upstream.current.upstreamConnected ? 1 : 0)
+                deviceSubscribed.record(ingress.current.deviceSubscribed ? 1 : 0)
                 needsAttention.record(registration?.needingAttention.count ?? 0)
             })
     }

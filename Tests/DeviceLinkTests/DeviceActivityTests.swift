@@ -1,3 +1,4 @@
+import DeviceLink
 import GatewayCore
 import Testing
 

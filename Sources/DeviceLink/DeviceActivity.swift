@@ -1,8 +1,12 @@
+import GatewayCore
 import Synchronization
 
 /// The devices this hub has heard from since it started, with their last activity, for the admin
 /// API (`GET /api/devices`) and the status page. Bounded: past `maxDevices` the device heard from
 /// longest ago is forgotten, so a flood of made-up device ids cannot grow memory.
+///
+/// It belongs to the device edge: what arrives from devices (events and telemetry, audio,
+/// registrations) is noted here; readers get values (``all``, ``count``).
 public final class DeviceActivity: Sendable {
     /// One device as last seen.
     public struct Device: Sendable, Equatable, Codable {

@@ -1,0 +1,17 @@
+extension UpstreamForwarder {
+    /// What the upstream forwarder reports about itself, published as values
+    /// (``UpstreamForwarder/state``) for readiness, `STATUS=` and the admin API. Only the
+    /// forwarder writes it.
+    public struct State: Sendable, Equatable {
+        /// Connected to the upstream broker.
+        public var upstreamConnected = false
+        /// Why the upstream link is down, when it is.
+        public var upstreamLastError: String?
+        /// Upstream publishes awaiting PUBACK.
+        public var upstreamInflight = 0
+        /// Events acknowledged by the upstream broker and removed from the outbox so far.
+        public var eventsForwarded: Int64 = 0
+
+        public init() {}
+    }
+}
