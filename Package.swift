@@ -37,21 +37,31 @@ let package = Package(
         .systemLibrary(name: "CALSA", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
         .systemLibrary(name: "COpus", pkgConfig: "opus", providers: [.apt(["libopus-dev"])]),
 
+        // Linux calls that belong to no wrapped library (adjtimex, malloc_trim); only Platform imports it.
+        .target(name: "CPlatform"),
+
         .target(
             name: "GatewayCore",
             dependencies: [.product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .target(
-            // SQLite connections and statements (the C API wrapped; used by the outbox and the caches).
+            // SQLite connections and statements (the C API wrapped; used by the outbox), and SQLiteStore:
+            // a small store whose connection lives on its own thread (sagas, local registry, user cache).
             name: "SQLite",
             dependencies: ["CSQLite"],
             swiftSettings: swiftSettings
         ),
         .target(
+            // The Swift face of CPlatform: the system clock's state, the heap's free pages.
+            name: "Platform",
+            dependencies: ["CPlatform"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "Outbox",
             dependencies: [
-                "CSQLite", "SQLite", "GatewayCore",
+                "SQLite", "GatewayCore", "Platform",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -66,7 +76,7 @@ let package = Package(
         .target(
             name: "Systemd",
             dependencies: [
-                "CSystemd",
+                "CSystemd", "Platform",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -241,6 +251,7 @@ let package = Package(
         ),
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"], swiftSettings: swiftSettings),
         .testTarget(name: "OutboxTests", dependencies: ["Outbox", "SQLite", "GatewayCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "SQLiteTests", dependencies: ["SQLite"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SystemdTests",
             dependencies: ["Systemd", .product(name: "Logging", package: "swift-log")],

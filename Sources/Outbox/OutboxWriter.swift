@@ -1,6 +1,7 @@
 import Foundation
 import GatewayCore
 import Logging
+import Platform
 import SQLite
 
 /// The single thread that writes the database. Appends, removals and maintenance are queued
