@@ -20,7 +20,8 @@ import Foundation
 /// }
 /// ```
 public final class SQLiteStore: Sendable {
-    /// The name of the store's thread (`sqlite-<name>`), as seen in a debugger or `top -H`.
+    /// The name of the store's thread (`sqlite-<name>`), as seen in a debugger or `top -H` (Linux
+    /// shows the first 15 characters).
     public let threadName: String
     private let worker: Worker
 
@@ -106,7 +107,12 @@ extension SQLiteStore {
         }
 
         func start(name: String) {
-            let thread = Thread { [self] in self.loop() }
+            let thread = Thread { [self] in
+                // Named from inside: on Linux a new thread otherwise keeps its creator's name (a
+                // thread of the cooperative pool's), which would mislead `top -H` and the tests.
+                Thread.current.name = name
+                self.loop()
+            }
             thread.name = name
             thread.start()
         }
