@@ -3,7 +3,9 @@ import GatewayCore
 import SQLite
 import Synchronization
 
-/// The hub's own list of registered devices (SQLite), written by the saga's second step.
+/// The hub's own list of registered devices (SQLite), written by the saga's second step. Reads
+/// and commits run on the registry's own thread (``SQLiteStore``); what the per-message paths ask
+/// (`isRegistered`, `registeredUser`) is answered from memory.
 public final class LocalRegistry: Sendable {
     public struct Device: Sendable, Equatable {
         public var device: DeviceID
