@@ -37,6 +37,9 @@ let package = Package(
         .systemLibrary(name: "CALSA", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
         .systemLibrary(name: "COpus", pkgConfig: "opus", providers: [.apt(["libopus-dev"])]),
 
+        // Linux calls that belong to no wrapped library (adjtimex, malloc_trim); only Platform imports it.
+        .target(name: "CPlatform"),
+
         .target(
             // Value types with no I/O and no shared mutable state (scripts/fuzz compiles all of it).
             name: "GatewayCore",
@@ -50,15 +53,22 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
-            // SQLite connections and statements (the C API wrapped; used by the outbox and the caches).
+            // SQLite connections and statements (the C API wrapped; used by the outbox), and SQLiteStore:
+            // a small store whose connection lives on its own thread (sagas, local registry, user cache).
             name: "SQLite",
             dependencies: ["CSQLite"],
             swiftSettings: swiftSettings
         ),
         .target(
+            // The Swift face of CPlatform: the system clock's state, the heap's free pages.
+            name: "Platform",
+            dependencies: ["CPlatform"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "Outbox",
             dependencies: [
-                "CSQLite", "SQLite", "GatewayCore", "Reporting",
+                "SQLite", "GatewayCore", "Reporting", "Platform",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -73,7 +83,7 @@ let package = Package(
         .target(
             name: "Systemd",
             dependencies: [
-                "CSystemd",
+                "CSystemd", "Platform",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -256,6 +266,7 @@ let package = Package(
         .testTarget(name: "ReportingTests", dependencies: ["Reporting"], swiftSettings: swiftSettings),
         .testTarget(name: "DeviceLinkTests", dependencies: ["DeviceLink", "GatewayCore"], swiftSettings: swiftSettings),
         .testTarget(name: "OutboxTests", dependencies: ["Outbox", "SQLite", "GatewayCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "SQLiteTests", dependencies: ["SQLite"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SystemdTests",
             dependencies: ["Systemd", .product(name: "Logging", package: "swift-log")],

@@ -172,7 +172,7 @@ public final class AdminServer: Service, Sendable {
             guard let registrations = sources.registrations else {
                 return try Self.problem("registration is off (registration.enabled)", status: .notFound)
             }
-            return try Self.json(registrations.needingAttention().map(RegistrationSummary.init))
+            return try Self.json(await registrations.needingAttention().map(RegistrationSummary.init))
         }
         api.get("ml/endpoints") { [sources] _, _ -> Response in
             try Self.json(sources.mlEndpoints().map(EndpointSummary.init))

@@ -54,11 +54,11 @@ public struct AdminSources: Sendable {
     /// The registration saga, when `registration.enabled`.
     public struct Registrations: Sendable {
         public var register: @Sendable (DeviceID, [UInt8]) async -> RegistrationResult
-        public var needingAttention: @Sendable () -> [SagaStore.Record]
+        public var needingAttention: @Sendable () async -> [SagaStore.Record]
 
         public init(
             register: @escaping @Sendable (DeviceID, [UInt8]) async -> RegistrationResult,
-            needingAttention: @escaping @Sendable () -> [SagaStore.Record]
+            needingAttention: @escaping @Sendable () async -> [SagaStore.Record]
         ) {
             self.register = register
             self.needingAttention = needingAttention

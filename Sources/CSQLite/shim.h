@@ -10,13 +10,4 @@ static inline int edge_sqlite3_bind_text_transient(sqlite3_stmt *stmt, int index
 static inline int edge_sqlite3_bind_blob_transient(sqlite3_stmt *stmt, int index, const void *blob, int length) {
     return sqlite3_bind_blob(stmt, index, blob, length, SQLITE_TRANSIENT);
 }
-
-/* The outbox ages events by the wall clock and must know whether it can be trusted:
-   adjtimex reports TIME_ERROR while the clock is unsynchronised (a hub without a real-time
-   clock before NTP). Kept here because the outbox is this shim's only user. */
-#include <sys/timex.h>
-static inline int edge_clock_is_synchronized(void) {
-    struct timex info = {0};
-    return adjtimex(&info) != TIME_ERROR;
-}
 #endif

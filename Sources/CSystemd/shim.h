@@ -1,6 +1,5 @@
 #ifndef EDGE_GATEWAY_CSYSTEMD_SHIM_H
 #define EDGE_GATEWAY_CSYSTEMD_SHIM_H
-#include <malloc.h>
 #include <sys/uio.h>
 /* The gateway sends its own CODE_FILE/CODE_LINE/CODE_FUNC; without this, libsystemd would add the
    location of the wrapper below to every record. */
@@ -16,10 +15,5 @@ static inline int edge_sd_notify(int unset_environment, const char *state) {
 /// sd_journal_send is variadic; sd_journal_sendv takes "FIELD=value" entries as iovecs.
 static inline int edge_sd_journal_sendv(const struct iovec *iov, int n) {
     return sd_journal_sendv(iov, n);
-}
-
-/// Gives free heap pages back to the kernel (glibc keeps them in its arenas otherwise).
-static inline int edge_malloc_trim(void) {
-    return malloc_trim(0);
 }
 #endif

@@ -1,6 +1,7 @@
 import Foundation
 import GatewayCore
 import Logging
+import Platform
 import Reporting
 import SQLite
 

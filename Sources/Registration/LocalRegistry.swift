@@ -3,7 +3,9 @@ import GatewayCore
 import SQLite
 import Synchronization
 
-/// The hub's own list of registered devices (SQLite), written by the saga's second step.
+/// The hub's own list of registered devices (SQLite), written by the saga's second step. Reads
+/// and commits run on the registry's own thread (``SQLiteStore``); what the per-message paths ask
+/// (`isRegistered`, `registeredUser`) is answered from memory.
 public final class LocalRegistry: Sendable {
     public struct Device: Sendable, Equatable {
         public var device: DeviceID
@@ -13,10 +15,11 @@ public final class LocalRegistry: Sendable {
         public var requestID: String
     }
 
-    private let connection: Mutex<SQLiteConnection>
-    /// The registered device ids, kept in memory: ingress asks for every event
-    /// (`devices.requireRegistration`), which must not cost a query.
-    private let registered: Mutex<Set<String>>
+    private let store: SQLiteStore
+    /// The registered devices, kept in memory: ingress asks for every event
+    /// (`devices.requireRegistration`) and the dialog for the user of every session, which must
+    /// not cost a query (nor wait for the store's thread). Updated after each commit.
+    private let registered: Mutex<[String: Device]>
 
     public init(path: String) throws(SQLiteError) {
         let connection = try SQLiteConnection.openStore(
@@ -31,26 +34,40 @@ public final class LocalRegistry: Sendable {
                 registered_at INTEGER NOT NULL
             );
             """)
-        var ids: Set<String> = []
-        let select = try connection.statement("SELECT device_id FROM devices")
-        while try select.step() { ids.insert(select.text(0)) }
+        var devices: [String: Device] = [:]
+        let select = try connection.statement("SELECT device_id, user_id, type, premium, request_id FROM devices")
+        while try select.step() {
+            if let id = DeviceID(select.text(0)) {
+                devices[id.rawValue] = Device(device: id, userID: select.text(1), type: select.text(2), premium: select.int64(3) != 0, requestID: select.text(4))
+            }
+        }
         select.reset()
-        self.connection = Mutex(connection)
-        self.registered = Mutex(ids)
+        self.store = SQLiteStore(taking: connection, name: "registry")
+        self.registered = Mutex(devices)
     }
 
     /// Whether `device` has a registration on this hub (from memory).
     public func isRegistered(_ device: DeviceID) -> Bool {
-        registered.withLock { $0.contains(device.rawValue) }
+        registered.withLock { $0[device.rawValue] != nil }
+    }
+
+    /// The user `device` is registered to (from memory).
+    public func registeredUser(_ device: DeviceID) -> String? {
+        registered.withLock { $0[device.rawValue]?.userID }
+    }
+
+    /// The registered devices by id (from memory).
+    public var registeredDevices: [Device] {
+        registered.withLock { $0.values.sorted { $0.device.rawValue < $1.device.rawValue } }
     }
 
     public var count: Int { registered.withLock { $0.count } }
 
     /// Records the device for `request`. Repeating it for the same request is harmless; a device
     /// registered by another request is refused.
-    public func record(_ request: RegistrationRequest) throws(StepError) {
+    public func record(_ request: RegistrationRequest) async throws(StepError) {
         do {
-            try connection.withLock { connection throws(SQLiteError) in
+            try await store.write { connection throws(SQLiteError) in
                 let insert = try connection.statement(
                     "INSERT INTO devices (device_id, user_id, type, premium, request_id, registered_at) VALUES (?, ?, ?, ?, ?, ?) "
                         + "ON CONFLICT (device_id) DO NOTHING")
@@ -66,17 +83,17 @@ public final class LocalRegistry: Sendable {
         } catch {
             throw StepError(.unavailable, "local registry: \(error)")
         }
-        guard let existing = device(request.device) else { throw StepError(.unavailable, "local registry: the record did not stick") }
+        guard let existing = await device(request.device) else { throw StepError(.unavailable, "local registry: the record did not stick") }
         guard existing.requestID == request.requestID else {
             throw StepError(.refused, "device \(request.device) is already registered (to user \(existing.userID))")
         }
-        registered.withLock { _ = $0.insert(request.device.rawValue) }
+        registered.withLock { $0[request.device.rawValue] = existing }
     }
 
     /// Deletes the record made by `request` (not one made by another request).
-    public func delete(_ request: RegistrationRequest) throws(StepError) {
+    public func delete(_ request: RegistrationRequest) async throws(StepError) {
         do {
-            try connection.withLock { connection throws(SQLiteError) in
+            try await store.write { connection throws(SQLiteError) in
                 let delete = try connection.statement("DELETE FROM devices WHERE device_id = ? AND request_id = ?")
                 defer { delete.reset() }
                 try delete.bind(1, request.device.rawValue)
@@ -86,12 +103,13 @@ public final class LocalRegistry: Sendable {
         } catch {
             throw StepError(.unavailable, "local registry: \(error)")
         }
-        let remains = device(request.device) != nil
-        if !remains { registered.withLock { _ = $0.remove(request.device.rawValue) } }
+        let remains = await device(request.device) != nil
+        if !remains { registered.withLock { _ = $0.removeValue(forKey: request.device.rawValue) } }
     }
 
-    public func device(_ id: DeviceID) -> Device? {
-        connection.withLock { connection -> Device? in
+    /// The record of `id` (from the database).
+    public func device(_ id: DeviceID) async -> Device? {
+        try? await store.read { connection -> Device? in
             guard let select = try? connection.statement("SELECT user_id, type, premium, request_id FROM devices WHERE device_id = ?") else { return nil }
             defer { select.reset() }
             guard (try? select.bind(1, id.rawValue)) != nil, (try? select.step()) == true else { return nil }
@@ -99,17 +117,20 @@ public final class LocalRegistry: Sendable {
         }
     }
 
+    /// Every record, by device id (from the database).
     public var all: [Device] {
-        connection.withLock { connection -> [Device] in
-            guard let select = try? connection.statement("SELECT device_id, user_id, type, premium, request_id FROM devices ORDER BY device_id") else { return [] }
-            defer { select.reset() }
-            var devices: [Device] = []
-            while (try? select.step()) == true {
-                if let id = DeviceID(select.text(0)) {
-                    devices.append(Device(device: id, userID: select.text(1), type: select.text(2), premium: select.int64(3) != 0, requestID: select.text(4)))
+        get async {
+            (try? await store.read { connection -> [Device] in
+                guard let select = try? connection.statement("SELECT device_id, user_id, type, premium, request_id FROM devices ORDER BY device_id") else { return [] }
+                defer { select.reset() }
+                var devices: [Device] = []
+                while (try? select.step()) == true {
+                    if let id = DeviceID(select.text(0)) {
+                        devices.append(Device(device: id, userID: select.text(1), type: select.text(2), premium: select.int64(3) != 0, requestID: select.text(4)))
+                    }
                 }
-            }
-            return devices
+                return devices
+            }) ?? []
         }
     }
 }

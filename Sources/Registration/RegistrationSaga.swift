@@ -52,7 +52,7 @@ public final class RegistrationSaga: Sendable {
     public func register(_ request: RegistrationRequest) async -> RegistrationOutcome {
         let existing: SagaStore.Record?
         do {
-            existing = try store.begin(request, password: BrokerAccounts.generatePassword())
+            existing = try await store.begin(request, password: BrokerAccounts.generatePassword())
         } catch {
             return .failed(reason: "the registration could not be recorded: \(error)")
         }
@@ -76,13 +76,13 @@ public final class RegistrationSaga: Sendable {
     /// and deletes finished records older than `recordRetention` (never those in
     /// `needs-attention`). Returns how many passwords were wiped and records deleted.
     @discardableResult
-    public func maintain(nowMs: Int64, passwordRetention: Duration, recordRetention: Duration) -> (wiped: Int, pruned: Int) {
+    public func maintain(nowMs: Int64, passwordRetention: Duration, recordRetention: Duration) async -> (wiped: Int, pruned: Int) {
         func milliseconds(_ duration: Duration) -> Int64 {
             duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
         }
         do {
-            let wiped = try store.wipePasswords(finishedBefore: nowMs - milliseconds(passwordRetention))
-            let pruned = try store.prune(finishedBefore: nowMs - milliseconds(recordRetention))
+            let wiped = try await store.wipePasswords(finishedBefore: nowMs - milliseconds(passwordRetention))
+            let pruned = try await store.prune(finishedBefore: nowMs - milliseconds(recordRetention))
             if wiped > 0 || pruned > 0 {
                 logger.info("registration records maintained", metadata: ["passwords.wiped": "\(wiped)", "records.pruned": "\(pruned)"])
             }
@@ -96,7 +96,7 @@ public final class RegistrationSaga: Sendable {
     /// Resumes every saga a crash cut short; returns their outcomes.
     @discardableResult
     public func resumeUnfinished() async -> [String: RegistrationOutcome] {
-        let ids = (try? store.unfinished()) ?? []
+        let ids = (try? await store.unfinished()) ?? []
         var outcomes: [String: RegistrationOutcome] = [:]
         for id in ids {
             logger.notice("resuming an unfinished registration", metadata: ["request.id": "\(id)"])
@@ -106,10 +106,12 @@ public final class RegistrationSaga: Sendable {
     }
 
     /// The recorded saga of `requestID`.
-    public func record(_ requestID: String) -> SagaStore.Record? { try? store.record(requestID) }
+    public func record(_ requestID: String) async -> SagaStore.Record? { try? await store.record(requestID) }
 
     /// Request ids waiting for an operator.
-    public var needingAttention: [String] { (try? store.needingAttention()) ?? [] }
+    public var needingAttention: [String] {
+        get async { (try? await store.needingAttention()) ?? [] }
+    }
 
     static func outcome(of record: SagaStore.Record) -> RegistrationOutcome {
         switch record.state {
@@ -127,17 +129,17 @@ public final class RegistrationSaga: Sendable {
 
     /// Runs the saga of `requestID` from where its record stands.
     private func drive(_ requestID: String) async -> RegistrationOutcome {
-        guard var record = try? store.record(requestID) else { return .failed(reason: "no record of request \(requestID)") }
+        guard var record = try? await store.record(requestID) else { return .failed(reason: "no record of request \(requestID)") }
         if record.state == .running {
             for step in Self.steps(for: record.request) where !record.done.contains(step) {
                 do {
-                    try store.log(requestID, step, .begin)
+                    try await store.log(requestID, step, .begin)
                     let registryID = try await perform(step, record)
                     if let registryID {
-                        try store.setRegistryID(requestID, registryID)
+                        try await store.setRegistryID(requestID, registryID)
                         record.registryID = registryID
                     }
-                    try store.log(requestID, step, .done)
+                    try await store.log(requestID, step, .done)
                     record.done.append(step)
                 } catch let error as StepError {
                     // A step that failed for want of an answer may have happened: it stays "begun"
@@ -145,14 +147,14 @@ public final class RegistrationSaga: Sendable {
                     if error.kind == .unavailable, step.isCompensable {
                         record.inDoubt = step
                     } else {
-                        try? store.log(requestID, step, .failed, detail: error.message)
+                        try? await store.log(requestID, step, .failed, detail: error.message)
                         record.inDoubt = nil
                     }
                     let reason = "\(step.rawValue): \(error.message)"
                     logger.warning(
                         "registration step failed; compensating",
                         metadata: ["request.id": "\(requestID)", "device.id": "\(record.request.device)", "saga.step": "\(step.rawValue)", "error": "\(error.message)"])
-                    try? store.setState(requestID, .compensating, reason: reason)
+                    try? await store.setState(requestID, .compensating, reason: reason)
                     record.state = .compensating
                     record.reason = reason
                     break
@@ -163,7 +165,7 @@ public final class RegistrationSaga: Sendable {
                 }
             }
             if record.state == .running {
-                try? store.setState(requestID, .completed)
+                try? await store.setState(requestID, .completed)
                 logger.info("device registered", metadata: ["request.id": "\(requestID)", "device.id": "\(record.request.device)"])
                 return .registered(password: record.password, registryID: record.registryID)
             }
@@ -178,17 +180,17 @@ public final class RegistrationSaga: Sendable {
         if let doubt = record.inDoubt, doubt.isCompensable, !toUndo.contains(doubt), !record.compensated.contains(doubt) { toUndo.append(doubt) }
         var gaveUp: [RegistrationStep] = []
         for step in toUndo.sorted(by: >) {
-            try? store.log(requestID, step, .compensating)
+            try? await store.log(requestID, step, .compensating)
             var attempt = 0
             while true {
                 attempt += 1
                 do {
                     try await undo(step, record)
-                    try? store.log(requestID, step, .compensated)
+                    try? await store.log(requestID, step, .compensated)
                     break
                 } catch {
                     guard attempt < configuration.compensationAttempts else {
-                        try? store.log(requestID, step, .compensationFailed, detail: error.message)
+                        try? await store.log(requestID, step, .compensationFailed, detail: error.message)
                         logger.error(
                             "registration compensation failed; needs attention",
                             metadata: ["request.id": "\(requestID)", "device.id": "\(record.request.device)", "saga.step": "\(step.rawValue)", "error": "\(error.message)"])
@@ -205,10 +207,10 @@ public final class RegistrationSaga: Sendable {
         }
         let reason = record.reason ?? "registration failed"
         if gaveUp.isEmpty {
-            try? store.setState(requestID, .failed)
+            try? await store.setState(requestID, .failed)
             return .failed(reason: reason)
         }
-        try? store.setState(requestID, .needsAttention, reason: reason + "; compensation failed: " + gaveUp.map(\.rawValue).joined(separator: ", "))
+        try? await store.setState(requestID, .needsAttention, reason: reason + "; compensation failed: " + gaveUp.map(\.rawValue).joined(separator: ", "))
         return .needsAttention(reason: reason)
     }
 

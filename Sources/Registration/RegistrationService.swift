@@ -76,7 +76,7 @@ public final class RegistrationService: Service, Sendable {
                 try? await Task.sleep(for: .milliseconds(100))
             }
             for (requestID, outcome) in await saga.resumeUnfinished() {
-                if let record = saga.record(requestID) {
+                if let record = await saga.record(requestID) {
                     publish(await finish(record.request, outcome), device: record.request.device)
                 }
             }
@@ -165,8 +165,8 @@ public final class RegistrationService: Service, Sendable {
         }
         let device = request.device
         // A request id seen before: the saga answers from the record, or rejects a reuse.
-        if saga.record(request.requestID) == nil {
-            if let known = local?.device(device) {
+        if await saga.record(request.requestID) == nil {
+            if let known = await local?.device(device) {
                 // The record of this very request was pruned: registered, the credentials are gone.
                 if known.requestID == request.requestID, known.userID == request.userID, known.type == request.type, known.premium == request.premium {
                     return RegistrationResult(
@@ -216,7 +216,7 @@ public final class RegistrationService: Service, Sendable {
     private func maintainPeriodically() async {
         let interval = Self.maintenanceInterval(settings)
         while !Task.isCancelled {
-            saga.maintain(
+            await saga.maintain(
                 nowMs: Int64(Date().timeIntervalSince1970 * 1000), passwordRetention: settings.passwordRetention,
                 recordRetention: settings.recordRetention)
             try? await Task.sleep(for: interval)
@@ -232,7 +232,13 @@ public final class RegistrationService: Service, Sendable {
     /// Registrations whose compensation kept failing (`needs-attention`): a person must clean up
     /// what the record lists in `compensationFailed`.
     public var needingAttention: [SagaStore.Record] {
-        saga.needingAttention.compactMap { saga.record($0) }
+        get async {
+            var records: [SagaStore.Record] = []
+            for id in await saga.needingAttention {
+                if let record = await saga.record(id) { records.append(record) }
+            }
+            return records
+        }
     }
 
     /// Stores the `DeviceRegistered` event (once) and says what to answer.

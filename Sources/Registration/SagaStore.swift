@@ -1,11 +1,12 @@
 import Foundation
 import GatewayCore
 import SQLite
-import Synchronization
 
 /// The durable record of registration sagas (SQLite, its own file): each step and compensation is
 /// written before it runs and after it finishes, so a saga cut short by a crash is resumed or
 /// compensated at the next start, and a repeated request id is answered from the record.
+/// Every read and commit runs on the store's own thread (``SQLiteStore``), never on Swift's
+/// cooperative pool.
 public final class SagaStore: Sendable {
     public enum State: String, Sendable {
         case running, compensating, completed, failed
@@ -37,10 +38,10 @@ public final class SagaStore: Sendable {
         public var compensationFailed: [RegistrationStep]
     }
 
-    private let connection: Mutex<SQLiteConnection>
+    private let store: SQLiteStore
 
     public init(path: String) throws(SQLiteError) {
-        let connection = try SQLiteConnection.openStore(
+        let store = try SQLiteStore(
             path: path, synchronous: .full,
             schema: """
             CREATE TABLE IF NOT EXISTS sagas (
@@ -66,18 +67,19 @@ public final class SagaStore: Sendable {
             );
             CREATE INDEX IF NOT EXISTS saga_log_request ON saga_log (request_id, seq);
             CREATE INDEX IF NOT EXISTS sagas_state ON sagas (state);
-            """)
+            """,
+            name: "saga")
         // Generated broker passwords are kept to answer a repeated request: owner-only file.
         if path != ":memory:" { chmod(path, 0o600) }
-        self.connection = Mutex(connection)
+        self.store = store
     }
 
     static var now: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
     /// Records a new saga; returns the existing record instead when the request id is known (in
     /// one statement, so two requests with the same id cannot both begin).
-    public func begin(_ request: RegistrationRequest, password: String) throws(SQLiteError) -> Record? {
-        let inserted = try connection.withLock { connection throws(SQLiteError) -> Bool in
+    public func begin(_ request: RegistrationRequest, password: String) async throws(SQLiteError) -> Record? {
+        let inserted = try await store.write { connection throws(SQLiteError) -> Bool in
             let insert = try connection.statement(
                 "INSERT INTO sagas (request_id, device_id, user_id, type, premium, password, state, created_at, updated_at) "
                     + "VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?) ON CONFLICT (request_id) DO NOTHING")
@@ -93,14 +95,14 @@ public final class SagaStore: Sendable {
             _ = try insert.step()
             return connection.changes > 0
         }
-        return inserted ? nil : try record(request.requestID)
+        return inserted ? nil : try await record(request.requestID)
     }
 
     /// Wipes the passwords of finished sagas (completed, failed, needs-attention) that finished
     /// before `beforeMs` (ms since epoch); returns how many.
     @discardableResult
-    public func wipePasswords(finishedBefore beforeMs: Int64) throws(SQLiteError) -> Int {
-        try connection.withLock { connection throws(SQLiteError) -> Int in
+    public func wipePasswords(finishedBefore beforeMs: Int64) async throws(SQLiteError) -> Int {
+        try await store.write { connection throws(SQLiteError) -> Int in
             let update = try connection.statement(
                 "UPDATE sagas SET password = '' WHERE password != '' AND state IN ('completed', 'failed', 'needs-attention') AND updated_at < ?")
             defer { update.reset() }
@@ -113,8 +115,8 @@ public final class SagaStore: Sendable {
     /// Deletes completed and failed sagas (and their logs) that finished before `beforeMs`;
     /// those in `needs-attention` stay until a person has seen to them. Returns how many.
     @discardableResult
-    public func prune(finishedBefore beforeMs: Int64) throws(SQLiteError) -> Int {
-        try connection.withLock { connection throws(SQLiteError) -> Int in
+    public func prune(finishedBefore beforeMs: Int64) async throws(SQLiteError) -> Int {
+        try await store.write { connection throws(SQLiteError) -> Int in
             let logs = try connection.statement(
                 "DELETE FROM saga_log WHERE request_id IN (SELECT request_id FROM sagas WHERE state IN ('completed', 'failed') AND updated_at < ?)")
             defer { logs.reset() }
@@ -129,8 +131,8 @@ public final class SagaStore: Sendable {
     }
 
     /// Appends one entry to the saga's log (committed before the call returns).
-    public func log(_ requestID: String, _ step: RegistrationStep, _ phase: Phase, detail: String? = nil) throws(SQLiteError) {
-        try connection.withLock { connection throws(SQLiteError) in
+    public func log(_ requestID: String, _ step: RegistrationStep, _ phase: Phase, detail: String? = nil) async throws(SQLiteError) {
+        try await store.write { connection throws(SQLiteError) in
             let insert = try connection.statement("INSERT INTO saga_log (request_id, step, phase, detail, at) VALUES (?, ?, ?, ?, ?)")
             defer { insert.reset() }
             try insert.bind(1, requestID)
@@ -142,8 +144,8 @@ public final class SagaStore: Sendable {
         }
     }
 
-    public func setState(_ requestID: String, _ state: State, reason: String? = nil) throws(SQLiteError) {
-        try connection.withLock { connection throws(SQLiteError) in
+    public func setState(_ requestID: String, _ state: State, reason: String? = nil) async throws(SQLiteError) {
+        try await store.write { connection throws(SQLiteError) in
             let update = try connection.statement("UPDATE sagas SET state = ?, reason = coalesce(?, reason), updated_at = ? WHERE request_id = ?")
             defer { update.reset() }
             try update.bind(1, state.rawValue)
@@ -154,8 +156,8 @@ public final class SagaStore: Sendable {
         }
     }
 
-    public func setRegistryID(_ requestID: String, _ registryID: String) throws(SQLiteError) {
-        try connection.withLock { connection throws(SQLiteError) in
+    public func setRegistryID(_ requestID: String, _ registryID: String) async throws(SQLiteError) {
+        try await store.write { connection throws(SQLiteError) in
             let update = try connection.statement("UPDATE sagas SET registry_id = ?, updated_at = ? WHERE request_id = ?")
             defer { update.reset() }
             try update.bind(1, registryID)
@@ -166,8 +168,8 @@ public final class SagaStore: Sendable {
     }
 
     /// The saga of `requestID`, with its steps folded from the log.
-    public func record(_ requestID: String) throws(SQLiteError) -> Record? {
-        try connection.withLock { connection throws(SQLiteError) -> Record? in
+    public func record(_ requestID: String) async throws(SQLiteError) -> Record? {
+        try await store.read { connection throws(SQLiteError) -> Record? in
             let select = try connection.statement(
                 "SELECT device_id, user_id, type, premium, password, state, reason, registry_id FROM sagas WHERE request_id = ?")
             defer { select.reset() }
@@ -207,17 +209,17 @@ public final class SagaStore: Sendable {
     }
 
     /// Request ids of sagas that did not finish (running or compensating), oldest first.
-    public func unfinished() throws(SQLiteError) -> [String] {
-        try requestIDs(where: "state IN ('running', 'compensating')")
+    public func unfinished() async throws(SQLiteError) -> [String] {
+        try await requestIDs(where: "state IN ('running', 'compensating')")
     }
 
     /// Request ids of sagas left in `needs-attention`.
-    public func needingAttention() throws(SQLiteError) -> [String] {
-        try requestIDs(where: "state = 'needs-attention'")
+    public func needingAttention() async throws(SQLiteError) -> [String] {
+        try await requestIDs(where: "state = 'needs-attention'")
     }
 
-    private func requestIDs(where condition: String) throws(SQLiteError) -> [String] {
-        try connection.withLock { connection throws(SQLiteError) in
+    private func requestIDs(where condition: String) async throws(SQLiteError) -> [String] {
+        try await store.read { connection throws(SQLiteError) in
             let select = try connection.statement("SELECT request_id FROM sagas WHERE \(condition) ORDER BY created_at, rowid")
             defer { select.reset() }
             var ids: [String] = []

@@ -32,9 +32,9 @@ public struct ServiceEffects: RegistrationEffects {
         guard count < quota else { throw StepError(.refused, "device quota exceeded: user \(request.userID) has \(count) of \(quota) devices") }
     }
 
-    public func recordLocally(_ request: RegistrationRequest) async throws(StepError) { try local.record(request) }
+    public func recordLocally(_ request: RegistrationRequest) async throws(StepError) { try await local.record(request) }
 
-    public func deleteLocalRecord(_ request: RegistrationRequest) async throws(StepError) { try local.delete(request) }
+    public func deleteLocalRecord(_ request: RegistrationRequest) async throws(StepError) { try await local.delete(request) }
 
     public func createBrokerAccount(_ request: RegistrationRequest, password: String) async throws(StepError) {
         do {

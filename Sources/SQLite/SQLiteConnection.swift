@@ -1,8 +1,8 @@
 import CSQLite
 
 /// Owns one `sqlite3` connection. Not thread-safe: each connection is used by one thread at a
-/// time (the outbox writer thread or the reader queue), which is what SQLite's default
-/// multi-thread mode requires.
+/// time (the outbox writer thread, the reader queue, or a ``SQLiteStore``'s thread), which is
+/// what SQLite's default multi-thread mode requires.
 public final class SQLiteConnection {
     private let handle: OpaquePointer
     private var statements: [String: SQLiteStatement] = [:]

@@ -1,5 +1,5 @@
-import CSystemd
 import Logging
+import Platform
 import ServiceLifecycle
 
 /// Returns freed heap memory to the kernel every `interval`.
@@ -27,7 +27,7 @@ public struct MemoryTrimService: Service {
                 } catch {
                     break
                 }
-                if edge_malloc_trim() == 1 {
+                if HeapMemory.trim() {
                     logger.trace("returned free heap memory to the kernel")
                 }
             }

@@ -1,16 +1,16 @@
 import Foundation
 import SQLite
-import Synchronization
 
 /// The last record of every user the service described, in a SQLite file of its own, so a
 /// dialog still knows its user (and whether they are blocked) while the service is down, also
-/// after a restart.
+/// after a restart. Reads and writes run on the cache's own thread (``SQLiteStore``), never on
+/// Swift's cooperative pool.
 public final class UserCache: Sendable {
-    private let connection: Mutex<SQLiteConnection>
+    private let database: SQLiteStore
     private let maxEntries: Int
 
     public init(path: String, maxEntries: Int) throws(SQLiteError) {
-        let connection = try SQLiteConnection.openStore(
+        database = try SQLiteStore(
             path: path, synchronous: .normal,
             schema: """
             CREATE TABLE IF NOT EXISTS users (
@@ -19,14 +19,14 @@ public final class UserCache: Sendable {
                 fetched_at INTEGER NOT NULL
             );
             CREATE INDEX IF NOT EXISTS users_fetched_at ON users (fetched_at);
-            """)
-        self.connection = Mutex(connection)
+            """,
+            name: "users")
         self.maxEntries = maxEntries
     }
 
     /// The cached record of `id` and when it was fetched (ms since the epoch).
-    public func record(_ id: String) throws(SQLiteError) -> (record: UserRecord, fetchedAt: Int64)? {
-        try connection.withLock { connection throws(SQLiteError) in
+    public func record(_ id: String) async throws(SQLiteError) -> (record: UserRecord, fetchedAt: Int64)? {
+        try await database.read { connection throws(SQLiteError) in
             let statement = try connection.statement("SELECT record, fetched_at FROM users WHERE id = ?")
             defer { statement.reset() }
             try statement.bind(1, id)
@@ -37,9 +37,9 @@ public final class UserCache: Sendable {
     }
 
     /// Stores `record` as fetched now; past `maxEntries` the least recently fetched are dropped.
-    public func store(_ record: UserRecord, fetchedAt: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws(SQLiteError) {
+    public func store(_ record: UserRecord, fetchedAt: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) async throws(SQLiteError) {
         let json = (try? JSONEncoder().encode(record)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-        try connection.withLock { connection throws(SQLiteError) in
+        try await database.write { [maxEntries] connection throws(SQLiteError) in
             let insert = try connection.statement(
                 "INSERT INTO users (id, record, fetched_at) VALUES (?, ?, ?) "
                     + "ON CONFLICT (id) DO UPDATE SET record = excluded.record, fetched_at = excluded.fetched_at")
@@ -57,8 +57,8 @@ public final class UserCache: Sendable {
     }
 
     /// Forgets `id` (the service said 404).
-    public func remove(_ id: String) throws(SQLiteError) {
-        try connection.withLock { connection throws(SQLiteError) in
+    public func remove(_ id: String) async throws(SQLiteError) {
+        try await database.write { connection throws(SQLiteError) in
             let statement = try connection.statement("DELETE FROM users WHERE id = ?")
             defer { statement.reset() }
             try statement.bind(1, id)
@@ -67,6 +67,8 @@ public final class UserCache: Sendable {
     }
 
     public var count: Int {
-        connection.withLock { (try? $0.scalarInt("SELECT count(*) FROM users")).flatMap { Int($0) } ?? 0 }
+        get async {
+            (try? await database.read { (try? $0.scalarInt("SELECT count(*) FROM users")).flatMap { Int($0) } ?? 0 }) ?? 0
+        }
     }
 }

@@ -37,32 +37,32 @@ public final class UserDirectory: Sendable {
     /// Looks `userID` up: the service first, the cache when the service cannot answer (down, slow,
     /// 5xx, another 4xx than 404, an unreadable record, or its breaker open).
     public func lookup(_ userID: String) async -> UserLookup {
-        guard let service else { return fromCache(userID, reason: "no user service configured (users.baseUrl)") }
+        guard let service else { return await fromCache(userID, reason: "no user service configured (users.baseUrl)") }
         let response: ServiceClient.Response
         do {
             response = try await service.call(.GET, "/api/users/\(ServiceClient.segment(userID))")
         } catch {
-            return fromCache(userID, reason: error.message)
+            return await fromCache(userID, reason: error.message)
         }
         guard response.status != 404 else {
-            try? cache.remove(userID)
+            try? await cache.remove(userID)
             return .notFound
         }
         guard let record = try? JSONDecoder().decode(UserRecord.self, from: response.body) else {
-            return fromCache(userID, reason: "the user service answered with an unreadable record")
+            return await fromCache(userID, reason: "the user service answered with an unreadable record")
         }
         do {
-            try cache.store(record)
+            try await cache.store(record)
         } catch {
             logger.warning("cannot cache a user record", metadata: ["user.id": "\(userID)", "error": "\(error)"])
         }
         return .found(record)
     }
 
-    private func fromCache(_ userID: String, reason: String) -> UserLookup {
+    private func fromCache(_ userID: String, reason: String) async -> UserLookup {
         let cached: (record: UserRecord, fetchedAt: Int64)?
         do {
-            cached = try cache.record(userID)
+            cached = try await cache.record(userID)
         } catch {
             logger.warning("cannot read the user cache", metadata: ["user.id": "\(userID)", "error": "\(error)"])
             cached = nil

@@ -144,19 +144,19 @@ final class RecordingEffects: RegistrationEffects {
         #expect(effects.recorded.filter { $0 == "unregisterUpstream" }.count == 3)
         // The other compensations still ran.
         #expect(effects.recorded.suffix(2) == ["deleteBrokerAccount", "deleteLocalRecord"])
-        #expect(saga.needingAttention == ["req-stuck"])
+        #expect(await saga.needingAttention == ["req-stuck"])
     }
 
     @Test func aSagaCutShortBetweenStepsIsResumedForwardAfterARestart() async throws {
         // What a crash leaves: three steps done, the fourth begun.
         let store = try SagaStore(path: path)
         let cut = request("req-crash")
-        _ = try store.begin(cut, password: "pw-from-before-the-crash-0123456")
+        _ = try await store.begin(cut, password: "pw-from-before-the-crash-0123456")
         for step in [RegistrationStep.checkQuota, .recordLocally, .createBrokerAccount] {
-            try store.log(cut.requestID, step, .begin)
-            try store.log(cut.requestID, step, .done)
+            try await store.log(cut.requestID, step, .begin)
+            try await store.log(cut.requestID, step, .done)
         }
-        try store.log(cut.requestID, .registerUpstream, .begin)
+        try await store.log(cut.requestID, .registerUpstream, .begin)
 
         let effects = RecordingEffects()
         let outcomes = try await saga(effects).resumeUnfinished()
@@ -168,17 +168,17 @@ final class RecordingEffects: RegistrationEffects {
     @Test func aSagaCutShortWhileCompensatingFinishesItsCompensations() async throws {
         let store = try SagaStore(path: path)
         let cut = request("req-undo")
-        _ = try store.begin(cut, password: "pw")
+        _ = try await store.begin(cut, password: "pw")
         for step in [RegistrationStep.checkQuota, .recordLocally, .createBrokerAccount] {
-            try store.log(cut.requestID, step, .begin)
-            try store.log(cut.requestID, step, .done)
+            try await store.log(cut.requestID, step, .begin)
+            try await store.log(cut.requestID, step, .done)
         }
-        try store.log(cut.requestID, .registerUpstream, .begin)
-        try store.log(cut.requestID, .registerUpstream, .failed, detail: "refused")
-        try store.setState(cut.requestID, .compensating, reason: "registerUpstream: refused")
-        try store.log(cut.requestID, .createBrokerAccount, .compensating)
-        try store.log(cut.requestID, .createBrokerAccount, .compensated)
-        try store.log(cut.requestID, .recordLocally, .compensating)
+        try await store.log(cut.requestID, .registerUpstream, .begin)
+        try await store.log(cut.requestID, .registerUpstream, .failed, detail: "refused")
+        try await store.setState(cut.requestID, .compensating, reason: "registerUpstream: refused")
+        try await store.log(cut.requestID, .createBrokerAccount, .compensating)
+        try await store.log(cut.requestID, .createBrokerAccount, .compensated)
+        try await store.log(cut.requestID, .recordLocally, .compensating)
 
         let effects = RecordingEffects()
         let outcomes = try await saga(effects).resumeUnfinished()
@@ -200,7 +200,7 @@ final class RecordingEffects: RegistrationEffects {
         #expect(outcome == .rejected(reason: "requestId reused"))
         #expect("\(outcome)".contains(password) == false)
         #expect(effects.recorded == Self.forward, "nothing ran for the reuse")
-        #expect(saga.record("req-c")?.request.device == DeviceID("dev-1"), "the record is unchanged")
+        #expect(await saga.record("req-c")?.request.device == DeviceID("dev-1"), "the record is unchanged")
     }
 
     @Test func thePasswordIsWipedAfterItsRetentionAndARepeatIsAnsweredWithoutIt() async throws {
@@ -210,11 +210,11 @@ final class RecordingEffects: RegistrationEffects {
         guard case .registered(let password?, let registryID) = first else { Issue.record("\(first)"); return }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         // Within the retention: kept.
-        #expect(saga.maintain(nowMs: now + 5_000, passwordRetention: .seconds(10), recordRetention: .seconds(100)) == (0, 0))
+        #expect(await saga.maintain(nowMs: now + 5_000, passwordRetention: .seconds(10), recordRetention: .seconds(100)) == (0, 0))
         #expect(await saga.register(request("req-kept")) == .registered(password: password, registryID: registryID))
         // After it: wiped from the record (also on disk: a new store on the same file).
-        #expect(saga.maintain(nowMs: now + 11_000, passwordRetention: .seconds(10), recordRetention: .seconds(100)) == (1, 0))
-        #expect(try SagaStore(path: path).record("req-kept")?.password == nil)
+        #expect(await saga.maintain(nowMs: now + 11_000, passwordRetention: .seconds(10), recordRetention: .seconds(100)) == (1, 0))
+        #expect(try await SagaStore(path: path).record("req-kept")?.password == nil)
         #expect(await saga.register(request("req-kept")) == .registered(password: nil, registryID: registryID))
         #expect(effects.recorded == Self.forward)
     }
@@ -230,13 +230,13 @@ final class RecordingEffects: RegistrationEffects {
         effects.fail("checkQuota", .refused)
         _ = await saga.register(request("req-failed"))
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        #expect(saga.maintain(nowMs: now + 50_000, passwordRetention: .seconds(10), recordRetention: .seconds(100)).pruned == 0)
-        #expect(saga.record("req-done") != nil)
-        #expect(saga.maintain(nowMs: now + 101_000, passwordRetention: .seconds(10), recordRetention: .seconds(100)).pruned == 2)
-        #expect(saga.record("req-done") == nil)
-        #expect(saga.record("req-failed") == nil)
-        #expect(saga.record("req-attention")?.state == .needsAttention)
-        #expect(saga.record("req-attention")?.password == nil, "its password is wiped all the same")
-        #expect(saga.needingAttention == ["req-attention"])
+        #expect(await saga.maintain(nowMs: now + 50_000, passwordRetention: .seconds(10), recordRetention: .seconds(100)).pruned == 0)
+        #expect(await saga.record("req-done") != nil)
+        #expect(await saga.maintain(nowMs: now + 101_000, passwordRetention: .seconds(10), recordRetention: .seconds(100)).pruned == 2)
+        #expect(await saga.record("req-done") == nil)
+        #expect(await saga.record("req-failed") == nil)
+        #expect(await saga.record("req-attention")?.state == .needsAttention)
+        #expect(await saga.record("req-attention")?.password == nil, "its password is wiped all the same")
+        #expect(await saga.needingAttention == ["req-attention"])
     }
 }

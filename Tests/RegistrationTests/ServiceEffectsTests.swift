@@ -57,7 +57,7 @@ import Testing
             #expect(bed.services.recorded == [
                 "GET /api/users/ada", "POST /api/devices", "POST /api/users/ada/devices", "POST /api/billing/ada/devices",
             ])
-            #expect(bed.local.device(DeviceID("hall-speaker")!)?.userID == "ada")
+            #expect(await bed.local.device(DeviceID("hall-speaker")!)?.userID == "ada")
             let client = bed.broker.client("hall-speaker", username: "hall-speaker", password: password)
             client.start()
             try await BrokerAccountsTests.until("the device to connect with its credentials") { client.isConnected }
@@ -74,7 +74,7 @@ import Testing
             #expect(reason.contains("503"))
             // The registry may have created it before failing: it is deleted too.
             #expect(bed.services.recorded == ["GET /api/users/ada", "POST /api/devices", "DELETE /api/devices/kitchen"])
-            #expect(bed.local.device(DeviceID("kitchen")!) == nil)
+            #expect(await bed.local.device(DeviceID("kitchen")!) == nil)
             let kitchenConnects = try await connects(bed.broker, "kitchen")
             #expect(!kitchenConnects)
         }
@@ -95,7 +95,7 @@ import Testing
             guard case .failed(let why) = unknown else { Issue.record("\(unknown)"); return }
             #expect(why.contains("does not exist"))
             #expect(bed.services.recorded == ["GET /api/users/full", "GET /api/users/mallory", "GET /api/users/nobody"])
-            #expect(bed.local.all.isEmpty)
+            #expect(await bed.local.all.isEmpty)
         }
     }
 
@@ -122,7 +122,7 @@ import Testing
             let outcome = await bed.saga.register(request("loft"))
             guard case .failed(let reason) = outcome else { Issue.record("\(outcome)"); return }
             #expect(reason.contains("createBrokerAccount"), "\(reason)")
-            #expect(bed.local.device(DeviceID("loft")!) == nil, "the local record is compensated")
+            #expect(await bed.local.device(DeviceID("loft")!) == nil, "the local record is compensated")
             let client = bed.broker.client("loft", username: "loft", password: "someone-elses-password")
             client.start()
             try await BrokerAccountsTests.until("the account's owner still connects") { client.isConnected }

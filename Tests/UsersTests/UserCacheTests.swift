@@ -8,37 +8,37 @@ import Users
         NSTemporaryDirectory() + "user-cache-\(UUID().uuidString)/users.db"
     }
 
-    @Test func recordsSurviveReopeningTheFile() throws {
+    @Test func recordsSurviveReopeningTheFile() async throws {
         let path = temporaryPath()
         do {
             let cache = try UserCache(path: path, maxEntries: 10)
-            try cache.store(UserRecord(id: "ada", name: "Ada", status: "active", blocked: false, deviceQuota: 3, deviceCount: 1), fetchedAt: 1000)
-            try cache.store(UserRecord(id: "eve", name: "Eve", blocked: true), fetchedAt: 2000)
+            try await cache.store(UserRecord(id: "ada", name: "Ada", status: "active", blocked: false, deviceQuota: 3, deviceCount: 1), fetchedAt: 1000)
+            try await cache.store(UserRecord(id: "eve", name: "Eve", blocked: true), fetchedAt: 2000)
         }
         let reopened = try UserCache(path: path, maxEntries: 10)
-        let ada = try #require(try reopened.record("ada"))
+        let ada = try #require(try await reopened.record("ada"))
         #expect(ada.record == UserRecord(id: "ada", name: "Ada", status: "active", blocked: false, deviceQuota: 3, deviceCount: 1))
         #expect(ada.fetchedAt == 1000)
-        #expect(try reopened.record("eve")?.record.blocked == true)
-        #expect(try reopened.record("nobody") == nil)
-        try reopened.remove("eve")
-        #expect(try reopened.record("eve") == nil)
+        #expect(try await reopened.record("eve")?.record.blocked == true)
+        #expect(try await reopened.record("nobody") == nil)
+        try await reopened.remove("eve")
+        #expect(try await reopened.record("eve") == nil)
     }
 
-    @Test func theLeastRecentlyFetchedGoFirstPastTheLimit() throws {
+    @Test func theLeastRecentlyFetchedGoFirstPastTheLimit() async throws {
         let cache = try UserCache(path: temporaryPath(), maxEntries: 3)
         for (index, id) in ["a", "b", "c", "d", "e"].enumerated() {
-            try cache.store(UserRecord(id: id), fetchedAt: Int64(index))
+            try await cache.store(UserRecord(id: id), fetchedAt: Int64(index))
         }
-        #expect(cache.count == 3)
-        #expect(try cache.record("a") == nil)
-        #expect(try cache.record("b") == nil)
-        #expect(try cache.record("e") != nil)
+        #expect(await cache.count == 3)
+        #expect(try await cache.record("a") == nil)
+        #expect(try await cache.record("b") == nil)
+        #expect(try await cache.record("e") != nil)
         // Fetching "c" again makes it the newest; the next store pushes out "d".
-        try cache.store(UserRecord(id: "c"), fetchedAt: 10)
-        try cache.store(UserRecord(id: "f"), fetchedAt: 11)
-        #expect(try cache.record("c") != nil)
-        #expect(try cache.record("d") == nil)
+        try await cache.store(UserRecord(id: "c"), fetchedAt: 10)
+        try await cache.store(UserRecord(id: "f"), fetchedAt: 11)
+        #expect(try await cache.record("c") != nil)
+        #expect(try await cache.record("d") == nil)
     }
 
     @Test func aRecordWithOnlyAnIdIsReadWithNeutralDefaults() throws {
@@ -49,7 +49,7 @@ import Users
 
     @Test func withoutAServiceLookupsAnswerFromTheCache() async throws {
         let cache = try UserCache(path: temporaryPath(), maxEntries: 10)
-        try cache.store(UserRecord(id: "ada", name: "Ada"))
+        try await cache.store(UserRecord(id: "ada", name: "Ada"))
         let directory = UserDirectory(configuration: UsersConfiguration(cachePath: ":memory:"), cache: cache, logger: Logger(label: "users-test"))
         let cached = await directory.lookup("ada")
         #expect(cached.record?.name == "Ada")

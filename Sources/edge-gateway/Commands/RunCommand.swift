@@ -99,7 +99,7 @@ struct RunCommand: AsyncParsableCommand {
                     metadata: ["registration.state_path": "\(configuration.registration.statePath)", "error": "\(error)"])
                 throw ExitCode(1)
             }
-            registrationService = try makeRegistration(configuration, local: localRegistry!, outbox: outbox, activity: activity, logger: logger)
+            registrationService = try await makeRegistration(configuration, local: localRegistry!, outbox: outbox, activity: activity, logger: logger)
         }
         let ingress = DeviceIngress(
             client: MQTTClient(configuration: configuration.deviceBroker, logger: Logger(label: "edge-gateway.device.mqtt")),
@@ -117,7 +117,7 @@ struct RunCommand: AsyncParsableCommand {
         let dialog = Dialog(
             client: MQTTClient(configuration: configuration.dialogBroker, logger: Logger(label: "edge-gateway.dialog.mqtt")),
             ml: ml, users: users, outbox: outbox, configuration: configuration.dialog,
-            registeredUser: { [localRegistry] device in localRegistry?.device(device)?.userID }, live: liveSink, activity: activity,
+            registeredUser: { [localRegistry] device in localRegistry?.registeredUser(device) }, live: liveSink, activity: activity,
             logger: Logger(label: "edge-gateway.dialog"))
         var microphone: HubMicrophone?
         if configuration.audio.enabled, let hub = DeviceID(configuration.hubID) {
@@ -205,7 +205,7 @@ struct RunCommand: AsyncParsableCommand {
     /// The registration saga and its parts (`registration.enabled`).
     private func makeRegistration(
         _ configuration: GatewayConfiguration, local: LocalRegistry, outbox: Outbox, activity: DeviceActivity, logger: Logger
-    ) throws -> RegistrationService {
+    ) async throws -> RegistrationService {
         let settings = configuration.registration
         let registrationLogger = Logger(label: "edge-gateway.registration")
         let store: SagaStore
@@ -225,7 +225,7 @@ struct RunCommand: AsyncParsableCommand {
             users: service("user", settings.usersURL), registry: service("registry", settings.registryURL),
             billing: service("billing", settings.billingURL), local: local, accounts: accounts)
         let saga = RegistrationSaga(store: store, effects: effects, configuration: settings.saga, logger: registrationLogger)
-        for id in saga.needingAttention {
+        for id in await saga.needingAttention {
             registrationLogger.error("a registration needs attention (a compensation kept failing)", metadata: ["request.id": "\(id)"])
         }
         return RegistrationService(
@@ -275,7 +275,7 @@ struct RunCommand: AsyncParsableCommand {
                         messages: seen.messages, rejected: seen.rejected, registered: localRegistry == nil ? nil : false,
                         userId: nil, type: nil)
                 }
-                for known in localRegistry?.all ?? [] {
+                for known in localRegistry?.registeredDevices ?? [] {
                     var device = devices[known.device.rawValue] ?? .init(
                         deviceId: known.device.rawValue, lastSeenMs: nil, lastChannel: nil, messages: 0, rejected: 0,
                         registered: true, userId: nil, type: nil)
@@ -290,7 +290,7 @@ struct RunCommand: AsyncParsableCommand {
             registrations: registration.map { service in
                 .init(
                     register: { device, body in await service.registerAndAnswer(device: device, payload: body) },
-                    needingAttention: { service.needingAttention })
+                    needingAttention: { await service.needingAttention })
             },
             refreshMetrics: {
                 let current = outbox.depth
@@ -300,7 +300,7 @@ struct RunCommand: AsyncParsableCommand {
                 oldestAge.record(age.flatMap { $0 } ?? 0)
                 upstreamConnected.record(upstream.current.upstreamConnected ? 1 : 0)
                 deviceSubscribed.record(ingress.current.deviceSubscribed ? 1 : 0)
-                needsAttention.record(registration?.needingAttention.count ?? 0)
+                needsAttention.record(await registration?.needingAttention.count ?? 0)
             })
     }
 }
