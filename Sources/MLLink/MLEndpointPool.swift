@@ -1,4 +1,3 @@
-import Dispatch
 import Foundation
 import GatewayCore
 import Logging
@@ -23,12 +22,16 @@ import Synchronization
 ///   transcription that failed retriably before the service returned anything is moved to
 ///   another endpoint with its audio replayed (``ReplayableAudio``); once results have come back
 ///   it is not retried. When no breaker lets a call through, calls fail at once.
+///
+/// The pool owns the endpoints and their clients; the jobs are in files of their own: discovery
+/// (``MLDiscovery``), the choice of endpoint (``MLBalancer``, a value type), health checks
+/// (`MLEndpointPool+Health.swift`) and metrics (``MLMetrics``, made once per endpoint).
 public final class MLEndpointPool: Service, Sendable {
     /// The settings in force (``update(_:)`` replaces them).
     public var configuration: MLConfiguration { settings.withLock { $0 } }
     private let settings: Mutex<MLConfiguration>
-    private let state: Mutex<State>
-    private let logger: Logger
+    let state: Mutex<State>
+    let logger: Logger
     private let makeClient: @Sendable (MLEndpoint, _ authority: String?, MLConfiguration) throws -> MLClient
 
     /// One endpoint as the status page and metrics see it.
@@ -41,7 +44,7 @@ public final class MLEndpointPool: Service, Sendable {
         public var outstanding: Int
     }
 
-    struct Member {
+    struct Member: MLBalancerEntry {
         let client: MLClient
         let source: MLConfiguration.Target
         var breaker: CircuitBreaker
@@ -55,9 +58,11 @@ public final class MLEndpointPool: Service, Sendable {
 
     struct State {
         var members: [MLEndpoint: Member] = [:]
-        /// Pick order (configuration order, then resolution order).
-        var order: [MLEndpoint] = []
-        var next = 0
+        /// Pick order and turn (see ``MLBalancer``).
+        var balancer = MLBalancer()
+        /// Every endpoint's metrics, made when it first joined; kept when it leaves (its series
+        /// stay in the exporter anyway, and a call under way may still count on it).
+        var metrics: [MLEndpoint: MLMetrics] = [:]
         var stopping = false
         var maintenance: Task<Void, Never>?
     }
@@ -93,16 +98,17 @@ public final class MLEndpointPool: Service, Sendable {
             logger.error("cannot set up an ML endpoint", metadata: ["ml.endpoint": "\(endpoint)", "error": "\(error)"])
             return false
         }
-        let added = state.withLock { state -> Bool in
-            guard !state.stopping, state.members[endpoint] == nil else { return false }
+        let added = state.withLock { state -> MLMetrics? in
+            guard !state.stopping, state.members[endpoint] == nil else { return nil }
             var member = Member(client: client, source: source, breaker: CircuitBreaker(configuration: configuration.breaker))
             member.runTask = Task { try? await client.run() }
             state.members[endpoint] = member
-            state.order.append(endpoint)
-            return true
+            state.balancer.add(endpoint)
+            if state.metrics[endpoint] == nil { state.metrics[endpoint] = MLMetrics(endpoint: endpoint) }
+            return state.metrics[endpoint]
         }
-        if added { Self.breakerGauge(endpoint).record(0) }
-        return added
+        added?.record(.closed)
+        return added != nil
     }
 
     /// Runs every endpoint's connections, re-resolves `dns:///` entries and checks health, until
@@ -165,12 +171,12 @@ public final class MLEndpointPool: Service, Sendable {
         var changes: [String] = []
         let reconnect = old.tls != new.tls || old.keepalive != new.keepalive || old.intentTimeout != new.intentTimeout
         let removed = state.withLock { state -> [(MLEndpoint, MLClient)] in
-            for endpoint in state.order { state.members[endpoint]?.breaker.configuration = new.breaker }
-            let gone = state.order.filter { endpoint in
+            for endpoint in state.balancer.order { state.members[endpoint]?.breaker.configuration = new.breaker }
+            let gone = state.balancer.order.filter { endpoint in
                 guard let member = state.members[endpoint] else { return false }
                 return reconnect || !new.targets.contains(member.source)
             }
-            state.order.removeAll { gone.contains($0) }
+            state.balancer.remove { gone.contains($0) }
             return gone.compactMap { endpoint in state.members.removeValue(forKey: endpoint).map { (endpoint, $0.client) } }
         }
         for (endpoint, client) in removed {
@@ -209,25 +215,24 @@ public final class MLEndpointPool: Service, Sendable {
         }
     }
 
-    /// Resolves every `dns:///` entry; addresses that appeared join, addresses that went away are
-    /// closed. A failed resolution keeps the addresses already known.
+    /// Resolves every `dns:///` entry (``MLDiscovery``); addresses that appeared join, addresses
+    /// that went away are closed. A failed resolution keeps the addresses already known.
     func resolveNames() async {
         for target in configuration.targets {
             guard case .dns(let name, let port) = target else { continue }
-            let addresses = await Self.resolve(name)
+            let addresses = await MLDiscovery.resolve(name)
             guard !addresses.isEmpty else {
                 logger.warning("cannot resolve an ML endpoint name; keeping its known addresses", metadata: ["ml.target": "\(target)"])
                 continue
             }
-            let wanted = Set(addresses.map { MLEndpoint(host: $0, port: port) })
             let known = state.withLock { state in Set(state.members.filter { $0.value.source == target }.keys) }
-            for endpoint in wanted.subtracting(known).sorted(by: { $0.description < $1.description })
-            where add(endpoint, source: target, authority: name) {
+            let changes = MLDiscovery.changes(addresses: addresses, port: port, known: known)
+            for endpoint in changes.added where add(endpoint, source: target, authority: name) {
                 logger.info("ML endpoint added", metadata: ["ml.endpoint": "\(endpoint)", "ml.target": "\(target)"])
             }
-            for endpoint in known.subtracting(wanted) {
+            for endpoint in changes.removed {
                 let removed = state.withLock { state -> MLClient? in
-                    state.order.removeAll { $0 == endpoint }
+                    state.balancer.remove { $0 == endpoint }
                     return state.members.removeValue(forKey: endpoint)?.client
                 }
                 removed?.shutDown()
@@ -236,46 +241,11 @@ public final class MLEndpointPool: Service, Sendable {
         }
     }
 
-    /// The addresses `name` resolves to (getaddrinfo, off the cooperative threads).
-    static func resolve(_ name: String) async -> [String] {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                let addresses = Host(name: name).addresses
-                var seen = Set<String>()
-                continuation.resume(returning: addresses.filter { seen.insert($0).inserted })
-            }
-        }
-    }
-
-    private func checkHealth() async {
-        let members = state.withLock { state in state.order.compactMap { endpoint in state.members[endpoint].map { (endpoint, $0.client) } } }
-        await withTaskGroup(of: (MLEndpoint, MLClient.Health).self) { group in
-            for (endpoint, client) in members {
-                group.addTask { (endpoint, await client.checkHealth()) }
-            }
-            for await (endpoint, health) in group {
-                let now = ContinuousClock.now
-                let (before, change) = state.withLock { state -> (MLClient.Health??, CircuitBreaker.State?) in
-                    guard state.members[endpoint] != nil else { return (nil, nil) }
-                    let before = state.members[endpoint]?.health
-                    state.members[endpoint]?.health = health
-                    // An unreachable endpoint counts against its breaker like a failed call
-                    // (only while closed: open and half-open are decided by calls).
-                    guard health == .unreachable, state.members[endpoint]!.breaker.state == .closed else { return (.some(before), nil) }
-                    return (.some(before), state.members[endpoint]!.breaker.record(failed: true, at: now))
-                }
-                if let before, before != health {
-                    logger.info("ML endpoint health \(health.rawValue)", metadata: ["ml.endpoint": "\(endpoint)", "ml.health": "\(health.rawValue)"])
-                }
-                if let change { logChange(endpoint, change) }
-            }
-        }
-    }
 
     /// Every endpoint's state, in pick order.
     public var endpoints: [EndpointStatus] {
         state.withLock { state in
-            state.order.compactMap { endpoint in
+            state.balancer.order.compactMap { endpoint in
                 state.members[endpoint].map {
                     EndpointStatus(
                         endpoint: endpoint, source: "\($0.source)", breaker: $0.breaker.state, health: $0.health,
@@ -355,26 +325,9 @@ public final class MLEndpointPool: Service, Sendable {
         let now = ContinuousClock.now
         let balancing = configuration.balancing
         let (picked, change) = state.withLock { state -> ((MLEndpoint, MLClient)?, CircuitBreaker.State?) in
-            let count = state.order.count
-            guard count > 0 else { return (nil, nil) }
-            var candidates = (0..<count).map { state.order[(state.next + $0) % count] }.filter { !tried.contains($0) }
-            if balancing == .leastOutstanding {
-                // Stable: ties keep their turn order.
-                candidates = candidates.enumerated().sorted {
-                    let a = state.members[$0.element]!.outstanding, b = state.members[$1.element]!.outstanding
-                    return a != b ? a < b : $0.offset < $1.offset
-                }.map(\.element)
-            }
-            let up = candidates.filter { !state.members[$0]!.healthDown }
-            for endpoint in up + candidates.filter({ state.members[$0]!.healthDown }) {
-                let before = state.members[endpoint]!.breaker.state
-                guard state.members[endpoint]!.breaker.allowsCall(at: now) else { continue }
-                state.members[endpoint]!.outstanding += 1
-                if let index = state.order.firstIndex(of: endpoint) { state.next = index + 1 }
-                let after = state.members[endpoint]!.breaker.state
-                return ((endpoint, state.members[endpoint]!.client), after != before ? after : nil)
-            }
-            return (nil, nil)
+            guard let (endpoint, change) = state.balancer.pick(excluding: tried, from: &state.members, balancing: balancing, at: now)
+            else { return (nil, nil) }
+            return ((endpoint, state.members[endpoint]!.client), change)
         }
         if let picked, let change { logChange(picked.0, change) }
         return picked
@@ -382,26 +335,22 @@ public final class MLEndpointPool: Service, Sendable {
 
     private func finish(_ endpoint: MLEndpoint, call: String, error: MLError?) {
         let failed = error?.isRetriable ?? false
-        let change = state.withLock { state -> CircuitBreaker.State? in
-            guard state.members[endpoint] != nil else { return nil }
-            state.members[endpoint]!.outstanding -= 1
+        let (change, calls) = state.withLock { state -> (CircuitBreaker.State?, Counter?) in
+            let calls = state.metrics[endpoint]?.calls(call, error: error)
+            guard state.members[endpoint] != nil else { return (nil, calls) }
             if !failed, state.members[endpoint]!.health == .unreachable {
                 // A call got through: the endpoint is reachable whatever the last check said.
                 state.members[endpoint]!.health = nil
             }
-            return state.members[endpoint]!.breaker.record(failed: failed, at: .now)
+            return (state.balancer.finish(endpoint, in: &state.members, failed: failed, at: .now), calls)
         }
-        let outcome = error.map { $0.code.rawValue.replacingOccurrences(of: " ", with: "_") } ?? "ok"
-        Counter(label: "gateway.ml.calls", dimensions: [("endpoint", "\(endpoint)"), ("call", call), ("outcome", outcome)]).increment()
+        calls?.increment()
         if let change { logChange(endpoint, change) }
     }
 
-    private static func breakerGauge(_ endpoint: MLEndpoint) -> Gauge {
-        Gauge(label: "gateway.ml.breaker.state", dimensions: [("endpoint", "\(endpoint)")])
-    }
-
-    private func logChange(_ endpoint: MLEndpoint, _ state: CircuitBreaker.State) {
-        Self.breakerGauge(endpoint).record(state == .closed ? 0 : state == .halfOpen ? 1 : 2)
+    func logChange(_ endpoint: MLEndpoint, _ state: CircuitBreaker.State) {
+        let metrics = self.state.withLock { $0.metrics[endpoint] }
+        metrics?.record(state)
         logger.info(
             "ML endpoint circuit breaker \(state.rawValue)",
             metadata: ["ml.endpoint": "\(endpoint)", "ml.breaker": "\(state.rawValue)"])

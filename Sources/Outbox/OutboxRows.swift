@@ -1,0 +1,138 @@
+import GatewayCore
+import SQLite
+
+/// The row SQL of the outbox: appending events (with their dedup entries), removing them, and
+/// the fair eviction under `store.whenFull: dropOldest`. Called inside a transaction.
+extension OutboxWriter {
+    func removeRows(_ seqs: [Int64]) throws {
+        guard !seqs.isEmpty else { return }
+        let stmt = try db.statement("DELETE FROM events WHERE seq = ? RETURNING size, device")
+        for seq in seqs {
+            stmt.reset()
+            try stmt.bind(1, seq)
+            if try stmt.step() {
+                totals.count -= 1
+                totals.bytes -= stmt.int64(0)
+                if totals.deviceBytes != nil { totals.account(stmt.text(1), -stmt.int64(0)) }
+                while try stmt.step() {}
+            }
+        }
+    }
+
+    func appendRows(_ records: [OutboxRecord], counters: inout [String: Int64]) throws -> [AppendOutcome] {
+        let markSeen = try db.statement("INSERT OR IGNORE INTO seen(device, event_id, seen_at) VALUES (?, ?, ?)")
+        let insert = try db.statement(
+            "INSERT INTO events(seq, device, event_id, key, received_at, size, payload) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        var outcomes: [AppendOutcome] = []
+        outcomes.reserveCapacity(records.count)
+        for record in records {
+            markSeen.reset()
+            try markSeen.bind(1, record.device)
+            try markSeen.bind(2, record.eventID)
+            try markSeen.bind(3, record.receivedAt)
+            try markSeen.step()
+            if db.changes == 0 {
+                outcomes.append(.duplicate)
+                continue
+            }
+            let size = record.accountedSize
+            if totals.bytes + size > configuration.maxBytes {
+                let fits: Bool
+                switch configuration.whenFull {
+                case .rejectNew:
+                    fits = false
+                case .dropOldest:
+                    fits = try evictOldest(toFit: size, counters: &counters)
+                }
+                if !fits {
+                    let forget = try db.statement("DELETE FROM seen WHERE device = ? AND event_id = ?")
+                    try forget.bind(1, record.device)
+                    try forget.bind(2, record.eventID)
+                    try forget.step()
+                    counters[Self.storeFullCounter, default: 0] += 1
+                    outcomes.append(.rejectedStoreFull)
+                    continue
+                }
+            }
+            let seq = totals.lastSeq + 1
+            insert.reset()
+            try insert.bind(1, seq)
+            try insert.bind(2, record.device)
+            try insert.bind(3, record.eventID)
+            try insert.bind(4, record.key)
+            try insert.bind(5, record.receivedAt)
+            try insert.bind(6, size)
+            try insert.bind(7, blob: record.payload)
+            try insert.step()
+            totals.lastSeq = seq
+            totals.count += 1
+            totals.bytes += size
+            totals.account(record.device, size)
+            outcomes.append(.stored(seq: seq))
+        }
+        return outcomes
+    }
+
+    /// Drops events until `size` more bytes fit; `false` if even an empty store can't hold it.
+    /// Fair per device: the device holding the most bytes loses its oldest events first, so one
+    /// noisy device evicts its own backlog, not every other device's undelivered events.
+    private func evictOldest(toFit size: Int64, counters: inout [String: Int64]) throws -> Bool {
+        guard size <= configuration.maxBytes else { return false }
+        // Under dropOldest a burst larger than the whole cap can evict events appended earlier in
+        // this same transaction: they are acked `stored` and counted as capacity drops, exactly as
+        // if they had been evicted one commit later, which is what the policy promises.
+        if totals.deviceBytes == nil {
+            var perDevice: [String: Int64] = [:]
+            let sums = try db.statement("SELECT device, sum(size) FROM events GROUP BY device")
+            while try sums.step() { perDevice[sums.text(0)] = sums.int64(1) }
+            totals.deviceBytes = perDevice
+        }
+        // Rows of one device in sequence order; without an index on device this walks the table
+        // from its oldest row and stops after 64 matches, which is short for the heaviest device.
+        let oldest = try db.statement("SELECT seq, size FROM events WHERE device = ? ORDER BY seq LIMIT 64")
+        let delete = try db.statement("DELETE FROM events WHERE seq = ?")
+        var dropped: Int64 = 0
+        while totals.bytes + size > configuration.maxBytes {
+            guard let heaviest = totals.deviceBytes?.max(by: { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) })?.key
+            else { break }
+            oldest.reset()
+            try oldest.bind(1, heaviest)
+            var victims: [(Int64, Int64)] = []
+            while try oldest.step() { victims.append((oldest.int64(0), oldest.int64(1))) }
+            guard !victims.isEmpty else {
+                // The map disagrees with the table (it cannot, but never loop on it): read it again.
+                totals.deviceBytes = nil
+                return try evictOldest(toFit: size, counters: &counters)
+            }
+            for (seq, victimSize) in victims where totals.bytes + size > configuration.maxBytes {
+                // Between two devices the heavier one keeps losing; re-pick once this one is no longer it.
+                if let current = totals.deviceBytes?[heaviest], let top = totals.deviceBytes?.values.max(), current < top { break }
+                delete.reset()
+                try delete.bind(1, seq)
+                try delete.step()
+                totals.count -= 1
+                totals.bytes -= victimSize
+                totals.account(heaviest, -victimSize)
+                dropped += 1
+            }
+        }
+        if dropped > 0 {
+            metrics.dropped(.capacity, count: dropped)
+            counters["drop.\(DropReason.capacity.rawValue)", default: 0] += dropped
+            dropLog.warning(
+                key: "capacity", count: dropped,
+                "outbox full: dropped the oldest events of the device holding the most (store.whenFull: dropOldest)",
+                metadata: ["reason": "capacity", "store.maxBytes": "\(configuration.maxBytes)"])
+        }
+        return totals.bytes + size <= configuration.maxBytes
+    }
+
+    func deleteSeen(_ ids: [Int64]) throws {
+        let delete = try db.statement("DELETE FROM seen WHERE id = ?")
+        for id in ids {
+            delete.reset()
+            try delete.bind(1, id)
+            try delete.step()
+        }
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+import GatewayCore
+import SQLite
+
+/// One group commit on the writer thread: the queued removals, appends and counters applied in
+/// one transaction, the totals kept with it and rolled back with it.
+extension OutboxWriter {
+    struct Totals {
+        var count: Int64
+        var bytes: Int64
+        var lastSeq: Int64
+        /// Bytes waiting per device, for fair eviction under `dropOldest`. Read from the table the
+        /// first time the store is full (never at start, which must stay fast with a large
+        /// backlog), then kept with every change; rolled back with the rest of the totals.
+        var deviceBytes: [String: Int64]?
+
+        mutating func account(_ device: String, _ delta: Int64) {
+            guard deviceBytes != nil else { return }
+            let value = (deviceBytes?[device] ?? 0) + delta
+            deviceBytes?[device] = value > 0 ? value : nil
+        }
+    }
+
+    func process(_ work: [Request], counters: [String: Int64]) {
+        var appends: [([OutboxRecord], @Sendable ([AppendOutcome]) -> Void)] = []
+        var removals = unflushedRemovals
+        unflushedRemovals.removeAll()
+        // Counters that could not be written last time go with this transaction.
+        var counters = counters
+        for (name, value) in unflushedCounters { counters[name, default: 0] += value }
+        unflushedCounters.removeAll()
+        var maintenance = false
+        for request in work {
+            switch request {
+            case .append(let records, let completion): appends.append((records, completion))
+            case .remove(let seqs): removals.append(contentsOf: seqs)
+            case .maintenance: maintenance = true
+            }
+        }
+        // New events are taken only while the disk reserve is held (see SpaceReserve).
+        if !reserveHeld { reserveHeld = reserve.hold(roomInFile: freeBytesInFile()) }
+        let accepting = reserveHeld
+        let appendCount = appends.reduce(0) { $0 + $1.0.count }
+        var counterUpdates = counters
+        let before = totals
+        var outcomes: [[AppendOutcome]] = []
+        if !accepting, appendCount > 0, removals.isEmpty {
+            // Refusing new events, and nothing to remove: a commit would only spend the last free
+            // space on counting them. Keep the counts for the next commit that frees space or
+            // stores again.
+            unflushedCounters = counters
+            unflushedCounters[Self.storeFullCounter, default: 0] += Int64(appendCount)
+            outcomes = appends.map { Array(repeating: .rejectedStoreFull, count: $0.0.count) }
+            if appendCount > 0 {
+                dropLog.warning(
+                    key: "reserve", count: Int64(appendCount),
+                    "file system nearly full: new events are refused with 'store full' until store.reserveBytes can be set aside",
+                    metadata: ["store.reserveBytes": "\(configuration.reserveBytes)", "reserve": "\(reserve.path)"])
+            }
+        } else { do {
+            try applyInTransaction {
+                outcomes = []
+                counterUpdates = counters
+                try removeRows(removals)
+                if accepting {
+                    for (records, _) in appends {
+                        outcomes.append(try appendRows(records, counters: &counterUpdates))
+                    }
+                } else if appendCount > 0 {
+                    counterUpdates[Self.storeFullCounter, default: 0] += Int64(appendCount)
+                    outcomes = appends.map { Array(repeating: .rejectedStoreFull, count: $0.0.count) }
+                }
+                try writeCounters(counterUpdates)
+                try writeTotals()
+            }
+            if !accepting, appendCount > 0 {
+                dropLog.warning(
+                    key: "reserve", count: Int64(appendCount),
+                    "file system nearly full: new events are refused with 'store full' until store.reserveBytes can be set aside",
+                    metadata: ["store.reserveBytes": "\(configuration.reserveBytes)", "reserve": "\(reserve.path)"])
+            }
+        } catch let error as SQLiteError where !error.isCorruption {
+            totals = before
+            outcomes = recover(from: error, removals: removals, appends: appends.map(\.0), counters: counters)
+        } catch {
+            totals = before
+            fail(error)
+            outcomes = appends.map { Array(repeating: .rejectedStoreFull, count: $0.0.count) }
+        } }
+
+        // The write is finished: stop the stall clock before anyone hears of it.
+        condition.lock()
+        pendingSince = queue.isEmpty ? nil : .now
+        condition.unlock()
+        for (index, (_, completion)) in appends.enumerated() {
+            completion(outcomes[index])
+        }
+        onCommit(totals.lastSeq, totals.count, totals.bytes)
+        metrics.record(depth: totals.count, bytes: totals.bytes)
+        var stored: Int64 = 0
+        for batch in outcomes {
+            for outcome in batch { if case .stored = outcome { stored += 1 } }
+        }
+        // What left the table in this commit: the upstream acknowledgements applied.
+        metrics.committed(appended: stored, removed: max(0, before.count + stored - totals.count))
+
+        if maintenance, failure == nil, runMaintenanceRound() {
+            // More to do: queue the next round behind whatever arrived meanwhile.
+            condition.lock()
+            if !closing { queue.append(.maintenance) }
+            condition.unlock()
+        }
+    }
+
+    static let storeFullCounter = "reject.\(RejectReason.storeFull.rawValue)"
+
+    func applyInTransaction(_ body: () throws -> Void) throws {
+        try db.execute("BEGIN IMMEDIATE")
+        do {
+            try body()
+            try db.execute("COMMIT")
+        } catch {
+            try? db.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    func writeCounters(_ counters: [String: Int64]) throws {
+        guard !counters.isEmpty else { return }
+        let stmt = try db.statement(
+            "INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value")
+        for (name, value) in counters where value != 0 {
+            stmt.reset()
+            try stmt.bind(1, name)
+            try stmt.bind(2, value)
+            try stmt.step()
+        }
+    }
+
+    func writeTotals() throws {
+        let stmt = try db.statement("UPDATE totals SET count = ?, bytes = ?, last_seq = ? WHERE id = 1")
+        try stmt.bind(1, totals.count)
+        try stmt.bind(2, totals.bytes)
+        try stmt.bind(3, totals.lastSeq)
+        try stmt.step()
+    }
+}
