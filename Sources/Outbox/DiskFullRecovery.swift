@@ -103,9 +103,9 @@ extension OutboxWriter {
 
     /// Bytes in the database file's free pages (reused before the file grows).
     func freeBytesInFile() -> Int64 {
-        let pages = (try? db.scalarInt("PRAGMA freelist_count")) ?? 0
-        let pageSize = (try? db.scalarInt("PRAGMA page_size")) ?? 4096
-        return (pages ?? 0) * (pageSize ?? 4096)
+        let pages = (try? db.scalarInt("PRAGMA freelist_count")).flatMap { $0 } ?? 0
+        let pageSize = (try? db.scalarInt("PRAGMA page_size")).flatMap { $0 } ?? 4096
+        return pages * pageSize
     }
 
     /// Removes events a few at a time, checkpointing after each step, for when the disk is too

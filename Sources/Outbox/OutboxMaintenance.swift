@@ -1,6 +1,7 @@
 import Foundation
 import GatewayCore
 import Logging
+import Platform
 import SQLite
 
 /// Upkeep on the writer thread: expiry by `store.maxAgeSeconds` and forgetting dedup entries,
