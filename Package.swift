@@ -153,6 +153,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            exclude: ["README.md"],  // the module's documentation page
             swiftSettings: swiftSettings
         ),
         .target(
@@ -167,6 +168,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            exclude: ["README.md"],  // the module's documentation page
             swiftSettings: swiftSettings
         ),
         .target(
@@ -195,7 +197,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            exclude: ["StatusPage.png"],  // the screenshot in README.md (scripts/check-status-page)
+            // The module's documentation page and the screenshot in it (scripts/check-status-page).
+            exclude: ["README.md", "StatusPage.png"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

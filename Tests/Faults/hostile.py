@@ -1,6 +1,6 @@
 """Hostile device input: generated topics and payloads, and an oracle of the daemon's answer.
 
-The oracle follows CONTRACTS.md §1 and the README's table of what the gateway does where the
+The oracle follows CONTRACTS.md §1 and the table in Sources/README.md of what the gateway does where the
 contract is loose (written from those and Sources/GatewayCore/DeviceEvent.swift + JSONScanner.swift):
 
 - device id in the topic: 1-64 characters of [A-Za-z0-9_-], else counted as ``invalid device id``
