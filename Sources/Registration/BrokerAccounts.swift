@@ -41,6 +41,8 @@ public final class BrokerAccounts: Sendable {
     private let timeout: Duration
     private let logger: Logger
     private let pending = Mutex<[String: CheckedContinuation<Response?, Never>]>([:])
+    /// The subscription to the plugin's answers stands (answers to commands sent before it would be lost).
+    private let subscribed = Mutex(false)
 
     /// One command's answer: `error` is nil on success; `fields` are the string fields of the
     /// object in `data` (`getClient`: `data.client`, `getRole`: `data.role`).
@@ -67,7 +69,15 @@ public final class BrokerAccounts: Sendable {
     public func run() async {
         client.start()
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { for await _ in self.client.events {} }
+            group.addTask {
+                for await event in self.client.events {
+                    switch event {
+                    case .subscribed: self.subscribed.withLock { $0 = true }
+                    case .disconnected, .connectFailed: self.subscribed.withLock { $0 = false }
+                    case .connected, .published: break
+                    }
+                }
+            }
             for await batch in client.messages {
                 for message in batch where message.topicString == Self.responseTopic {
                     dispatch(message.payload)
@@ -83,6 +93,9 @@ public final class BrokerAccounts: Sendable {
 
     /// Whether the admin connection is up (commands fail at once while it is not).
     public var isConnected: Bool { client.isConnected }
+
+    /// Whether the plugin's answers can be heard: connected and subscribed to ``responseTopic``.
+    public var isReady: Bool { client.isConnected && subscribed.withLock { $0 } }
 
     /// A password for a new device account: 24 random bytes, base64url (32 characters).
     public static func generatePassword() -> String {

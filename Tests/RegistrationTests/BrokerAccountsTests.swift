@@ -13,7 +13,9 @@ import Testing
     final class Observer: Sendable {
         let client: MQTTClient
         let seen = Mutex<[String]>([])
+        let subscribed = Mutex(false)
         private let task = Mutex<Task<Void, Never>?>(nil)
+        private let eventsTask = Mutex<Task<Void, Never>?>(nil)
 
         init(_ broker: DynsecBroker) {
             client = broker.client("observer", username: broker.adminUser, password: broker.adminPassword, subscriptions: ["device/#"])
@@ -26,14 +28,20 @@ import Testing
                     seen.withLock { $0 += batch.map { "\($0.topicString) \(String(decoding: $0.payload, as: UTF8.self))" } }
                 }
             }
+            let events = Task { [self] in
+                for await event in client.events {
+                    if case .subscribed = event { subscribed.withLock { $0 = true } }
+                }
+            }
             task.withLock { $0 = reading }
-            try await until("the observer to connect") { self.client.isConnected }
-            try await Task.sleep(for: .milliseconds(200))
+            eventsTask.withLock { $0 = events }
+            try await until("the observer's subscription") { self.client.isConnected && self.subscribed.withLock { $0 } }
         }
 
         func stop() async {
             await client.stop()
             task.withLock { $0?.cancel() }
+            eventsTask.withLock { $0?.cancel() }
         }
     }
 
@@ -73,8 +81,7 @@ import Testing
             "edge-gateway-admin", username: broker.adminUser, password: broker.adminPassword, subscriptions: [BrokerAccounts.responseTopic])
         let accounts = BrokerAccounts(client: admin, logger: Logger(label: "accounts-test"))
         let running = Task { await accounts.run() }
-        try await until("the admin connection") { accounts.isConnected }
-        try await Task.sleep(for: .milliseconds(200))
+        try await until("the admin connection and its subscription") { accounts.isReady }
         try await body(broker, accounts)
         await accounts.stop()
         await running.value
@@ -94,8 +101,9 @@ import Testing
             try client.publish(topic: "device/sensor-2/event", payload: Array("not mine".utf8), qos: 1)
             try client.publish(topic: "device/sensor-1/ack", payload: Array("forged ack".utf8), qos: 1)
             try client.publish(topic: "device/sensor-1/register", payload: Array("register".utf8), qos: 1)
-            try await until("the device's own event at the observer") { observer.seen.withLock { $0.contains("device/sensor-1/register register") } }
-            try await Task.sleep(for: .milliseconds(300))
+            // One publisher's QoS 1 messages arrive in order: once the last one is there, anything the
+            // broker let through before it is there too.
+            try await until("the device's last message at the observer") { observer.seen.withLock { $0.contains("device/sensor-1/register register") } }
             let seen = observer.seen.withLock { $0 }
             #expect(seen.contains("device/sensor-1/event mine"))
             #expect(!seen.contains { $0.hasPrefix("device/sensor-2/") }, "publishing as another device is refused: \(seen)")
