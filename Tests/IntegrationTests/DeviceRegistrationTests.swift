@@ -14,6 +14,17 @@ extension IntegrationSuite {
             let bed: TestBed
             let services: FakeServices
             let responses: TopicRecorder
+
+            /// Waits (within `timeout`) until the fake REST services have been called with `route`.
+            func waitForCall(_ route: String, timeout: Duration = .seconds(20)) async throws {
+                let deadline = ContinuousClock.now + timeout
+                while !services.recorded.contains(route) {
+                    guard ContinuousClock.now < deadline else {
+                        throw HarnessError("no call \(route): \(services.recorded)\n\(bed.gateway.logTail(lines: 30))")
+                    }
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+            }
         }
 
         func withRegistration(extra: GatewayConfig = [:], _ body: (Bed) async throws -> Void) async throws {
@@ -183,10 +194,7 @@ extension IntegrationSuite {
                 let json = #"{"requestId":"req-crash","userId":"ada","type":"speaker","premium":false}"#
                 try await DeviceClient.publishOnce(
                     topic: "device/attic-1/register", payload: Data(json.utf8), brokerPort: bed.bed.deviceBroker.port, in: bed.bed.sandbox.directory)
-                let deadline = ContinuousClock.now + .seconds(20)
-                while !bed.services.recorded.contains("POST /api/devices"), ContinuousClock.now < deadline {
-                    try await Task.sleep(for: .milliseconds(20))
-                }
+                try await bed.waitForCall("POST /api/devices")
                 #expect(bed.services.recorded == ["GET /api/users/ada", "POST /api/devices"])
                 bed.bed.gateway.kill()
                 bed.services.delay("POST /api/devices", by: nil)

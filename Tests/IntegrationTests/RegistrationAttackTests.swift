@@ -165,10 +165,7 @@ extension IntegrationSuite {
                 let json = #"{"requestId":"req-stuck-x","userId":"slow","type":"speaker","premium":true}"#
                 try await DeviceClient.publishOnce(
                     topic: "device/stuck-x/register", payload: Data(json.utf8), brokerPort: bed.bed.deviceBroker.port, in: bed.bed.sandbox.directory)
-                let deadline = ContinuousClock.now + .seconds(20)
-                while !bed.services.recorded.contains("DELETE /api/users/slow/devices/stuck-x"), ContinuousClock.now < deadline {
-                    try await Task.sleep(for: .milliseconds(20))
-                }
+                try await bed.waitForCall("DELETE /api/users/slow/devices/stuck-x")
                 #expect(bed.services.recorded.contains("DELETE /api/users/slow/devices/stuck-x"))
 
                 let other = try await registration.register(bed, device: "quick-y", requestId: "req-quick-y", premium: false)
@@ -191,10 +188,7 @@ extension IntegrationSuite {
                 let json = #"{"requestId":"req-hang","userId":"slow","type":"speaker","premium":false}"#
                 try await DeviceClient.publishOnce(
                     topic: "device/hang-1/register", payload: Data(json.utf8), brokerPort: bed.bed.deviceBroker.port, in: bed.bed.sandbox.directory)
-                let deadline = ContinuousClock.now + .seconds(20)
-                while !bed.services.recorded.contains("GET /api/users/slow"), ContinuousClock.now < deadline {
-                    try await Task.sleep(for: .milliseconds(20))
-                }
+                try await bed.waitForCall("GET /api/users/slow")
                 // One may wait (its answer comes when the slot frees); the next is refused at once.
                 let waiting = #"{"requestId":"req-wait","userId":"slow","type":"speaker","premium":false}"#
                 try await DeviceClient.publishOnce(
