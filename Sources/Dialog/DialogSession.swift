@@ -69,7 +69,9 @@ final class DialogSession: Sendable {
     func accept(sequence: UInt32, payload: [UInt8]) -> FrameOutcome {
         let taken = state.withLock { state -> (chunks: [[UInt8]], outcome: FrameOutcome) in
             state.lastActivity = .now
-            guard state.endReceivedAt == nil, state.abortReason == nil else { return ([], FrameOutcome(late: 1)) }
+            // A session stopped at a budget is over: its later frames are dropped, not late.
+            guard state.abortReason == nil else { return ([], FrameOutcome()) }
+            guard state.endReceivedAt == nil else { return ([], FrameOutcome(late: 1)) }
             if state.frames >= maxFrames {
                 return ([], FrameOutcome(limit: "the session sent more than \(maxFrames) frames (dialog.maxFramesPerSession)"))
             }
