@@ -95,6 +95,9 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            // The device edge: every connection to the device broker, the topic grammar, events into
+            // the outbox with their acks, typed inboxes (audio, registrations, push-to-talk), replies,
+            // and the devices' broker accounts.
             name: "DeviceLink",
             dependencies: [
                 "GatewayCore", "Outbox", "MQTT", "Reporting",
@@ -148,7 +151,7 @@ let package = Package(
             // Device voice dialogs: audio sessions to the ML service and answers to the device.
             name: "Dialog",
             dependencies: [
-                "GatewayCore", "Outbox", "MQTT", "MLLink", "Users", "Audio", "Reporting", "DeviceLink",
+                "GatewayCore", "Outbox", "MLLink", "Users", "Audio", "Reporting", "DeviceLink",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -157,10 +160,10 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
-            // Device registration: broker accounts (mosquitto dynamic security); the saga follows.
+            // Device registration: the saga (REST services, local registry, the device edge's broker accounts).
             name: "Registration",
             dependencies: [
-                "GatewayCore", "MQTT", "SQLite", "Outbox", "REST", "Reporting", "DeviceLink",
+                "GatewayCore", "SQLite", "Outbox", "REST", "Reporting", "DeviceLink",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -207,6 +210,7 @@ let package = Package(
                 "GatewayCore", "Outbox", "MQTT", "DeviceLink", "Upstream", "Systemd", "MLLink", "Users", "Dialog", "Registration", "REST", "Admin", "Reporting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Yams", package: "Yams"),
@@ -284,7 +288,7 @@ let package = Package(
         .testTarget(
             name: "RegistrationTests",
             dependencies: [
-                "Registration", "REST", "GatewayCore", "MQTT", "ServiceFakes", "BrokerTestSupport",
+                "Registration", "DeviceLink", "REST", "GatewayCore", "MQTT", "ServiceFakes", "BrokerTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

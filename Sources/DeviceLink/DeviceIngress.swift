@@ -8,15 +8,16 @@ import Reporting
 import ServiceLifecycle
 import Synchronization
 
-/// Takes device events and telemetry from the local broker, validates them, stores them in the
-/// outbox, and acknowledges each one on `device/{id}/ack` only after its commit.
+/// Takes device events and telemetry from the device edge's events connection, validates them,
+/// stores them in the outbox, and acknowledges each one (``DeviceReplies``) only after its commit.
 ///
-/// Shutdown order matters for "never loses an acked event": on graceful shutdown the client stops
-/// reading (unread messages stay with the broker, which redelivers them to our persistent
+/// Shutdown order matters for "never loses an acked event": on graceful shutdown the connection
+/// stops reading (unread messages stay with the broker, which redelivers them to our persistent
 /// session), every message already read is committed and acknowledged, and only then does the
-/// client disconnect.
+/// ``DeviceLink`` close the connection (it stops after the ingress).
 public final class DeviceIngress: Service, Sendable {
     private let client: MQTTClient
+    private let replies: any DeviceReplies
     private let outbox: Outbox
     private var configuration: DeviceIngressConfiguration { settings.withLock { $0 } }
     private let settings: Mutex<DeviceIngressConfiguration>
@@ -31,11 +32,12 @@ public final class DeviceIngress: Service, Sendable {
     /// - Parameters:
     ///   - activity: where each device's last message is noted (admin API), if anywhere.
     ///   - isRegistered: asked for every event when `configuration.requireRegistration` is on.
-    public init(
-        client: MQTTClient, outbox: Outbox, configuration: DeviceIngressConfiguration,
+    init(
+        client: MQTTClient, replies: any DeviceReplies, outbox: Outbox, configuration: DeviceIngressConfiguration,
         activity: DeviceActivity? = nil,
         isRegistered: @escaping @Sendable (DeviceID) -> Bool = { _ in false }, logger: Logger
     ) {
+        self.replies = replies
         self.activity = activity
         self.isRegistered = isRegistered
         self.client = client
@@ -49,7 +51,6 @@ public final class DeviceIngress: Service, Sendable {
     public var state: PublishedState<State> { publisher.reader }
 
     public func run() async throws {
-        client.start()
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.watchConnection() }
             // On shutdown and on cancellation alike (a failed store cancels the group), stop
@@ -59,8 +60,7 @@ public final class DeviceIngress: Service, Sendable {
             } onCancelOrGracefulShutdown: {
                 self.client.pauseReading()
             }
-            // Everything read is committed and acked; now leave the broker.
-            await client.stop()
+            // Everything read is committed and acked; the DeviceLink closes the connection.
             group.cancelAll()
         }
         logger.info(
@@ -252,7 +252,7 @@ public final class DeviceIngress: Service, Sendable {
     private func publish(_ acks: [DeviceAck]) {
         for ack in acks {
             do {
-                try client.publish(topic: ack.topic, payload: ack.payload, qos: 1)
+                try replies.send(ack)
             } catch {
                 // The device did not hear back; it resends and gets `duplicate`, which tells it the same.
                 metrics.ackFailed()

@@ -10,9 +10,6 @@ public struct DeviceIngressConfiguration: Sendable, Equatable {
     /// Off: any valid device id may send events (the open mode of a hub without registration).
     public var requireRegistration = false
 
-    /// The topics the gateway subscribes to on the device broker.
-    public static let subscriptions = ["device/+/event", "device/+/telemetry"]
-
     public init(hubID: String) {
         self.hubID = hubID
     }

@@ -3,7 +3,6 @@ import Foundation
 import GatewayCore
 import Logging
 import MLLink
-import MQTT
 import Metrics
 import Outbox
 import Reporting
@@ -13,9 +12,10 @@ import Users
 
 /// Device voice dialogs (CONTRACTS.md §1 audio and responses, §3 the ML service, §4 users).
 ///
-/// Takes `device/+/audio` on a connection of its own (clean session: a dialog does not outlive
-/// the gateway), runs one session per `(device, session id)`, streams the audio to the ML
-/// service while it arrives, and answers on `device/{id}/response`: `TRANSCRIPT_PARTIAL` for
+/// Takes the devices' audio messages from the device edge (``DeviceLink/audio``: its dialog
+/// connection, clean session, so a dialog does not outlive the gateway), runs one session per
+/// `(device, session id)`, streams the audio to the ML service while it arrives, and answers the
+/// device (``DeviceReplies``, its `response` topic): `TRANSCRIPT_PARTIAL` for
 /// partial results (`dialog.partials`), then `DIALOG_RESPONSE` — or an `ERROR` when the session
 /// cannot finish. Each answered dialog becomes a `DialogCompleted` event in the outbox, keyed by
 /// the user, so it reaches the cloud like any other event.
@@ -29,7 +29,8 @@ import Users
 /// 4. the user decides: blocked → `DIALOG_RESPONSE` saying so; unknown → `users.unknownUserPolicy`;
 /// 5. `AnalyzeIntent` → `DIALOG_RESPONSE` → `DialogCompleted` into the outbox.
 public final class Dialog: Service, Sendable {
-    private let client: MQTTClient
+    private let inbox: DeviceInbox<DeviceInbound>
+    private let replies: any DeviceReplies
     private let ml: MLEndpointPool
     private let users: UserDirectory
     private let outbox: Outbox
@@ -44,21 +45,26 @@ public final class Dialog: Service, Sendable {
     private let metrics = DialogMetrics()
     private let rejectLog: RateLimitedLog
     /// Audio messages from inside the hub (its microphone), handled like a device's.
-    private let local = AsyncStream.makeStream(of: MQTTMessage.self, bufferingPolicy: .bufferingOldest(512))
+    private let local = AsyncStream.makeStream(of: DeviceMessage.self, bufferingPolicy: .bufferingOldest(512))
+    /// Responses waiting for another attempt while the device broker is unreachable.
+    private let retries = AsyncStream.makeStream(of: PendingResponse.self, bufferingPolicy: .bufferingOldest(1024))
 
     /// - Parameters:
+    ///   - inbox: the devices' audio messages (``DeviceLink/audio``).
+    ///   - replies: where answers go (``DeviceLink/replies``).
     ///   - registeredUser: the user a device is registered to (the local registry), for a start
     ///     without `userId` (CONTRACTS.md §1); nil when registration is off.
     ///   - live: where sessions, answers and (when wanted) audio are shown as they happen.
     ///   - activity: where a device starting a session is noted (admin API).
     public init(
-        client: MQTTClient, ml: MLEndpointPool, users: UserDirectory, outbox: Outbox, configuration: DialogConfiguration,
+        inbox: DeviceInbox<DeviceInbound>, replies: any DeviceReplies, ml: MLEndpointPool, users: UserDirectory, outbox: Outbox, configuration: DialogConfiguration,
         registeredUser: @escaping @Sendable (DeviceID) -> String? = { _ in nil }, live: (any LiveSink)? = nil, activity: DeviceActivity? = nil, logger: Logger
     ) {
         self.activity = activity
         self.registeredUser = registeredUser
         self.live = live
-        self.client = client
+        self.inbox = inbox
+        self.replies = replies
         self.ml = ml
         self.users = users
         self.outbox = outbox
@@ -67,45 +73,42 @@ public final class Dialog: Service, Sendable {
         rejectLog = RateLimitedLog(logger: logger, interval: .seconds(10))
     }
 
-    /// The topic filter the dialog connection subscribes to.
-    public static let subscriptions = ["device/+/audio"]
-
     /// Sessions under way.
     public var activeSessions: Int { sessions.withLock { $0.count } }
 
     public func run() async throws {
-        client.start()
         await withTaskGroup(of: Void.self) { outer in
-            outer.addTask { for await _ in self.client.events {} }
+            outer.addTask { await self.retryResponses() }
             await withDiscardingTaskGroup { group in
                 group.addTask {
                     await withDiscardingTaskGroup { localSessions in
                         for await message in self.local.stream {
-                            if let session = self.handle(message, fromHub: true) {
+                            if let session = self.handle(.message(message), fromHub: true) {
                                 localSessions.addTask { await self.run(session) }
                             }
                         }
                     }
                 }
                 await withTaskCancellationOrGracefulShutdownHandler {
-                    for await batch in client.messages {
-                        for message in batch {
-                            if let session = handle(message) {
+                    for await batch in inbox {
+                        for inbound in batch {
+                            if let session = handle(inbound) {
                                 group.addTask { await self.run(session) }
                             }
                         }
                     }
                 } onCancelOrGracefulShutdown: {
-                    self.client.pauseReading()
+                    self.inbox.pauseReading()
                     self.local.continuation.finish()
                     for session in self.sessions.withLock({ Array($0.values) }) {
                         session.abort(.shuttingDown, "the gateway is shutting down")
                     }
                 }
             }
-            // Every session has answered its device; now leave the broker.
-            await client.stop()
-            outer.cancelAll()
+            // Every session has answered its device; the last retries run out, then the device
+            // edge closes the connection.
+            retries.continuation.finish()
+            await outer.waitForAll()
         }
         logger.info("dialogs stopped")
     }
@@ -117,13 +120,11 @@ public final class Dialog: Service, Sendable {
     }
 
     /// Takes an audio message of CONTRACTS.md §1 (start, frame, end) from inside the hub, as if
-    /// `device` had published it on `device/{id}/audio`: same checks, limits and answers (on
-    /// `device/{id}/response`). Returns false when it was not taken (the gateway is stopping, or
-    /// 512 messages wait already).
+    /// `device` had sent it on its audio channel: same checks, limits and answers. Returns false
+    /// when it was not taken (the gateway is stopping, or 512 messages wait already).
     @discardableResult
     public func submit(audio payload: [UInt8], from device: DeviceID) -> Bool {
-        let message = MQTTMessage(topic: Array("device/\(device.rawValue)/audio".utf8), payload: payload, qos: 1)
-        if case .enqueued = local.continuation.yield(message) { return true }
+        if case .enqueued = local.continuation.yield(DeviceMessage(device: device, payload: payload)) { return true }
         return false
     }
 
@@ -132,18 +133,19 @@ public final class Dialog: Service, Sendable {
     /// Handles one audio message; returns a session that has just started (to be run).
     /// `fromHub`: the message comes from inside the hub (its microphone), not from the broker; only
     /// such messages may speak as `hub.id`, and their user is the configured one.
-    func handle(_ message: MQTTMessage, fromHub: Bool = false) -> DialogSession? {
-        let device: DeviceID
-        switch DeviceTopic.parse(message.topic) {
-        case .success(let topic) where topic.channel == .audio:
-            device = topic.device
-        case .success, .failure(.notADeviceTopic):
-            reject(nil, "invalid_topic", "ignored a message on an unexpected topic", detail: DeviceID.escapedForLog(message.topic))
+    func handle(_ inbound: DeviceInbound, fromHub: Bool = false) -> DialogSession? {
+        let message: DeviceMessage
+        switch inbound {
+        case .message(let received):
+            message = received
+        case .invalid(.notADeviceTopic):
+            reject(nil, "invalid_topic", "ignored a message on an unexpected topic", detail: "")
             return nil
-        case .failure(.invalidDeviceID(let escaped)):
+        case .invalid(.invalidDeviceID(let escaped)):
             reject(nil, "invalid_device_id", "rejected audio with an invalid device id", detail: escaped)
             return nil
         }
+        let device = message.device
         if !fromHub, device.rawValue == configuration.hubID {
             // The hub's own sessions (and its speaker) are the microphone's: no device may speak as the hub.
             reject(device, "reserved_device_id", "ignored audio from the broker under the hub's own id (hub.id)", detail: "")
@@ -446,32 +448,42 @@ public final class Dialog: Service, Sendable {
         metrics.ended(code.rawValue)
     }
 
-    /// Publishes a response, retrying a few times (`dialog.responseAttempts`) while the broker
-    /// connection is down, then counts it as lost.
+    /// Sends a response; while the device broker is unreachable it is tried again
+    /// (`dialog.responseAttempts` in all, 250 ms, 500 ms, … apart), then counted as lost.
     private func respond(_ response: DeviceResponse) {
         live?.publish(.response(response))
-        let bytes = response.bytes
+        attempt(PendingResponse(response: response, attempt: 1))
+    }
+
+    struct PendingResponse: Sendable {
+        var response: DeviceResponse
+        var attempt: Int
+    }
+
+    private func attempt(_ pending: PendingResponse) {
         do {
-            try client.publish(topic: response.topic, payload: bytes, qos: 1)
+            try replies.send(pending.response)
             metrics.responses.increment()
-            return
         } catch {
-            guard configuration.responseAttempts > 1 else {
-                lost(response, error)
+            guard pending.attempt < configuration.responseAttempts else {
+                lost(pending.response, error)
                 return
             }
+            var next = pending
+            next.attempt += 1
+            if case .enqueued = retries.continuation.yield(next) { return }
+            lost(pending.response, error)
         }
-        let attempts = configuration.responseAttempts
-        Task {
-            for attempt in 2...attempts {
-                try? await Task.sleep(for: .milliseconds(250 * (attempt - 1)))
-                do {
-                    try client.publish(topic: response.topic, payload: bytes, qos: 1)
-                    metrics.responses.increment()
-                    return
-                } catch where attempt == attempts {
-                    lost(response, error)
-                } catch {}
+    }
+
+    /// Runs the retries of ``respond(_:)``, each after its delay, until ``run()`` ends.
+    private func retryResponses() async {
+        await withDiscardingTaskGroup { group in
+            for await pending in retries.stream {
+                group.addTask {
+                    try? await Task.sleep(for: .milliseconds(250 * (pending.attempt - 1)))
+                    self.attempt(pending)
+                }
             }
         }
     }

@@ -1,8 +1,8 @@
 import Audio
+import DeviceLink
 import Foundation
 import GatewayCore
 import Logging
-import MQTT
 import Metrics
 import ServiceLifecycle
 import Synchronization
@@ -22,7 +22,7 @@ public final class HubMicrophone: Service, Sendable {
     private let hubID: DeviceID
     private let userID: String?
     private let dialog: Dialog
-    private let client: MQTTClient?
+    private let listenRequests: DeviceInbox<ListenRequest>?
     private let logger: Logger
     /// A push-to-talk request waiting for the next frame: how many frames it listens for.
     private let listenRequest = Mutex<Int?>(nil)
@@ -36,41 +36,36 @@ public final class HubMicrophone: Service, Sendable {
         let pushToTalkSegments = Counter(label: "gateway.audio.segments", dimensions: [("trigger", "push_to_talk")])
     }
 
-    /// The topic of push-to-talk requests for `hubID`.
-    public static func listenTopic(hubID: String) -> String { "hub/\(hubID)/listen" }
-
     /// - Parameters:
-    ///   - client: a connection subscribed to ``listenTopic(hubID:)`` for push-to-talk; nil: none.
+    ///   - listenRequests: push-to-talk requests (``DeviceLink/listenRequests``); nil: none.
     ///   - userID: the user the hub's microphone speaks for (`audio.userId`); nil: the unknown-user policy.
     public init(
-        configuration: HubMicrophoneConfiguration, hubID: DeviceID, userID: String?, dialog: Dialog, client: MQTTClient?,
+        configuration: HubMicrophoneConfiguration, hubID: DeviceID, userID: String?, dialog: Dialog, listenRequests: DeviceInbox<ListenRequest>?,
         logger: Logger
     ) {
         self.configuration = configuration
         self.hubID = hubID
         self.userID = userID
         self.dialog = dialog
-        self.client = client
+        self.listenRequests = listenRequests
         self.logger = logger
     }
 
     public func run() async throws {
         await withTaskGroup(of: Void.self) { group in
-            if let client {
-                client.start()
-                group.addTask { for await _ in client.events {} }
-                group.addTask { await self.takeListenRequests(client) }
+            if let listenRequests {
+                group.addTask { await self.takeListenRequests(listenRequests) }
             }
             await captureUntilShutdown()
-            if let client { await client.stop() }
+            listenRequests?.pauseReading()
             group.cancelAll()
         }
     }
 
     // MARK: - Push-to-talk
 
-    private func takeListenRequests(_ client: MQTTClient) async {
-        for await batch in client.messages {
+    private func takeListenRequests(_ requests: DeviceInbox<ListenRequest>) async {
+        for await batch in requests {
             for message in batch {
                 var seconds = configuration.listenSeconds
                 if !message.payload.isEmpty,

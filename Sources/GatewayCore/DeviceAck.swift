@@ -22,8 +22,6 @@ public struct DeviceAck: Sendable, Equatable {
         self.reason = reason
     }
 
-    public var topic: String { DeviceTopic.ack(for: device) }
-
     /// `{"eventId": "...", "status": "...", "reason": "..."}`; `reason` only when rejected.
     public var payload: [UInt8] {
         var json = JSONText(capacity: 96)

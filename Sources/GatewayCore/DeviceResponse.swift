@@ -64,8 +64,6 @@ public struct DeviceResponse: Sendable, Equatable {
         return DeviceResponse(device: device, kind: .error, payload: payload.finish())
     }
 
-    public var topic: String { "device/\(device.rawValue)/response" }
-
     public var bytes: [UInt8] {
         var json = JSONText(capacity: 96 + payload.count)
         json.field("messageId", string: messageID.uuidString.lowercased())

@@ -2,17 +2,17 @@ import DeviceLink
 import Foundation
 import GatewayCore
 import Logging
-import MQTT
 import Metrics
 import Outbox
 import Reporting
 import ServiceLifecycle
 import Synchronization
 
-/// Takes `device/+/register` (CONTRACTS.md §1) on a connection of its own (persistent session:
-/// a request sent while the gateway restarts is kept by the broker), runs the registration saga,
-/// stores a `DeviceRegistered` event (key = the user id) and answers `REGISTRATION_RESULT` on
-/// `device/{id}/response`. At start, sagas a crash cut short are resumed first and their devices
+/// Takes the devices' registration requests (CONTRACTS.md §1) from the device edge
+/// (``DeviceLink/registrations``: its registration connection, persistent session, so a request
+/// sent while the gateway restarts is kept by the broker), runs the registration saga, stores a
+/// `DeviceRegistered` event (key = the user id) and answers `REGISTRATION_RESULT`
+/// (``DeviceReplies``). At start, sagas a crash cut short are resumed first and their devices
 /// answered.
 ///
 /// Before a saga starts, a request must pass, in this order (each refusal is `rejected` with a
@@ -26,8 +26,9 @@ import Synchronization
 /// Sagas of different devices run concurrently up to `registration.maxConcurrent`. A periodic
 /// maintenance (and one at start) wipes kept passwords and prunes old records.
 public final class RegistrationService: Service, Sendable {
-    private let client: MQTTClient
-    private let accounts: BrokerAccounts
+    private let inbox: DeviceInbox<DeviceInbound>
+    private let replies: any DeviceReplies
+    private let accounts: any DeviceAccounts
     private let saga: RegistrationSaga
     private let outbox: Outbox
     private let hubID: String
@@ -39,18 +40,20 @@ public final class RegistrationService: Service, Sendable {
     private let queue: RegistrationQueue
     private let rejectLog: RateLimitedLog
 
-    public static let subscriptions = ["device/+/register"]
-
     /// - Parameters:
+    ///   - inbox: the registration requests (``DeviceLink/registrations``).
+    ///   - replies: where results go (``DeviceLink/replies``).
+    ///   - accounts: the broker's device accounts (``DeviceLink/accounts``).
     ///   - local: the local registry (whose devices are not "foreign" broker accounts).
     ///   - settings: reserved ids, rate limits, concurrency and retention.
     public init(
-        client: MQTTClient, accounts: BrokerAccounts, saga: RegistrationSaga, outbox: Outbox, hubID: String,
+        inbox: DeviceInbox<DeviceInbound>, replies: any DeviceReplies, accounts: any DeviceAccounts, saga: RegistrationSaga, outbox: Outbox, hubID: String,
         local: LocalRegistry? = nil, settings: RegistrationConfiguration = RegistrationConfiguration(statePath: ":memory:"),
         activity: DeviceActivity? = nil, logger: Logger
     ) {
         self.activity = activity
-        self.client = client
+        self.inbox = inbox
+        self.replies = replies
         self.accounts = accounts
         self.saga = saga
         self.outbox = outbox
@@ -67,12 +70,9 @@ public final class RegistrationService: Service, Sendable {
 
     public func run() async throws {
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.accounts.run() }
-            client.start()
-            group.addTask { for await _ in self.client.events {} }
             group.addTask { await self.maintainPeriodically() }
             // Resume what a crash cut short once the broker can be told about accounts.
-            while !accounts.isConnected, !Task.isCancelled, !Task.isShuttingDownGracefully {
+            while !accounts.isReady, !Task.isCancelled, !Task.isShuttingDownGracefully {
                 try? await Task.sleep(for: .milliseconds(100))
             }
             for (requestID, outcome) in await saga.resumeUnfinished() {
@@ -83,16 +83,16 @@ public final class RegistrationService: Service, Sendable {
             await withTaskCancellationOrGracefulShutdownHandler {
                 // Each admitted request runs in its own task; the queue bounds how many there are.
                 await withDiscardingTaskGroup { requests in
-                    for await batch in client.messages {
-                        for message in batch {
-                            guard case .success(let topic) = DeviceTopic.parse(message.topic), topic.channel == .register else {
+                    for await batch in inbox {
+                        for inbound in batch {
+                            guard case .message(let message) = inbound else {
                                 Self.countRejection("invalid_topic")
                                 continue
                             }
-                            activity?.record(topic.device, channel: "register", atMs: Int64(Date().timeIntervalSince1970 * 1000))
-                            switch intake(device: topic.device, payload: message.payload) {
+                            activity?.record(message.device, channel: "register", atMs: Int64(Date().timeIntervalSince1970 * 1000))
+                            switch intake(device: message.device, payload: message.payload) {
                             case .answered(let result):
-                                publish(result, device: topic.device)
+                                publish(result, device: message.device)
                             case .admitted(let request, let admission):
                                 requests.addTask { self.publish(await self.perform(request, admission), device: request.device) }
                             }
@@ -100,10 +100,8 @@ public final class RegistrationService: Service, Sendable {
                     }
                 }
             } onCancelOrGracefulShutdown: {
-                self.client.pauseReading()
+                self.inbox.pauseReading()
             }
-            await client.stop()
-            await accounts.stop()
             group.cancelAll()
         }
     }
@@ -279,7 +277,7 @@ public final class RegistrationService: Service, Sendable {
     private func publish(_ result: RegistrationResult, device: DeviceID) {
         let response = result.response(device: device)
         do {
-            try client.publish(topic: response.topic, payload: response.bytes, qos: 1)
+            try replies.send(response)
         } catch {
             // The device asks again with the same request id and is answered from the record.
             logger.warning("could not publish a registration result", metadata: ["device.id": "\(response.device)", "error": "\(error)"])

@@ -1,3 +1,4 @@
+import DeviceLink
 import Foundation
 import GatewayCore
 import REST
@@ -10,9 +11,9 @@ public struct ServiceEffects: RegistrationEffects {
     public let registry: ServiceClient
     public let billing: ServiceClient
     public let local: LocalRegistry
-    public let accounts: BrokerAccounts
+    public let accounts: any DeviceAccounts
 
-    public init(users: ServiceClient, registry: ServiceClient, billing: ServiceClient, local: LocalRegistry, accounts: BrokerAccounts) {
+    public init(users: ServiceClient, registry: ServiceClient, billing: ServiceClient, local: LocalRegistry, accounts: any DeviceAccounts) {
         self.users = users
         self.registry = registry
         self.billing = billing

@@ -17,26 +17,3 @@ import Testing
         #expect(escaped == "a\\x0A\\xFF\\x5C")
     }
 }
-
-@Suite struct DeviceTopicTests {
-    @Test func parsesEventAndTelemetryTopics() throws {
-        let event = try DeviceTopic.parse("device/abc/event").get()
-        #expect(event.device.rawValue == "abc")
-        #expect(event.channel == .event)
-        #expect(try DeviceTopic.parse("device/x_1/telemetry").get().channel == .telemetry)
-    }
-
-    @Test func reportsInvalidDeviceIDWithEscapedLevel() {
-        #expect(DeviceTopic.parse("device/bad.id/event") == .failure(.invalidDeviceID(escaped: "bad.id")))
-        #expect(DeviceTopic.parse("device//event") == .failure(.invalidDeviceID(escaped: "")))
-    }
-
-    @Test(arguments: ["device/a/b/event", "devices/a/event", "device/a/unknown", "device/a"])
-    func refusesOtherTopics(_ topic: String) {
-        #expect(DeviceTopic.parse(topic) == .failure(.notADeviceTopic))
-    }
-
-    @Test func buildsAckTopic() {
-        #expect(DeviceTopic.ack(for: DeviceID("d1")!) == "device/d1/ack")
-    }
-}

@@ -1,3 +1,4 @@
+import DeviceLink
 import BrokerTestSupport
 import Foundation
 import GatewayCore

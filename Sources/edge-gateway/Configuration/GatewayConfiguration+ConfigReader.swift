@@ -83,7 +83,6 @@ extension GatewayConfiguration {
         }
         var dialogBroker = derived("dialog")
         dialogBroker.cleanSession = true
-        dialogBroker.subscriptions = Dialog.subscriptions
         dialogBroker.messageBufferCapacity = 1024
         dialogBroker.messageBufferBytes = 4 * 1024 * 1024
         var registration = RegistrationConfiguration(&v, storePath: store.path, users: users)
@@ -95,17 +94,14 @@ extension GatewayConfiguration {
         let audioUserID = v.string("audio.userId", default: "").nonEmpty
         var microphoneBroker = derived("mic")
         microphoneBroker.cleanSession = true
-        microphoneBroker.subscriptions = [HubMicrophone.listenTopic(hubID: hubID)]
         microphoneBroker.messageBufferCapacity = 16
         var registrationBroker = derived("registration")
-        registrationBroker.subscriptions = RegistrationService.subscriptions
         registrationBroker.messageBufferCapacity = 256
         // The dynamic-security connection always uses registration.adminUsername/adminPassword.
         var dynsecBroker = derived("dynsec")
         dynsecBroker.cleanSession = true
         dynsecBroker.username = registration.adminUsername
         dynsecBroker.password = registration.adminPassword
-        dynsecBroker.subscriptions = [BrokerAccounts.responseTopic]
         // No device may take the hub's id or one of the gateway's own broker identities.
         registration.reservedIDs.formUnion(
             [hubID, device.clientID, dialogBroker.clientID, registrationBroker.clientID, dynsecBroker.clientID, microphoneBroker.clientID]

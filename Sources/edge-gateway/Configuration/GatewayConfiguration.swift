@@ -58,4 +58,14 @@ struct GatewayConfiguration: CustomStringConvertible, CustomDebugStringConvertib
     var unknownKeys: [String]
     /// `hub.id` was not configured and the host name stands in for it.
     var hubIDFromHostName = false
+
+    /// The device edge's connections: the registration's only with `registration.enabled`, the
+    /// microphone's only with `audio.enabled`.
+    var deviceLink: DeviceLinkConfiguration {
+        DeviceLinkConfiguration(
+            hubID: hubID, events: deviceBroker, audio: dialogBroker,
+            registrations: registration.enabled ? registrationBroker : nil,
+            accounts: registration.enabled ? dynsecBroker : nil,
+            listen: audio.enabled ? microphoneBroker : nil)
+    }
 }

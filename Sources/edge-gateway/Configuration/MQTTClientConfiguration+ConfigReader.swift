@@ -19,7 +19,6 @@ extension MQTTClientConfiguration {
         device.messageBufferCapacity = v.int("limits.ingressQueue", default: device.messageBufferCapacity, range: 1...1_000_000)
         device.messageBufferBytes = v.int(
             "limits.ingressQueueBytes", default: device.messageBufferBytes, range: 1024...(1024 * 1024 * 1024))
-        device.subscriptions = DeviceIngressConfiguration.subscriptions
         if device.clientID.isEmpty || device.clientID.utf8.count > 128 {
             v.fail("mqtt.clientId", "must be 1–128 bytes")
         }

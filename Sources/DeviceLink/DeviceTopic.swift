@@ -1,4 +1,9 @@
-/// The device-facing topics of CONTRACTS.md §1: `device/{id}/{channel}`.
+import GatewayCore
+
+/// The topic grammar of the device broker (CONTRACTS.md §1), in one place: what devices send on
+/// `device/{id}/{channel}`, what the gateway answers on `device/{id}/ack` and
+/// `device/{id}/response`, and the hub's own `hub/{hubId}/listen`. Nothing outside DeviceLink
+/// spells a device topic.
 public struct DeviceTopic: Hashable, Sendable {
     /// What a device sends on a topic.
     public enum Channel: String, Sendable, CaseIterable {
@@ -21,6 +26,18 @@ public struct DeviceTopic: Hashable, Sendable {
 
     /// The topic a device receives its acknowledgements on.
     public static func ack(for device: DeviceID) -> String { "device/\(device.rawValue)/ack" }
+
+    /// The topic a device receives responses on (dialog answers, registration results, errors).
+    public static func response(for device: DeviceID) -> String { "device/\(device.rawValue)/response" }
+
+    /// The subscription filter of a channel for every device: `device/+/{channel}`.
+    public static func filter(_ channel: Channel) -> String { "device/+/\(channel.rawValue)" }
+
+    /// The prefix of every topic of one device (`device/{id}/`), for the broker's ACLs.
+    public static func prefix(of device: DeviceID) -> String { "device/\(device.rawValue)/" }
+
+    /// The topic of push-to-talk requests for the hub's microphone: `hub/{hubId}/listen`.
+    public static func listen(hubID: String) -> String { "hub/\(hubID)/listen" }
 
     /// Why a topic was not accepted.
     public enum ParseError: Error, Equatable, Sendable {

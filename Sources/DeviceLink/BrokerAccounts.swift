@@ -110,7 +110,7 @@ public final class BrokerAccounts: Sendable {
 
     /// What a device may do (CONTRACTS.md §1), as dynamic-security ACLs.
     static func acls(_ device: DeviceID) -> [[String: Any]] {
-        let base = "device/\(device.rawValue)/"
+        let base = DeviceTopic.prefix(of: device)
         let sends = ["event", "telemetry", "audio", "register"].map {
             ["acltype": "publishClientSend", "topic": base + $0, "allow": true, "priority": 0] as [String: Any]
         }

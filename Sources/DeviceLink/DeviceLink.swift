@@ -1,0 +1,156 @@
+import GatewayCore
+import Logging
+import MQTT
+import Outbox
+import ServiceLifecycle
+
+/// The connections to the device broker's configurations, one per job. Each is its own broker
+/// identity (client id `{mqtt.clientId}` or `{mqtt.clientId}-{suffix}`, and with
+/// `mqtt.accountPerConnection` its own account bound to that client id), so the broker gives each
+/// only its own topics and one cannot take over another's session.
+public struct DeviceLinkConfiguration: Sendable {
+    /// The hub's id (`hub.id`): the hub's push-to-talk topic is `hub/{hubId}/listen`.
+    public var hubID: String
+    /// Events and telemetry in, acks out (`{mqtt.clientId}`, persistent session: the broker keeps
+    /// what devices send while the gateway restarts).
+    public var events: MQTTClientConfiguration
+    /// Audio in, dialog responses out (`-dialog`, clean session: a dialog does not outlive the gateway).
+    public var audio: MQTTClientConfiguration
+    /// Registration requests in, results out (`-registration`, persistent); nil: registration is off.
+    public var registrations: MQTTClientConfiguration?
+    /// The dynamic-security plugin's control topic (`-dynsec`, the plugin's admin identity); nil:
+    /// registration is off.
+    public var accounts: MQTTClientConfiguration?
+    /// Push-to-talk requests (`-mic`, clean session); nil: the hub has no microphone (`audio.enabled`).
+    public var listen: MQTTClientConfiguration?
+
+    public init(
+        hubID: String, events: MQTTClientConfiguration, audio: MQTTClientConfiguration,
+        registrations: MQTTClientConfiguration? = nil, accounts: MQTTClientConfiguration? = nil, listen: MQTTClientConfiguration? = nil
+    ) {
+        self.hubID = hubID
+        self.events = events
+        self.audio = audio
+        self.registrations = registrations
+        self.accounts = accounts
+        self.listen = listen
+    }
+}
+
+/// The device edge: the only part of the gateway that talks to the device broker. It owns every
+/// connection to it (``DeviceLinkConfiguration``), the topic grammar (``DeviceTopic``), and hands
+/// the rest of the gateway typed values:
+///
+/// - events and telemetry go straight into the outbox and are acknowledged after their commit
+///   (``ingress``, a service of its own: the ack must follow the commit);
+/// - ``audio``, ``registrations`` and ``listenRequests``: what devices (and the hub's operator)
+///   send, as ``DeviceInbox`` sequences for the dialogs, the registration and the microphone;
+/// - ``replies``: everything sent back (acks, responses, registration results);
+/// - ``accounts``: per-device broker accounts (the dynamic-security plugin), for the registration.
+///
+/// As a service it starts the connections and, at shutdown, closes them once every consumer has
+/// stopped: it runs before its consumers in the service group, so it stops after them (dialogs
+/// answer their devices on a connection that is still up).
+public final class DeviceLink: Service, Sendable {
+    public let ingress: DeviceIngress
+    public let audio: DeviceInbox<DeviceInbound>
+    public let registrations: DeviceInbox<DeviceInbound>?
+    public let listenRequests: DeviceInbox<ListenRequest>?
+    public let accounts: BrokerAccounts?
+    public let replies: Replies
+
+    private let eventsClient: MQTTClient
+    private let audioClient: MQTTClient
+    private let registrationsClient: MQTTClient?
+    private let listenClient: MQTTClient?
+    private let logger: Logger
+
+    /// - Parameters:
+    ///   - activity: where each device's last message is noted (admin API), if anywhere.
+    ///   - isRegistered: asked for every event when `ingress.requireRegistration` is on.
+    public init(
+        configuration: DeviceLinkConfiguration, outbox: Outbox, ingress ingressConfiguration: DeviceIngressConfiguration,
+        activity: DeviceActivity? = nil, isRegistered: @escaping @Sendable (DeviceID) -> Bool = { _ in false }, logger: Logger
+    ) {
+        self.logger = logger
+        func connection(_ settings: MQTTClientConfiguration, subscribing filters: [String], label: String) -> MQTTClient {
+            var settings = settings
+            settings.subscriptions = filters
+            return MQTTClient(configuration: settings, logger: Logger(label: "\(logger.label).\(label)"))
+        }
+        eventsClient = connection(configuration.events, subscribing: [DeviceTopic.filter(.event), DeviceTopic.filter(.telemetry)], label: "mqtt")
+        audioClient = connection(configuration.audio, subscribing: [DeviceTopic.filter(.audio)], label: "dialog.mqtt")
+        registrationsClient = configuration.registrations.map {
+            connection($0, subscribing: [DeviceTopic.filter(.register)], label: "registration.mqtt")
+        }
+        listenClient = configuration.listen.map {
+            connection($0, subscribing: [DeviceTopic.listen(hubID: configuration.hubID)], label: "mic.mqtt")
+        }
+        accounts = configuration.accounts.map {
+            BrokerAccounts(
+                client: connection($0, subscribing: [BrokerAccounts.responseTopic], label: "dynsec.mqtt"),
+                logger: Logger(label: "\(logger.label).accounts"))
+        }
+        replies = Replies(events: eventsClient, audio: audioClient, registrations: registrationsClient)
+        ingress = DeviceIngress(
+            client: eventsClient, replies: replies, outbox: outbox, configuration: ingressConfiguration, activity: activity,
+            isRegistered: isRegistered, logger: Logger(label: "edge-gateway.ingress"))
+        audio = DeviceInbox(client: audioClient) { DeviceInbound.read($0, channel: .audio) }
+        registrations = registrationsClient.map { client in DeviceInbox(client: client) { DeviceInbound.read($0, channel: .register) } }
+        listenRequests = listenClient.map { client in DeviceInbox(client: client) { ListenRequest(payload: $0.payload) } }
+    }
+
+    /// The connections that carry no acknowledged publishes of their own: their connection
+    /// events are only logged (by the client).
+    private var quietClients: [MQTTClient] { [audioClient] + [registrationsClient, listenClient].compactMap { $0 } }
+
+    public func run() async throws {
+        eventsClient.start()
+        for client in quietClients { client.start() }
+        await withTaskGroup(of: Void.self) { group in
+            for client in quietClients {
+                group.addTask { for await _ in client.events {} }
+            }
+            if let accounts {
+                group.addTask { await accounts.run() }
+            }
+            // Every consumer (ingress, dialogs, registration, microphone) stops before this
+            // service is told to: then nothing more is sent, and the connections can close.
+            try? await gracefulShutdown()
+            for client in quietClients { client.pauseReading() }
+            await withTaskGroup(of: Void.self) { closing in
+                closing.addTask { await self.eventsClient.stop() }
+                for client in self.quietClients { closing.addTask { await client.stop() } }
+                if let accounts = self.accounts { closing.addTask { await accounts.stop() } }
+            }
+            group.cancelAll()
+        }
+        logger.info("device broker connections closed")
+    }
+
+    /// Sends acks and responses on the connection whose broker identity may publish them:
+    /// acks on the events connection, registration results on the registration connection,
+    /// everything else on the dialog connection.
+    public struct Replies: DeviceReplies {
+        let events: MQTTClient
+        let audio: MQTTClient
+        let registrations: MQTTClient?
+
+        public func send(_ ack: DeviceAck) throws(DeviceReplyError) {
+            try Self.publish(on: events, topic: DeviceTopic.ack(for: ack.device), payload: ack.payload)
+        }
+
+        public func send(_ response: DeviceResponse) throws(DeviceReplyError) {
+            let client = response.kind == .registrationResult ? (registrations ?? audio) : audio
+            try Self.publish(on: client, topic: DeviceTopic.response(for: response.device), payload: response.bytes)
+        }
+
+        private static func publish(on client: MQTTClient, topic: String, payload: [UInt8]) throws(DeviceReplyError) {
+            do {
+                try client.publish(topic: topic, payload: payload, qos: 1)
+            } catch {
+                throw DeviceReplyError("\(error)")
+            }
+        }
+    }
+}

@@ -1,0 +1,21 @@
+import GatewayCore
+
+/// Why a reply could not be sent to a device.
+public struct DeviceReplyError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+
+    public init(_ description: String) {
+        self.description = description
+    }
+}
+
+/// Everything the gateway sends back to devices: acknowledgements of events
+/// (`device/{id}/ack`) and responses (`device/{id}/response`: dialog answers, registration
+/// results, errors). The topic and the connection it goes out on are the device edge's business.
+///
+/// Sending does not wait: it hands the reply to the connection (QoS 1) or fails at once when the
+/// connection to the device broker is down. Callers decide whether to try again.
+public protocol DeviceReplies: Sendable {
+    func send(_ ack: DeviceAck) throws(DeviceReplyError)
+    func send(_ response: DeviceResponse) throws(DeviceReplyError)
+}

@@ -1,0 +1,287 @@
+import Admin
+import ArgumentParser
+import DeviceLink
+import Dialog
+import Foundation
+import GatewayCore
+import Logging
+import Metrics
+import MLLink
+import MQTT
+import Outbox
+import Prometheus
+import Registration
+import REST
+import Reporting
+import ServiceLifecycle
+import Systemd
+import Upstream
+import Users
+
+/// The daemon's parts, built from one configuration and wired together: the store, the device
+/// edge and its consumers (dialogs, registration, microphone), the uplink, the ML pool, the admin
+/// API and the systemd services. ``RunCommand`` runs them in one service group (``services``);
+/// a reload reaches them through ``apply(_:changed:)``.
+struct GatewayServices: Sendable {
+    let outbox: Outbox
+    let deviceLink: DeviceLink
+    let upstream: UpstreamForwarder
+    let ml: MLEndpointPool
+    let dialog: Dialog
+    let registration: RegistrationService?
+    let microphone: HubMicrophone?
+    let admin: AdminServer?
+    let statusLine: StatusLine
+    let watchdog: WatchdogService
+    let readiness: ReadinessService
+    let memoryTrim: MemoryTrimService
+
+    /// Opens the stores and builds every part; throws (after logging why) when a store cannot be
+    /// opened.
+    static func build(_ configuration: GatewayConfiguration, metrics registry: PrometheusCollectorRegistry, logger: Logger) async throws -> GatewayServices {
+        let outbox: Outbox
+        do {
+            outbox = try Outbox.open(configuration: configuration.store, logger: Logger(label: "edge-gateway.outbox"))
+        } catch {
+            logger.critical("cannot open the outbox", metadata: ["error": "\(error)", "store.path": "\(configuration.store.path)"])
+            throw ExitCode(1)
+        }
+        let depth = outbox.depth
+        logger.info("outbox open", metadata: ["outbox.depth": "\(depth.count)", "outbox.bytes": "\(depth.bytes)"])
+
+        let activity = DeviceActivity(maxDevices: configuration.admin.maxDevicesListed)
+        let live = LiveFeed(configuration: configuration.admin, logger: Logger(label: "edge-gateway.admin.live"))
+        let notifier = SystemdNotifier()
+        let upstream = UpstreamForwarder(
+            client: MQTTClient(configuration: configuration.upstreamBroker, logger: Logger(label: "edge-gateway.upstream.mqtt")),
+            outbox: outbox, configuration: configuration.upstream,
+            logger: Logger(label: "edge-gateway.upstream"))
+        let ml = MLEndpointPool(configuration: configuration.ml, logger: Logger(label: "edge-gateway.ml"))
+        if configuration.ml.targets.isEmpty {
+            logger.notice("no ML endpoints configured (ml.endpoints): device audio sessions are answered with ERROR ml_unavailable")
+        }
+        let userCache: UserCache
+        do {
+            userCache = try UserCache(path: configuration.users.cachePath, maxEntries: configuration.users.cacheMaxEntries)
+        } catch {
+            // The cache only helps while the user service is down; run without keeping it on disk.
+            logger.error("cannot open the user cache; keeping it in memory", metadata: ["users.cache_path": "\(configuration.users.cachePath)", "error": "\(error)"])
+            userCache = try UserCache(path: ":memory:", maxEntries: configuration.users.cacheMaxEntries)
+        }
+        let users = UserDirectory(configuration: configuration.users, cache: userCache, logger: Logger(label: "edge-gateway.users"))
+        var localRegistry: LocalRegistry?
+        if configuration.registration.enabled {
+            do {
+                localRegistry = try LocalRegistry(path: configuration.registration.statePath)
+            } catch {
+                logger.critical(
+                    "cannot open the registration store",
+                    metadata: ["registration.state_path": "\(configuration.registration.statePath)", "error": "\(error)"])
+                throw ExitCode(1)
+            }
+        }
+        let deviceLink = DeviceLink(
+            configuration: configuration.deviceLink, outbox: outbox, ingress: configuration.ingress, activity: activity,
+            isRegistered: { [localRegistry] device in localRegistry?.isRegistered(device) ?? false },
+            logger: Logger(label: "edge-gateway.device"))
+        var registration: RegistrationService?
+        if let localRegistry, let inbox = deviceLink.registrations, let accounts = deviceLink.accounts {
+            registration = try await makeRegistration(
+                configuration, link: deviceLink, inbox: inbox, accounts: accounts, local: localRegistry, outbox: outbox, activity: activity,
+                logger: logger)
+        }
+        var liveSink: any LiveSink = live
+        if configuration.audio.enabled, let playback = configuration.audio.playbackDevice, let hub = DeviceID(configuration.hubID) {
+            let speaker = HubSpeaker(
+                device: playback, hubID: hub, sampleRate: configuration.audio.sampleRate,
+                alsaConfiguration: configuration.audio.alsaConfigFile.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) },
+                replyCommand: configuration.audio.replyCommand, logger: Logger(label: "edge-gateway.audio"))
+            liveSink = LiveFanout([live, speaker])
+        }
+        let dialog = Dialog(
+            inbox: deviceLink.audio, replies: deviceLink.replies,
+            ml: ml, users: users, outbox: outbox, configuration: configuration.dialog,
+            registeredUser: { [localRegistry] device in localRegistry?.registeredUser(device) }, live: liveSink, activity: activity,
+            logger: Logger(label: "edge-gateway.dialog"))
+        var microphone: HubMicrophone?
+        if configuration.audio.enabled, let hub = DeviceID(configuration.hubID) {
+            microphone = HubMicrophone(
+                configuration: configuration.audio, hubID: hub, userID: configuration.audioUserID, dialog: dialog,
+                listenRequests: deviceLink.listenRequests, logger: Logger(label: "edge-gateway.audio"))
+        }
+        let ingress = deviceLink.ingress
+        let admin = configuration.admin.enabled
+            ? AdminServer(
+                configuration: configuration.admin,
+                sources: adminSources(
+                    configuration, outbox: outbox, ingress: ingress.state, upstream: upstream.state, activity: activity, ml: ml,
+                    localRegistry: localRegistry, registration: registration),
+                registry: registry, live: live, logger: Logger(label: "edge-gateway.admin"))
+            : nil
+        let statusLine = StatusLine(outbox: outbox, ingress: ingress.state, upstream: upstream.state)
+        let watchdogLogger = Logger(label: "edge-gateway.systemd")
+        let watchdog = WatchdogService(
+            notifier: notifier, logger: watchdogLogger,
+            isHealthy: {
+                // A store that has not finished a commit for this long is wedged; let systemd restart us.
+                let stalled = outbox.writerStalledFor
+                if stalled > .seconds(20) {
+                    watchdogLogger.error("outbox writer stalled; withholding the watchdog ping", metadata: ["stalled": "\(stalled)"])
+                    return false
+                }
+                return true
+            },
+            status: { statusLine.next() })
+        return GatewayServices(
+            outbox: outbox, deviceLink: deviceLink, upstream: upstream, ml: ml, dialog: dialog, registration: registration,
+            microphone: microphone, admin: admin, statusLine: statusLine, watchdog: watchdog,
+            readiness: ReadinessService(notifier: notifier, ingress: ingress.state, logger: logger),
+            memoryTrim: MemoryTrimService(logger: watchdogLogger))
+    }
+
+    /// The services in start order: store first, producers last. Shutdown runs in reverse, so the
+    /// ingress stops first, then the registration and the dialogs answer their devices, the
+    /// device edge closes its connections, the ML channels close, the forwarder finishes in-flight
+    /// publishes, and the store closes.
+    func services(reload: ReloadService) -> [ServiceGroupConfiguration.ServiceConfiguration] {
+        typealias Entry = ServiceGroupConfiguration.ServiceConfiguration
+        var services: [Entry] = [
+            // A failed store (corruption) shuts the rest down in order; the run then ends non-zero.
+            Entry(service: outbox, failureTerminationBehavior: .gracefullyShutdownGroup),
+        ]
+        // Up as early and down as late as it can be: the operator sees the shutdown. A disabled
+        // admin API is not in the group at all (a service that returns would end the group).
+        if let admin { services.append(Entry(service: admin)) }
+        services += [
+            Entry(service: upstream),
+            Entry(service: ml),
+            // Before its consumers, so it stops after them: answers still reach the devices.
+            Entry(service: deviceLink),
+            Entry(service: dialog),
+        ]
+        if let registration { services.append(Entry(service: registration)) }
+        services.append(Entry(service: deviceLink.ingress))
+        if let microphone { services.append(Entry(service: microphone)) }
+        services += [
+            Entry(service: statusLine),
+            Entry(service: watchdog),
+            Entry(service: reload),
+            Entry(service: memoryTrim),
+            Entry(service: readiness),
+        ]
+        return services
+    }
+
+    /// Applies a reloaded configuration: each part gets its new settings when a key it reads
+    /// changed (`changed`: the live keys whose values changed).
+    func apply(_ new: GatewayConfiguration, changed: [String], logger: Logger) async {
+        let touched = { (prefix: String) in changed.contains { $0 == prefix || $0.hasPrefix(prefix + ".") } }
+        if touched("log.level") { LoggingSetup.setLevel(new.logLevel) }
+        if new.requireRegistrationIgnored, touched("devices.requireRegistration") {
+            logger.warning("devices.requireRegistration is on but registration.enabled is off: events from any device are taken")
+        }
+        if touched("limits.maxPayloadBytes") || touched("devices.requireRegistration") { deviceLink.ingress.update(new.ingress) }
+        if touched("dialog") || touched("ml") || touched("users.unknownUserPolicy") { dialog.update(new.dialog) }
+        if touched("ml") { await ml.update(new.ml) }
+        if touched("upstream") { upstream.update(client: new.upstreamBroker, configuration: new.upstream) }
+    }
+
+    /// The registration saga and its parts (`registration.enabled`).
+    private static func makeRegistration(
+        _ configuration: GatewayConfiguration, link: DeviceLink, inbox: DeviceInbox<DeviceInbound>, accounts: BrokerAccounts,
+        local: LocalRegistry, outbox: Outbox, activity: DeviceActivity, logger: Logger
+    ) async throws -> RegistrationService {
+        let settings = configuration.registration
+        let registrationLogger = Logger(label: "edge-gateway.registration")
+        let store: SagaStore
+        do {
+            store = try SagaStore(path: settings.statePath)
+        } catch {
+            logger.critical("cannot open the registration store", metadata: ["registration.state_path": "\(settings.statePath)", "error": "\(error)"])
+            throw ExitCode(1)
+        }
+        let service = { (name: String, url: String?) in
+            ServiceClient(name: name, baseURL: url ?? "", timeout: settings.timeout, logger: registrationLogger)
+        }
+        let effects = ServiceEffects(
+            users: service("user", settings.usersURL), registry: service("registry", settings.registryURL),
+            billing: service("billing", settings.billingURL), local: local, accounts: accounts)
+        let saga = RegistrationSaga(store: store, effects: effects, configuration: settings.saga, logger: registrationLogger)
+        for id in await saga.needingAttention {
+            registrationLogger.error("a registration needs attention (a compensation kept failing)", metadata: ["request.id": "\(id)"])
+        }
+        return RegistrationService(
+            inbox: inbox, replies: link.replies, accounts: accounts, saga: saga, outbox: outbox, hubID: configuration.hubID,
+            local: local, settings: settings, activity: activity, logger: registrationLogger)
+    }
+
+    /// What the admin API shows, read from the running parts.
+    static func adminSources(
+        _ configuration: GatewayConfiguration, outbox: Outbox, ingress: PublishedState<DeviceIngress.State>,
+        upstream: PublishedState<UpstreamForwarder.State>, activity: DeviceActivity,
+        ml: MLEndpointPool, localRegistry: LocalRegistry?, registration: RegistrationService?
+    ) -> AdminSources {
+        let oldestAge = Gauge(label: "gateway.outbox.oldest_age_seconds")
+        let upstreamConnected = Gauge(label: "gateway.upstream.connected")
+        let deviceSubscribed = Gauge(label: "gateway.device_broker.subscribed")
+        let needsAttention = Gauge(label: "gateway.registration.needs_attention")
+        // Its own read-only connection: a statistics query over a large backlog must not hold up the
+        // forwarder's reads on the outbox's reader.
+        let inspector = try? OutboxInspector(path: configuration.store.path)
+        let depth = Gauge(label: "gateway.outbox.depth")
+        let bytes = Gauge(label: "gateway.outbox.bytes")
+        return AdminSources(
+            hubID: configuration.hubID,
+            readiness: {
+                // The hub's status, assembled from what the ingress and the forwarder publish.
+                let (device, link) = (ingress.current, upstream.current)
+                return .init(
+                    storeOpen: outbox.isOpen, deviceBrokerConnected: device.deviceBrokerConnected,
+                    deviceSubscribed: device.deviceSubscribed, upstreamConnected: link.upstreamConnected,
+                    upstreamLastError: link.upstreamLastError)
+            },
+            outboxStats: {
+                if let inspector { return try await inspector.stats() }
+                return try await outbox.stats()
+            },
+            outboxDepth: {
+                let depth = outbox.depth
+                return (depth.count, depth.bytes)
+            },
+            devices: {
+                var devices: [String: AdminSources.Device] = [:]
+                for seen in activity.all {
+                    devices[seen.deviceId] = .init(
+                        deviceId: seen.deviceId, lastSeenMs: seen.lastSeenMs, lastChannel: seen.lastChannel,
+                        messages: seen.messages, rejected: seen.rejected, registered: localRegistry == nil ? nil : false,
+                        userId: nil, type: nil)
+                }
+                for known in localRegistry?.registeredDevices ?? [] {
+                    var device = devices[known.device.rawValue] ?? .init(
+                        deviceId: known.device.rawValue, lastSeenMs: nil, lastChannel: nil, messages: 0, rejected: 0,
+                        registered: true, userId: nil, type: nil)
+                    device.registered = true
+                    device.userId = known.userID
+                    device.type = known.type
+                    devices[known.device.rawValue] = device
+                }
+                return devices.values.sorted { ($0.lastSeenMs ?? 0, $1.deviceId) > ($1.lastSeenMs ?? 0, $0.deviceId) }
+            },
+            mlEndpoints: { ml.endpoints },
+            registrations: registration.map { service in
+                .init(
+                    register: { device, body in await service.registerAndAnswer(device: device, payload: body) },
+                    needingAttention: { await service.needingAttention })
+            },
+            refreshMetrics: {
+                let current = outbox.depth
+                depth.record(current.count)
+                bytes.record(current.bytes)
+                let age = if let inspector { try? await inspector.oldestAgeSeconds() } else { try? await outbox.oldestAgeSeconds() }
+                oldestAge.record(age.flatMap { $0 } ?? 0)
+                upstreamConnected.record(upstream.current.upstreamConnected ? 1 : 0)
+                deviceSubscribed.record(ingress.current.deviceSubscribed ? 1 : 0)
+                needsAttention.record(await registration?.needingAttention.count ?? 0)
+            })
+    }
+}

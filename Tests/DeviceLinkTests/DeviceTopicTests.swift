@@ -1,0 +1,43 @@
+import DeviceLink
+import GatewayCore
+import Testing
+
+@Suite struct DeviceTopicTests {
+    @Test func parsesEventAndTelemetryTopics() throws {
+        let event = try DeviceTopic.parse("device/abc/event").get()
+        #expect(event.device.rawValue == "abc")
+        #expect(event.channel == .event)
+        #expect(try DeviceTopic.parse("device/x_1/telemetry").get().channel == .telemetry)
+    }
+
+    @Test func reportsInvalidDeviceIDWithEscapedLevel() {
+        #expect(DeviceTopic.parse("device/bad.id/event") == .failure(.invalidDeviceID(escaped: "bad.id")))
+        #expect(DeviceTopic.parse("device//event") == .failure(.invalidDeviceID(escaped: "")))
+    }
+
+    @Test(arguments: ["device/a/b/event", "devices/a/event", "device/a/unknown", "device/a"])
+    func refusesOtherTopics(_ topic: String) {
+        #expect(DeviceTopic.parse(topic) == .failure(.notADeviceTopic))
+    }
+
+    @Test func buildsTheTopicsTheGatewayAnswersOn() {
+        let device = DeviceID("d1")!
+        #expect(DeviceTopic.ack(for: device) == "device/d1/ack")
+        #expect(DeviceTopic.response(for: device) == "device/d1/response")
+        #expect(DeviceTopic(device: device, channel: .audio).topic == "device/d1/audio")
+        #expect(DeviceTopic.prefix(of: device) == "device/d1/")
+    }
+
+    @Test func buildsSubscriptionFiltersAndTheHubsListenTopic() {
+        #expect(DeviceTopic.filter(.event) == "device/+/event")
+        #expect(DeviceTopic.filter(.register) == "device/+/register")
+        #expect(DeviceTopic.listen(hubID: "hub-1") == "hub/hub-1/listen")
+    }
+
+    @Test func aBuiltTopicParsesBackToItsDeviceAndChannel() throws {
+        for channel in DeviceTopic.Channel.allCases {
+            let topic = DeviceTopic(device: DeviceID("dev_1-x")!, channel: channel)
+            #expect(try DeviceTopic.parse(topic.topic).get() == topic)
+        }
+    }
+}
