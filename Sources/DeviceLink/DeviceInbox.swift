@@ -2,18 +2,30 @@ import GatewayCore
 import MQTT
 
 /// One message a device sent on one of its channels, its topic already read: the device it
-/// came from and the bytes it sent.
+/// came from, the channel and the bytes it sent.
 public struct DeviceMessage: Sendable {
     public var device: DeviceID
+    public var channel: DeviceTopic.Channel
     public var payload: [UInt8]
     /// When the gateway took it from the broker.
     public var receivedAt: ContinuousClock.Instant
 
-    public init(device: DeviceID, payload: [UInt8], receivedAt: ContinuousClock.Instant = .now) {
+    public init(device: DeviceID, channel: DeviceTopic.Channel, payload: [UInt8], receivedAt: ContinuousClock.Instant = .now) {
         self.device = device
+        self.channel = channel
         self.payload = payload
         self.receivedAt = receivedAt
     }
+}
+
+/// The state of a connection to the device broker, as its readers need it.
+public enum LinkChange: Sendable, Equatable {
+    /// Connected (CONNACK).
+    case connected
+    /// Every subscription of the connection was granted.
+    case subscribed
+    /// The connection is down, or a connect failed.
+    case down
 }
 
 /// What arrived on a device channel: a message of a device, or a topic that is not one (counted
@@ -99,15 +111,28 @@ public struct DeviceInbox<Item: Sendable>: AsyncSequence, Sendable {
 }
 
 extension DeviceInbound {
-    /// Reads a message of `channel` from the broker; a topic of another channel is `notADeviceTopic`.
-    static func read(_ message: MQTTMessage, channel: DeviceTopic.Channel) -> DeviceInbound {
+    /// Reads a message from the broker that should be on one of `channels`; a topic of another
+    /// channel is `notADeviceTopic`.
+    static func read(_ message: MQTTMessage, channels: Set<DeviceTopic.Channel>) -> DeviceInbound {
         switch DeviceTopic.parse(message.topic) {
-        case .success(let topic) where topic.channel == channel:
-            .message(DeviceMessage(device: topic.device, payload: message.payload, receivedAt: message.receivedAt))
+        case .success(let topic) where channels.contains(topic.channel):
+            .message(DeviceMessage(device: topic.device, channel: topic.channel, payload: message.payload, receivedAt: message.receivedAt))
         case .success:
-            .invalid(.notADeviceTopic)
+            .invalid(.notADeviceTopic(escaped: DeviceID.escapedForLog(message.topic)))
         case .failure(let error):
             .invalid(error)
+        }
+    }
+}
+
+extension LinkChange {
+    /// The change an MQTT connection event makes (a PUBACK makes none).
+    init?(_ event: MQTTEvent) {
+        switch event {
+        case .connected: self = .connected
+        case .subscribed: self = .subscribed
+        case .disconnected, .connectFailed: self = .down
+        case .published: return nil
         }
     }
 }

@@ -16,7 +16,8 @@ import Synchronization
 /// session), every message already read is committed and acknowledged, and only then does the
 /// ``DeviceLink`` close the connection (it stops after the ingress).
 public final class DeviceIngress: Service, Sendable {
-    private let client: MQTTClient
+    private let inbox: DeviceInbox<DeviceInbound>
+    private let link: AsyncStream<LinkChange>
     private let replies: any DeviceReplies
     private let outbox: Outbox
     private var configuration: DeviceIngressConfiguration { settings.withLock { $0 } }
@@ -32,15 +33,22 @@ public final class DeviceIngress: Service, Sendable {
     /// - Parameters:
     ///   - activity: where each device's last message is noted (admin API), if anywhere.
     ///   - isRegistered: asked for every event when `configuration.requireRegistration` is on.
-    init(
-        client: MQTTClient, replies: any DeviceReplies, outbox: Outbox, configuration: DeviceIngressConfiguration,
+    /// - Parameters:
+    ///   - inbox: events and telemetry as they arrive (``DeviceLink``: its events connection).
+    ///   - link: the state of that connection, for ``state``.
+    ///   - replies: where acks go.
+    ///   - activity: where each device's last message is noted (admin API), if anywhere.
+    ///   - isRegistered: asked for every event when `configuration.requireRegistration` is on.
+    public init(
+        inbox: DeviceInbox<DeviceInbound>, link: AsyncStream<LinkChange>, replies: any DeviceReplies, outbox: Outbox, configuration: DeviceIngressConfiguration,
         activity: DeviceActivity? = nil,
         isRegistered: @escaping @Sendable (DeviceID) -> Bool = { _ in false }, logger: Logger
     ) {
         self.replies = replies
         self.activity = activity
         self.isRegistered = isRegistered
-        self.client = client
+        self.inbox = inbox
+        self.link = link
         self.outbox = outbox
         settings = Mutex(configuration)
         self.logger = logger
@@ -58,7 +66,7 @@ public final class DeviceIngress: Service, Sendable {
             await withTaskCancellationOrGracefulShutdownHandler {
                 await self.consume()
             } onCancelOrGracefulShutdown: {
-                self.client.pauseReading()
+                self.inbox.pauseReading()
             }
             // Everything read is committed and acked; the DeviceLink closes the connection.
             group.cancelAll()
@@ -74,19 +82,15 @@ public final class DeviceIngress: Service, Sendable {
     }
 
     private func watchConnection() async {
-        for await event in client.events {
-            switch event {
-            case .connected:
-                publisher.update { $0.deviceBrokerConnected = true }
-            case .subscribed:
-                publisher.update { $0.deviceSubscribed = true }
-            case .disconnected, .connectFailed:
-                publisher.update {
-                    $0.deviceBrokerConnected = false
-                    $0.deviceSubscribed = false
+        for await change in link {
+            publisher.update { state in
+                switch change {
+                case .connected: state.deviceBrokerConnected = true
+                case .subscribed: state.deviceSubscribed = true
+                case .down:
+                    state.deviceBrokerConnected = false
+                    state.deviceSubscribed = false
                 }
-            case .published:
-                break
             }
         }
     }
@@ -105,7 +109,7 @@ public final class DeviceIngress: Service, Sendable {
                     window.release()
                 }
             }
-            for await batch in client.messages {
+            for await batch in inbox {
                 let prepared = prepare(batch)
                 publish(prepared.immediateAcks)
                 guard !prepared.records.isEmpty else { continue }
@@ -139,17 +143,17 @@ public final class DeviceIngress: Service, Sendable {
     }
 
     /// Validates a batch: valid events become outbox records, invalid ones immediate `rejected` acks.
-    func prepare(_ batch: [MQTTMessage]) -> Prepared {
+    func prepare(_ batch: [DeviceInbound]) -> Prepared {
         let configuration = configuration
         var prepared = Prepared()
         var rejects: [String: Int64] = [:]
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        for message in batch {
-            let topic: DeviceTopic
-            switch DeviceTopic.parse(message.topic) {
-            case .success(let parsed):
-                topic = parsed
-            case .failure(.invalidDeviceID(let escaped)):
+        for inbound in batch {
+            let message: DeviceMessage
+            switch inbound {
+            case .message(let received):
+                message = received
+            case .invalid(.invalidDeviceID(let escaped)):
                 rejects["invalid device id", default: 0] += 1
                 metrics.rejected(counterName: "invalid_device_id")
                 logger.debug("rejected message with an invalid device id", metadata: ["mqtt.topic_level": "\(escaped)"])
@@ -157,14 +161,15 @@ public final class DeviceIngress: Service, Sendable {
                     key: "invalid device id", count: 1, "rejected messages with an invalid device id",
                     metadata: ["reason": "invalid device id", "mqtt.topic_level": "\(escaped)"])
                 continue
-            case .failure(.notADeviceTopic):
+            case .invalid(.notADeviceTopic(let escaped)):
                 rejects["invalid topic", default: 0] += 1
                 metrics.rejected(counterName: "invalid_topic")
                 rejectLog.warning(
                     key: "invalid topic", count: 1, "ignored messages on an unexpected topic",
-                    metadata: ["mqtt.topic": "\(DeviceID.escapedForLog(message.topic))"])
+                    metadata: ["mqtt.topic": "\(escaped)"])
                 continue
             }
+            let topic = (device: message.device, channel: message.channel)
             guard topic.channel == .event || topic.channel == .telemetry else { continue }
             var parsed = DeviceEvent.parse(device: topic.device, payload: message.payload, maxPayloadBytes: configuration.maxPayloadBytes)
             if topic.device.rawValue == configuration.hubID {

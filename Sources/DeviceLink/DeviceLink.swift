@@ -60,6 +60,8 @@ public final class DeviceLink: Service, Sendable {
     public let replies: Replies
 
     private let eventsClient: MQTTClient
+    /// The events connection's state, for the ingress (``run()`` follows the connection).
+    private let eventsLink = AsyncStream.makeStream(of: LinkChange.self, bufferingPolicy: .bufferingNewest(64))
     private let audioClient: MQTTClient
     private let registrationsClient: MQTTClient?
     private let listenClient: MQTTClient?
@@ -92,11 +94,14 @@ public final class DeviceLink: Service, Sendable {
                 logger: Logger(label: "\(logger.label).accounts"))
         }
         replies = Replies(events: eventsClient, audio: audioClient, registrations: registrationsClient)
+        let events = eventsClient
         ingress = DeviceIngress(
-            client: eventsClient, replies: replies, outbox: outbox, configuration: ingressConfiguration, activity: activity,
+            inbox: DeviceInbox(client: events) { DeviceInbound.read($0, channels: [.event, .telemetry]) },
+            link: eventsLink.stream,
+            replies: replies, outbox: outbox, configuration: ingressConfiguration, activity: activity,
             isRegistered: isRegistered, logger: Logger(label: "edge-gateway.ingress"))
-        audio = DeviceInbox(client: audioClient) { DeviceInbound.read($0, channel: .audio) }
-        registrations = registrationsClient.map { client in DeviceInbox(client: client) { DeviceInbound.read($0, channel: .register) } }
+        audio = DeviceInbox(client: audioClient) { DeviceInbound.read($0, channels: [.audio]) }
+        registrations = registrationsClient.map { client in DeviceInbox(client: client) { DeviceInbound.read($0, channels: [.register]) } }
         listenRequests = listenClient.map { client in DeviceInbox(client: client) { ListenRequest(payload: $0.payload) } }
     }
 
@@ -108,6 +113,12 @@ public final class DeviceLink: Service, Sendable {
         eventsClient.start()
         for client in quietClients { client.start() }
         await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await event in self.eventsClient.events {
+                    if let change = LinkChange(event) { self.eventsLink.continuation.yield(change) }
+                }
+                self.eventsLink.continuation.finish()
+            }
             for client in quietClients {
                 group.addTask { for await _ in client.events {} }
             }

@@ -41,8 +41,9 @@ public struct DeviceTopic: Hashable, Sendable {
 
     /// Why a topic was not accepted.
     public enum ParseError: Error, Equatable, Sendable {
-        /// Not of the form `device/{x}/{channel}` with a known channel.
-        case notADeviceTopic
+        /// Not of the form `device/{x}/{channel}` with a known channel (or not of a channel the
+        /// reader takes); the topic is kept, escaped for logs.
+        case notADeviceTopic(escaped: String)
         /// The form is right but the id is not a valid ``DeviceID``; the raw level is kept, escaped for logs.
         case invalidDeviceID(escaped: String)
     }
@@ -51,11 +52,10 @@ public struct DeviceTopic: Hashable, Sendable {
     /// here trusts that.
     public static func parse(_ topic: some Collection<UInt8>) -> Result<DeviceTopic, ParseError> {
         let levels = topic.split(separator: UInt8(ascii: "/"), maxSplits: 3, omittingEmptySubsequences: false)
-        guard levels.count == 3, levels[0].elementsEqual("device".utf8) else {
-            return .failure(.notADeviceTopic)
-        }
-        guard let channel = Channel(rawValue: String(decoding: levels[2], as: UTF8.self)) else {
-            return .failure(.notADeviceTopic)
+        guard levels.count == 3, levels[0].elementsEqual("device".utf8),
+            let channel = Channel(rawValue: String(decoding: levels[2], as: UTF8.self))
+        else {
+            return .failure(.notADeviceTopic(escaped: DeviceID.escapedForLog(topic)))
         }
         guard let device = DeviceID(bytes: levels[1]) else {
             return .failure(.invalidDeviceID(escaped: DeviceID.escapedForLog(levels[1])))

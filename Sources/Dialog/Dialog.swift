@@ -124,7 +124,7 @@ public final class Dialog: Service, Sendable {
     /// when it was not taken (the gateway is stopping, or 512 messages wait already).
     @discardableResult
     public func submit(audio payload: [UInt8], from device: DeviceID) -> Bool {
-        if case .enqueued = local.continuation.yield(DeviceMessage(device: device, payload: payload)) { return true }
+        if case .enqueued = local.continuation.yield(DeviceMessage(device: device, channel: .audio, payload: payload)) { return true }
         return false
     }
 
@@ -138,8 +138,8 @@ public final class Dialog: Service, Sendable {
         switch inbound {
         case .message(let received):
             message = received
-        case .invalid(.notADeviceTopic):
-            reject(nil, "invalid_topic", "ignored a message on an unexpected topic", detail: "")
+        case .invalid(.notADeviceTopic(let escaped)):
+            reject(nil, "invalid_topic", "ignored a message on an unexpected topic", detail: escaped)
             return nil
         case .invalid(.invalidDeviceID(let escaped)):
             reject(nil, "invalid_device_id", "rejected audio with an invalid device id", detail: escaped)
@@ -322,11 +322,7 @@ public final class Dialog: Service, Sendable {
                 if result.isFinal {
                     transcript.addFinal(result)
                 } else if self.configuration.partials, !session.isConcluded {
-                    var payload = JSONText(capacity: 96 + result.text.utf8.count)
-                    payload.field("session", string: sessionID.uuidString.lowercased())
-                    payload.field("text", string: result.text)
-                    payload.field("confidence", float: result.confidence)
-                    self.respond(DeviceResponse(device: device, kind: .transcriptPartial, payload: payload.finish()))
+                    self.respond(DeviceResponse(device: device, kind: .transcriptPartial, payload: Conversation.partial(session: sessionID, result)))
                 }
             }
         } catch {
@@ -345,49 +341,26 @@ public final class Dialog: Service, Sendable {
         // The user: the one the device named, looked up while the audio streamed.
         let user = await lookup
         let lookupDoneAt = ContinuousClock.now
-        var record = DialogRecord(session: session, transcript: text, transcriptConfidence: transcriptConfidence, endpoint: endpoint)
-        record.userID = userID ?? ""
-        switch user {
-        case .found(let found)?:
-            record.userSource = "service"
-            record.blocked = found.blocked
-        case .cached(let cached, _)?:
-            record.userSource = "cache"
-            record.blocked = cached.blocked
-        case .notFound?, .unavailable?, nil:
-            record.userSource = userID == nil ? "none" : (user == .notFound ? "not found" : "unavailable")
-            if configuration.unknownUserPolicy == .deny {
-                record.outcome = "denied"
-            }
-        }
-        if record.blocked { record.outcome = "blocked" }
-
-        if record.outcome == "answered" {
+        var conversation = Conversation(
+            session: session, transcript: text, transcriptConfidence: transcriptConfidence, endpoint: endpoint,
+            userID: userID, user: user, unknownUserPolicy: configuration.unknownUserPolicy)
+        if conversation.wantsIntent {
             do {
-                let analysis = try await ml.analyzeIntent(
-                    text: text,
-                    context: ["language": session.start.language, "hubId": configuration.hubID, "sessionId": sessionID.uuidString.lowercased()],
-                    deviceID: device.rawValue, userID: record.userID)
-                record.intent = analysis.intent
-                record.confidence = analysis.confidence
-                record.entities = analysis.entities
-                record.replyText = analysis.replyText
+                conversation.answer(
+                    try await ml.analyzeIntent(
+                        text: text,
+                        context: ["language": session.start.language, "hubId": configuration.hubID, "sessionId": sessionID.uuidString.lowercased()],
+                        deviceID: device.rawValue, userID: conversation.record.userID))
             } catch {
                 guard !Task.isCancelled else { return }
                 fail(session, error)
                 return
             }
-        } else {
-            record.intent = record.outcome == "blocked" ? "user.blocked" : "user.unknown"
-            record.confidence = 1
-            record.replyText = record.outcome == "blocked"
-                ? "This user is blocked; the request was not processed."
-                : "This user is not known to the gateway; the request was not processed."
         }
-        let analyzedAt = ContinuousClock.now
-        record.timings = DialogRecord.Timings(
-            session: session, transcribedAt: transcribedAt, lookupDoneAt: lookupDoneAt, analyzedAt: analyzedAt)
-        guard conclude(session, with: DeviceResponse(device: device, kind: .dialogResponse, payload: record.responsePayload)) else { return }
+        conversation.time(
+            DialogRecord.Timings(session: session, transcribedAt: transcribedAt, lookupDoneAt: lookupDoneAt, analyzedAt: .now))
+        guard conclude(session, with: conversation.response) else { return }
+        let record = conversation.record
         metrics.ended(record.outcome)
         if let audioEnd = session.endReceivedAt {
             metrics.latency.recordNanoseconds(Self.nanoseconds(audioEnd.duration(to: .now)))
@@ -399,16 +372,7 @@ public final class Dialog: Service, Sendable {
                 "dialog.outcome": "\(record.outcome)", "dialog.intent": "\(record.intent)", "ml.endpoint": "\(endpoint)",
                 "dialog.total_ms": "\(record.timings.totalMs)",
             ])
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
-        let event = DeviceEvent(
-            device: device, eventID: "dialog-\(sessionID.uuidString.lowercased())", type: "DialogCompleted",
-            timestamp: now, data: record.eventData(hubID: configuration.hubID))
-        let key = record.userID.isEmpty ? device.rawValue : record.userID
-        let outcomes = await outbox.append([
-            OutboxRecord(
-                device: device.rawValue, eventID: event.eventID, key: key, receivedAt: now,
-                payload: UpstreamEnvelope.encode(event, hubID: configuration.hubID, key: key, receivedAt: now))
-        ])
+        let outcomes = await outbox.append([conversation.completedEvent(hubID: configuration.hubID, atMs: Int64(Date().timeIntervalSince1970 * 1000))])
         if outcomes.first == .rejectedStoreFull {
             metrics.eventsRejected.increment()
             logger.warning("outbox full: DialogCompleted event not stored", metadata: ["device.id": "\(device)", "session.id": "\(sessionID)"])

@@ -17,7 +17,7 @@ import Testing
 
     @Test(arguments: ["device/a/b/event", "devices/a/event", "device/a/unknown", "device/a"])
     func refusesOtherTopics(_ topic: String) {
-        #expect(DeviceTopic.parse(topic) == .failure(.notADeviceTopic))
+        #expect(DeviceTopic.parse(topic) == .failure(.notADeviceTopic(escaped: topic)))
     }
 
     @Test func buildsTheTopicsTheGatewayAnswersOn() {
