@@ -271,7 +271,25 @@ let package = Package(
         ),
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"], swiftSettings: swiftSettings),
         .testTarget(name: "ReportingTests", dependencies: ["Reporting"], swiftSettings: swiftSettings),
-        .testTarget(name: "DeviceLinkTests", dependencies: ["DeviceLink", "GatewayCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            // The device edge without a broker: topic grammar, inboxes, the ingress's rules.
+            name: "DeviceLinkTests",
+            dependencies: [
+                "DeviceLink", "GatewayCore", "Outbox", "MQTT", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            // The dialogs against the device edge's protocols (an inbox, recorded replies): no broker.
+            name: "DialogTests",
+            dependencies: [
+                "Dialog", "DeviceLink", "GatewayCore", "MLLink", "MLFake", "Outbox", "Users",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "OutboxTests", dependencies: ["Outbox", "SQLite", "GatewayCore"], swiftSettings: swiftSettings),
         .testTarget(name: "SQLiteTests", dependencies: ["SQLite"], swiftSettings: swiftSettings),
         .testTarget(

@@ -92,10 +92,12 @@ extension OutboxWriter {
         condition.lock()
         pendingSince = queue.isEmpty ? nil : .now
         condition.unlock()
+        // The depth first, then the producers: whoever hears "stored" (a device's ack) finds the
+        // event counted.
+        onCommit(totals.lastSeq, totals.count, totals.bytes)
         for (index, (_, completion)) in appends.enumerated() {
             completion(outcomes[index])
         }
-        onCommit(totals.lastSeq, totals.count, totals.bytes)
         metrics.record(depth: totals.count, bytes: totals.bytes)
         var stored: Int64 = 0
         for batch in outcomes {
