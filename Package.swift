@@ -269,6 +269,16 @@ let package = Package(
         .testTarget(name: "ReportingTests", dependencies: ["Reporting"], swiftSettings: swiftSettings),
         .testTarget(name: "DeviceLinkTests", dependencies: ["DeviceLink", "GatewayCore"], swiftSettings: swiftSettings),
         .testTarget(name: "OutboxTests", dependencies: ["Outbox", "SQLite", "GatewayCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            // The forwarder's rules against a scripted UpstreamLink and a real outbox, no broker.
+            name: "UpstreamTests",
+            dependencies: [
+                "Upstream", "Outbox", "MQTT", "GatewayCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "SQLiteTests", dependencies: ["SQLite"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SystemdTests",
