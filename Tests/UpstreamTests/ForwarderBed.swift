@@ -76,7 +76,11 @@ final class ForwarderBed: Sendable {
                     bed.stopped.withLock { $0 = true }
                 }
                 var failure: (any Error)?
-                do { try await body(bed) } catch { failure = error }
+                do {
+                    // Connections come only after start, as with MQTTClient.
+                    try await eventually("the forwarder started its link") { bed.first.isStarted }
+                    try await body(bed)
+                } catch { failure = error }
                 bed.triggerShutdown()
                 bed.current.drop(reason: "test over")
                 try await group.waitForAll()
