@@ -291,6 +291,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "OutboxTests", dependencies: ["Outbox", "SQLite", "GatewayCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            // The forwarder's rules against a scripted UpstreamLink and a real outbox, no broker.
+            name: "UpstreamTests",
+            dependencies: [
+                "Upstream", "Outbox", "MQTT", "GatewayCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "SQLiteTests", dependencies: ["SQLite"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SystemdTests",

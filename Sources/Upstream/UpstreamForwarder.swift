@@ -19,8 +19,12 @@ import Synchronization
 /// publishes start, the ones awaiting PUBACK get up to `shutdownGrace` to be acknowledged, then
 /// the old connection closes and the new one starts again from the oldest stored event. Nothing
 /// is lost; an event is sent twice only when its PUBACK did not come within the grace.
+///
+/// The connection is an ``UpstreamLink``: an `MQTTClient` in the daemon, a scripted one in
+/// `Tests/UpstreamTests`.
 public final class UpstreamForwarder: Service, Sendable {
-    private let client: MQTTClient
+    private let client: any UpstreamLink
+    private let makeLink: UpstreamLinkFactory
     private let outbox: Outbox
     private let configuration: UpstreamConfiguration
     private let publisher = StatePublisher(State())
@@ -28,11 +32,24 @@ public final class UpstreamForwarder: Service, Sendable {
     private let metrics = ForwarderMetrics()
     private let signals = Mutex<AsyncStream<Signal>.Continuation?>(nil)
 
-    public init(
+    /// Forwards over `client`; a reload makes a new `MQTTClient` (logging as `<label>.mqtt`).
+    public convenience init(
         client: MQTTClient, outbox: Outbox, configuration: UpstreamConfiguration, logger: Logger
     ) {
-        precondition(client.configuration.reportsPublishAcks, "the upstream client must report PUBACKs")
-        self.client = client
+        let label = logger.label + ".mqtt"
+        self.init(
+            link: client, outbox: outbox, configuration: configuration, logger: logger,
+            makeLink: { MQTTClient(configuration: $0, logger: Logger(label: label)) })
+    }
+
+    /// Forwards over `link`; a reload asks `makeLink` for the link to the new broker settings.
+    public init(
+        link: any UpstreamLink, outbox: Outbox, configuration: UpstreamConfiguration, logger: Logger,
+        makeLink: @escaping UpstreamLinkFactory
+    ) {
+        precondition(link.configuration.reportsPublishAcks, "the upstream client must report PUBACKs")
+        self.client = link
+        self.makeLink = makeLink
         self.outbox = outbox
         self.configuration = configuration
         self.logger = logger
@@ -107,7 +124,7 @@ public final class UpstreamForwarder: Service, Sendable {
 
     /// Closes the connection and opens one with the pending settings; forwarding restarts from
     /// the oldest stored event on the new connection's `.connected`.
-    private func switchConnection(_ state: inout ForwardingState) async -> MQTTClient {
+    private func switchConnection(_ state: inout ForwardingState) async -> any UpstreamLink {
         guard let (clientSettings, settings) = state.pending else { return state.client }
         if !state.inflight.isEmpty {
             logger.warning(
@@ -123,7 +140,7 @@ public final class UpstreamForwarder: Service, Sendable {
             $0.upstreamConnected = false
             $0.upstreamInflight = 0
         }
-        let next = MQTTClient(configuration: clientSettings, logger: Logger(label: logger.label + ".mqtt"))
+        let next = makeLink(clientSettings)
         let epoch = state.epoch + 1
         state = ForwardingState(client: next, settings: settings)
         state.epoch = epoch
@@ -135,7 +152,7 @@ public final class UpstreamForwarder: Service, Sendable {
     }
 
     struct ForwardingState {
-        var client: MQTTClient
+        var client: any UpstreamLink
         var settings: UpstreamConfiguration
         var window: Int { max(settings.inflight, 1) }
         /// Which client's events count (a reload starts a new one).
@@ -272,7 +289,7 @@ public final class UpstreamForwarder: Service, Sendable {
                 do {
                     // Only on the connection this state belongs to: one that came up meanwhile
                     // restarts from the oldest event when its .connected signal arrives.
-                    let ticket = try state.client.publish(topic: topic, payload: event.payload, qos: 1, onGeneration: generation)
+                    let ticket = try state.client.publish(topic: topic, payload: event.payload, qos: 1, retain: false, onGeneration: generation)
                     state.inflight[ticket.messageID] = (event.seq, .now)
                     state.cursor = event.seq
                 } catch where error.code == .invalidMessage {
