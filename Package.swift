@@ -217,26 +217,6 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        .target(
-            // A scripted ML service (real gRPC server) for the integration tests and voice-bench.
-            name: "MLFake",
-            dependencies: [
-                "MLLink",
-                .product(name: "GRPCCore", package: "grpc-swift-2"),
-                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .target(
-            // The REST services of CONTRACTS.md §4 as one HTTP server on loopback, for tests.
-            name: "ServiceFakes",
-            dependencies: [
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-            ],
-            swiftSettings: swiftSettings
-        ),
         // The benchmark tools of scripts/bench live in Tests/Benchmarks (with the C load tools).
         .executableTarget(
             // The voice benchmark (scripts/bench section 7): devices, fake ML endpoints, a real gateway.
@@ -252,6 +232,31 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // Test support: targets under Tests/Support that only test targets and the benchmark tools
+        // depend on; the product (edge-gateway) never links them, and `swift build --product
+        // edge-gateway` does not compile them.
+        .target(
+            // A scripted ML service (real gRPC server) for the integration tests and voice-bench.
+            name: "MLFake",
+            dependencies: [
+                "MLLink",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            ],
+            path: "Tests/Support/MLFake",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            // The REST services of CONTRACTS.md §4 as one HTTP server on loopback, for tests.
+            name: "ServiceFakes",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Tests/Support/ServiceFakes",
+            swiftSettings: swiftSettings
+        ),
         .target(
             // A mosquitto on a free loopback port for the module tests (MQTT, Registration).
             name: "BrokerTestSupport",
