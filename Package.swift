@@ -258,8 +258,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
-            // A mosquitto on a free loopback port for the module tests (MQTT, Registration).
+            // The one broker harness of the Swift tests (MQTT, Registration, Integration): a mosquitto on
+            // a free loopback port (MosquittoBroker), the free-port helper, child processes, sandboxes and
+            // the login probe.
             name: "BrokerTestSupport",
+            dependencies: ["MQTT", .product(name: "Logging", package: "swift-log")],
             path: "Tests/Support/BrokerTestSupport",
             swiftSettings: swiftSettings
         ),
@@ -320,7 +323,7 @@ let package = Package(
         .testTarget(
             name: "MLLinkTests",
             dependencies: [
-                "MLLink", "GatewayCore",
+                "MLLink", "GatewayCore", "BrokerTestSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Logging", package: "swift-log"),
@@ -330,7 +333,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "GatewayCore", "MQTT", "MLLink", "MLFake", "ServiceFakes", "Audio", "HTTPTestSupport",
+                "GatewayCore", "MQTT", "MLLink", "MLFake", "ServiceFakes", "Audio", "HTTPTestSupport", "BrokerTestSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),
