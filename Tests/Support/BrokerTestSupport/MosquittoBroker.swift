@@ -59,7 +59,8 @@ public final class MosquittoBroker: @unchecked Sendable {
         configFile = directory.appendingPathComponent("mosquitto.conf")
         logFile = directory.appendingPathComponent("mosquitto.log")
         outputFile = directory.appendingPathComponent("mosquitto.out")
-        dynamicSecurityFile = dynamicSecurity.map { _ in directory.appendingPathComponent("dynamic-security.json") }
+        let pluginFile = directory.appendingPathComponent("dynamic-security.json")
+        dynamicSecurityFile = dynamicSecurity == nil ? nil : pluginFile
 
         let lines =
             ["listener \(port) 127.0.0.1"] + listenerOptions + [
