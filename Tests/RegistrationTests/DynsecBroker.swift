@@ -16,7 +16,8 @@ final class DynsecBroker: Sendable {
     init() throws {
         broker = try MosquittoBroker(
             "dynsec", allowAnonymous: false,
-            dynamicSecurity: .init(adminUser: adminUser, adminPassword: adminPassword, anonymousMayDoEverything: false))
+            dynamicSecurity: .init(adminUser: adminUser, adminPassword: adminPassword, anonymousMayDoEverything: false),
+            unlimitedQueues: false)
     }
 
     func start() async throws {

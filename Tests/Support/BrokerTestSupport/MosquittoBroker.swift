@@ -4,7 +4,8 @@ import Foundation
 /// module tests of MQTT and Registration, and the integration tests).
 ///
 /// It has a directory of its own (inside a `Sandbox` when given one, which also ends the process if
-/// the test forgets to; else a temporary directory removed with the broker) holding its config, log
+/// the test forgets to; else a temporary directory removed with the broker unless `IT_KEEP_TMP` is
+/// set) holding its config, log
 /// and persistence file. `restart()` brings it back on the same port with the same persistence file,
 /// so persistent sessions and their queued QoS 1 messages survive, as they would for a production
 /// broker. The broker runs as root (`user root`) because otherwise it drops privileges and cannot
@@ -36,6 +37,12 @@ public final class MosquittoBroker: @unchecked Sendable {
     ///   - allowAnonymous: whether clients without a username may connect.
     ///   - listenerOptions: lines placed right after the `listener` line (TLS settings for that listener).
     ///   - dynamicSecurity: load the dynamic-security plugin with this admin account.
+    ///   - unlimitedQueues: `max_queued_messages 0` and `max_inflight_messages 0`, so nothing queued
+    ///     for an offline persistent session is dropped (the integration tests restart daemons and
+    ///     brokers under load). False keeps mosquitto's defaults (1000 queued), as the broker-account
+    ///     tests need: with `max_queued_messages 0`, mosquitto 2.0.11 loses the connection of a
+    ///     client right after refusing (ACL) one of its QoS 1 publishes, so the client's next
+    ///     messages never arrive.
     ///   - extraConfig: further global lines (`password_file ...`, a second listener).
     public init(
         _ name: String = "broker",
@@ -43,6 +50,7 @@ public final class MosquittoBroker: @unchecked Sendable {
         allowAnonymous: Bool = true,
         listenerOptions: [String] = [],
         dynamicSecurity: DynamicSecurity.Setup? = nil,
+        unlimitedQueues: Bool = true,
         extraConfig: [String] = []
     ) throws {
         self.name = name
@@ -68,8 +76,7 @@ public final class MosquittoBroker: @unchecked Sendable {
                 "persistence true",
                 "persistence_location \(directory.path)/",
                 "user root",
-                "max_queued_messages 0",
-                "max_inflight_messages 0",
+            ] + (unlimitedQueues ? ["max_queued_messages 0", "max_inflight_messages 0"] : []) + [
                 "autosave_interval 1",
                 "log_dest file \(logFile.path)",
                 "log_type all",
@@ -81,8 +88,13 @@ public final class MosquittoBroker: @unchecked Sendable {
 
     deinit {
         shutdown()
+        // Its own directory goes with it, unless IT_KEEP_TMP asks to keep test files (as `Sandbox`).
         if sandbox == nil {
-            try? FileManager.default.removeItem(at: directory)
+            if ProcessInfo.processInfo.environment["IT_KEEP_TMP"] != nil {
+                print("broker files kept in \(directory.path)")
+            } else {
+                try? FileManager.default.removeItem(at: directory)
+            }
         }
     }
 
