@@ -221,26 +221,6 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        .target(
-            // A scripted ML service (real gRPC server) for the integration tests and voice-bench.
-            name: "MLFake",
-            dependencies: [
-                "MLLink",
-                .product(name: "GRPCCore", package: "grpc-swift-2"),
-                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
-            ],
-            swiftSettings: swiftSettings
-        ),
-        .target(
-            // The REST services of CONTRACTS.md §4 as one HTTP server on loopback, for tests.
-            name: "ServiceFakes",
-            dependencies: [
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-            ],
-            swiftSettings: swiftSettings
-        ),
         // The benchmark tools of scripts/bench live in Tests/Benchmarks (with the C load tools).
         .executableTarget(
             // The voice benchmark (scripts/bench section 7): devices, fake ML endpoints, a real gateway.
@@ -256,9 +236,37 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // Test support: targets under Tests/Support that only test targets and the benchmark tools
+        // depend on; the product (edge-gateway) never links them, and `swift build --product
+        // edge-gateway` does not compile them.
         .target(
-            // A mosquitto on a free loopback port for the module tests (MQTT, Registration).
+            // A scripted ML service (real gRPC server) for the integration tests and voice-bench.
+            name: "MLFake",
+            dependencies: [
+                "MLLink",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            ],
+            path: "Tests/Support/MLFake",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            // The REST services of CONTRACTS.md §4 as one HTTP server on loopback, for tests.
+            name: "ServiceFakes",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Tests/Support/ServiceFakes",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            // The one broker harness of the Swift tests (MQTT, Registration, Integration): a mosquitto on
+            // a free loopback port (MosquittoBroker), the free-port helper, child processes, sandboxes and
+            // the login probe.
             name: "BrokerTestSupport",
+            dependencies: ["MQTT", .product(name: "Logging", package: "swift-log")],
             path: "Tests/Support/BrokerTestSupport",
             swiftSettings: swiftSettings
         ),
@@ -347,7 +355,7 @@ let package = Package(
         .testTarget(
             name: "MLLinkTests",
             dependencies: [
-                "MLLink", "GatewayCore",
+                "MLLink", "GatewayCore", "BrokerTestSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Logging", package: "swift-log"),
@@ -357,7 +365,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "GatewayCore", "MQTT", "MLLink", "MLFake", "ServiceFakes", "Audio", "HTTPTestSupport",
+                "GatewayCore", "MQTT", "MLLink", "MLFake", "ServiceFakes", "Audio", "HTTPTestSupport", "BrokerTestSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,3 +1,4 @@
+import BrokerTestSupport
 import Foundation
 import Logging
 import MQTT
@@ -26,21 +27,6 @@ extension IntegrationSuite {
             #expect(acks.first { $0.eventId == eventId }?.status == "stored")
         }
 
-        /// Whether `username` can log in to the device broker with `password` (client id `clientID`).
-        func logsIn(_ bed: Bed, _ username: String, _ password: String, clientID: String) async -> Bool {
-            var configuration = MQTTClientConfiguration(host: "127.0.0.1", port: bed.bed.deviceBroker.port, clientID: clientID, cleanSession: true)
-            configuration.username = username
-            configuration.password = password
-            let client = MQTTClient(configuration: configuration, logger: Logger(label: "login-probe"))
-            client.start()
-            defer { Task { await client.stop() } }
-            for await event in client.events {
-                if case .connected = event { return true }
-                if case .connectFailed = event { return false }
-            }
-            return false
-        }
-
         @Test func registeringTheGatewaysOwnAdminAccountIsRejectedAndItsPasswordUnchanged() async throws {
             let port = try FreePort.next()
             try await registration.withRegistration(extra: ["admin.port": .int(port), "admin.token": "op"]) { bed in
@@ -58,7 +44,7 @@ extension IntegrationSuite {
                 #expect(bed.services.recorded.isEmpty, "no saga started")
 
                 // The gateway's account is as it was: it logs in with its password and registers another device.
-                #expect(await logsIn(bed, DynamicSecurity.adminUser, DynamicSecurity.adminPassword, clientID: "admin-probe"))
+                #expect(await BrokerLogin.succeeds(port: bed.bed.deviceBroker.port, username: DynamicSecurity.adminUser, password: DynamicSecurity.adminPassword, clientID: "admin-probe"))
                 let honest = try await registration.register(bed, device: "honest-1", requestId: "req-honest-1")
                 #expect(honest["status"] as? String == "registered", "\(honest)\n\(bed.bed.gateway.logTail())")
                 _ = try await admin.waitForMetric(#"gateway_registration_rejected{reason="reserved_id"}"#) { $0 == 2 }
@@ -87,13 +73,13 @@ extension IntegrationSuite {
                     "dynsec", "createClient", "pump-7", "-p", "pump-password-1",
                 ]
                 try await Tool.run("/usr/bin/mosquitto_ctrl", control, in: bed.bed.sandbox.directory)
-                #expect(await logsIn(bed, "pump-7", "pump-password-1", clientID: "pump-7"))
+                #expect(await BrokerLogin.succeeds(port: bed.bed.deviceBroker.port, username: "pump-7", password: "pump-password-1", clientID: "pump-7"))
 
                 let result = try await registration.register(bed, device: "pump-7", requestId: "req-pump")
                 #expect(result["status"] as? String == "rejected", "\(result)")
                 #expect(result["reason"] as? String == "reserved device id")
                 #expect(bed.services.recorded.isEmpty, "no saga started")
-                #expect(await logsIn(bed, "pump-7", "pump-password-1", clientID: "pump-7"), "the account is unchanged")
+                #expect(await BrokerLogin.succeeds(port: bed.bed.deviceBroker.port, username: "pump-7", password: "pump-password-1", clientID: "pump-7"), "the account is unchanged")
                 try await bed.bed.gateway.waitForLog("rejected a registration request")
                 try await honestEventIsStored(bed, "after-foreign-account-attack")
             }

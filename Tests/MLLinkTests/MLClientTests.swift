@@ -1,3 +1,4 @@
+import BrokerTestSupport
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
@@ -60,17 +61,9 @@ struct ScriptedMLService: Edge_Ml_V1_MLService.SimpleServiceProtocol {
     }
 }
 
-/// A loopback port nothing listens on (bound by a server that is then stopped).
+/// A loopback port nothing listens on (the tests' one free-port helper).
 func closedPort() async throws -> Int {
-    let server = GRPCServer(
-        transport: .http2NIOPosix(address: .ipv4(host: "127.0.0.1", port: 0), transportSecurity: .plaintext),
-        services: [ScriptedMLService()])
-    return try await withThrowingDiscardingTaskGroup { group in
-        group.addTask { try await server.serve() }
-        let port = try #require(try await server.listeningAddress?.ipv4?.port)
-        server.beginGracefulShutdown()
-        return port
-    }
+    try FreePort.next()
 }
 
 /// Runs `body` with a scripted server on a free loopback port and a client for it.

@@ -24,14 +24,14 @@ import Testing
     ) async throws -> MQTTEvent {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            guard let event = await iterator.next() else { throw TestFailure("event stream ended") }
+            guard let event = await iterator.next() else { throw HarnessError("event stream ended") }
             if predicate(event) { return event }
         }
-        throw TestFailure("no matching event within \(timeout)")
+        throw HarnessError("no matching event within \(timeout)")
     }
 
     @Test func receivesItsOwnPublishAndReportsThePuback() async throws {
-        let broker = try LocalBroker()
+        let broker = try MosquittoBroker()
         try await broker.start()
         let client = MQTTClient(configuration: configuration(port: broker.port), logger: Logger(label: "test"))
         client.start()
@@ -48,7 +48,7 @@ import Testing
     }
 
     @Test func afterABrokerRestartItReconnectsResubscribesAndRefusesTheOldGeneration() async throws {
-        let broker = try LocalBroker()
+        let broker = try MosquittoBroker()
         try await broker.start()
         let client = MQTTClient(configuration: configuration(port: broker.port), logger: Logger(label: "test"))
         client.start()
@@ -56,7 +56,7 @@ import Testing
         guard case .subscribed(let first) = try await next(&events, where: { if case .subscribed = $0 { true } else { false } })
         else { return }
 
-        broker.stop()
+        broker.kill()
         _ = try await next(&events, where: { if case .disconnected(first, _) = $0 { true } else { false } })
         try await broker.start()
         guard case .subscribed(let second) = try await next(&events, where: { if case .subscribed = $0 { true } else { false } })
@@ -75,7 +75,7 @@ import Testing
 
     @Test func aServerThatNeverAnswersConnectCountsAsAFailedConnect() async throws {
         // A listening socket that accepts (in the kernel's backlog) and never speaks MQTT.
-        let (fd, port) = try LocalBroker.boundSocket()
+        let (fd, port) = try FreePort.boundSocket()
         defer { close(fd) }
         listen(fd, 16)
 

@@ -49,31 +49,12 @@ import Testing
     static func until(_ what: String, seconds: Double = 10, _ condition: @Sendable () -> Bool) async throws {
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         while !condition() {
-            guard ContinuousClock.now < deadline else { throw TestFailure("timed out waiting for \(what)") }
+            guard ContinuousClock.now < deadline else { throw HarnessError("timed out waiting for \(what)") }
             try await Task.sleep(for: .milliseconds(20))
         }
     }
 
     func until(_ what: String, _ condition: @Sendable () -> Bool) async throws { try await Self.until(what, condition) }
-
-    /// Connects as `username` (client id: `clientID`, else the username, as a device account
-    /// must); returns the client once connected, or nil when the broker refuses.
-    func connect(
-        _ broker: DynsecBroker, as username: String, password: String, clientID: String? = nil, subscriptions: [String] = []
-    ) async throws -> MQTTClient? {
-        let client = broker.client(clientID ?? username, username: username, password: password, subscriptions: subscriptions)
-        client.start()
-        for await event in client.events {
-            switch event {
-            case .connected: return client
-            case .connectFailed:
-                await client.stop()
-                return nil
-            default: continue
-            }
-        }
-        return nil
-    }
 
     func withAccounts(_ body: (DynsecBroker, BrokerAccounts) async throws -> Void) async throws {
         let broker = try DynsecBroker()
@@ -97,7 +78,7 @@ import Testing
 
             let observer = Observer(broker)
             try await observer.start()
-            let client = try #require(try await connect(broker, as: "sensor-1", password: password))
+            let client = try #require(await BrokerLogin.client(port: broker.port, username: "sensor-1", password: password))
             try client.publish(topic: "device/sensor-1/event", payload: Array("mine".utf8), qos: 1)
             try client.publish(topic: "device/sensor-2/event", payload: Array("not mine".utf8), qos: 1)
             try client.publish(topic: "device/sensor-1/ack", payload: Array("forged ack".utf8), qos: 1)
@@ -109,7 +90,7 @@ import Testing
             #expect(seen.contains("device/sensor-1/event mine"))
             #expect(!seen.contains { $0.hasPrefix("device/sensor-2/") }, "publishing as another device is refused: \(seen)")
             #expect(!seen.contains { $0.hasPrefix("device/sensor-1/ack") }, "a device cannot forge its own ack: \(seen)")
-            #expect(try await connect(broker, as: "sensor-1", password: "wrong") == nil)
+            #expect(await BrokerLogin.succeeds(port: broker.port, username: "sensor-1", password: "wrong") == false)
             await client.stop()
             await observer.stop()
         }
@@ -119,11 +100,11 @@ import Testing
         try await withAccounts { broker, accounts in
             let password = BrokerAccounts.generatePassword()
             try await accounts.createAccount(for: DeviceID("sensor-7")!, password: password, requestID: "req-7")
-            let own = try #require(try await connect(broker, as: "sensor-7", password: password, clientID: "sensor-7"))
+            let own = try #require(await BrokerLogin.client(port: broker.port, username: "sensor-7", password: password, clientID: "sensor-7"))
             await own.stop()
             // The gateway's client id (a session takeover), another device's, or any other: refused at CONNECT.
             for foreign in ["edge-gateway-hub-1", "sensor-8", "sensor-7-x"] {
-                #expect(try await connect(broker, as: "sensor-7", password: password, clientID: foreign) == nil, "client id \(foreign)")
+                #expect(await BrokerLogin.succeeds(port: broker.port, username: "sensor-7", password: password, clientID: foreign) == false, "client id \(foreign)")
             }
         }
     }
@@ -180,20 +161,20 @@ import Testing
                 try await accounts.createAccount(for: device, password: "second-password-456", requestID: "req-second")
             }
             #expect(refused?.isRetriable == false)
-            #expect(try await connect(broker, as: "dev-2", password: "second-password-456") == nil)
+            #expect(await BrokerLogin.succeeds(port: broker.port, username: "dev-2", password: "second-password-456") == false)
             // The same registration again (a resumed step): done, nothing changed.
             try await accounts.createAccount(for: device, password: "first-password-123", requestID: "req-first")
-            let first = try #require(try await connect(broker, as: "dev-2", password: "first-password-123"))
+            let first = try #require(await BrokerLogin.client(port: broker.port, username: "dev-2", password: "first-password-123"))
             await first.stop()
             #expect(try await accounts.account("dev-2")?.clientID == "dev-2")
 
             // Compensation of the other registration leaves it alone.
             try await accounts.removeAccount(for: device, requestID: "req-second")
-            let still = try #require(try await connect(broker, as: "dev-2", password: "first-password-123"))
+            let still = try #require(await BrokerLogin.client(port: broker.port, username: "dev-2", password: "first-password-123"))
             await still.stop()
             try await accounts.removeAccount(for: device, requestID: "req-first")
             try await accounts.removeAccount(for: device, requestID: "req-first")
-            #expect(try await connect(broker, as: "dev-2", password: "first-password-123") == nil, "a removed account cannot connect")
+            #expect(await BrokerLogin.succeeds(port: broker.port, username: "dev-2", password: "first-password-123") == false, "a removed account cannot connect")
             #expect(try await accounts.account("dev-2") == nil)
         }
     }
@@ -206,8 +187,8 @@ import Testing
                 try await accounts.createAccount(for: admin, password: "stolen-password-1", requestID: "req-evil")
             }
             try await accounts.removeAccount(for: admin, requestID: "req-evil")
-            #expect(try await connect(broker, as: broker.adminUser, password: "stolen-password-1", clientID: "probe-1") == nil)
-            let still = try #require(try await connect(broker, as: broker.adminUser, password: broker.adminPassword, clientID: "probe-2"))
+            #expect(await BrokerLogin.succeeds(port: broker.port, username: broker.adminUser, password: "stolen-password-1", clientID: "probe-1") == false)
+            let still = try #require(await BrokerLogin.client(port: broker.port, username: broker.adminUser, password: broker.adminPassword, clientID: "probe-2"))
             await still.stop()
         }
     }

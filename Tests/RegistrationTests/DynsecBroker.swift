@@ -4,28 +4,20 @@ import BrokerTestSupport
 import MQTT
 
 /// A mosquitto on a free loopback port with the dynamic-security plugin, no anonymous access, and
-/// an admin identity made by `mosquitto_ctrl dynsec init`.
+/// an admin identity made by `mosquitto_ctrl dynsec init` (the harness's `MosquittoBroker` with
+/// `dynamicSecurity`).
 final class DynsecBroker: Sendable {
-    static let plugin = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
     let adminUser = "gateway-admin"
     let adminPassword = "admin-\(UUID().uuidString.prefix(8))"
-    private let broker: LocalBroker
+    let broker: MosquittoBroker
 
     var port: Int { broker.port }
 
     init() throws {
-        let (user, password) = (adminUser, adminPassword)
-        broker = try LocalBroker(allowAnonymous: false) { directory in
-            let security = directory.appendingPathComponent("dynamic-security.json")
-            let initialise = Process()
-            initialise.executableURL = URL(fileURLWithPath: "/usr/bin/mosquitto_ctrl")
-            initialise.arguments = ["dynsec", "init", security.path, user, password]
-            initialise.standardOutput = FileHandle.nullDevice
-            try initialise.run()
-            initialise.waitUntilExit()
-            guard initialise.terminationStatus == 0 else { throw TestFailure("mosquitto_ctrl dynsec init failed") }
-            return ["plugin \(Self.plugin)", "plugin_opt_config_file \(security.path)"]
-        }
+        broker = try MosquittoBroker(
+            "dynsec", allowAnonymous: false,
+            dynamicSecurity: .init(adminUser: adminUser, adminPassword: adminPassword, anonymousMayDoEverything: false),
+            unlimitedQueues: false)
     }
 
     func start() async throws {

@@ -1,4 +1,5 @@
 import Audio
+import BrokerTestSupport
 import Foundation
 import Logging
 import MQTT
@@ -58,8 +59,11 @@ final class AudioDevice {
 
     final class Answers: Sendable {
         let bySession = Mutex<[String: String]>([:])
+        /// Whether the broker has acknowledged the device's subscription (SUBACK).
+        let subscribed = Mutex(false)
     }
     private var listener: Task<Void, Never>?
+    private var eventListener: Task<Void, Never>?
 
     /// - Parameter account: the device's broker account (username, password), whose client id must be
     ///   the device id; without one, an anonymous connection with a client id of its own.
@@ -87,12 +91,15 @@ final class AudioDevice {
                 }
             }
         }
-        let deadline = ContinuousClock.now + timeout
-        while !client.isConnected {
-            guard ContinuousClock.now < deadline else { throw HarnessError("audio device \(id) did not connect") }
-            try await Task.sleep(for: .milliseconds(20))
+        eventListener = Task {
+            for await event in client.events {
+                if case .subscribed = event { answers.subscribed.withLock { $0 = true } }
+            }
         }
-        try await Task.sleep(for: .milliseconds(100))
+        // Connected and its answers' topic subscribed: an answer sent from now on reaches it.
+        try await Poll.until("audio device \(id) to connect and subscribe", timeout: timeout) {
+            client.isConnected && answers.subscribed.withLock { $0 }
+        }
     }
 
     /// Waits for the answer to `session` on the device's own subscription (reacting within a
@@ -110,6 +117,7 @@ final class AudioDevice {
     func close() async {
         await client.stop()
         listener?.cancel()
+        eventListener?.cancel()
     }
 
     func publish(_ bytes: [UInt8]) throws {

@@ -1,3 +1,4 @@
+import BrokerTestSupport
 import Foundation
 
 /// A device simulated with Mosquitto's own command-line client, independent of the gateway's MQTT code.

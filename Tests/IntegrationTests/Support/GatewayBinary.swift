@@ -1,3 +1,4 @@
+import BrokerTestSupport
 import Foundation
 
 /// Where the `edge-gateway` executable is, and the environment it runs in.

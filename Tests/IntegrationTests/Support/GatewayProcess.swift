@@ -1,3 +1,4 @@
+import BrokerTestSupport
 import Foundation
 
 /// The `edge-gateway` daemon under test, run as a real process with a config file in the sandbox.

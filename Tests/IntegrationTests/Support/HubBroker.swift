@@ -1,3 +1,4 @@
+import BrokerTestSupport
 import Foundation
 
 /// The hub broker as an installation sets it up: `scripts/packaging/setup-broker --root DIR` makes the
@@ -5,7 +6,8 @@ import Foundation
 /// `config/mosquitto/edge-gateway.conf` (the snippet the installers put in `/etc/mosquitto/conf.d/`)
 /// is loaded with its ports moved to free loopback ports and its paths into that root. Everything
 /// else in the snippet (no anonymous clients, the plugin, persistence, limits, the TLS listener's
-/// settings) is as shipped. The plain listener is `MosquittoBroker`'s own on 127.0.0.1, which is what
+/// settings) is as shipped. It is a configuration, not a harness of its own: the broker runs through
+/// `MosquittoBroker` (BrokerTestSupport) like every other. The plain listener is `MosquittoBroker`'s own on 127.0.0.1, which is what
 /// setup-broker writes into `edge-gateway-plain.conf` on a new hub (`listener 1883 127.0.0.1`).
 ///
 /// ```swift
@@ -78,9 +80,7 @@ final class HubBroker {
         }
         let broker = try MosquittoBroker("hub", in: sandbox, allowAnonymous: false, extraConfig: lines)
         try await broker.start()
-        while !LoopbackAddress.acceptsConnections(port: tlsPort) {
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        try await broker.waitUntilListening(on: tlsPort)
         return HubBroker(
             root: root, broker: broker, tlsPort: tlsPort,
             secrets: try envFile(etc.appendingPathComponent("edge-gateway/secrets.env")),

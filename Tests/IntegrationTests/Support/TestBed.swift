@@ -1,3 +1,4 @@
+import BrokerTestSupport
 import Foundation
 
 /// The usual arrangement for a scenario: a device broker, an upstream broker, recorders for device acks

@@ -1,3 +1,4 @@
+import BrokerTestSupport
 import Foundation
 
 /// A throw-away CA and a server certificate for 127.0.0.1 / localhost signed by it, made with `openssl`.

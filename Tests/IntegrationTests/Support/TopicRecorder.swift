@@ -1,3 +1,4 @@
+import BrokerTestSupport
 import Foundation
 
 /// Records every message on some topic filters with `mosquitto_sub`, for checking what the daemon published.

@@ -5,11 +5,11 @@ import Foundation
 /// `withSandbox` tears it down whatever happens: processes that still run are SIGKILLed and the directory is
 /// removed. It is kept (and its path printed) when the test body throws, or for every test when the
 /// environment variable `IT_KEEP_TMP` is set, so logs can be read after a failure.
-final class Sandbox {
-    let directory: URL
+public final class Sandbox {
+    public let directory: URL
     private var children: [ChildProcess] = []
 
-    init(name: String) throws {
+    public init(name: String) throws {
         let safeName = String(name.map { $0.isLetter || $0.isNumber ? $0 : "-" }.prefix(60))
         directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("edge-gateway-it", isDirectory: true)
@@ -18,23 +18,23 @@ final class Sandbox {
     }
 
     /// A path inside the sandbox (nothing is created).
-    func url(_ name: String) -> URL {
+    public func url(_ name: String) -> URL {
         directory.appendingPathComponent(name)
     }
 
     /// A directory inside the sandbox, created when missing.
-    func makeDirectory(_ name: String) throws -> URL {
+    public func makeDirectory(_ name: String) throws -> URL {
         let url = directory.appendingPathComponent(name, isDirectory: true)
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
 
     /// Remembers a process so `tearDown` ends it if its owner did not.
-    func track(_ child: ChildProcess) {
+    public func track(_ child: ChildProcess) {
         children.append(child)
     }
 
-    func tearDown(keepFiles: Bool) {
+    public func tearDown(keepFiles: Bool) {
         for child in children.reversed() where child.isRunning {
             child.kill()
         }
@@ -48,7 +48,7 @@ final class Sandbox {
 }
 
 /// Runs `body` with a fresh sandbox and tears the sandbox down afterwards, also when `body` throws.
-func withSandbox<T>(
+public func withSandbox<T>(
     _ name: String = #function,
     _ body: (Sandbox) async throws -> T
 ) async throws -> T {

@@ -6,16 +6,23 @@ import Glibc
 import Darwin
 #endif
 
-/// Finds TCP ports on 127.0.0.1 that nothing listens on.
+/// Finds TCP ports on 127.0.0.1 that nothing listens on: the one free-port helper of the Swift tests.
 ///
 /// The kernel picks the port (bind to port 0); the socket is closed before the port is returned, so another
 /// process could take it in between. That race is acceptable for tests: a clash makes the broker fail to
 /// start with a clear log line rather than making a test pass wrongly.
-enum FreePort {
-    static func next() throws -> Int {
+public enum FreePort {
+    public static func next() throws -> Int {
+        let (fd, port) = try boundSocket()
+        close(fd)
+        return port
+    }
+
+    /// A TCP socket bound to a free port on 127.0.0.1, for a test that needs the port held (a server
+    /// that listens and never answers, say); the caller closes it (or listens on it).
+    public static func boundSocket() throws -> (fd: Int32, port: Int) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw HarnessError.system("socket", errno) }
-        defer { close(fd) }
 
         var address = LoopbackAddress.make(port: 0)
         let bound = withUnsafePointer(to: &address) {
@@ -23,13 +30,21 @@ enum FreePort {
                 bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
-        guard bound == 0 else { throw HarnessError.system("bind", errno) }
+        guard bound == 0 else {
+            let code = errno
+            close(fd)
+            throw HarnessError.system("bind", code)
+        }
 
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let named = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
         }
-        guard named == 0 else { throw HarnessError.system("getsockname", errno) }
-        return Int(UInt16(bigEndian: address.sin_port))
+        guard named == 0 else {
+            let code = errno
+            close(fd)
+            throw HarnessError.system("getsockname", code)
+        }
+        return (fd, Int(UInt16(bigEndian: address.sin_port)))
     }
 }

@@ -7,11 +7,11 @@ import Darwin
 #endif
 
 /// How a child process ended.
-enum ProcessExit: Equatable, Sendable, CustomStringConvertible {
+public enum ProcessExit: Equatable, Sendable, CustomStringConvertible {
     case exited(Int32)
     case signaled(Int32)
 
-    var description: String {
+    public var description: String {
         switch self {
         case .exited(let code): "exit status \(code)"
         case .signaled(let signal): "killed by signal \(signal)"
@@ -23,10 +23,10 @@ enum ProcessExit: Equatable, Sendable, CustomStringConvertible {
 ///
 /// The process is SIGKILLed when this object goes away while it still runs, so a failing test does not leave
 /// brokers or daemons behind.
-final class ChildProcess {
-    let executable: String
-    let arguments: [String]
-    let outputFile: URL
+public final class ChildProcess {
+    public let executable: String
+    public let arguments: [String]
+    public let outputFile: URL
     private let process = Process()
     private let input: Pipe?
 
@@ -38,7 +38,7 @@ final class ChildProcess {
     /// Starts `executable` with `arguments`; output is appended to `outputFile` (created when missing), stderr
     /// to `errorFile` when given, else to `outputFile` too.
     /// With `withInput`, the child's stdin is a pipe that `write(_:)` feeds and `closeInput()` closes.
-    init(
+    public init(
         executable: String,
         arguments: [String],
         outputFile: URL,
@@ -91,37 +91,37 @@ final class ChildProcess {
         }
     }
 
-    var pid: Int32 { process.processIdentifier }
-    var isRunning: Bool { process.isRunning }
+    public var pid: Int32 { process.processIdentifier }
+    public var isRunning: Bool { process.isRunning }
 
-    var commandLine: String { ([executable] + arguments).joined(separator: " ") }
+    public var commandLine: String { ([executable] + arguments).joined(separator: " ") }
 
     /// The exit, once the process has ended.
-    var exit: ProcessExit? {
+    public var exit: ProcessExit? {
         guard !process.isRunning else { return nil }
         return process.terminationReason == .exit
             ? .exited(process.terminationStatus) : .signaled(process.terminationStatus)
     }
 
-    func send(signal: Int32) {
+    public func send(signal: Int32) {
         if process.isRunning {
             _ = deliver(signal, to: process.processIdentifier)
         }
     }
 
     /// Writes bytes to the child's stdin.
-    func write(_ data: Data) throws {
+    public func write(_ data: Data) throws {
         guard let input else { throw HarnessError("\(executable) was started without an input pipe") }
         try input.fileHandleForWriting.write(contentsOf: data)
     }
 
     /// Closes the child's stdin so it sees end of file.
-    func closeInput() {
+    public func closeInput() {
         try? input?.fileHandleForWriting.close()
     }
 
     /// Waits until the process has ended; nil when it still runs after `timeout`.
-    func waitForExit(timeout: Duration) async throws -> ProcessExit? {
+    public func waitForExit(timeout: Duration) async throws -> ProcessExit? {
         let deadline = ContinuousClock.now + timeout
         while process.isRunning {
             if ContinuousClock.now >= deadline { return nil }
@@ -132,7 +132,7 @@ final class ChildProcess {
 
     /// SIGTERM, then waits; SIGKILL when it has not ended within `grace`.
     @discardableResult
-    func terminate(grace: Duration = .seconds(15)) async throws -> ProcessExit {
+    public func terminate(grace: Duration = .seconds(15)) async throws -> ProcessExit {
         send(signal: SIGTERM)
         if let exit = try await waitForExit(timeout: grace) { return exit }
         kill()
@@ -140,7 +140,7 @@ final class ChildProcess {
     }
 
     /// SIGKILL and wait (blocking, briefly) until the kernel has reaped it. Safe from `defer` and `deinit`.
-    func kill() {
+    public func kill() {
         send(signal: SIGKILL)
         let deadline = Date().addingTimeInterval(10)
         while process.isRunning && Date() < deadline {

@@ -12,7 +12,7 @@ extension Process {
     /// Why: a child inherits the signal mask of the thread that spawns it, and the threads Swift concurrency
     /// runs tests on block SIGTERM, SIGINT, SIGHUP and others. Spawned from there, Mosquitto and the daemon
     /// never see the SIGTERM a test sends (it stays pending), so "SIGTERM -> clean exit" could not be tested.
-    func runWithCleanSignalMask() throws {
+    public func runWithCleanSignalMask() throws {
         let process = self
         let outcome = SpawnOutcome()
         let thread = Thread {

@@ -1,8 +1,8 @@
 import Foundation
 
 /// Runs a command-line tool (openssl, mosquitto_passwd) to completion and fails with its output when it fails.
-enum Tool {
-    static func run(_ executable: String, _ arguments: [String], in directory: URL) async throws {
+public enum Tool {
+    public static func run(_ executable: String, _ arguments: [String], in directory: URL) async throws {
         let output = directory.appendingPathComponent("tool-\(URL(fileURLWithPath: executable).lastPathComponent).log")
         let child = try ChildProcess(executable: executable, arguments: arguments, outputFile: output)
         defer { if child.isRunning { child.kill() } }

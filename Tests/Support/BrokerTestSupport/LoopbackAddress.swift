@@ -7,8 +7,8 @@ import Darwin
 #endif
 
 /// A `sockaddr_in` for 127.0.0.1, and a check whether something accepts TCP connections there.
-enum LoopbackAddress {
-    static func make(port: Int) -> sockaddr_in {
+public enum LoopbackAddress {
+    public static func make(port: Int) -> sockaddr_in {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = UInt16(port).bigEndian
@@ -17,7 +17,7 @@ enum LoopbackAddress {
     }
 
     /// Whether a TCP connect to 127.0.0.1:`port` succeeds right now.
-    static func acceptsConnections(port: Int) -> Bool {
+    public static func acceptsConnections(port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
