@@ -45,12 +45,14 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
     private var connackReceived = false
     private var pendingSubscriptions: Set<Int32> = []
     private var lostReason: String?
+    private var failureLog: ConnectFailureLog
 
     public init(configuration: MQTTClientConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
         self.messages = MessageBuffer(
             capacity: configuration.messageBufferCapacity, byteCapacity: configuration.messageBufferBytes)
+        self.failureLog = ConnectFailureLog(broker: "\(configuration.host):\(configuration.port)")
         self.backoff = ReconnectBackoff(
             baseMilliseconds: configuration.reconnectBaseMs, capMilliseconds: configuration.reconnectCapMs)
         (events, eventsContinuation) = AsyncStream.makeStream(of: MQTTEvent.self, bufferingPolicy: .unbounded)
@@ -216,8 +218,7 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
         let rc = newHandle.connectAsync(host: configuration.host, port: configuration.port, keepAlive: configuration.keepAliveSeconds)
         guard rc == MosquittoHandle.success else {
             let reason = MosquittoHandle.describe(rc)
-            logger.warning("MQTT connect failed", metadata: ["mqtt.broker": "\(configuration.host):\(configuration.port)", "error": "\(reason)"])
-            eventsContinuation.yield(.connectFailed(reason: reason))
+            connectFailed(reason)
             return false
         }
         let connectStarted = ContinuousClock.now
@@ -267,10 +268,22 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
             eventsContinuation.yield(.disconnected(generation: currentGeneration, reason: reason))
             return true
         }
-        let reason = lostReason ?? "connection failed"
-        logger.warning("MQTT connect failed", metadata: ["mqtt.broker": "\(configuration.host):\(configuration.port)", "error": "\(reason)"])
-        eventsContinuation.yield(.connectFailed(reason: reason))
+        connectFailed(lostReason ?? "connection failed")
         return false
+    }
+
+    /// A connect that failed: logged as ``ConnectFailureLog`` says (one error per streak, then
+    /// reminders), and reported to the consumer.
+    private func connectFailed(_ reason: String) {
+        let metadata: Logger.Metadata = [
+            "mqtt.broker": "\(configuration.host):\(configuration.port)", "mqtt.client_id": "\(configuration.clientID)", "error": "\(reason)",
+        ]
+        if let (level, message) = failureLog.failed(reason: reason) {
+            logger.log(level: level, "\(message)", metadata: metadata)
+        } else {
+            logger.debug("MQTT connect failed", metadata: metadata)
+        }
+        eventsContinuation.yield(.connectFailed(reason: reason))
     }
 
     // MARK: - Callbacks (network thread)
@@ -290,6 +303,9 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
         let handle = self.handle
         let currentGeneration = generation
         condition.unlock()
+        if let summary = failureLog.connected() {
+            logger.notice("\(summary)", metadata: ["mqtt.broker": "\(configuration.host):\(configuration.port)"])
+        }
         logger.info("MQTT connected", metadata: ["mqtt.broker": "\(configuration.host):\(configuration.port)", "mqtt.client_id": "\(configuration.clientID)"])
         eventsContinuation.yield(.connected(generation: currentGeneration))
         guard let handle else { return }

@@ -1,9 +1,14 @@
-/// Exponential backoff with full jitter: the n-th retry waits a random time in
-/// `0 ... min(cap, base * 2^n)`. Full jitter spreads a fleet of hubs that lost the same broker
-/// over the whole interval instead of having them reconnect in waves.
+/// Exponential backoff with full jitter: after ``quickAttempts`` quick retries (each within
+/// ``quickCeilingMilliseconds``, so a broker that comes up a moment after the gateway is used
+/// within about a second), retry number n waits a random time in `0 ... min(cap, base * 2^k)`,
+/// k = n - quickAttempts. Full jitter spreads a fleet of hubs that lost the same broker over the
+/// whole interval instead of having them reconnect in waves; only repeated failures reach the cap.
 public struct ReconnectBackoff: Sendable, Equatable {
     public var baseMilliseconds: Int
     public var capMilliseconds: Int
+    /// Retries at the start of a streak of failures that wait at most ``quickCeilingMilliseconds``.
+    public var quickAttempts = 2
+    public var quickCeilingMilliseconds = 250
 
     public init(baseMilliseconds: Int, capMilliseconds: Int) {
         self.baseMilliseconds = max(baseMilliseconds, 1)
@@ -12,7 +17,11 @@ public struct ReconnectBackoff: Sendable, Equatable {
 
     /// The upper bound of the wait before retry number `attempt` (0-based), in milliseconds.
     public func ceiling(attempt: Int) -> Double {
-        min(Double(capMilliseconds), Double(baseMilliseconds) * pow2(min(max(attempt, 0), 40)))
+        if attempt < quickAttempts {
+            return Double(min(quickCeilingMilliseconds, baseMilliseconds, capMilliseconds))
+        }
+        let exponent = min(max(attempt - quickAttempts, 0), 40)
+        return min(Double(capMilliseconds), Double(baseMilliseconds) * pow2(exponent))
     }
 
     /// A wait before retry number `attempt`, in milliseconds; `unit` is a uniform sample in 0...1.
