@@ -236,7 +236,7 @@ final class OutboxWriter: @unchecked Sendable {
         }
         if outboxError.code == .corrupt {
             // The next start checks the whole file and quarantines it if the check fails.
-            FileManager.default.createFile(atPath: Outbox.checkMarkerPath(configuration.path), contents: nil)
+            _ = FileManager.default.createFile(atPath: Outbox.checkMarkerPath(configuration.path), contents: nil)
         }
         logger.critical("outbox failed", metadata: ["error": "\(outboxError)"])
         condition.lock()
