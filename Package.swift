@@ -189,7 +189,7 @@ let package = Package(
             // the status page (Hummingbird).
             name: "Admin",
             dependencies: [
-                "GatewayCore", "Outbox", "MLLink", "Registration",
+                "GatewayCore", "Outbox", "MLLink", "Registration", "Reporting",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),

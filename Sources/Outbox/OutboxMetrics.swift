@@ -5,12 +5,12 @@ struct OutboxMetrics: Sendable {
     let depth = Gauge(label: "gateway.outbox.depth")
     let bytes = Gauge(label: "gateway.outbox.bytes")
     /// Events stored (each once: duplicates are not counted).
-    let appended = Counter(label: "gateway.outbox.events.appended")
+    let appended = Counter(label: "gateway.outbox.events.appended.total")
     /// Events removed after the upstream broker acknowledged them.
-    let acked = Counter(label: "gateway.outbox.events.acked")
+    let acked = Counter(label: "gateway.outbox.events.acked.total")
     let dropped: [String: Counter] = Dictionary(
         uniqueKeysWithValues: DropReason.allCases.map {
-            ($0.rawValue, Counter(label: "gateway.outbox.events.dropped", dimensions: [("reason", $0.rawValue)]))
+            ($0.rawValue, Counter(label: "gateway.outbox.events.dropped.total", dimensions: [("reason", $0.rawValue)]))
         })
 
     func record(depth: Int64, bytes: Int64) {
