@@ -335,7 +335,7 @@ let package = Package(
         .testTarget(
             name: "AdminTests",
             dependencies: [
-                "Admin", "GatewayCore", "Outbox", "MLLink", "Registration", "HTTPTestSupport",
+                "Admin", "GatewayCore", "Outbox", "MLLink", "Registration", "Reporting", "HTTPTestSupport", "BrokerTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
