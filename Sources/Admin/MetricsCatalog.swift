@@ -29,7 +29,8 @@ public enum MetricsCatalog {
 
         // The outbox (Sources/Outbox).
         "gateway.outbox.depth": gauge("Events stored in the outbox and not yet acknowledged by the upstream broker."),
-        "gateway.outbox.bytes": gauge("Payload bytes of the events waiting in the outbox."),
+        "gateway.outbox.bytes": gauge("Bytes the waiting events count against store.maxBytes (payload plus 64 per event)."),
+        "gateway.outbox.capacity.bytes": gauge("The outbox's cap, store.maxBytes, in the unit of gateway_outbox_bytes."),
         "gateway.outbox.oldest_age_seconds": gauge("Age of the oldest event waiting in the outbox, 0 when it is empty."),
         "gateway.outbox.events.appended.total": counter("Events stored in the outbox (repeats of a stored event not counted)."),
         "gateway.outbox.events.acked.total": counter("Events removed from the outbox after the upstream broker acknowledged them."),

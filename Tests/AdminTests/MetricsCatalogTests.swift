@@ -91,6 +91,22 @@ import Testing
         #expect(undocumented.isEmpty, "not in the metric table of Sources/Admin/README.md: \(undocumented)")
     }
 
+    /// The alert rules in Sources/Admin/README.md: valid for promtool, and every metric they use exists.
+    @Test(.enabled(if: Promtool.path != nil, "promtool is not installed (scripts/setup installs Debian's prometheus)"))
+    func theAlertRulesInTheREADMEAreValidAndUseTheDaemonsMetrics() async throws {
+        let readme = try String(contentsOf: Self.root.appendingPathComponent("Sources/Admin/README.md"), encoding: .utf8)
+        let block = try #require(readme.firstMatch(of: /```yaml\n(groups:[\s\S]*?)```/)?.1)
+        let names = Set(block.matches(of: /gateway_[a-z0-9_]+/).map { String($0.0) })
+        let exported = Set(MetricsCatalog.entries.keys.map(MetricsCatalog.exportedName))
+        #expect(names.count >= 5 && names.isSubset(of: exported), "unknown: \(names.subtracting(exported).sorted())")
+        try await withSandbox { sandbox in
+            let rules = sandbox.url("alerts.yml")
+            try Data(block.utf8).write(to: rules)
+            let result = try await Promtool.run(["check", "rules", rules.path], in: sandbox.directory)
+            #expect(result.exit == .exited(0), "\(result.output)")
+        }
+    }
+
     /// Every catalog metric made through the daemon's factory, rendered.
     static func everyCatalogMetricRendered() -> String {
         let registry = PrometheusCollectorRegistry()

@@ -23,4 +23,16 @@ public enum Promtool {
         }
         return (exit, LogFile.text(output))
     }
+
+    /// Runs promtool with `arguments` (`check rules FILE`): its exit and output.
+    public static func run(_ arguments: [String], in directory: URL) async throws -> (exit: ProcessExit, output: String) {
+        guard let path else { throw HarnessError("promtool is not installed (scripts/setup installs Debian's prometheus package)") }
+        let output = directory.appendingPathComponent("promtool-\(UUID().uuidString.prefix(8)).out")
+        let child = try ChildProcess(executable: path, arguments: arguments, outputFile: output)
+        defer { if child.isRunning { child.kill() } }
+        guard let exit = try await child.waitForExit(timeout: .seconds(60)) else {
+            throw HarnessError.timeout(child.commandLine, details: LogFile.tail(output))
+        }
+        return (exit, LogFile.text(output))
+    }
 }
