@@ -61,7 +61,7 @@ import Testing
         #expect(metrics.contains { $0.label == "gateway.outbox.depth" && $0.kind == .gauge })
         let missing = metrics.filter { MetricsCatalog.entries[$0.label] == nil }
         #expect(missing.isEmpty, "made in Sources but not in MetricsCatalog (no # HELP): \(missing)")
-        let wrongKind = metrics.filter { MetricsCatalog.entries[$0.label].map { entry in entry.kind != $0.kind } ?? false }
+        let wrongKind = metrics.filter { made in MetricsCatalog.entries[made.label].map { $0.kind != made.kind } ?? false }
         #expect(wrongKind.isEmpty, "catalog kind differs from the constructor: \(wrongKind)")
     }
 
