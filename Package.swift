@@ -189,7 +189,7 @@ let package = Package(
             // the status page (Hummingbird).
             name: "Admin",
             dependencies: [
-                "GatewayCore", "Outbox", "MLLink", "Registration",
+                "GatewayCore", "Outbox", "MLLink", "Registration", "Reporting",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
@@ -335,7 +335,7 @@ let package = Package(
         .testTarget(
             name: "AdminTests",
             dependencies: [
-                "Admin", "GatewayCore", "Outbox", "MLLink", "Registration", "HTTPTestSupport",
+                "Admin", "GatewayCore", "Outbox", "MLLink", "Registration", "Reporting", "HTTPTestSupport", "BrokerTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),

@@ -3,7 +3,7 @@ import Metrics
 import Synchronization
 
 /// Requests and connections the admin server refuses before any route runs, counted as
-/// `gateway.admin.requests.rejected{reason}` and logged: at warning at most once per reason every
+/// `gateway.admin.requests.rejected.total{reason}` and logged: at warning at most once per reason every
 /// `logInterval` (with how many were refused in between), otherwise at debug, so a flood cannot
 /// fill the journal.
 final class AdminRejections: Sendable {
@@ -29,7 +29,7 @@ final class AdminRejections: Sendable {
     init(logger: Logger) {
         self.logger = logger
         counters = Dictionary(uniqueKeysWithValues: Reason.allCases.map {
-            ($0, Counter(label: "gateway.admin.requests.rejected", dimensions: [("reason", $0.rawValue)]))
+            ($0, Counter(label: "gateway.admin.requests.rejected.total", dimensions: [("reason", $0.rawValue)]))
         })
     }
 

@@ -229,7 +229,7 @@ public final class AdminServer: Service, Sendable {
     }
 
     /// `POST /api/devices` bodies refused before the registration (the rest are counted there).
-    static let rejectedBodies = Counter(label: "gateway.admin.requests.rejected", dimensions: [("reason", "invalid_body")])
+    static let rejectedBodies = Counter(label: "gateway.admin.requests.rejected.total", dimensions: [("reason", "invalid_body")])
 
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
         let encoder = JSONEncoder()

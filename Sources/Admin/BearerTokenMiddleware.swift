@@ -9,7 +9,7 @@ import Metrics
 /// header).
 struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
     let token: String
-    private let refused = Counter(label: "gateway.admin.requests.unauthorized")
+    private let refused = Counter(label: "gateway.admin.requests.unauthorized.total")
 
     static var openPaths: Set<String> { ["/healthz", "/readyz", "/"] }
     /// Routes that take the token from the query.

@@ -26,8 +26,8 @@ public final class LiveFeed: LiveSink, Sendable {
     private let state = Mutex(State())
     /// The last answers, for the status page (kept whether or not anyone watches).
     let recent = RecentDialogs()
-    private let dropped = Counter(label: "gateway.live.clients.dropped", dimensions: [("reason", "slow")])
-    private let refused = Counter(label: "gateway.live.clients.dropped", dimensions: [("reason", "too_many")])
+    private let dropped = Counter(label: "gateway.live.clients.dropped.total", dimensions: [("reason", "slow")])
+    private let refused = Counter(label: "gateway.live.clients.dropped.total", dimensions: [("reason", "too_many")])
 
     enum Outgoing: Sendable {
         case text(String)

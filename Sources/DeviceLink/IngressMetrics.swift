@@ -3,13 +3,13 @@ import Metrics
 
 /// Ingress metrics, created once (dimensions are bounded: reasons, never device ids).
 struct IngressMetrics: Sendable {
-    let stored = Counter(label: "gateway.ingress.events.stored")
-    let duplicates = Counter(label: "gateway.ingress.events.duplicate")
-    let ackFailures = Counter(label: "gateway.ingress.acks.failed")
-    let commitWindow = Timer(label: "gateway.ingress.commit_window.duration")
+    let stored = Counter(label: "gateway.ingress.events.stored.total")
+    let duplicates = Counter(label: "gateway.ingress.events.duplicate.total")
+    let ackFailures = Counter(label: "gateway.ingress.acks.failed.total")
+    let commitWindow = Timer(label: "gateway.ingress.commit_window.seconds")
     let rejectedByReason: [String: Counter] = Dictionary(
         uniqueKeysWithValues: (RejectReason.allCases.map(\.counterName) + ["invalid_device_id", "invalid_topic"]).map {
-            ($0, Counter(label: "gateway.mqtt.messages.rejected", dimensions: [("reason", $0)]))
+            ($0, Counter(label: "gateway.mqtt.messages.rejected.total", dimensions: [("reason", $0)]))
         })
 
     func rejected(counterName: String) {

@@ -5,7 +5,7 @@ import Logging
 
 /// What happens to each audio message as it arrives: its checks (topic, the hub's id, size,
 /// format), the admission of a new session (user, limits) and the frames and end of an open one.
-/// Every refusal is counted (`gateway.dialog.rejected{reason}`), logged (rate-limited) and, where
+/// Every refusal is counted (`gateway.dialog.audio.rejected.total{reason}`), logged (rate-limited) and, where
 /// the device can be told, answered with an `ERROR`.
 extension Dialog {
     /// Handles one audio message; returns a session that has just started (to be run).

@@ -11,20 +11,20 @@ struct DialogMetrics: Sendable {
         "ml_failed", "no_transcript", "shutting_down", "session_limit",
     ]
 
-    let sessionsStarted = Counter(label: "gateway.dialog.sessions.started")
-    let frames = Counter(label: "gateway.dialog.frames")
-    let lateFrames = Counter(label: "gateway.dialog.frames.late")
-    let gaps = Counter(label: "gateway.dialog.frames.missing")
-    let convertErrors = Counter(label: "gateway.dialog.frames.undecodable")
-    let responses = Counter(label: "gateway.dialog.responses.published")
-    let responsesLost = Counter(label: "gateway.dialog.responses.lost")
-    let eventsRejected = Counter(label: "gateway.dialog.events.rejected")
+    let sessionsStarted = Counter(label: "gateway.dialog.sessions.started.total")
+    let frames = Counter(label: "gateway.dialog.frames.total")
+    let lateFrames = Counter(label: "gateway.dialog.frames.late.total")
+    let gaps = Counter(label: "gateway.dialog.frames.missing.total")
+    let convertErrors = Counter(label: "gateway.dialog.frames.undecodable.total")
+    let responses = Counter(label: "gateway.dialog.responses.published.total")
+    let responsesLost = Counter(label: "gateway.dialog.responses.lost.total")
+    let eventsRejected = Counter(label: "gateway.dialog.events.rejected.total")
     /// End message in to answer out.
-    let latency = Timer(label: "gateway.dialog.latency")
+    let latency = Timer(label: "gateway.dialog.latency.seconds")
     let rejectedByReason: [String: Counter] = Dictionary(
-        uniqueKeysWithValues: rejectReasons.map { ($0, Counter(label: "gateway.dialog.audio.rejected", dimensions: [("reason", $0)])) })
+        uniqueKeysWithValues: rejectReasons.map { ($0, Counter(label: "gateway.dialog.audio.rejected.total", dimensions: [("reason", $0)])) })
     let endedByOutcome: [String: Counter] = Dictionary(
-        uniqueKeysWithValues: outcomes.map { ($0, Counter(label: "gateway.dialog.sessions.ended", dimensions: [("outcome", $0)])) })
+        uniqueKeysWithValues: outcomes.map { ($0, Counter(label: "gateway.dialog.sessions.ended.total", dimensions: [("outcome", $0)])) })
 
     func rejected(_ reason: String) { rejectedByReason[reason]?.increment() }
     func ended(_ outcome: String) { endedByOutcome[outcome]?.increment() }

@@ -16,7 +16,7 @@ import Synchronization
 ///
 /// A missing or busy capture device is logged (once per new problem) and retried with backoff up
 /// to 30 s; the rest of the daemon does not notice. Overruns are recovered by the capture and
-/// counted (`gateway.audio.overruns`).
+/// counted (`gateway.audio.overruns.total`).
 public final class HubMicrophone: Service, Sendable {
     private let configuration: HubMicrophoneConfiguration
     private let hubID: DeviceID
@@ -29,11 +29,11 @@ public final class HubMicrophone: Service, Sendable {
     private let metrics = Metrics()
 
     struct Metrics: Sendable {
-        let overruns = Counter(label: "gateway.audio.overruns")
-        let dropped = Counter(label: "gateway.audio.frames.dropped")
-        let captureErrors = Counter(label: "gateway.audio.capture.errors")
-        let vadSegments = Counter(label: "gateway.audio.segments", dimensions: [("trigger", "vad")])
-        let pushToTalkSegments = Counter(label: "gateway.audio.segments", dimensions: [("trigger", "push_to_talk")])
+        let overruns = Counter(label: "gateway.audio.overruns.total")
+        let dropped = Counter(label: "gateway.audio.frames.dropped.total")
+        let captureErrors = Counter(label: "gateway.audio.capture.errors.total")
+        let vadSegments = Counter(label: "gateway.audio.segments.total", dimensions: [("trigger", "vad")])
+        let pushToTalkSegments = Counter(label: "gateway.audio.segments.total", dimensions: [("trigger", "push_to_talk")])
     }
 
     /// - Parameters:

@@ -24,9 +24,9 @@ public final class HubSpeaker: LiveSink, Sendable {
     private let logger: Logger
     private let queue = DispatchQueue(label: "edge-gateway.audio.playback")
     private let playing = Atomic<Bool>(false)
-    private let played = Counter(label: "gateway.audio.playback.chimes")
-    private let spoken = Counter(label: "gateway.audio.playback.replies")
-    private let errors = Counter(label: "gateway.audio.playback.errors")
+    private let played = Counter(label: "gateway.audio.playback.chimes.total")
+    private let spoken = Counter(label: "gateway.audio.playback.replies.total")
+    private let errors = Counter(label: "gateway.audio.playback.errors.total")
 
     /// The longest reply text handed to `replyCommand`.
     static let maxReplyCharacters = 1000

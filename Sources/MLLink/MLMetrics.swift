@@ -3,7 +3,7 @@ import Metrics
 
 /// The metrics of one ML endpoint, made when the endpoint first joins and kept by the pool (not
 /// made again on every call): the `gateway.ml.breaker.state` gauge (0 closed, 1 half-open,
-/// 2 open) and the `gateway.ml.calls` counters by call and outcome, each made the first time it
+/// 2 open) and the `gateway.ml.calls.total` counters by call and outcome, each made the first time it
 /// counts (a series appears with its first call, as before).
 struct MLMetrics: Sendable {
     let endpoint: MLEndpoint
@@ -25,7 +25,7 @@ struct MLMetrics: Sendable {
         let key = "\(call) \(outcome)"
         if let counter = calls[key] { return counter }
         let counter = Counter(
-            label: "gateway.ml.calls", dimensions: [("endpoint", "\(endpoint)"), ("call", call), ("outcome", outcome)])
+            label: "gateway.ml.calls.total", dimensions: [("endpoint", "\(endpoint)"), ("call", call), ("outcome", outcome)])
         calls[key] = counter
         return counter
     }

@@ -4,14 +4,20 @@ import Metrics
 struct OutboxMetrics: Sendable {
     let depth = Gauge(label: "gateway.outbox.depth")
     let bytes = Gauge(label: "gateway.outbox.bytes")
+    /// `store.maxBytes`, so an alert can compare `bytes` with it without knowing the configuration.
+    let capacity = Gauge(label: "gateway.outbox.capacity.bytes")
     /// Events stored (each once: duplicates are not counted).
-    let appended = Counter(label: "gateway.outbox.events.appended")
+    let appended = Counter(label: "gateway.outbox.events.appended.total")
     /// Events removed after the upstream broker acknowledged them.
-    let acked = Counter(label: "gateway.outbox.events.acked")
+    let acked = Counter(label: "gateway.outbox.events.acked.total")
     let dropped: [String: Counter] = Dictionary(
         uniqueKeysWithValues: DropReason.allCases.map {
-            ($0.rawValue, Counter(label: "gateway.outbox.events.dropped", dimensions: [("reason", $0.rawValue)]))
+            ($0.rawValue, Counter(label: "gateway.outbox.events.dropped.total", dimensions: [("reason", $0.rawValue)]))
         })
+
+    init(capacityBytes: Int64) {
+        capacity.record(capacityBytes)
+    }
 
     func record(depth: Int64, bytes: Int64) {
         self.depth.record(depth)

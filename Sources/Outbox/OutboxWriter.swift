@@ -39,7 +39,7 @@ final class OutboxWriter: @unchecked Sendable {
     let configuration: OutboxConfiguration
     let logger: Logger
     let dropLog: RateLimitedLog
-    let metrics = OutboxMetrics()
+    let metrics: OutboxMetrics
     var totals: Totals  // writer thread only
     var unflushedRemovals: [Int64] = []  // writer thread only
     var unflushedCounters: [String: Int64] = [:]  // writer thread only
@@ -66,6 +66,7 @@ final class OutboxWriter: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         self.dropLog = RateLimitedLog(logger: logger, interval: .seconds(10))
+        self.metrics = OutboxMetrics(capacityBytes: configuration.maxBytes)
         self.reserve = SpaceReserve(databasePath: configuration.path, bytes: configuration.reserveBytes)
         self.onCommit = onCommit
         self.onFailure = onFailure

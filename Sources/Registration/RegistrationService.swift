@@ -16,7 +16,7 @@ import Synchronization
 /// answered.
 ///
 /// Before a saga starts, a request must pass, in this order (each refusal is `rejected` with a
-/// reason, counted in `gateway.registration.rejected{reason}` and logged, rate-limited): a
+/// reason, counted in `gateway.registration.rejected.total{reason}` and logged, rate-limited): a
 /// well-formed body; the rate limits (per device and hub-wide, ``RegistrationRateLimit``); an id
 /// that is not reserved (``RegistrationConfiguration/reservedIDs``, `hub.id`); room in the queue
 /// (``RegistrationQueue``). In its turn (one at a time per device), a request id seen before is
@@ -180,7 +180,7 @@ public final class RegistrationService: Service, Sendable {
                 }
             } catch {
                 logger.warning("cannot check the broker account; registration not started", metadata: ["device.id": "\(device)", "error": "\(error)"])
-                Counter(label: "gateway.registration.outcomes", dimensions: [("outcome", "failed")]).increment()
+                Counter(label: "gateway.registration.outcomes.total", dimensions: [("outcome", "failed")]).increment()
                 return RegistrationResult(requestId: request.requestID, status: .failed, reason: "the broker cannot be asked about the account: \(error)")
             }
         }
@@ -206,7 +206,7 @@ public final class RegistrationService: Service, Sendable {
     static let waitingGauge = Gauge(label: "gateway.registration.queue.waiting")
 
     static func countRejection(_ reason: String) {
-        Counter(label: "gateway.registration.rejected", dimensions: [("reason", reason)]).increment()
+        Counter(label: "gateway.registration.rejected.total", dimensions: [("reason", reason)]).increment()
     }
 
     /// Wipes kept passwords and prunes old records: at start, then every
@@ -259,15 +259,15 @@ public final class RegistrationService: Service, Sendable {
                     device: request.device.rawValue, eventID: event.eventID, key: request.userID, receivedAt: now,
                     payload: UpstreamEnvelope.encode(event, hubID: hubID, key: request.userID, receivedAt: now))
             ])
-            Counter(label: "gateway.registration.outcomes", dimensions: [("outcome", "registered")]).increment()
+            Counter(label: "gateway.registration.outcomes.total", dimensions: [("outcome", "registered")]).increment()
             return RegistrationResult(
                 requestId: request.requestID, status: .registered, username: request.device.rawValue, password: password, registryId: registryID,
                 reason: password == nil ? RegistrationResult.credentialsNotKept : nil)
         case .failed(let reason):
-            Counter(label: "gateway.registration.outcomes", dimensions: [("outcome", "failed")]).increment()
+            Counter(label: "gateway.registration.outcomes.total", dimensions: [("outcome", "failed")]).increment()
             return RegistrationResult(requestId: request.requestID, status: .failed, reason: reason)
         case .needsAttention(let reason):
-            Counter(label: "gateway.registration.outcomes", dimensions: [("outcome", "needs_attention")]).increment()
+            Counter(label: "gateway.registration.outcomes.total", dimensions: [("outcome", "needs_attention")]).increment()
             return RegistrationResult(requestId: request.requestID, status: .failed, reason: reason)
         case .inProgress:
             return RegistrationResult(requestId: request.requestID, status: .pending, reason: "the registration is under way")

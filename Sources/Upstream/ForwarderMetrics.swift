@@ -2,9 +2,9 @@ import Metrics
 
 /// Forwarder metrics, created once per forwarder.
 struct ForwarderMetrics: Sendable {
-    let publishLatency = Timer(label: "gateway.upstream.publish.duration")
-    let forwarded = Counter(label: "gateway.upstream.events.forwarded")
-    let unpublishable = Counter(label: "gateway.upstream.events.dropped", dimensions: [("reason", "unpublishable")])
+    let publishLatency = Timer(label: "gateway.upstream.publish.duration.seconds")
+    let forwarded = Counter(label: "gateway.upstream.events.forwarded.total")
+    let unpublishable = Counter(label: "gateway.upstream.events.dropped.total", dimensions: [("reason", "unpublishable")])
 
     func published(latency: Duration) {
         forwarded.increment()

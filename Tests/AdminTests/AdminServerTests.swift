@@ -136,9 +136,9 @@ import Testing
         let world = World()
         let registry = PrometheusCollectorRegistry()
         let factory = MetricsExport.factory(registry: registry)
-        Counter(label: "gateway.mqtt.messages.rejected", dimensions: [("reason", "invalid_json")], factory: factory).increment(by: 3)
+        Counter(label: "gateway.mqtt.messages.rejected.total", dimensions: [("reason", "invalid_json")], factory: factory).increment(by: 3)
         Gauge(label: "gateway.outbox.depth", factory: factory).record(42)
-        let latency = Timer(label: "gateway.dialog.latency", factory: factory)
+        let latency = Timer(label: "gateway.dialog.latency.seconds", factory: factory)
         latency.recordMilliseconds(80)
         latency.recordMilliseconds(700)
         try await Self.makeServer(world: world, registry: registry).makeApplication().test(.live) { client in
@@ -146,13 +146,13 @@ import Testing
                 #expect(response.status == .ok)
                 #expect(response.headers[.contentType]?.hasPrefix("text/plain; version=0.0.4") == true)
                 let text = String(buffer: response.body)
-                #expect(text.contains(#"gateway_mqtt_messages_rejected{reason="invalid_json"} 3"#))
+                #expect(text.contains(#"gateway_mqtt_messages_rejected_total{reason="invalid_json"} 3"#))
                 #expect(text.contains("gateway_outbox_depth 42"))
-                #expect(text.contains("# TYPE gateway_dialog_latency histogram"))
+                #expect(text.contains("# TYPE gateway_dialog_latency_seconds histogram"))
                 // The dialog latency's own buckets (seconds), not the library's defaults.
-                #expect(text.contains(#"gateway_dialog_latency_bucket{le="0.1"} 1"#))
-                #expect(text.contains(#"gateway_dialog_latency_bucket{le="1.0"} 2"#))
-                #expect(text.contains("gateway_dialog_latency_count 2"))
+                #expect(text.contains(#"gateway_dialog_latency_seconds_bucket{le="0.1"} 1"#))
+                #expect(text.contains(#"gateway_dialog_latency_seconds_bucket{le="1.0"} 2"#))
+                #expect(text.contains("gateway_dialog_latency_seconds_count 2"))
             }
         }
         #expect(world.refreshed.withLock { $0 } == 1)

@@ -26,18 +26,18 @@ extension IntegrationSuite {
                 _ = try await bed.waitForAcks(count: 4) { $0.deviceId == "dev-a" }
                 _ = try await bed.waitForUpstream(count: 3)
 
-                _ = try await admin.waitForMetric("gateway_outbox_events_appended") { $0 >= 3 }
-                _ = try await admin.waitForMetric("gateway_outbox_events_acked") { $0 >= 3 }
+                _ = try await admin.waitForMetric("gateway_outbox_events_appended_total") { $0 >= 3 }
+                _ = try await admin.waitForMetric("gateway_outbox_events_acked_total") { $0 >= 3 }
                 let metrics = try await admin.get("/metrics").text
-                #expect(AdminClient.value(of: #"gateway_mqtt_messages_rejected{reason="invalid_json"}"#, in: metrics) == 1)
-                #expect(AdminClient.value(of: "gateway_ingress_events_stored", in: metrics) == 3)
+                #expect(AdminClient.value(of: #"gateway_mqtt_messages_rejected_total{reason="invalid_json"}"#, in: metrics) == 1)
+                #expect(AdminClient.value(of: "gateway_ingress_events_stored_total", in: metrics) == 3)
                 #expect(AdminClient.value(of: "gateway_upstream_connected", in: metrics) == 1)
                 #expect(AdminClient.value(of: "gateway_device_broker_subscribed", in: metrics) == 1)
                 #expect(AdminClient.value(of: "gateway_outbox_oldest_age_seconds", in: metrics) != nil)
-                #expect(AdminClient.value(of: "gateway_upstream_publish_duration_count", in: metrics) ?? 0 >= 3)
+                #expect(AdminClient.value(of: "gateway_upstream_publish_duration_seconds_count", in: metrics) ?? 0 >= 3)
                 // Created with the dialog service, so exported before the first dialog (count 0).
-                #expect(metrics.contains("# TYPE gateway_dialog_latency histogram"))
-                #expect(AdminClient.value(of: "gateway_dialog_latency_count", in: metrics) == 0)
+                #expect(metrics.contains("# TYPE gateway_dialog_latency_seconds histogram"))
+                #expect(AdminClient.value(of: "gateway_dialog_latency_seconds_count", in: metrics) == 0)
 
                 let devices = try #require(try await admin.get("/api/devices").json as? [[String: Any]])
                 let device = try #require(devices.first { $0["deviceId"] as? String == "dev-a" })
@@ -85,7 +85,7 @@ extension IntegrationSuite {
         }
 
         static func rejected(_ admin: AdminClient, _ reason: String) async throws -> Double {
-            AdminClient.value(of: #"gateway_admin_requests_rejected{reason="\#(reason)"}"#, in: try await admin.get("/metrics").text) ?? 0
+            AdminClient.value(of: #"gateway_admin_requests_rejected_total{reason="\#(reason)"}"#, in: try await admin.get("/metrics").text) ?? 0
         }
 
         @Test func aCrossSitePostToApiDevicesRegistersNoDevice() async throws {
@@ -197,8 +197,8 @@ extension IntegrationSuite {
                         #expect(extra.isEmpty)
                         #expect(try await first.request("/healthz").status == 200)
                         let metrics = try await second.request("/metrics")
-                        #expect(AdminClient.value(of: #"gateway_admin_requests_rejected{reason="too_many_connections"}"#, in: metrics.body) == 1)
-                        #expect(AdminClient.value(of: #"gateway_admin_requests_rejected{reason="idle_timeout"}"#, in: metrics.body) == 1)
+                        #expect(AdminClient.value(of: #"gateway_admin_requests_rejected_total{reason="too_many_connections"}"#, in: metrics.body) == 1)
+                        #expect(AdminClient.value(of: #"gateway_admin_requests_rejected_total{reason="idle_timeout"}"#, in: metrics.body) == 1)
                     }
                 }
                 try await Self.honestDeviceIsStillServed(bed, "dev-honest")

@@ -119,7 +119,7 @@ extension IntegrationSuite {
                 let refused = try await bed.bed.waitForAcks(count: 1) { $0.deviceId == "porch-1" }
                 #expect(refused.first?.status == "rejected")
                 #expect(refused.first?.reason == "unregistered device")
-                _ = try await admin.waitForMetric(#"gateway_mqtt_messages_rejected{reason="unregistered_device"}"#) { $0 == 1 }
+                _ = try await admin.waitForMetric(#"gateway_mqtt_messages_rejected_total{reason="unregistered_device"}"#) { $0 == 1 }
 
                 // POST /api/devices runs the saga and answers like REGISTRATION_RESULT.
                 let created = try await admin.post(
@@ -130,7 +130,7 @@ extension IntegrationSuite {
                 #expect(result["username"] as? String == "porch-1")
                 #expect((result["password"] as? String)?.isEmpty == false)
                 #expect(try await admin.post("/api/devices", json: #"{"deviceId": "x/y", "userId": "ada"}"#).status == 400)
-                _ = try await admin.waitForMetric(#"gateway_admin_requests_rejected{reason="invalid_body"}"#) { $0 == 1 }
+                _ = try await admin.waitForMetric(#"gateway_admin_requests_rejected_total{reason="invalid_body"}"#) { $0 == 1 }
                 #expect(try await admin.post("/api/devices", json: #"{"deviceId": "porch-2", "userId": "ada"}"#, token: "nope").status == 401)
 
                 // Registered: its events are taken now.

@@ -64,7 +64,7 @@ extension IntegrationSuite {
                 let answer = try await voice.answer(device: "chatty-1", session: session)
                 #expect(answer.code == "session_limit", "\(answer)")
                 #expect((answer.payload["message"] as? String)?.contains("dialog.maxFramesPerSession") == true, "\(answer)")
-                _ = try await AdminClient(port: admin).waitForMetric(#"gateway_dialog_audio_rejected{reason="session_limit"}"#) { $0 >= 1 }
+                _ = try await AdminClient(port: admin).waitForMetric(#"gateway_dialog_audio_rejected_total{reason="session_limit"}"#) { $0 >= 1 }
 
                 // Within the budget the same device is answered.
                 let short = try await device.speak(frames: Array(frames.prefix(20)))
@@ -182,7 +182,7 @@ extension IntegrationSuite {
                 let refused = try await answer(claimed)
                 #expect(refused["type"] as? String == "ERROR", "\(refused)")
                 #expect((refused["payload"] as? [String: Any])?["code"] as? String == "user_mismatch", "\(refused)")
-                _ = try await AdminClient(port: admin).waitForMetric(#"gateway_dialog_audio_rejected{reason="user_mismatch"}"#) { $0 >= 1 }
+                _ = try await AdminClient(port: admin).waitForMetric(#"gateway_dialog_audio_rejected_total{reason="user_mismatch"}"#) { $0 >= 1 }
 
                 // Without a userId (or with its own), the dialog runs as u-2: blocked, as it should be.
                 let own = try await device.speak(frames: frames)

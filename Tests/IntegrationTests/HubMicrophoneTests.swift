@@ -220,7 +220,7 @@ extension IntegrationSuite {
                 try await bed.device("dev-m").publish([DeviceEvent(deviceId: "dev-m", seq: 0)])
                 _ = try await bed.waitForUpstream(count: 1)
                 let admin = AdminClient(port: port)
-                _ = try await admin.waitForMetric("gateway_audio_capture_errors") { $0 >= 2 }
+                _ = try await admin.waitForMetric("gateway_audio_capture_errors_total") { $0 >= 2 }
                 #expect(try await admin.get("/readyz").status == 200)
             }
         }

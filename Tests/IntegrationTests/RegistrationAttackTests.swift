@@ -47,7 +47,7 @@ extension IntegrationSuite {
                 #expect(await BrokerLogin.succeeds(port: bed.bed.deviceBroker.port, username: DynamicSecurity.adminUser, password: DynamicSecurity.adminPassword, clientID: "admin-probe"))
                 let honest = try await registration.register(bed, device: "honest-1", requestId: "req-honest-1")
                 #expect(honest["status"] as? String == "registered", "\(honest)\n\(bed.bed.gateway.logTail())")
-                _ = try await admin.waitForMetric(#"gateway_registration_rejected{reason="reserved_id"}"#) { $0 == 2 }
+                _ = try await admin.waitForMetric(#"gateway_registration_rejected_total{reason="reserved_id"}"#) { $0 == 2 }
                 try await honestEventIsStored(bed, "after-admin-attack")
             }
         }
@@ -130,7 +130,7 @@ extension IntegrationSuite {
                 let admin = AdminClient(port: port, token: "op")
                 let overAPI = try await admin.post("/api/devices", json: #"{"deviceId": "flood-1", "requestId": "flood-api", "userId": "ada", "type": "x"}"#)
                 #expect(overAPI.status == 429, "\(overAPI.text)")
-                _ = try await admin.waitForMetric(#"gateway_registration_rejected{reason="rate_limited"}"#) { $0 >= 95 }
+                _ = try await admin.waitForMetric(#"gateway_registration_rejected_total{reason="rate_limited"}"#) { $0 >= 95 }
                 try await bed.bed.gateway.waitForLog("rejected a registration request")
 
                 let honest = try await registration.register(bed, device: "honest-2", requestId: "req-honest-2", premium: false)
@@ -186,7 +186,7 @@ extension IntegrationSuite {
                 #expect(refused["reason"] as? String == "busy")
                 let overAPI = try await admin.post("/api/devices", json: #"{"deviceId": "late-2", "requestId": "req-late-2", "userId": "ada", "type": "x"}"#)
                 #expect(overAPI.status == 503, "\(overAPI.text)")
-                _ = try await admin.waitForMetric(#"gateway_registration_rejected{reason="busy"}"#) { $0 == 2 }
+                _ = try await admin.waitForMetric(#"gateway_registration_rejected_total{reason="busy"}"#) { $0 == 2 }
                 try await honestEventIsStored(bed, "after-busy")
             }
         }

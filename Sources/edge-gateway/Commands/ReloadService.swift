@@ -28,8 +28,8 @@ struct ReloadService: Service, CustomStringConvertible {
     let logger: Logger
     private let applied: Box
     private let outcomes = (
-        applied: Counter(label: "gateway.config.reloads", dimensions: [("outcome", "applied")]),
-        failed: Counter(label: "gateway.config.reloads", dimensions: [("outcome", "failed")])
+        applied: Counter(label: "gateway.config.reloads.total", dimensions: [("outcome", "applied")]),
+        failed: Counter(label: "gateway.config.reloads.total", dimensions: [("outcome", "failed")])
     )
 
     final class Box: Sendable {
