@@ -1,7 +1,6 @@
 import Foundation
 import GatewayCore
 import Logging
-import MQTT
 import Metrics
 import Outbox
 import Reporting
