@@ -1,11 +1,13 @@
 import ArgumentParser
 import Foundation
+import Reporting
 
 @main
 struct EdgeGateway: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "edge-gateway",
         abstract: "Durable store-and-forward gateway from device MQTT to the upstream cloud broker.",
+        version: "edge-gateway \(GatewayVersion.version) (\(GatewayVersion.commit))",
         subcommands: [RunCommand.self, CheckConfigCommand.self, OutboxCommand.self],
         defaultSubcommand: RunCommand.self)
 }
