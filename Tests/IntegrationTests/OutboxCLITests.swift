@@ -123,8 +123,9 @@ extension IntegrationSuite {
                     let result = try await GatewayBinary.run(arguments + ["--config", file.path], in: sandbox.directory)
                     #expect(result.exit == .exited(1), "\(result)")
                     #expect(result.stdout.isEmpty, "\(result)")
-                    #expect(result.stderr.hasPrefix("the outbox is damaged") || result.stderr.hasPrefix("cannot read the outbox"), "\(result)")
-                    #expect(result.stderr.contains(store.path), "\(result)")
+                    #expect(
+                        result.stderr.hasPrefix("the outbox at \(store.path) is damaged") || result.stderr.hasPrefix("cannot read the outbox at \(store.path): "),
+                        "\(result)")
                     #expect(!result.stderr.contains("openFailed") && !result.stderr.contains("Error:"), "\(result)")
                 }
                 #expect(try Data(contentsOf: store) == garbage, "a read-only command must not change the file")
