@@ -24,6 +24,9 @@ struct ConfigOption: ParsableArguments {
         } catch let errors as ConfigurationErrors {
             printError("invalid configuration:\n\(errors)")
             throw ExitCode(2)
+        } catch let error as ConfigurationError where error.key == "--config" {
+            printError(error.problem)  // "cannot read FILE: no such file"
+            throw ExitCode(2)
         } catch {
             printError("invalid configuration: \(error)")
             throw ExitCode(2)

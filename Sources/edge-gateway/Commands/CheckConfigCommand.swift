@@ -26,6 +26,9 @@ struct CheckConfigCommand: AsyncParsableCommand {
             printError("invalid configuration:\n\(errors)")
             Self.printWarnings(errors.warnings)
             throw ExitCode(2)
+        } catch let error as ConfigurationError where error.key == "--config" {
+            printError(error.problem)  // "cannot read FILE: no such file"
+            throw ExitCode(2)
         } catch {
             printError("invalid configuration: \(error)")
             throw ExitCode(2)
