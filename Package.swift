@@ -363,6 +363,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            // The executable's configuration checks in-process (check-config's warnings, errors naming
+            // their environment variable, file reasons); the CLI itself is tested in IntegrationTests.
+            name: "EdgeGatewayTests",
+            dependencies: ["edge-gateway"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "IntegrationTests",
             dependencies: [
                 "GatewayCore", "MQTT", "MLLink", "MLFake", "ServiceFakes", "Audio", "HTTPTestSupport", "BrokerTestSupport",

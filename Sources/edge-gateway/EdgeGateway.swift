@@ -1,11 +1,13 @@
 import ArgumentParser
 import Foundation
+import Reporting
 
 @main
 struct EdgeGateway: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "edge-gateway",
         abstract: "Durable store-and-forward gateway from device MQTT to the upstream cloud broker.",
+        version: "edge-gateway \(GatewayVersion.version) (\(GatewayVersion.commit))",
         subcommands: [RunCommand.self, CheckConfigCommand.self, OutboxCommand.self],
         defaultSubcommand: RunCommand.self)
 }
@@ -21,6 +23,9 @@ struct ConfigOption: ParsableArguments {
             return try await GatewayConfiguration.load(file: config)
         } catch let errors as ConfigurationErrors {
             printError("invalid configuration:\n\(errors)")
+            throw ExitCode(2)
+        } catch let error as ConfigurationError where error.key == "--config" {
+            printError(error.problem)  // "cannot read FILE: no such file"
             throw ExitCode(2)
         } catch {
             printError("invalid configuration: \(error)")

@@ -65,10 +65,13 @@ extension IntegrationSuite {
                     ["check-config", "--config", file.path], in: sandbox.directory,
                     environment: ["STORE_COMMIT_INTERVAL_MS": "7", "UPSTREAM_TLS_INSECURE": "true", "HUB_ID": "hub-env"])
                 #expect(result.succeeded, "\(result)")
-                let lines = result.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
-                #expect(lines.contains(["store.commitIntervalMs", "7"]), "\(result)")
-                #expect(lines.contains(["upstream.tls.insecure", "true"]), "\(result)")
-                #expect(lines.contains(["hub.id", "hub-env"]), "\(result)")
+                #expect(Self.value("store.commitIntervalMs", in: result) == "7", "\(result)")
+                #expect(Self.value("upstream.tls.insecure", in: result) == "true", "\(result)")
+                #expect(Self.value("hub.id", in: result) == "hub-env", "\(result)")
+                // Each value from the environment names its variable; one from the file does not.
+                #expect(Self.note("store.commitIntervalMs", in: result) == "from environment variable STORE_COMMIT_INTERVAL_MS", "\(result)")
+                #expect(Self.note("hub.id", in: result) == "from environment variable HUB_ID", "\(result)")
+                #expect(Self.note("upstream.host", in: result) == nil, "\(result)")
 
                 // Lists and the voice keys follow the same rules (a list is comma-separated).
                 let voice = try await GatewayBinary.run(
@@ -78,16 +81,129 @@ extension IntegrationSuite {
                         "USERS_UNKNOWN_USER_POLICY": "deny", "DIALOG_SESSION_TIMEOUT_MS": "2500",
                     ])
                 #expect(voice.succeeded, "\(voice)")
-                let voiceLines = voice.stdout.split(separator: "\n").map(String.init)
-                #expect(voiceLines.contains { $0.hasPrefix("ml.endpoints") && $0.hasSuffix("[10.0.0.5:50051, dns:///ml.lan:50051]") }, "\(voice)")
+                #expect(Self.value("ml.endpoints", in: voice) == "[10.0.0.5:50051, dns:///ml.lan:50051]", "\(voice)")
                 for (key, value) in [("ml.breaker.failureRatio", "0.25"), ("users.unknownUserPolicy", "deny"), ("dialog.sessionTimeoutMs", "2500")] {
-                    #expect(voiceLines.contains { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) == [key, value] }, "\(key) in \(voice)")
+                    #expect(Self.value(key, in: voice) == value, "\(key) in \(voice)")
                 }
 
                 let bad = try await GatewayBinary.run(
                     ["check-config", "--config", file.path], in: sandbox.directory, environment: ["STORE_COMMIT_INTERVAL_MS": "soon"])
                 #expect(Self.isFailureExit(bad.exit), "\(bad)")
                 #expect(bad.stderr.contains("store.commitIntervalMs"), "\(bad)")
+            }
+        }
+
+        /// An operator who finds no `mqtt.port: abc` in the file must be told to look in the environment.
+        @Test func aBadValueFromTheEnvironmentNamesTheVariable() async throws {
+            try await withSandbox { sandbox in
+                let file = sandbox.url("good.yaml")
+                try Self.valid.write(to: file)
+                let result = try await GatewayBinary.run(
+                    ["check-config", "--config", file.path], in: sandbox.directory,
+                    environment: ["MQTT_PORT": "abc", "ML_BREAKER_FAILURE_RATIO": "7"])
+                #expect(result.exit == .exited(2), "\(result)")
+                #expect(result.stderr.contains("mqtt.port (from environment variable MQTT_PORT): expected a whole number, got 'abc'"), "\(result)")
+                #expect(result.stderr.contains("ml.breaker.failureRatio (from environment variable ML_BREAKER_FAILURE_RATIO): 7.0 is out of range"), "\(result)")
+                // A bad value in the file names no variable.
+                var config = Self.valid
+                config["mqtt.port"] = .raw("abc")
+                try config.write(to: file)
+                let fromFile = try await GatewayBinary.run(["check-config", "--config", file.path], in: sandbox.directory)
+                #expect(fromFile.stderr.contains("  - mqtt.port: expected a whole number, got 'abc'"), "\(fromFile)")
+            }
+        }
+
+        /// Three mistakes in the file and one in the environment: one run names all four, unknown key included.
+        @Test func everyProblemIsReportedInOneRunUnknownKeysIncluded() async throws {
+            try await withSandbox { sandbox in
+                var config = Self.valid
+                config["store.whenFull"] = "sometimes"
+                config["dialog.maxSessions"] = 0
+                config["store.comitIntervalMs"] = 5
+                let file = sandbox.url("three.yaml")
+                try config.write(to: file)
+                for command in ["check-config", "run"] {
+                    let result = try await GatewayBinary.run(
+                        [command, "--config", file.path], in: sandbox.directory, environment: ["LIMITS_MAX_PAYLOAD_BYTES": "lots"])
+                    #expect(result.exit == .exited(2), "\(command): \(result)")
+                    for problem in [
+                        "store.whenFull: 'sometimes' is not one of",
+                        "dialog.maxSessions: 0 is out of range",
+                        "store.comitIntervalMs: unknown key",
+                        "limits.maxPayloadBytes (from environment variable LIMITS_MAX_PAYLOAD_BYTES): expected a whole number",
+                    ] {
+                        #expect(result.stderr.contains(problem), "\(command) should report \(problem): \(result)")
+                    }
+                    #expect(result.stdout.isEmpty, "\(command): \(result)")
+                }
+            }
+        }
+
+        /// Settings that work but contradict another one, or turn a protection off: a warning that
+        /// names the key, exit 0; `--strict` makes it exit 2.
+        static let contradictions: [(GatewayConfig, String)] = [
+            (["devices.requireRegistration": true], "devices.requireRegistration: has no effect while registration.enabled is off"),
+            (["upstream.tls.insecure": true], "upstream.tls.insecure: has no effect without upstream.tls.caFile"),
+            (["mqtt.password": "secret-pw"], "mqtt.password: is set but mqtt.username is empty"),
+            (["upstream.reconnectBaseMs": 60000, "upstream.reconnectCapMs": 1000], "upstream.reconnectBaseMs: 60000 is above upstream.reconnectCapMs (1000)"),
+            (["dialog.trustDeviceUserId": true], "dialog.trustDeviceUserId: has no effect while registration.enabled is off"),
+            (["audio.enabled": true], "audio.enabled: the hub microphone is on but ml.endpoints is empty"),
+            (["ml.tls.serverName": "ml.lan"], "ml.tls.serverName: has no effect while ml.tls.enabled is false"),
+        ]
+
+        @Test(arguments: contradictions)
+        func aContradictionIsAWarningAndFailsOnlyWithStrict(settings: GatewayConfig, warning: String) async throws {
+            try await withSandbox { sandbox in
+                let file = sandbox.url("contradiction.yaml")
+                try Self.valid.merging(settings).write(to: file)
+                let result = try await GatewayBinary.run(["check-config", "--config", file.path], in: sandbox.directory)
+                #expect(result.succeeded, "\(result)")
+                #expect(result.stderr.contains("warnings:\n  - " + warning), "\(result)")
+                #expect(result.stdout.hasSuffix("configuration OK, with 1 warning\n"), "\(result)")
+                #expect(!result.stdout.contains("secret-pw") && !result.stderr.contains("secret-pw"), "\(result)")
+
+                let strict = try await GatewayBinary.run(["check-config", "--strict", "--config", file.path], in: sandbox.directory)
+                #expect(strict.exit == .exited(2), "\(strict)")
+                #expect(strict.stderr.contains(warning), "\(strict)")
+                #expect(strict.stderr.contains("configuration not accepted with --strict: 1 warning"), "\(strict)")
+                #expect(!strict.stdout.contains("configuration OK"), "\(strict)")
+            }
+        }
+
+        /// The warning without a contradiction is gone: `--strict` passes the same file once it is consistent.
+        @Test func strictPassesAConsistentConfiguration() async throws {
+            try await withSandbox { sandbox in
+                let file = sandbox.url("good.yaml")
+                try Self.valid.write(to: file)
+                let result = try await GatewayBinary.run(["check-config", "--strict", "--config", file.path], in: sandbox.directory)
+                #expect(result.succeeded, "\(result)")
+                #expect(result.stderr.isEmpty, "\(result)")
+                #expect(result.stdout.hasSuffix("configuration OK\n"), "\(result)")
+            }
+        }
+
+        /// An empty `hub.id` is shown as what the daemon uses: the host name, with a note; so are the
+        /// paths an empty setting stands for.
+        @Test func emptySettingsAreShownAsTheValuesTheDaemonUses() async throws {
+            try await withSandbox { sandbox in
+                let file = sandbox.url("no-hub-id.yaml")
+                try (["store.path": .string(sandbox.url("state/outbox.db").path)] as GatewayConfig).write(to: file)
+                let result = try await GatewayBinary.run(["check-config", "--config", file.path], in: sandbox.directory)
+                #expect(result.succeeded, "\(result)")
+                let hostName = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "hub"
+                #expect(Self.value("hub.id", in: result) == hostName, "\(result)")
+                #expect(Self.note("hub.id", in: result)?.contains("the host name") == true, "\(result)")
+                #expect(Self.value("users.cachePath", in: result) == sandbox.url("state/users.db").path, "\(result)")
+                #expect(Self.value("registration.statePath", in: result) == sandbox.url("state/registrations.db").path, "\(result)")
+                #expect(Self.value("mqtt.clientId", in: result) == "edge-gateway-{hubId}", "\(result)")
+            }
+        }
+
+        @Test func versionPrintsTheVersionAndCommit() async throws {
+            try await withSandbox { sandbox in
+                let result = try await GatewayBinary.run(["--version"], in: sandbox.directory)
+                #expect(result.succeeded, "\(result)")
+                #expect(result.stdout.wholeMatch(of: /edge-gateway [0-9]+\.[0-9]+\.[0-9]+\S* \(\S+\)\n/) != nil, "\(result)")
             }
         }
 
@@ -98,7 +214,7 @@ extension IntegrationSuite {
                 let file = sandbox.url("typo.yaml")
                 try config.write(to: file)
                 let result = try await GatewayBinary.run(["check-config", "--config", file.path], in: sandbox.directory)
-                #expect(Self.isFailureExit(result.exit), "\(result)")
+                #expect(result.exit == .exited(2), "\(result)")
                 #expect(result.stderr.contains("store.comitIntervalMs: unknown key"), "\(result)")
             }
         }
@@ -108,8 +224,9 @@ extension IntegrationSuite {
         @Test func sampleConfigPassesAndListsEveryKeyTheDaemonReads() async throws {
             try await withSandbox { sandbox in
                 let sample = GatewayBinary.packageRoot.appendingPathComponent("config/gateway.yaml")
-                let result = try await GatewayBinary.run(["check-config", "--config", sample.path], in: sandbox.directory)
+                let result = try await GatewayBinary.run(["check-config", "--strict", "--config", sample.path], in: sandbox.directory)
                 #expect(result.succeeded, "\(result)")
+                #expect(result.stderr.isEmpty, "the sample should raise no warning: \(result)")
                 let read = Set(result.stdout.split(separator: "\n").compactMap { line -> String? in
                     let key = line.split(separator: " ").first.map(String.init) ?? ""
                     return key.contains(".") && !line.contains("(resolved)") ? key : nil
@@ -117,6 +234,37 @@ extension IntegrationSuite {
                 let documented = Set(Self.dottedKeys(ofYAML: try String(contentsOf: sample, encoding: .utf8)))
                 #expect(read == documented, "read but not in the sample: \(read.subtracting(documented)); in the sample but not read: \(documented.subtracting(read))")
             }
+        }
+
+        /// The sample shows the built-in defaults: with it, the daemon uses exactly what it uses without a file.
+        @Test func sampleConfigHoldsTheBuiltInDefaults() async throws {
+            try await withSandbox { sandbox in
+                let sample = GatewayBinary.packageRoot.appendingPathComponent("config/gateway.yaml")
+                let withSample = try await GatewayBinary.run(["check-config", "--config", sample.path], in: sandbox.directory)
+                let withoutFile = try await GatewayBinary.run(["check-config"], in: sandbox.directory)
+                #expect(withSample.succeeded && withoutFile.succeeded, "\(withSample)\n\(withoutFile)")
+                let a = withSample.stdout.split(separator: "\n"), b = withoutFile.stdout.split(separator: "\n")
+                #expect(a.count == b.count, "\(withSample)\n\(withoutFile)")
+                for (line, other) in zip(a, b) where line != other {
+                    Issue.record("the sample differs from the built-in default: '\(line)' vs '\(other)'")
+                }
+            }
+        }
+
+        /// The effective value printed for `key` (without a note), or nil when it is not listed.
+        static func value(_ key: String, in result: CommandResult) -> String? {
+            guard let line = result.stdout.split(separator: "\n").first(where: { $0.hasPrefix(key + " ") }) else { return nil }
+            let rest = line.dropFirst(key.count).drop { $0 == " " }
+            let value = rest.range(of: "  (").map { rest[..<$0.lowerBound] } ?? rest
+            return String(value)
+        }
+
+        /// The note in parentheses after `key`'s value (where it came from), or nil without one.
+        static func note(_ key: String, in result: CommandResult) -> String? {
+            guard let line = result.stdout.split(separator: "\n").first(where: { $0.hasPrefix(key + " ") }),
+                let open = line.range(of: "  (")
+            else { return nil }
+            return String(line[open.upperBound...].dropLast())
         }
 
         /// Dotted paths of the scalar keys of a block-style YAML file indented by two spaces.
@@ -182,22 +330,52 @@ extension IntegrationSuite {
                     ["check-config", "--config", file.path], in: sandbox.directory,
                     environment: ["ADMIN_ALLOWED_HOSTS": "hub.example.net, 10.0.0.7", "ADMIN_IDLE_TIMEOUT_SECONDS": "5", "ADMIN_MAX_CONNECTIONS": "9"])
                 #expect(result.succeeded, "\(result)")
-                let lines = result.stdout.split(separator: "\n").map(String.init)
-                #expect(lines.contains { $0.hasPrefix("admin.allowedHosts") && $0.hasSuffix("[hub.example.net, 10.0.0.7]") }, "\(result)")
-                #expect(lines.contains { $0.split(separator: " ", omittingEmptySubsequences: true) == ["admin.idleTimeoutSeconds", "5"] }, "\(result)")
-                #expect(lines.contains { $0.split(separator: " ", omittingEmptySubsequences: true) == ["admin.maxConnections", "9"] }, "\(result)")
+                #expect(Self.value("admin.allowedHosts", in: result) == "[hub.example.net, 10.0.0.7]", "\(result)")
+                #expect(Self.value("admin.idleTimeoutSeconds", in: result) == "5", "\(result)")
+                #expect(Self.value("admin.maxConnections", in: result) == "9", "\(result)")
                 let bad = try await GatewayBinary.run(
                     ["check-config", "--config", file.path], in: sandbox.directory, environment: ["ADMIN_MAX_CONNECTIONS": "0"])
                 #expect(bad.exit == .exited(2) && bad.stderr.contains("admin.maxConnections"), "\(bad)")
             }
         }
 
-        @Test func checkConfigFailsForAMissingFile() async throws {
+        @Test func checkConfigFailsForAMissingFileSayingWhy() async throws {
             try await withSandbox { sandbox in
                 let missing = sandbox.url("does-not-exist.yaml")
-                let result = try await GatewayBinary.run(["check-config", "--config", missing.path], in: sandbox.directory)
-                #expect(Self.isFailureExit(result.exit), "\(result)")
-                #expect((result.stdout + result.stderr).contains("does-not-exist.yaml"), "message should name the file: \(result)")
+                let directory = try sandbox.makeDirectory("a-directory.yaml")
+                for (path, reason) in [(missing.path, "no such file"), (directory.path, "is a directory")] {
+                    for command in ["check-config", "run"] {
+                        let result = try await GatewayBinary.run([command, "--config", path], in: sandbox.directory)
+                        #expect(result.exit == .exited(2), "\(result)")
+                        #expect(result.stderr.contains("cannot read \(path): \(reason)"), "\(result)")
+                    }
+                }
+            }
+        }
+
+        /// The errno's reason reaches the operator (not testable as root, who may read anything).
+        @Test(.enabled(if: getuid() != 0, "root reads every file")) func anUnreadableFileSaysPermissionDenied() async throws {
+            try await withSandbox { sandbox in
+                let file = sandbox.url("private.yaml")
+                try Self.valid.write(to: file)
+                try FileManager.default.setAttributes([.posixPermissions: 0o000], ofItemAtPath: file.path)
+                let result = try await GatewayBinary.run(["check-config", "--config", file.path], in: sandbox.directory)
+                #expect(result.exit == .exited(2), "\(result)")
+                #expect(result.stderr.contains("cannot read \(file.path): permission denied"), "\(result)")
+            }
+        }
+
+        /// A TLS file that cannot be read is named with its key and the reason.
+        @Test func anUnreadableTLSFileNamesTheKeyAndTheReason() async throws {
+            try await withSandbox { sandbox in
+                let missing = sandbox.url("no-ca.pem")
+                var config = Self.valid
+                config["upstream.tls.caFile"] = .string(missing.path)
+                let file = sandbox.url("tls.yaml")
+                try config.write(to: file)
+                let result = try await GatewayBinary.run(["check-config", "--config", file.path], in: sandbox.directory)
+                #expect(result.exit == .exited(2), "\(result)")
+                #expect(result.stderr.contains("upstream.tls.caFile: cannot read \(missing.path): no such file"), "\(result)")
             }
         }
 

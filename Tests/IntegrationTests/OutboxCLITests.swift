@@ -78,14 +78,57 @@ extension IntegrationSuite {
                 let config: GatewayConfig = ["hub.id": "hub-cli", "store.path": .string(missing.path), "log.format": "text"]
                 let file = sandbox.url("missing-store.yaml")
                 try config.write(to: file)
-                for arguments in [["outbox", "stats"], ["outbox", "stats", "--json"]] {
+                for arguments in [["outbox", "stats"], ["outbox", "stats", "--json"], ["outbox", "peek"]] {
                     let result = try await GatewayBinary.run(arguments + ["--config", file.path], in: sandbox.directory)
-                    #expect(CheckConfigTests.isFailureExit(result.exit), "\(result)")
-                    #expect(result.stderr.contains(missing.path), "the message should name the store path: \(result)")
+                    #expect(result.exit == .exited(1), "exit 1 (README): \(result)")
+                    #expect(result.stderr == "no outbox at \(missing.path) (the daemon creates it on first start)\n", "\(result)")
                     #expect(result.stdout.isEmpty, "\(result)")
                 }
                 #expect(!FileManager.default.fileExists(atPath: missing.deletingLastPathComponent().path),
                         "a read-only command must not create the store")
+            }
+        }
+
+        /// An empty result says so (on standard error, so a script reading the lines gets none).
+        @Test func peekOnAnEmptyOutboxSaysItIsEmpty() async throws {
+            try await withSandbox { sandbox in
+                let bed = try await TestBed.start(in: sandbox, upstream: .unreachable)
+                let result = try await bed.gateway.runCLI(["outbox", "peek"])
+                #expect(result.succeeded, "\(result)")
+                #expect(result.stdout.isEmpty, "\(result)")
+                #expect(result.stderr == "the outbox is empty\n", "\(result)")
+
+                try await bed.device("cli-held").publish(DeviceEvent.series(deviceId: "cli-held", count: 1))
+                let acks = try await bed.waitForAcks(count: 1)
+                try #require(DeliveryCheck.ackProblems(acks, expectedStatus: "stored").isEmpty, "\(acks)")
+                for arguments in [["outbox", "peek", "--device", "cli-nobody"], ["outbox", "stats", "--device", "cli-nobody"]] {
+                    let other = try await bed.gateway.runCLI(arguments)
+                    #expect(other.succeeded, "\(other)")
+                    #expect(other.stderr == "device cli-nobody has no events in the outbox\n", "\(other)")
+                    #expect(!other.stdout.contains("cli-held"), "\(other)")
+                }
+            }
+        }
+
+        /// A file that is not an outbox: a plain-words message naming it, exit 1, and the file untouched.
+        @Test func statsOnAFileThatIsNotAnOutboxSaysSoInPlainWords() async throws {
+            try await withSandbox { sandbox in
+                let store = sandbox.url("outbox.db")
+                let garbage = Data(String(repeating: "not a database ", count: 400).utf8)
+                try garbage.write(to: store)
+                let config: GatewayConfig = ["hub.id": "hub-cli", "store.path": .string(store.path)]
+                let file = sandbox.url("garbage-store.yaml")
+                try config.write(to: file)
+                for arguments in [["outbox", "stats"], ["outbox", "peek"]] {
+                    let result = try await GatewayBinary.run(arguments + ["--config", file.path], in: sandbox.directory)
+                    #expect(result.exit == .exited(1), "\(result)")
+                    #expect(result.stdout.isEmpty, "\(result)")
+                    #expect(
+                        result.stderr.hasPrefix("the outbox at \(store.path) is damaged") || result.stderr.hasPrefix("cannot read the outbox at \(store.path): "),
+                        "\(result)")
+                    #expect(!result.stderr.contains("openFailed") && !result.stderr.contains("Error:"), "\(result)")
+                }
+                #expect(try Data(contentsOf: store) == garbage, "a read-only command must not change the file")
             }
         }
     }

@@ -6,6 +6,11 @@ struct OutboxCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "outbox",
         abstract: "Inspect the outbox; safe while the daemon runs (read-only).",
+        discussion: """
+            Exit status: 0 done (an empty result says so on standard error); 1 no outbox at the \
+            configured store.path yet (the daemon creates it on first start), or it cannot be opened \
+            or read (the reason is printed); 2 invalid configuration.
+            """,
         subcommands: [Stats.self, Peek.self])
 
     struct Stats: AsyncParsableCommand {
@@ -17,9 +22,12 @@ struct OutboxCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON instead of a table.") var json = false
 
         func run() async throws {
-            let inspector = try await openInspector(options)
-            var stats = try await inspector.stats()
-            if let device { stats.devices = stats.devices.filter { $0.deviceId == device } }
+            let (inspector, path) = try await openInspector(options)
+            var stats = try await reading(path) { try await inspector.stats() }
+            if let device {
+                stats.devices = stats.devices.filter { $0.deviceId == device }
+                if stats.devices.isEmpty { printError("device \(device) has no events in the outbox") }
+            }
             let shownDevices = Array(stats.devices.prefix(max(limit, 0)))
             if json {
                 var shown = stats
@@ -58,20 +66,41 @@ struct OutboxCommand: AsyncParsableCommand {
         @Option(help: "How many events.") var limit: Int = 10
 
         func run() async throws {
-            let inspector = try await openInspector(options)
-            for event in try await inspector.peek(device: device, limit: max(limit, 1)) {
+            let (inspector, path) = try await openInspector(options)
+            let events = try await reading(path) { try await inspector.peek(device: device, limit: max(limit, 1)) }
+            if events.isEmpty {
+                printError(device.map { "device \($0) has no events in the outbox" } ?? "the outbox is empty")
+            }
+            for event in events {
                 print("#\(event.seq) \(event.device) \(event.eventID) \(String(decoding: event.payload, as: UTF8.self))")
             }
         }
     }
 }
 
-private func openInspector(_ options: ConfigOption) async throws -> OutboxInspector {
-    let configuration = try await options.load()
+/// Opens the configured store read-only; on a problem says what it is in plain words and exits 1.
+private func openInspector(_ options: ConfigOption) async throws -> (OutboxInspector, path: String) {
+    let path = try await options.load().store.path
+    if let problem = FileCheck.readProblem(path) {
+        // Checked here, before SQLite: a read-only command must not create the file.
+        printError(
+            problem == FileCheck.noSuchFile
+                ? "no outbox at \(path) (the daemon creates it on first start)" : "cannot read the outbox at \(path): \(problem)")
+        throw ExitCode(1)
+    }
+    return (try await reading(path) { try OutboxInspector(path: path) }, path)
+}
+
+/// Runs a read of the outbox at `path`; an error is printed in plain words and exits 1.
+private func reading<T>(_ path: String, _ body: () async throws -> T) async throws -> T {
     do {
-        return try OutboxInspector(path: configuration.store.path)
-    } catch {
-        printError("\(error)")
+        return try await body()
+    } catch let error as OutboxError {
+        let reason = error.message.hasPrefix(path + ": ") ? String(error.message.dropFirst(path.count + 2)) : error.message
+        switch error.code {
+        case .corrupt: printError("the outbox at \(path) is damaged (the daemon moves it aside at its next start): \(reason)")
+        default: printError("cannot read the outbox at \(path): \(reason)")
+        }
         throw ExitCode(1)
     }
 }

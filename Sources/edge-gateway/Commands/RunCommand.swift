@@ -2,6 +2,7 @@ import ArgumentParser
 import Admin
 import Foundation
 import Logging
+import Reporting
 import ServiceLifecycle
 
 struct RunCommand: AsyncParsableCommand {
@@ -32,17 +33,15 @@ struct RunCommand: AsyncParsableCommand {
         logger.info(
             "starting edge-gateway",
             metadata: [
+                "version": "\(GatewayVersion.version) (\(GatewayVersion.commit))",
                 "config.file": "\(options.config ?? "-")", "store.path": "\(configuration.store.path)",
                 "mqtt.broker": "\(configuration.deviceBroker.host):\(configuration.deviceBroker.port)",
                 "upstream.broker": "\(configuration.upstreamBroker.host):\(configuration.upstreamBroker.port)",
                 "upstream.tls": "\(configuration.upstreamBroker.tls != nil)",
             ])
-        if configuration.requireRegistrationIgnored {
-            logger.warning("devices.requireRegistration is on but registration.enabled is off: events from any device are taken")
-        }
-        if configuration.upstreamBroker.tls?.insecure == true {
-            logger.warning(
-                "upstream TLS does not verify the server (upstream.tls.insecure): its certificate and host name are not checked, so anyone on the path can read and change the events")
+        // Contradicting settings and protections turned off (`check-config` lists the same).
+        for warning in configuration.warnings {
+            logger.warning("\(warning)", metadata: ["config.key": "\(warning.key)"])
         }
 
         let parts = try await GatewayServices.build(configuration, metrics: metricsRegistry, logger: logger)

@@ -12,18 +12,46 @@ struct ConfigValues {
     /// A per-process hash of each secret's value, so a reload can tell a changed password without
     /// keeping or printing it.
     private(set) var secretHashes: [String: Int] = [:]
+    /// Settings that work but contradict another one or turn a protection off.
+    private(set) var warnings: [ConfigurationWarning] = []
+    /// Keys whose value came from an environment variable, with the variable's name.
+    private(set) var variables: [String: String] = [:]
+    /// Values worked out from an empty setting (`hub.id` → the host name), with how.
+    private(set) var resolved: [String: (value: String, note: String)] = [:]
+    /// The environment's provider alone, asked which variable (if any) stands behind a key.
+    private let environment: (any ConfigProvider)?
 
-    init(reader: ConfigReader) {
+    init(reader: ConfigReader, environment: (any ConfigProvider)? = nil) {
         self.reader = reader
+        self.environment = environment
     }
 
     private mutating func note(_ key: String, _ value: String, secret: Bool) {
         effective.append((key, secret ? (value.isEmpty ? "" : "<redacted>") : value))
         if secret { secretHashes[key] = value.hashValue }
+        if let variable = variable(for: key) { variables[key] = variable }
+    }
+
+    /// The environment variable that sets `key` (`mqtt.port` → `MQTT_PORT`), when one does.
+    func variable(for key: String) -> String? {
+        guard let environment,
+            let lookup = try? environment.value(forKey: AbsoluteConfigKey(ConfigKey(key)), type: .string),
+            lookup.value != nil
+        else { return nil }
+        return lookup.encodedKey
     }
 
     mutating func fail(_ key: String, _ problem: String) {
-        errors.append(ConfigurationError(key: key, problem: problem))
+        errors.append(ConfigurationError(key: key, problem: problem, variable: variable(for: key)))
+    }
+
+    mutating func warn(_ key: String, _ problem: String) {
+        warnings.append(ConfigurationWarning(key: key, problem: problem))
+    }
+
+    /// Records that `key`, empty, stands for `value` (what the daemon uses), and how it got there.
+    mutating func resolve(_ key: String, to value: String, _ note: String) {
+        resolved[key] = (value, note)
     }
 
     mutating func string(_ key: String, default defaultValue: String, secret: Bool = false) -> String {

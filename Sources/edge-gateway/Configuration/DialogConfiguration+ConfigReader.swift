@@ -21,5 +21,8 @@ extension DialogConfiguration {
         maxBufferedAudioBytes = v.int("dialog.maxBufferedAudioBytes", default: maxBufferedAudioBytes, range: 1024...(1024 * 1024 * 1024))
         let trustDeviceUserID = v.bool("dialog.trustDeviceUserId", default: false)
         verifiesUserID = registrationEnabled && !trustDeviceUserID
+        if trustDeviceUserID, !registrationEnabled {
+            v.warn("dialog.trustDeviceUserId", "has no effect while registration.enabled is off (without a registry no user is checked)")
+        }
     }
 }

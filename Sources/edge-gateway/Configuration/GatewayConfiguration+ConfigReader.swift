@@ -16,18 +16,18 @@ import Yams
 extension GatewayConfiguration {
     /// Loads `file` (YAML) with environment-variable overrides on top, and validates every key.
     ///
-    /// - Throws: ``ConfigurationErrors`` listing every bad key, or ``ConfigurationError`` for an
-    ///   unreadable file.
+    /// - Throws: ``ConfigurationErrors`` listing every bad key and every unknown key of the file
+    ///   (with the warnings found on the way), or ``ConfigurationError`` for a file that cannot be
+    ///   read or parsed.
     static func load(file: String?, environment: [String: String] = ProcessInfo.processInfo.environment) async throws -> GatewayConfiguration {
-        var providers: [any ConfigProvider] = [
-            EnvironmentVariablesProvider(
-                environmentVariables: environment,
-                secretsSpecifier: .specific(["MQTT_PASSWORD", "UPSTREAM_PASSWORD"]))
-        ]
+        let environmentProvider = EnvironmentVariablesProvider(
+            environmentVariables: environment,
+            secretsSpecifier: .specific(["MQTT_PASSWORD", "UPSTREAM_PASSWORD"]))
+        var providers: [any ConfigProvider] = [environmentProvider]
         var unknown: [String] = []
         if let file {
-            guard FileManager.default.isReadableFile(atPath: file) else {
-                throw ConfigurationError(key: "--config", problem: "cannot read \(file)")
+            if let problem = FileCheck.readProblem(file) {
+                throw ConfigurationError(key: "--config", problem: "cannot read \(file): \(problem)")
             }
             do {
                 providers.append(try await FileProvider<YAMLSnapshot>(filePath: FilePath(file)))
@@ -36,11 +36,11 @@ extension GatewayConfiguration {
             }
             unknown = (try? unknownKeys(inYAMLFile: file)) ?? []
         }
-        var values = ConfigValues(reader: ConfigReader(providers: providers))
+        var values = ConfigValues(reader: ConfigReader(providers: providers), environment: environmentProvider)
         var configuration = read(&values, environment: environment)
         configuration.unknownKeys = unknown
         if !values.errors.isEmpty {
-            throw ConfigurationErrors(errors: values.errors)
+            throw ConfigurationErrors(errors: values.errors, unknownKeys: unknown, warnings: values.warnings)
         }
         return configuration
     }
@@ -51,6 +51,7 @@ extension GatewayConfiguration {
         let fromHostName = hubID.isEmpty
         if fromHostName {
             hubID = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "hub"
+            v.resolve("hub.id", to: hubID, "empty: the host name, which must be unique across hubs")
         }
         if DeviceID(hubID) == nil {
             v.fail("hub.id", "'\(hubID)' must be 1–64 characters of A-Z a-z 0-9 _ -")
@@ -88,10 +89,18 @@ extension GatewayConfiguration {
         var registration = RegistrationConfiguration(&v, storePath: store.path, users: users)
         let dialog = DialogConfiguration(&v, hubID: hubID, ml: ml, users: users, registrationEnabled: registration.enabled)
         let requireRegistrationIgnored = ingress.requireRegistration && !registration.enabled
-        if requireRegistrationIgnored { ingress.requireRegistration = false }
+        if requireRegistrationIgnored {
+            ingress.requireRegistration = false
+            v.warn(
+                "devices.requireRegistration",
+                "has no effect while registration.enabled is off (there is no registry to check against): events from any device are taken")
+        }
         let admin = AdminConfiguration(&v)
         let audio = HubMicrophoneConfiguration(&v)
         let audioUserID = v.string("audio.userId", default: "").nonEmpty
+        if audio.enabled, ml.targets.isEmpty {
+            v.warn("audio.enabled", "the hub microphone is on but ml.endpoints is empty: none of its dialogs can be answered")
+        }
         var microphoneBroker = derived("mic")
         microphoneBroker.cleanSession = true
         microphoneBroker.messageBufferCapacity = 16
@@ -117,6 +126,8 @@ extension GatewayConfiguration {
             } else {
                 v.fail("log.format", "'\(formatText)' is not one of: journald, text, json")
             }
+        } else {
+            v.resolve("log.format", to: format.rawValue, "empty: journald when JOURNAL_STREAM is set (under systemd), else text")
         }
 
         return GatewayConfiguration(
@@ -125,7 +136,7 @@ extension GatewayConfiguration {
             registration: registration, registrationBroker: registrationBroker, dynsecBroker: dynsecBroker,
             admin: admin, requireRegistrationIgnored: requireRegistrationIgnored, audio: audio, audioUserID: audioUserID,
             microphoneBroker: microphoneBroker, logLevel: level, logFormat: format, effective: v.effective, secretHashes: v.secretHashes, unknownKeys: [],
-            hubIDFromHostName: fromHostName)
+            hubIDFromHostName: fromHostName, warnings: v.warnings, variables: v.variables, resolved: v.resolved)
     }
 
     /// Dotted paths of scalar keys in the YAML file that the gateway does not read.

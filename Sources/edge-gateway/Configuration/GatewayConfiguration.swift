@@ -58,6 +58,12 @@ struct GatewayConfiguration: CustomStringConvertible, CustomDebugStringConvertib
     var unknownKeys: [String]
     /// `hub.id` was not configured and the host name stands in for it.
     var hubIDFromHostName = false
+    /// Settings that work but contradict another one or turn a protection off (logged at start).
+    var warnings: [ConfigurationWarning] = []
+    /// Keys set by an environment variable, with its name (`mqtt.port` → `MQTT_PORT`).
+    var variables: [String: String] = [:]
+    /// Values worked out from an empty setting (`hub.id` → the host name), with how.
+    var resolved: [String: (value: String, note: String)] = [:]
 
     /// The device edge's connections: the registration's only with `registration.enabled`, the
     /// microphone's only with `audio.enabled`.

@@ -31,8 +31,8 @@ extension MLConfiguration {
         let serverName = v.string("ml.tls.serverName", default: "")
         if enabled {
             for (key, path) in [("ml.tls.caFile", caFile), ("ml.tls.certFile", certFile), ("ml.tls.keyFile", keyFile)]
-            where !path.isEmpty && !FileManager.default.isReadableFile(atPath: path) {
-                v.fail(key, "cannot read \(path)")
+            where !path.isEmpty {
+                if let problem = FileCheck.readProblem(path) { v.fail(key, "cannot read \(path): \(problem)") }
             }
             if certFile.isEmpty != keyFile.isEmpty {
                 v.fail("ml.tls.certFile", "certFile and keyFile go together (mutual TLS needs both)")
@@ -40,6 +40,8 @@ extension MLConfiguration {
             tls = TLS(caFile: caFile.nonEmpty, certFile: certFile.nonEmpty, keyFile: keyFile.nonEmpty, serverName: serverName.nonEmpty)
         } else if !caFile.isEmpty || !certFile.isEmpty || !keyFile.isEmpty {
             v.fail("ml.tls.enabled", "TLS files are given but ml.tls.enabled is false")
+        } else if !serverName.isEmpty {
+            v.warn("ml.tls.serverName", "has no effect while ml.tls.enabled is false")
         }
     }
 }

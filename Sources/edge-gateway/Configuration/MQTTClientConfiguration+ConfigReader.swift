@@ -22,6 +22,7 @@ extension MQTTClientConfiguration {
         if device.clientID.isEmpty || device.clientID.utf8.count > 128 {
             v.fail("mqtt.clientId", "must be 1–128 bytes")
         }
+        noteContradictions(&v, device, prefix: "mqtt")
         return device
     }
 
@@ -43,7 +44,20 @@ extension MQTTClientConfiguration {
         up.reconnectBaseMs = v.int("upstream.reconnectBaseMs", default: up.reconnectBaseMs, range: 1...600_000)
         up.reconnectCapMs = v.int("upstream.reconnectCapMs", default: up.reconnectCapMs, range: 1...3_600_000)
         up.tls = tls(&v)
+        noteContradictions(&v, up, prefix: "upstream")
         return up
+    }
+
+    /// Warnings for settings of one connection that the daemon would silently not use.
+    private static func noteContradictions(_ v: inout ConfigValues, _ connection: MQTTClientConfiguration, prefix: String) {
+        if connection.password != nil, connection.username == nil {
+            v.warn("\(prefix).password", "is set but \(prefix).username is empty, so it is not used (the broker sees an anonymous client)")
+        }
+        if connection.reconnectBaseMs > connection.reconnectCapMs {
+            v.warn(
+                "\(prefix).reconnectBaseMs",
+                "\(connection.reconnectBaseMs) is above \(prefix).reconnectCapMs (\(connection.reconnectCapMs)): every reconnect delay is drawn up to the cap")
+        }
     }
 
     /// `upstream.tls.*`: TLS is on when `caFile` is set; files must be readable now, not at the
@@ -56,12 +70,19 @@ extension MQTTClientConfiguration {
         guard !caFile.isEmpty else {
             if !certFile.isEmpty || !keyFile.isEmpty {
                 v.fail("upstream.tls.caFile", "set caFile to enable TLS (certFile/keyFile are given)")
+            } else if insecure {
+                v.warn("upstream.tls.insecure", "has no effect without upstream.tls.caFile (TLS is off)")
             }
             return nil
         }
+        if insecure {
+            v.warn(
+                "upstream.tls.insecure",
+                "upstream TLS does not verify the server: its certificate and host name are not checked, so anyone on the path can read and change the events")
+        }
         for (key, path) in [("upstream.tls.caFile", caFile), ("upstream.tls.certFile", certFile), ("upstream.tls.keyFile", keyFile)]
-        where !path.isEmpty && !FileManager.default.isReadableFile(atPath: path) {
-            v.fail(key, "cannot read \(path)")
+        where !path.isEmpty {
+            if let problem = FileCheck.readProblem(path) { v.fail(key, "cannot read \(path): \(problem)") }
         }
         if certFile.isEmpty != keyFile.isEmpty {
             v.fail("upstream.tls.certFile", "certFile and keyFile go together (mutual TLS needs both)")

@@ -9,6 +9,7 @@ extension OutboxConfiguration {
         if path.isEmpty {
             let base = environment["STATE_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) } ?? "./var"
             path = (base as NSString).appendingPathComponent("outbox.db")
+            v.resolve("store.path", to: path, "empty: $STATE_DIRECTORY/outbox.db under systemd, else ./var/outbox.db")
         }
         self.init(path: path)
         let large = Int(Int64.max / 4)

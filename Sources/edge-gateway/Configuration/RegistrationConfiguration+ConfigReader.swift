@@ -8,6 +8,7 @@ extension RegistrationConfiguration {
         var path = v.string("registration.statePath", default: "")
         if path.isEmpty {
             path = ((storePath as NSString).deletingLastPathComponent as NSString).appendingPathComponent("registrations.db")
+            v.resolve("registration.statePath", to: path, "empty: registrations.db beside the outbox")
         }
         self.init(statePath: path)
         enabled = v.bool("registration.enabled", default: false)

@@ -7,6 +7,7 @@ extension UsersConfiguration {
         var cachePath = v.string("users.cachePath", default: "")
         if cachePath.isEmpty {
             cachePath = ((storePath as NSString).deletingLastPathComponent as NSString).appendingPathComponent("users.db")
+            v.resolve("users.cachePath", to: cachePath, "empty: users.db beside the outbox")
         }
         self.init(cachePath: cachePath)
         let base = v.string("users.baseUrl", default: "")

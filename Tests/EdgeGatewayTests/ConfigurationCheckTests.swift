@@ -1,0 +1,122 @@
+import Foundation
+import Testing
+
+@testable import edge_gateway
+
+/// What `check-config` and `run` are told about a configuration, read in-process from an
+/// environment given as a dictionary (no file, no process).
+@Suite struct ConfigurationCheckTests {
+    @Test func theBuiltInDefaultsRaiseNoWarningAndNameNoVariable() async throws {
+        let configuration = try await GatewayConfiguration.load(file: nil, environment: [:])
+        #expect(configuration.warnings.isEmpty, "\(configuration.warnings)")
+        #expect(configuration.variables.isEmpty, "\(configuration.variables)")
+        #expect(configuration.resolved["hub.id"]?.value == configuration.hubID)
+        #expect(configuration.resolved["store.path"]?.value == "./var/outbox.db")
+    }
+
+    static let contradictions: [([String: String], String)] = [
+        (["DEVICES_REQUIRE_REGISTRATION": "true"], "devices.requireRegistration"),
+        (["UPSTREAM_TLS_INSECURE": "true"], "upstream.tls.insecure"),
+        (["MQTT_PASSWORD": "pw"], "mqtt.password"),
+        (["UPSTREAM_PASSWORD": "pw"], "upstream.password"),
+        (["MQTT_RECONNECT_BASE_MS": "9000"], "mqtt.reconnectBaseMs"),  // the cap is 5000
+        (["UPSTREAM_RECONNECT_CAP_MS": "100"], "upstream.reconnectBaseMs"),  // the base is 500
+        (["DIALOG_TRUST_DEVICE_USER_ID": "true"], "dialog.trustDeviceUserId"),
+        (["AUDIO_ENABLED": "true"], "audio.enabled"),
+        (["ML_TLS_SERVER_NAME": "ml.lan"], "ml.tls.serverName"),
+    ]
+
+    @Test(arguments: contradictions)
+    func eachContradictionIsOneWarningNamingItsKey(environment: [String: String], key: String) async throws {
+        let configuration = try await GatewayConfiguration.load(file: nil, environment: environment)
+        #expect(configuration.warnings.map(\.key) == [key], "\(configuration.warnings)")
+    }
+
+    /// The same settings with what they need beside them are no contradiction.
+    @Test func aSettingWithItsPartnerRaisesNoWarning() async throws {
+        let registration = [
+            "REGISTRATION_ENABLED": "true", "REGISTRATION_ADMIN_USERNAME": "gw-admin",
+            "USERS_BASE_URL": "http://127.0.0.1:9", "REGISTRATION_REGISTRY_URL": "http://127.0.0.1:9",
+            "REGISTRATION_BILLING_URL": "http://127.0.0.1:9",
+        ]
+        let partnered = try await GatewayConfiguration.load(
+            file: nil,
+            environment: registration.merging([
+                "DEVICES_REQUIRE_REGISTRATION": "true", "DIALOG_TRUST_DEVICE_USER_ID": "true",
+                "MQTT_USERNAME": "gw", "MQTT_PASSWORD": "pw", "AUDIO_ENABLED": "true", "ML_ENDPOINTS": "127.0.0.1:9",
+                "ML_TLS_ENABLED": "true", "ML_TLS_SERVER_NAME": "ml.lan",
+            ]) { $1 })
+        #expect(partnered.warnings.isEmpty, "\(partnered.warnings)")
+        #expect(partnered.ingress.requireRegistration)
+    }
+
+    /// With TLS on, `insecure` turns verification off: a warning of its own, not "no effect".
+    @Test func insecureTLSWithACAIsTheVerificationWarning() async throws {
+        let ca = FileManager.default.temporaryDirectory.appendingPathComponent("edge-gateway-ca-\(UUID().uuidString).pem")
+        try Data("not checked here".utf8).write(to: ca)
+        defer { try? FileManager.default.removeItem(at: ca) }
+        let configuration = try await GatewayConfiguration.load(
+            file: nil, environment: ["UPSTREAM_TLS_CA_FILE": ca.path, "UPSTREAM_TLS_INSECURE": "true"])
+        #expect(configuration.warnings.map(\.key) == ["upstream.tls.insecure"])
+        #expect(configuration.warnings.first?.problem.contains("does not verify the server") == true, "\(configuration.warnings)")
+    }
+
+    /// Every key can be set from the environment by the documented rule (upper case, dots to
+    /// underscores, camelCase split), and the configuration names that variable.
+    @Test func everyKeyNamesTheVariableThatSetsIt() async throws {
+        let defaults = try await GatewayConfiguration.load(file: nil, environment: [:])
+        // Lists and empty values have no environment spelling of their default.
+        let settable = defaults.effective.filter { !$0.value.isEmpty && !$0.value.hasPrefix("[") && $0.value != "<redacted>" }
+        #expect(settable.count > 80, "most keys have a default with an environment spelling")
+        let environment = Dictionary(uniqueKeysWithValues: settable.map { (Self.variable($0.key), $0.value) })
+        let configuration = try await GatewayConfiguration.load(file: nil, environment: environment)
+        for (key, _) in settable {
+            #expect(configuration.variables[key] == Self.variable(key), "\(key)")
+        }
+        #expect(configuration.warnings.isEmpty, "\(configuration.warnings)")
+    }
+
+    @Test(arguments: [
+        ("MQTT_PORT", "abc", "mqtt.port (from environment variable MQTT_PORT): expected a whole number, got 'abc'"),
+        ("STORE_WHEN_FULL", "sometimes", "store.whenFull (from environment variable STORE_WHEN_FULL): 'sometimes' is not one of"),
+        ("ML_BREAKER_FAILURE_RATIO", "2", "ml.breaker.failureRatio (from environment variable ML_BREAKER_FAILURE_RATIO): 2.0 is out of range"),
+        ("AUDIO_VAD_MIN_SPEECH_MS", "1", "audio.vad.minSpeechMs (from environment variable AUDIO_VAD_MIN_SPEECH_MS): 1 is out of range"),
+    ])
+    func aBadValueFromTheEnvironmentNamesTheVariable(variable: String, value: String, message: String) async throws {
+        do {
+            _ = try await GatewayConfiguration.load(file: nil, environment: [variable: value])
+            Issue.record("\(variable)=\(value) was accepted")
+        } catch let errors as ConfigurationErrors {
+            #expect(errors.errors.count == 1, "\(errors)")
+            #expect(errors.description.contains(message), "\(errors)")
+        }
+    }
+
+    @Test func fileCheckGivesTheReasonInPlainWords() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edge-gateway-filecheck-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("gateway.yaml")
+        try Data("hub:\n".utf8).write(to: file)
+        #expect(FileCheck.readProblem(file.path) == nil)
+        #expect(FileCheck.readProblem(directory.appendingPathComponent("missing.yaml").path) == "no such file")
+        #expect(FileCheck.readProblem(directory.path) == "is a directory")
+        #expect(FileCheck.readProblem(file.appendingPathComponent("below-a-file").path) == "a part of the path is not a directory")
+    }
+
+    /// `store.commitIntervalMs` → `STORE_COMMIT_INTERVAL_MS` (README, "Configuration").
+    static func variable(_ key: String) -> String {
+        var name = ""
+        var previous: Character = "."
+        for character in key {
+            if character == "." {
+                name.append("_")
+            } else {
+                if character.isUppercase, previous.isLowercase { name.append("_") }
+                name.append(contentsOf: character.uppercased())
+            }
+            previous = character
+        }
+        return name
+    }
+}
