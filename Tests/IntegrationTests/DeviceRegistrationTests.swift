@@ -94,8 +94,11 @@ extension IntegrationSuite {
                 #expect(device.isConnected)
                 try device.publish(topic: "device/hall-1/event", payload: Array(#"{"eventId":"e1","type":"hello","timestamp":1}"#.utf8))
                 try device.publish(topic: "device/hall-2/event", payload: Array(#"{"eventId":"forged","type":"hello","timestamp":1}"#.utf8))
+                // A sentinel on the same connection after the forged message: the broker and the daemon
+                // handle one connection's messages in order, so the forged one's ack would come first.
+                try device.publish(topic: "device/hall-1/event", payload: Array(#"{"eventId":"e2","type":"hello","timestamp":2}"#.utf8))
                 try await bed.bed.waitForAcks(count: 1) { $0.deviceId == "hall-1" && $0.eventId == "e1" }
-                try await Task.sleep(for: .milliseconds(500))
+                try await bed.bed.waitForAcks(count: 1) { $0.deviceId == "hall-1" && $0.eventId == "e2" }
                 #expect(bed.bed.acks(for: "hall-2").isEmpty, "a device cannot publish as another device")
                 await device.stop()
 
