@@ -28,7 +28,7 @@ extension IntegrationSuite {
                 let failedBefore = bed.gateway.currentRunLogCount(of: Self.deviceLink + "MQTT connect failed")
                 try await bed.deviceBroker.stop()
                 // Until the daemon has noticed and retried at least once in vain (the paced publishers find
-                // no broker meanwhile, and try their round again).
+                // no broker meanwhile: mosquitto_pub reconnects, a round started now fails and is sent again).
                 try await bed.gateway.waitForLog(Self.deviceLink + "MQTT connection lost")
                 try await bed.gateway.waitForLog(Self.deviceLink + "MQTT connect failed", occurrences: failedBefore + 1)
                 try await bed.deviceBroker.start()
