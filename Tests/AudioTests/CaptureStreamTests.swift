@@ -48,12 +48,18 @@ import Testing
         defer { fixture.remove() }
         let path = try fixture.write(Self.ramp(count: 16000), name: "ramp.raw")
         let stream = try CaptureStream.start(device: "cancel", configuration: AudioFixture.capturePCM("cancel", infile: path))
+        // The consumer says when it has its first frame: the capture runs, and is then cancelled.
+        let (firstFrame, firstFrameSeen) = AsyncStream.makeStream(of: Void.self)
         let consumer = Task {
+            defer { firstFrameSeen.finish() }
             var count = 0
-            for try await _ in stream { count += 1 }
+            for try await _ in stream {
+                count += 1
+                firstFrameSeen.yield()
+            }
             return count
         }
-        try await Task.sleep(for: .milliseconds(100))
+        for await _ in firstFrame { break }
         consumer.cancel()
         _ = try await consumer.value
         await stream.waitUntilClosed()
@@ -69,7 +75,11 @@ import Testing
         let stream = try CaptureStream.start(
             device: "slow", configuration: AudioFixture.capturePCM("slow", infile: path), paced: false, bufferedFrames: 4
         )
-        try await Task.sleep(for: .milliseconds(200))
+        // Until the buffer has overflowed (the count says so), within a bound.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while stream.droppedFrames == 0, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
         var iterator = stream.makeAsyncIterator()
         let first = try #require(try await iterator.next())
         stream.stop()

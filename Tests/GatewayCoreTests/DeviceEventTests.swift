@@ -144,8 +144,10 @@ import Testing
         ]
         for document in documents {
             let bytes = Array(document.utf8)
-            _ = try JSONScanner.topLevelMembers(of: bytes)
-            _ = try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])
+            let members = try JSONScanner.topLevelMembers(of: bytes)
+            let foundation = try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])
+            // An object's members (by key) where Foundation sees an object; nil for any other kind.
+            #expect(members.map { Set($0.map(\.key)) } == (foundation as? [String: Any]).map { Set($0.keys) }, "\(document)")
         }
     }
 }

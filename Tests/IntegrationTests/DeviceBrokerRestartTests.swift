@@ -25,9 +25,12 @@ extension IntegrationSuite {
                 defer { publishing.cancel() }
                 try await bed.waitForAcks(count: 20)
                 let acksAtStop = bed.allAcks.count
+                let failedBefore = bed.gateway.currentRunLogCount(of: Self.deviceLink + "MQTT connect failed")
                 try await bed.deviceBroker.stop()
-                // Long enough for publishers to find no broker and for the daemon to retry at least once.
-                try await Task.sleep(for: .milliseconds(500))
+                // Until the daemon has noticed and retried at least once in vain (the paced publishers find
+                // no broker meanwhile: mosquitto_pub reconnects, a round started now fails and is sent again).
+                try await bed.gateway.waitForLog(Self.deviceLink + "MQTT connection lost")
+                try await bed.gateway.waitForLog(Self.deviceLink + "MQTT connect failed", occurrences: failedBefore + 1)
                 try await bed.deviceBroker.start()
                 let repeatedRounds = try await publishing.value
 
@@ -37,8 +40,11 @@ extension IntegrationSuite {
                 #expect(bed.gateway.isRunning)
 
                 // An ack published while the broker was away is lost (README, "ack delivery"); a device resends
-                // what it has no ack for and hears `duplicate` when it had been stored.
-                let settled = try await bed.acks.waitUntilQuiet(for: .seconds(2), timeout: .seconds(60)).map(Ack.init)
+                // what it has no ack for and hears `duplicate` when it had been stored. The broker keeps each
+                // device's messages in order for the daemon's session, so once every device's sentinel is
+                // acked, every ack that will come for what they sent before has come.
+                try await bed.settle(through: devices)
+                let settled = bed.allAcks
                 let unacked = allIds.subtracting(TestBed.acceptedIds(settled))
                 let resend = sent.mapValues { $0.filter { unacked.contains($0.eventId) } }.filter { !$0.value.isEmpty }
                 try await bed.publishConcurrently(resend)

@@ -95,7 +95,14 @@ extension IntegrationSuite {
                 try device.publish(topic: "device/hall-1/event", payload: Array(#"{"eventId":"e1","type":"hello","timestamp":1}"#.utf8))
                 try device.publish(topic: "device/hall-2/event", payload: Array(#"{"eventId":"forged","type":"hello","timestamp":1}"#.utf8))
                 try await bed.bed.waitForAcks(count: 1) { $0.deviceId == "hall-1" && $0.eventId == "e1" }
-                try await Task.sleep(for: .milliseconds(500))
+                // The broker refuses it (and, answering with "not authorized", ends hall-1's connection); a
+                // sentinel sent after the refusal is handled after anything the broker had passed on.
+                try await Poll.until("the broker's refusal of the forged publish", details: { bed.bed.deviceBroker.diagnostics }) {
+                    bed.bed.deviceBroker.logText.split(separator: "\n").contains {
+                        $0.contains("Denied PUBLISH from hall-1 ") && $0.contains("'device/hall-2/event'")
+                    }
+                }
+                try await bed.bed.settle(through: "hall-1")
                 #expect(bed.bed.acks(for: "hall-2").isEmpty, "a device cannot publish as another device")
                 await device.stop()
 

@@ -59,7 +59,8 @@ extension IntegrationSuite {
                 let acks = try await bed.waitForAcks(count: 1) { $0.eventId == valid.eventId }
                 #expect(acks.last?.status == "stored", "\(acks.last?.description ?? "-")")
                 try await bed.waitForUpstream(count: 1)
-                try await Task.sleep(for: .seconds(1))
+                // The malformed messages came before bad-json's sentinel (and its valid event).
+                try await bed.settle(through: "bad-json")
                 #expect(bed.upstreamEvents.map(\.eventId) == [valid.eventId], "\(bed.upstreamEvents)")
 
                 let stats = try await bed.gateway.outboxStats()
@@ -90,7 +91,7 @@ extension IntegrationSuite {
                 #expect(acks.contains { $0.eventId == "small-event" && $0.isStored }, "\(acks)")
 
                 try await bed.waitForUpstream(count: 1)
-                try await Task.sleep(for: .seconds(1))
+                try await bed.settle(through: "big-1")
                 #expect(bed.upstreamEvents.map(\.eventId) == ["small-event"], "\(bed.upstreamEvents)")
             }
         }

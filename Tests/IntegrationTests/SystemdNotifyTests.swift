@@ -17,9 +17,10 @@ extension IntegrationSuite {
                 try await notify.waitFor("STATUS=") { $0.hasPrefix("STATUS=") && $0.contains("outbox") }
                 let firstWatchdog = notify.messages.filter { $0 == "WATCHDOG=1" }.count
                 try await notify.waitFor("WATCHDOG=1") { $0 == "WATCHDOG=1" }
-                try await Task.sleep(for: .seconds(2))
-                let pings = notify.messages.filter { $0 == "WATCHDOG=1" }.count
-                #expect(pings > firstWatchdog + 1, "watchdog pings: \(notify.messages)")
+                // The pings go on: two more after the first seen.
+                try await Poll.until("two more WATCHDOG=1", details: { "\(notify.messages)" }) {
+                    notify.messages.filter { $0 == "WATCHDOG=1" }.count > firstWatchdog + 1
+                }
                 // READY comes only once the device subscription is in place.
                 #expect(bed.gateway.currentRunLog.contains("MQTT subscribed"))
 

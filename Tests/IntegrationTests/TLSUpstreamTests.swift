@@ -28,7 +28,10 @@ extension IntegrationSuite {
                     overrides: ["upstream.tls.caFile": .string(otherCA.caFile.path)])
                 try await bed.device("tls-x").publish(DeviceEvent.series(deviceId: "tls-x", count: 3))
                 _ = try await bed.waitForAcks(count: 3)
-                try await Task.sleep(for: .seconds(2))
+                // Events go upstream only over a connection that was made; two attempts (the first and a
+                // retry) have failed the handshake, and none succeeded.
+                try await bed.gateway.waitForLog("edge-gateway.upstream.mqtt: MQTT connect failed", occurrences: 2)
+                #expect(!bed.gateway.currentRunLog.contains("edge-gateway.upstream.mqtt: MQTT connected"), "\(bed.diagnostics)")
                 #expect(bed.upstreamEvents.isEmpty, "events went to a broker whose certificate does not verify")
                 #expect(!bed.gateway.logText.contains("upstream TLS does not verify the server"))
 

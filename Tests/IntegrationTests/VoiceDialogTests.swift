@@ -396,10 +396,11 @@ extension IntegrationSuite {
                 let device = try await voice.device("speaker-14")
                 let session = try await device.speak(frames: try voice.opusFrames, interval: .zero)
                 try await voice.bed.gateway.waitForLog("dialog session started")
-                while ml.intentCount == 0 { try await Task.sleep(for: .milliseconds(20)) }
-                // The answer is due while the device broker is away.
+                try await Poll.until("the intent request at the ML service") { ml.intentCount > 0 }
+                // The answer is due while the device broker is away: the daemon answers (and logs it)
+                // before the broker is back.
                 try await voice.bed.deviceBroker.stop()
-                try await Task.sleep(for: .milliseconds(1500))
+                try await voice.bed.gateway.waitForLog("dialog answered")
                 try await voice.bed.deviceBroker.start()
                 let answer = try await voice.answer(device: "speaker-14", session: session)
                 #expect(answer.type == "DIALOG_RESPONSE", "\(answer)")
@@ -409,7 +410,7 @@ extension IntegrationSuite {
                 await device.close()
                 let again = try await voice.device("speaker-14")
                 _ = try await again.speak(frames: try voice.opusFrames, interval: .zero)
-                while ml.intentCount < 2 { try await Task.sleep(for: .milliseconds(20)) }
+                try await Poll.until("the second intent request at the ML service") { ml.intentCount >= 2 }
                 try await voice.bed.deviceBroker.stop()
                 try await voice.bed.gateway.waitForLog("could not publish a response to the device", timeout: .seconds(20))
                 try await voice.bed.deviceBroker.start()

@@ -434,15 +434,19 @@ let testLogger = Logger(label: "outbox-test")
         let configuration = store.configuration {
             $0.dedupRetentionSeconds = 60
             $0.dedupMaxEntries = 1
+            $0.maxAgeSeconds = 600
         }
-        let old = Int64(Date().timeIntervalSince1970 * 1000) - 120_000
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let old = now - 120_000
         let outbox = try Outbox.open(configuration: configuration, logger: testLogger)
-        _ = await outbox.append([record("d", "e1", at: old), record("d", "e2", at: old)])
+        // A sentinel older than store.maxAgeSeconds first: its expiry shows that maintenance has run.
+        _ = await outbox.append([record("d", "e0", at: now - 1_000_000), record("d", "e1", at: old), record("d", "e2", at: old)])
         await outbox.close()
         // Past retention and over the count, but both events are still waiting upstream.
         let reopened = try Outbox.open(configuration: configuration, logger: testLogger)
         let runTask = Task { try await reopened.run() }
-        try await Task.sleep(for: .milliseconds(200))
+        for _ in 0..<500 where reopened.depth.count != 2 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(reopened.depth.count == 2, "maintenance expired the sentinel")
         #expect(await reopened.append([record("d", "e1"), record("d", "e2")]) == [.duplicate, .duplicate])
         runTask.cancel()
         _ = try? await runTask.value

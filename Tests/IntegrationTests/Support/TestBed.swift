@@ -31,6 +31,9 @@ final class TestBed {
     /// Nil when the upstream is unreachable.
     let upstream: TopicRecorder?
     let gateway: GatewayProcess
+    /// Event ids of the sentinels `settle(through:)` sent: left out of `allAcks`, `acks(for:)`,
+    /// `upstreamEvents` and the counts the `waitFor…` methods wait for.
+    private var sentinelIds: Set<String> = []
 
     private init(
         sandbox: Sandbox, deviceBroker: MosquittoBroker, upstreamBroker: MosquittoBroker?,
@@ -136,18 +139,25 @@ final class TestBed {
     // MARK: - Waiting, with the daemon's log in the error
 
     func acks(for deviceId: String) -> [Ack] {
-        acks.messages.map(Ack.init).filter { $0.deviceId == deviceId }
+        allAcks.filter { $0.deviceId == deviceId }
     }
 
-    var allAcks: [Ack] { acks.messages.map(Ack.init) }
+    var allAcks: [Ack] { acks.messages.map(Ack.init).filter { !isSentinel($0.eventId) } }
 
-    var upstreamEvents: [UpstreamEvent] { (upstream?.messages ?? []).map(UpstreamEvent.init) }
+    var upstreamEvents: [UpstreamEvent] { (upstream?.messages ?? []).map(UpstreamEvent.init).filter { !isSentinel($0.eventId) } }
+
+    private func isSentinel(_ eventId: String?) -> Bool {
+        eventId.map { sentinelIds.contains($0) } ?? false
+    }
 
     /// Waits for at least `count` acks (optionally only those matching `predicate`).
     @discardableResult
     func waitForAcks(count: Int, timeout: Duration = .seconds(30), where predicate: @escaping (Ack) -> Bool = { _ in true }) async throws -> [Ack] {
         try await withDiagnostics {
-            try await acks.waitFor(count: count, timeout: timeout) { predicate(Ack($0)) }.map(Ack.init)
+            try await acks.waitFor(count: count, timeout: timeout) { message in
+                let ack = Ack(message)
+                return !isSentinel(ack.eventId) && predicate(ack)
+            }.map(Ack.init).filter { !isSentinel($0.eventId) }
         }
     }
 
@@ -158,7 +168,7 @@ final class TestBed {
             do {
                 return try await acks.waitUntil("acks for \(eventIds.count) event ids", timeout: timeout) { messages in
                     eventIds.isSubset(of: Self.acceptedIds(messages.map(Ack.init)))
-                }.map(Ack.init)
+                }.map(Ack.init).filter { !isSentinel($0.eventId) }
             } catch let error as HarnessError {
                 let missing = eventIds.subtracting(Self.acceptedIds(allAcks)).sorted()
                 throw HarnessError("\(error)\nnot acked stored/duplicate (\(missing.count)): \(missing.prefix(20))")
@@ -176,7 +186,10 @@ final class TestBed {
     func waitForUpstream(count: Int, timeout: Duration = .seconds(30), where predicate: @escaping (UpstreamEvent) -> Bool = { _ in true }) async throws -> [UpstreamEvent] {
         guard let upstream else { throw HarnessError("this test bed has no upstream recorder") }
         return try await withDiagnostics {
-            try await upstream.waitFor(count: count, timeout: timeout) { predicate(UpstreamEvent($0)) }.map(UpstreamEvent.init)
+            try await upstream.waitFor(count: count, timeout: timeout) { message in
+                let event = UpstreamEvent(message)
+                return !isSentinel(event.eventId) && predicate(event)
+            }.map(UpstreamEvent.init).filter { !isSentinel($0.eventId) }
         }
     }
 
@@ -188,11 +201,45 @@ final class TestBed {
             do {
                 return try await upstream.waitUntil("\(eventIds.count) distinct event ids", timeout: timeout) { messages in
                     eventIds.isSubset(of: Set(messages.compactMap { UpstreamEvent($0).eventId }))
-                }.map(UpstreamEvent.init)
+                }.map(UpstreamEvent.init).filter { !isSentinel($0.eventId) }
             } catch let error as HarnessError {
                 let seen = Set(upstreamEvents.compactMap(\.eventId))
                 let missing = eventIds.subtracting(seen).sorted()
                 throw HarnessError("\(error)\nmissing upstream (\(missing.count)): \(missing.prefix(20))")
+            }
+        }
+    }
+
+    // MARK: - Sentinels: "nothing else happened", observed instead of slept for
+
+    /// Sends one sentinel event from each of `deviceIds` and waits until each is acked `stored` and
+    /// (with an upstream recorder) has arrived upstream.
+    ///
+    /// The daemon handles device messages in the order the broker delivers them, acks after the
+    /// commit, and forwards the outbox in sequence order over one connection (per-device order,
+    /// CONTRACTS.md §2). So once a device's sentinel is back, whatever that device sent before it
+    /// has been acked and forwarded, or never will be: a test asserts "nothing else happened"
+    /// after this instead of after a sleep. Sentinels are left out of `allAcks`, `acks(for:)` and
+    /// `upstreamEvents`.
+    func settle(through deviceIds: String..., timeout: Duration = .seconds(30)) async throws {
+        try await settle(through: deviceIds, timeout: timeout)
+    }
+
+    /// `settle(through:)` for a list of devices.
+    func settle(through deviceIds: [String], timeout: Duration = .seconds(30)) async throws {
+        for deviceId in deviceIds {
+            let sentinel = DeviceEvent(deviceId: deviceId, seq: 1_000_000, eventId: "sentinel-\(UUID().uuidString.prefix(8))")
+            sentinelIds.insert(sentinel.eventId)
+            try await device(deviceId).publish([sentinel])
+            try await withDiagnostics {
+                let acked = try await acks.waitUntil("the sentinel's ack", timeout: timeout) { messages in
+                    messages.contains { Ack($0).eventId == sentinel.eventId }
+                }
+                let ack = acked.map(Ack.init).first { $0.eventId == sentinel.eventId }
+                guard ack?.isStored == true else { throw HarnessError("sentinel not acked stored: \(String(describing: ack))") }
+                _ = try await upstream?.waitUntil("the sentinel upstream", timeout: timeout) { messages in
+                    messages.contains { UpstreamEvent($0).eventId == sentinel.eventId }
+                }
             }
         }
     }

@@ -103,25 +103,6 @@ final class TopicRecorder {
         }
     }
 
-    /// Waits until no message has arrived for `quiet` (or `timeout` has passed); returns the messages.
-    @discardableResult
-    func waitUntilQuiet(for quiet: Duration = .seconds(2), timeout: Duration = .seconds(60)) async throws -> [RecordedMessage] {
-        let deadline = ContinuousClock.now + timeout
-        var count = messages.count
-        var lastChange = ContinuousClock.now
-        while ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(100))
-            let now = messages.count
-            if now != count {
-                count = now
-                lastChange = ContinuousClock.now
-            } else if ContinuousClock.now - lastChange >= quiet {
-                break
-            }
-        }
-        return messages
-    }
-
     // MARK: - Probing
 
     private func waitForProbe(timeout: Duration) async throws {
