@@ -332,7 +332,6 @@ extension IntegrationSuite {
         @Test func theMLServiceIsReachedOverTLS() async throws {
             try await withSandbox { sandbox in
                 let certificates = try await TestCertificates.make(in: try sandbox.makeDirectory("tls"))
-                let other = try await TestCertificates.make(in: try sandbox.makeDirectory("other-ca"))
                 let ml = FakeMLService(name: "tls", tls: (certificates.certFile.path, certificates.keyFile.path))
                 let port = try await ml.start()
                 let voice = try await VoiceBed.start(
