@@ -142,6 +142,7 @@ class SilentServer:
         self.port = port
         self.connections = 0
         self.received_bytes = 0
+        self.first_bytes: list[bytes] = []    # what each connection sent first (its CONNECT)
         self._stop = threading.Event()
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -149,6 +150,7 @@ class SilentServer:
         self._listener.listen(16)
         self._listener.settimeout(0.1)
         self._clients: list[socket.socket] = []
+        self._first: dict[socket.socket, int] = {}
         self._thread = threading.Thread(target=self._serve, name=f"silent-{port}", daemon=True)
         self._thread.start()
 
@@ -158,6 +160,8 @@ class SilentServer:
                 conn, _ = self._listener.accept()
                 conn.setblocking(False)
                 self._clients.append(conn)
+                self._first[conn] = len(self.first_bytes)
+                self.first_bytes.append(b"")
                 self.connections += 1
             except (socket.timeout, BlockingIOError):
                 pass
@@ -168,6 +172,9 @@ class SilentServer:
                     data = conn.recv(65536)
                     if data:
                         self.received_bytes += len(data)
+                        index = self._first.get(conn)
+                        if index is not None and len(self.first_bytes[index]) < 512:
+                            self.first_bytes[index] += data[:512]
                     else:                       # the client closed: close too
                         conn.close()
                         self._clients.remove(conn)
@@ -176,6 +183,10 @@ class SilentServer:
                 except OSError:
                     conn.close()
                     self._clients.remove(conn)
+
+    def connections_from(self, marker: bytes) -> int:
+        """Connections whose first bytes (the MQTT CONNECT, with the client id) contain ``marker``."""
+        return sum(1 for first in list(self.first_bytes) if marker in first)
 
     def stop(self) -> None:
         self._stop.set()

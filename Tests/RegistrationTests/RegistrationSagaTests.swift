@@ -49,14 +49,18 @@ final class RecordingEffects: RegistrationEffects {
     func deleteBillingCharge(_ request: RegistrationRequest) async throws(StepError) { try call("deleteBillingCharge") }
 }
 
-@Suite(.timeLimit(.minutes(1))) struct RegistrationSagaTests {
+@Suite(.timeLimit(.minutes(1))) final class RegistrationSagaTests: Sendable {
     static let forward = ["checkQuota", "recordLocally", "createBrokerAccount", "registerUpstream", "addToUser", "addBillingCharge"]
     static let compensation: [String: String] = [
         "recordLocally": "deleteLocalRecord", "createBrokerAccount": "deleteBrokerAccount", "registerUpstream": "unregisterUpstream",
         "addToUser": "removeFromUser", "addBillingCharge": "deleteBillingCharge",
     ]
 
-    let path = NSTemporaryDirectory() + "saga-test-\(UUID().uuidString)/registrations.db"
+    /// This test's directory, removed when the test is over.
+    let directory = NSTemporaryDirectory() + "saga-test-\(UUID().uuidString)"
+    var path: String { directory + "/registrations.db" }
+
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
 
     func request(_ id: String = UUID().uuidString, premium: Bool = true) -> RegistrationRequest {
         RegistrationRequest(requestID: id, device: DeviceID("dev-1")!, userID: "user-1", type: "speaker", premium: premium)

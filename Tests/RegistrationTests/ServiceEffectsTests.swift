@@ -28,6 +28,7 @@ import Testing
         let running = Task { await accounts.run() }
         try await BrokerAccountsTests.until("the admin connection and its subscription") { accounts.isReady }
         let directory = NSTemporaryDirectory() + "saga-it-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let local = try LocalRegistry(path: directory + "/registrations.db")
         let client = { (name: String) in
             ServiceClient(name: name, baseURL: services.baseURL, timeout: .seconds(2), logger: Logger(label: "saga-it"))

@@ -3,11 +3,16 @@ import SQLite
 import Synchronization
 import Testing
 
-@Suite struct SQLiteStoreTests {
+@Suite final class SQLiteStoreTests: Sendable {
     static let schema = "CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, value TEXT NOT NULL);"
 
+    /// This test's directory, removed when the test is over.
+    let directory = NSTemporaryDirectory() + "sqlite-store-\(UUID().uuidString)"
+
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
+
     func temporaryPath() -> String {
-        NSTemporaryDirectory() + "sqlite-store-\(UUID().uuidString)/store.db"
+        directory + "/\(UUID().uuidString)/store.db"
     }
 
     static func insert(_ connection: SQLiteConnection, _ value: String) throws(SQLiteError) {

@@ -3,9 +3,14 @@ import Logging
 import Testing
 import Users
 
-@Suite struct UserCacheTests {
+@Suite final class UserCacheTests: Sendable {
+    /// This test's directory, removed when the test is over.
+    let directory = NSTemporaryDirectory() + "user-cache-\(UUID().uuidString)"
+
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
+
     func temporaryPath() -> String {
-        NSTemporaryDirectory() + "user-cache-\(UUID().uuidString)/users.db"
+        directory + "/\(UUID().uuidString)/users.db"
     }
 
     @Test func recordsSurviveReopeningTheFile() async throws {
