@@ -83,13 +83,19 @@ public final class DeviceIngress: Service, Sendable {
 
     private func watchConnection() async {
         for await change in link {
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
             publisher.update { state in
+                let before = (state.deviceBrokerConnected, state.deviceSubscribed)
                 switch change {
                 case .connected: state.deviceBrokerConnected = true
                 case .subscribed: state.deviceSubscribed = true
-                case .down:
+                case .down(let reason):
                     state.deviceBrokerConnected = false
                     state.deviceSubscribed = false
+                    state.linkLastError = reason
+                }
+                if before != (state.deviceBrokerConnected, state.deviceSubscribed) || state.linkSinceMs == nil {
+                    state.linkSinceMs = now
                 }
             }
         }
