@@ -78,7 +78,7 @@ extension StatusPage {
                     deviceId: device.deviceId, online: (device.lastSeenMs ?? .min) >= since, lastSeenMs: device.lastSeenMs,
                     events: device.messages, rejected: device.rejected)
             }
-            devices = Devices(onlineSeconds: onlineSeconds, total: list.count, online: list.count { $0.online }, list: list)
+            devices = Devices(onlineSeconds: onlineSeconds, total: list.count, online: list.filter(\.online).count, list: list)
         }
     }
 }
