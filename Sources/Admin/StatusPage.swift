@@ -61,7 +61,7 @@ enum StatusPage {
         h1 { font-size: 1.3em; margin: 0 0 .6em; } h2 { font-size: 1.05em; margin: 0 0 .5em; }
         .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(380px, 1fr)); gap: .8em; }
         section { background: #fff; border: 1px solid #dde1e7; border-radius: 6px; padding: .8em 1em; }
-        section.wide { grid-column: 1 / -1; }
+        section.wide { grid-column: 1 / -1; } @media (min-width: 1000px) { section.span2 { grid-column: span 2; } }
         .big { font-size: 1.8em; font-weight: 600; } .muted { color: #7a8394; } .small { font-size: .85em; }
         .up { color: #11804a; font-weight: 600; } .down { color: #c0392b; font-weight: 600; } .warn { color: #b9770e; font-weight: 600; }
         table { border-collapse: collapse; width: 100%; } td, th { text-align: left; padding: .2em .5em; border-bottom: 1px solid #eef0f3; }
@@ -83,10 +83,10 @@ enum StatusPage {
           <span class="muted small">· live: <span id="live">connecting…</span> <span id="live-seq"></span></span></h1>
         <p id="notice"></p>
         <div class="grid">
-        <section><h2>Traffic</h2>
+        <section class="span2"><h2>Traffic</h2>
         <div class="rates"><div><span id="rate-in" class="big in">…</span> <span class="muted">events/s in</span></div>
         <div><span id="rate-out" class="big out">…</span> <span class="muted">events/s out</span></div></div>
-        <svg id="chart" viewBox="0 0 600 200" role="img" aria-label="events per second in and out, last hour">
+        <svg id="chart" viewBox="0 0 800 185" role="img" aria-label="events per second in and out, last hour">
         <g id="axes"></g>
         <polyline id="line-in" fill="none" stroke="#2d6cdf" stroke-width="2" points=""/>
         <polyline id="line-out" fill="none" stroke="#11804a" stroke-width="2" stroke-dasharray="5 3" points=""/>
@@ -105,11 +105,7 @@ enum StatusPage {
         <p class="small">Dropped by reason <span class="muted">(since the store was created)</span>: <span id="total-dropped">…</span></p>
         <ul class="reasons small" id="dropped-reasons"><li class="muted">none</li></ul>
         </section>
-        <section><h2>Outbox</h2>
-        <p><span id="depth" class="big">…</span> events waiting, <span id="bytes">…</span></p>
-        <p>oldest waiting: <span id="oldest">…</span></p>
-        </section>
-        <section><h2>Links</h2>
+        <section class="span2"><h2>Links</h2>
         <table id="links"><thead><tr><th>link</th><th>address</th><th>state</th><th>since</th></tr></thead><tbody>
         <tr id="link-device"><td>device broker</td><td class="address">…</td><td class="state">…</td><td class="since"></td></tr>
         <tr><td colspan="4" class="err" id="link-device-error"></td></tr>
@@ -119,6 +115,10 @@ enum StatusPage {
         <h2 style="margin-top:.8em">ML endpoints</h2>
         <table><thead><tr><th>endpoint</th><th>breaker</th><th>health</th><th class="num">in flight</th></tr></thead>
         <tbody id="endpoints"></tbody></table>
+        </section>
+        <section><h2>Outbox</h2>
+        <p><span id="depth" class="big">…</span> events waiting, <span id="bytes">…</span></p>
+        <p>oldest waiting: <span id="oldest">…</span></p>
         </section>
         <section class="wide"><h2>Devices <span class="muted small" id="device-count"></span></h2>
         <p><input id="device-filter" type="search" placeholder="filter by id" aria-label="filter devices by id"> <span class="muted small" id="device-more"></span></p>
@@ -198,9 +198,9 @@ enum StatusPage {
           if (content !== undefined) e.textContent = content;
           return e;
         }
-        // Plot area: x 52..590, y 10..170; y axis in events/s, x axis in clock time.
+        // Plot area: x 52..790, y 10..145; y axis in events/s, x axis in clock time.
         function draw() {
-          const left = 52, right = 590, top = 10, bottom = 170;
+          const left = 52, right = 790, top = 10, bottom = 145;
           const ins = rates('received'), outs = rates('forwarded');
           const now = samples.length ? samples[samples.length - 1].ts : Date.now();
           const first = samples.length ? samples[0].ts : now;
@@ -211,7 +211,7 @@ enum StatusPage {
           axes.replaceChildren();
           for (const v of [0, top_ / 2, top_]) {
             axes.append(svg('line', {x1: left, x2: right, y1: y(v), y2: y(v), stroke: v === 0 ? '#5a6374' : '#e4e7ec'}));
-            axes.append(svg('text', {x: left - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'y-tick'}, rate(v)));
+            axes.append(svg('text', {x: left - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'y-tick'}, top_ >= 2 ? String(Math.round(v)) : v.toFixed(1)));
           }
           axes.append(svg('line', {x1: left, x2: left, y1: top, y2: bottom, stroke: '#5a6374'}));
           axes.append(svg('text', {x: 12, y: (top + bottom) / 2, transform: 'rotate(-90 12 ' + (top + bottom) / 2 + ')', 'text-anchor': 'middle', class: 'y-label'}, 'events/s'));
@@ -220,7 +220,7 @@ enum StatusPage {
             axes.append(svg('line', {x1: x(ts), x2: x(ts), y1: bottom, y2: bottom + 4, stroke: '#5a6374'}));
             axes.append(svg('text', {x: x(ts), y: bottom + 17, 'text-anchor': i === 0 ? 'start' : i === 4 ? 'end' : 'middle', class: 'x-tick'}, clock(ts)));
           }
-          axes.append(svg('text', {x: right, y: bottom + 30, 'text-anchor': 'end', class: 'x-label'}, 'local time'));
+          axes.append(svg('text', {x: right, y: bottom + 32, 'text-anchor': 'end', class: 'x-label'}, 'local time'));
           const line = points => points.map(p => x(p.ts).toFixed(1) + ',' + y(p.v).toFixed(1)).join(' ');
           document.getElementById('line-in').setAttribute('points', line(ins));
           document.getElementById('line-out').setAttribute('points', line(outs));
