@@ -80,12 +80,15 @@ public struct AdminSources: Sendable {
         public var rejected: Int64
         /// Acknowledged by the upstream broker and removed from the outbox.
         public var forwarded: Int64
+        /// `rejected` by reason.
+        public var rejectedByReason: [String: Int64]
 
-        public init(stored: Int64 = 0, duplicate: Int64 = 0, rejected: Int64 = 0, forwarded: Int64 = 0) {
+        public init(stored: Int64 = 0, duplicate: Int64 = 0, rejected: Int64 = 0, forwarded: Int64 = 0, rejectedByReason: [String: Int64] = [:]) {
             self.stored = stored
             self.duplicate = duplicate
             self.rejected = rejected
             self.forwarded = forwarded
+            self.rejectedByReason = rejectedByReason
         }
     }
 

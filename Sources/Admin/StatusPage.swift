@@ -100,7 +100,7 @@ enum StatusPage {
         <tr><td>duplicate</td><td class="num" id="total-duplicate">…</td></tr>
         <tr><td>rejected</td><td class="num" id="total-rejected">…</td></tr>
         </tbody></table>
-        <p class="small">Rejected by reason <span class="muted">(since the store was created)</span>:</p>
+        <p class="small">Rejected by reason:</p>
         <ul class="reasons small" id="rejected-reasons"><li class="muted">none</li></ul>
         <p class="small">Dropped by reason <span class="muted">(since the store was created)</span>: <span id="total-dropped">…</span></p>
         <ul class="reasons small" id="dropped-reasons"><li class="muted">none</li></ul>
@@ -237,7 +237,7 @@ enum StatusPage {
           if (!t) return;
           text('total-stored', count(t.stored)); text('total-forwarded', count(t.forwarded));
           text('total-duplicate', count(t.duplicate)); text('total-rejected', count(t.rejected));
-          if (t.rejectedByReason) reasons('rejected-reasons', t.rejectedByReason);
+          reasons('rejected-reasons', t.rejectedByReason);
           if (t.droppedByReason) {
             reasons('dropped-reasons', t.droppedByReason);
             text('total-dropped', count(Object.values(t.droppedByReason).reduce((a, b) => a + b, 0)));

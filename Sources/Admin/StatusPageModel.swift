@@ -7,8 +7,8 @@ extension StatusPage {
     /// and every `status` message on `/live` carries it again, so the page shows nothing it did not
     /// get as a value.
     struct Hub: Encodable {
-        /// Totals since the daemon started (from the ingress and the forwarder), and rejects and
-        /// drops by reason as the store counts them (since the store was created).
+        /// Totals since the daemon started (from the ingress and the forwarder), and drops by
+        /// reason as the store counts them (since the store was created).
         struct Traffic: Encodable {
             var stored: Int64
             var duplicate: Int64
@@ -16,9 +16,10 @@ extension StatusPage {
             var forwarded: Int64
             /// Device events taken since start: stored + duplicate + rejected (the chart's "in").
             var received: Int64
-            /// Rejected device messages by reason (store counters); nil when the store could not be read.
-            var rejectedByReason: [String: Int64]?
-            /// Events dropped by the store's caps by reason (store counters).
+            /// `rejected` by reason (`invalid json`, `payload too large`, …).
+            var rejectedByReason: [String: Int64]
+            /// Events dropped by the store's caps by reason (store counters, since the store was
+            /// created); nil when the store could not be read.
             var droppedByReason: [String: Int64]?
         }
 
@@ -67,7 +68,7 @@ extension StatusPage {
             traffic = Traffic(
                 stored: counts.stored, duplicate: counts.duplicate, rejected: counts.rejected, forwarded: counts.forwarded,
                 received: counts.stored + counts.duplicate + counts.rejected,
-                rejectedByReason: stats?.rejects, droppedByReason: stats?.drops)
+                rejectedByReason: counts.rejectedByReason, droppedByReason: stats?.drops)
             let depth = sources.outboxDepth()
             outbox = Outbox(depth: depth.count, bytes: depth.bytes, oldestAgeSeconds: stats?.oldestAgeSeconds)
             let (deviceBroker, upstream) = sources.links()

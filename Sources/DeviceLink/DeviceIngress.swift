@@ -215,7 +215,10 @@ public final class DeviceIngress: Service, Sendable {
         if !rejects.isEmpty {
             outbox.countRejects(rejects)
             let total = rejects.values.reduce(0, +)
-            publisher.update { $0.eventsRejected += total }
+            publisher.update { state in
+                state.eventsRejected += total
+                state.rejectedByReason.merge(rejects, uniquingKeysWith: +)
+            }
         }
         return prepared
     }
@@ -251,6 +254,7 @@ public final class DeviceIngress: Service, Sendable {
             state.eventsStored += stored
             state.eventsDuplicate += duplicates
             state.eventsRejected += rejected
+            if rejected > 0 { state.rejectedByReason[RejectReason.storeFull.rawValue, default: 0] += rejected }
             state.acknowledgedBatches += 1
             state.lastCommitWindowMs = windowMs
         }

@@ -15,6 +15,8 @@ extension DeviceIngress {
         public var eventsStored: Int64 = 0
         public var eventsDuplicate: Int64 = 0
         public var eventsRejected: Int64 = 0
+        /// ``eventsRejected`` by reason (`RejectReason` raw values, `invalid device id`, `invalid topic`).
+        public var rejectedByReason: [String: Int64] = [:]
         /// Batches acknowledged after their commit so far; changes with every batch, so a reader
         /// that follows the updates knows a new ``lastCommitWindowMs`` from a repeated one.
         public var acknowledgedBatches: Int64 = 0

@@ -68,7 +68,7 @@ import Testing
                     upstream: .init(address: "cloud.example:8883", state: "down", sinceMs: 2_000, lastError: "connection refused")
                 )
             },
-            traffic: { .init(stored: 7, duplicate: 2, rejected: 1, forwarded: 4) },
+            traffic: { .init(stored: 7, duplicate: 2, rejected: 1, forwarded: 4, rejectedByReason: ["invalid json": 1]) },
             refreshMetrics: { world.refreshed.withLock { $0 += 1 } })
         return AdminServer(
             configuration: configuration, sources: sources, registry: registry,
@@ -268,12 +268,12 @@ import Testing
                 #expect(body["hubId"] as? String == "hub-<1>")
                 #expect(body["outboxDepth"] as? Int == 3)
                 #expect(body["outboxBytes"] as? Int == 300)
-                // The dashboard: totals since start, rejects and drops by reason from the store.
+                // The dashboard: totals and rejects by reason since start, drops by reason from the store.
                 let traffic = try #require(body["traffic"] as? [String: Any])
                 #expect(traffic["stored"] as? Int == 7 && traffic["forwarded"] as? Int == 4)
                 #expect(traffic["duplicate"] as? Int == 2 && traffic["rejected"] as? Int == 1)
                 #expect(traffic["received"] as? Int == 10)
-                #expect((traffic["rejectedByReason"] as? [String: Int]) == ["invalid_json": 1])
+                #expect((traffic["rejectedByReason"] as? [String: Int]) == ["invalid json": 1])
                 #expect((traffic["droppedByReason"] as? [String: Int]) == ["capacity": 0])
                 let outbox = try #require(body["outbox"] as? [String: Any])
                 #expect(outbox["depth"] as? Int == 3 && outbox["oldestAgeSeconds"] as? Double == 12)
@@ -308,8 +308,9 @@ import Testing
         #expect(within.devices.online == 1 && within.devices.list.first?.online == true)
         let past = StatusPage.Hub(sources: server.sources, stats: nil, onlineSeconds: 300, now: 1_000 + 300_001)
         #expect(past.devices.online == 0 && past.devices.list.first?.online == false)
-        // Without the store's statistics the reasons are unknown, not zero.
-        #expect(past.traffic.rejectedByReason == nil && past.outbox.oldestAgeSeconds == nil)
+        // Without the store's statistics its drops and oldest age are unknown, not zero.
+        #expect(past.traffic.droppedByReason == nil && past.outbox.oldestAgeSeconds == nil)
+        #expect(past.traffic.rejectedByReason == ["invalid json": 1])
     }
 
     @Test func theChartsSamplesCarryTheCountersOfItsRates() {

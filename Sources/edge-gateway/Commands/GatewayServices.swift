@@ -290,7 +290,7 @@ struct GatewayServices: Sendable {
                 let (device, link) = (ingress.current, upstream.current)
                 return .init(
                     stored: device.eventsStored, duplicate: device.eventsDuplicate, rejected: device.eventsRejected,
-                    forwarded: link.eventsForwarded)
+                    forwarded: link.eventsForwarded, rejectedByReason: device.rejectedByReason)
             },
             refreshMetrics: {
                 let current = outbox.depth
