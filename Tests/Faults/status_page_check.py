@@ -22,7 +22,8 @@ Tests/Faults/voice_contract.py and the daemon with ``ADMIN_PORT``, ``ADMIN_TOKEN
 - the page shows the hub id, the ML endpoint with breaker ``closed``, both links with their address
   (``127.0.0.1:<port>``), state and since when;
 - the device table lists every device as online, the filter narrows it to one, a click on a column
-  header sorts by it;
+  header sorts by it; with 263 devices it draws 200 rows and says how many more, and the filter
+  still finds the others;
 - no JavaScript exception, no console error, and every request (HTTP and WebSocket) goes to the
   admin port on 127.0.0.1: the page needs no other origin;
 then saves a PNG screenshot (default Sources/Admin/StatusPage.png).
@@ -518,6 +519,25 @@ def main(argv: list[str]) -> int:
                      " f.dispatchEvent(new Event('input')); document.querySelector('#device-table th[data-key=events]').click(); })()")
         by_events = cdp.evaluate("Array.from(document.querySelectorAll('#device-rows tr')).map(r => Number(r.cells[3].textContent.replace(/,/g, '')))")
         check(bool(by_events) and by_events == sorted(by_events, reverse=True), "a click on the events header sorts by events, most first", by_events)
+
+        # hundreds of devices: at most 200 rows drawn, the rest counted, the filter still finds them
+        bulk = [f"bulk-{index:03d}" for index in range(250)]
+        for name in bulk:
+            body = {"eventId": "b1", "type": "reading", "timestamp": int(time.time() * 1000), "data": {}}
+            device.publish(f"device/{name}/telemetry", json.dumps(body), qos=1)
+        total = len(bulk) + len(traffic_devices) + 1
+        wait_until(lambda: len(cdp.evaluate(table)) == 200
+                   and str(cdp.evaluate("document.getElementById('device-count').textContent")).startswith(f"{total} seen"),
+                   args.timeout, f"the device table with {total} devices: 200 rows drawn", interval=0.1, details=diagnostics)
+        more = cdp.evaluate("document.getElementById('device-more').textContent")
+        check(f"{total - 200} more" in more, f"{total} devices: 200 rows and '{total - 200} more'", more)
+        cdp.evaluate("(() => { const f = document.getElementById('device-filter'); f.value = 'bulk-2';"
+                     " f.dispatchEvent(new Event('input')); })()")
+        filtered = cdp.evaluate(table)
+        check(sorted(filtered) == [name for name in bulk if name.startswith("bulk-2")], "the filter 'bulk-2' finds its 50 devices",
+              len(filtered))
+        cdp.evaluate("(() => { const f = document.getElementById('device-filter'); f.value = '';"
+                     " f.dispatchEvent(new Event('input')); })()")
 
         # 3b. nothing but the admin origin, and no JavaScript errors
         origin_http, origin_ws = f"{base}/", f"ws://127.0.0.1:{admin_port}/"
