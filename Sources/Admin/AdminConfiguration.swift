@@ -29,6 +29,9 @@ public struct AdminConfiguration: Sendable, Equatable {
     /// Devices `/api/devices` remembers; past it the one heard from longest ago is forgotten
     /// (`admin.maxDevicesListed`), so made-up device ids cannot grow memory.
     public var maxDevicesListed = 10_000
+    /// The status page counts a device online when it sent anything within this many seconds
+    /// (`admin.deviceOnlineSeconds`).
+    public var deviceOnlineSeconds = 300
 
     public init() {}
 }

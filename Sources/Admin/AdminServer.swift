@@ -7,6 +7,7 @@ import Logging
 import Metrics
 import MLLink
 import NIOCore
+import Outbox
 import Prometheus
 import Registration
 import ServiceLifecycle
@@ -33,6 +34,10 @@ public final class AdminServer: Service, Sendable {
     static let historyInterval = Duration.seconds(30)
     /// Status messages to live clients.
     static let statusInterval = Duration.seconds(2)
+    /// The store's statistics (rejects and drops by reason, oldest age) in live status messages are
+    /// at most this old: the query reads every waiting event's row, too much for every 2 s.
+    static let statsInterval = Duration.seconds(10)
+    private let storeStats = Mutex<(at: ContinuousClock.Instant, stats: OutboxStats)?>(nil)
 
     public init(
         configuration: AdminConfiguration, sources: AdminSources, registry: PrometheusCollectorRegistry, live: LiveFeed,
@@ -82,27 +87,50 @@ public final class AdminServer: Service, Sendable {
         }
     }
 
-    /// Samples the outbox depth for the chart and sends live clients the hub's status.
+    /// The store's statistics, read again when older than `maxAge`; nil when they cannot be read.
+    func outboxStats(maxAge: Duration) async -> OutboxStats? {
+        let now = ContinuousClock.now
+        if let cached = storeStats.withLock({ $0 }), cached.at.duration(to: now) < maxAge { return cached.stats }
+        guard let stats = try? await sources.outboxStats() else { return nil }
+        storeStats.withLock { $0 = (now, stats) }
+        return stats
+    }
+
+    /// Samples the outbox depth and the event counters for the chart and sends live clients the
+    /// hub's status.
     private func sample() async {
-        let (history, sources, live) = (history, sources, live)
+        let (history, sources, live, onlineSeconds) = (history, sources, live, configuration.deviceOnlineSeconds)
         try? await cancelWhenGracefulShutdown {
             var nextSample = ContinuousClock.now
             while !Task.isCancelled {
                 let now = ContinuousClock.now
                 if now >= nextSample {
-                    history.record(depth: sources.outboxDepth().count)
+                    let traffic = sources.traffic()
+                    history.record(
+                        depth: sources.outboxDepth().count, received: traffic.stored + traffic.duplicate + traffic.rejected,
+                        forwarded: traffic.forwarded)
                     nextSample = now + Self.historyInterval
                 }
                 if live.clientCount > 0 {
                     let readiness = sources.readiness()
                     let depth = sources.outboxDepth()
-                    let endpoints = (try? JSONEncoder().encode(sources.mlEndpoints().map(EndpointSummary.init))).map(Array.init) ?? Array("[]".utf8)
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.sortedKeys]
+                    let endpoints = (try? encoder.encode(sources.mlEndpoints().map(EndpointSummary.init))).map(Array.init) ?? Array("[]".utf8)
+                    let hub = StatusPage.Hub(sources: sources, stats: await self.outboxStats(maxAge: Self.statsInterval), onlineSeconds: onlineSeconds)
+                    func encoded(_ value: some Encodable) -> [UInt8] { (try? encoder.encode(value)).map(Array.init) ?? Array("null".utf8) }
+                    let (traffic, outbox, links, devices) = (encoded(hub.traffic), encoded(hub.outbox), encoded(hub.links), encoded(hub.devices))
                     live.publishStatus { json in
                         json.field("outboxDepth", int: depth.count)
                         json.field("outboxBytes", int: depth.bytes)
                         json.field("upstreamConnected", bool: readiness.upstreamConnected)
                         json.field("deviceSubscribed", bool: readiness.deviceSubscribed)
                         json.field("mlEndpoints", rawJSON: endpoints)
+                        json.field("now", int: hub.now)
+                        json.field("traffic", rawJSON: traffic)
+                        json.field("outbox", rawJSON: outbox)
+                        json.field("links", rawJSON: links)
+                        json.field("devices", rawJSON: devices)
                     }
                 }
                 try await Task.sleep(for: Self.statusInterval)
@@ -177,10 +205,12 @@ public final class AdminServer: Service, Sendable {
         api.get("ml/endpoints") { [sources] _, _ -> Response in
             try Self.json(sources.mlEndpoints().map(EndpointSummary.init))
         }
-        api.get("status") { [sources, history, live] _, _ -> Response in
-            try Self.json(StatusPage.Snapshot(
+        api.get("status") { [self] _, _ -> Response in
+            let hub = StatusPage.Hub(
+                sources: sources, stats: await outboxStats(maxAge: .zero), onlineSeconds: configuration.deviceOnlineSeconds)
+            return try Self.json(StatusPage.Snapshot(
                 hubID: sources.hubID, readiness: sources.readiness(), depth: sources.outboxDepth(),
-                endpoints: sources.mlEndpoints().map(EndpointSummary.init), history: history.all, recent: live.recent.all))
+                endpoints: sources.mlEndpoints().map(EndpointSummary.init), history: history.all, recent: live.recent.all, hub: hub))
         }
         live.addRoutes(to: router)
         router.get("/") { _, _ -> Response in

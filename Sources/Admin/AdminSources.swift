@@ -51,6 +51,47 @@ public struct AdminSources: Sendable {
         }
     }
 
+    /// One broker link as the status page shows it (values the ingress and the forwarder publish).
+    public struct Link: Sendable, Equatable, Codable {
+        /// `host:port` of the broker.
+        public var address: String
+        /// Device broker: `subscribed`, `connected` (not yet subscribed) or `down`; upstream: `connected` or `down`.
+        public var state: String
+        /// When the state last changed (ms since the epoch); nil before the first change.
+        public var sinceMs: Int64?
+        /// Why the link is (or was last) down.
+        public var lastError: String?
+
+        public init(address: String, state: String, sinceMs: Int64?, lastError: String?) {
+            self.address = address
+            self.state = state
+            self.sinceMs = sinceMs
+            self.lastError = lastError
+        }
+    }
+
+    /// Device events since the daemon started, as the ingress and the forwarder count them.
+    public struct Traffic: Sendable, Equatable, Codable {
+        /// Acked `stored`.
+        public var stored: Int64
+        /// Acked `duplicate` (a repeat of a stored `eventId`).
+        public var duplicate: Int64
+        /// Acked `rejected`.
+        public var rejected: Int64
+        /// Acknowledged by the upstream broker and removed from the outbox.
+        public var forwarded: Int64
+        /// `rejected` by reason.
+        public var rejectedByReason: [String: Int64]
+
+        public init(stored: Int64 = 0, duplicate: Int64 = 0, rejected: Int64 = 0, forwarded: Int64 = 0, rejectedByReason: [String: Int64] = [:]) {
+            self.stored = stored
+            self.duplicate = duplicate
+            self.rejected = rejected
+            self.forwarded = forwarded
+            self.rejectedByReason = rejectedByReason
+        }
+    }
+
     /// The registration saga, when `registration.enabled`.
     public struct Registrations: Sendable {
         public var register: @Sendable (DeviceID, [UInt8]) async -> RegistrationResult
@@ -73,6 +114,10 @@ public struct AdminSources: Sendable {
     public var devices: @Sendable () -> [Device]
     public var mlEndpoints: @Sendable () -> [MLEndpointPool.EndpointStatus]
     public var registrations: Registrations?
+    /// The device broker's events connection and the upstream link.
+    public var links: @Sendable () -> (deviceBroker: Link, upstream: Link)
+    /// Event counts since start, for the status page's totals and rates.
+    public var traffic: @Sendable () -> Traffic
     /// Brings gauges that are read rather than pushed (outbox depth and age, link states) up to
     /// date before `/metrics` is rendered.
     public var refreshMetrics: @Sendable () async -> Void
@@ -85,6 +130,10 @@ public struct AdminSources: Sendable {
         devices: @escaping @Sendable () -> [Device],
         mlEndpoints: @escaping @Sendable () -> [MLEndpointPool.EndpointStatus],
         registrations: Registrations?,
+        links: @escaping @Sendable () -> (deviceBroker: Link, upstream: Link) = {
+            (.init(address: "", state: "down", sinceMs: nil, lastError: nil), .init(address: "", state: "down", sinceMs: nil, lastError: nil))
+        },
+        traffic: @escaping @Sendable () -> Traffic = { .init() },
         refreshMetrics: @escaping @Sendable () async -> Void
     ) {
         self.hubID = hubID
@@ -94,6 +143,8 @@ public struct AdminSources: Sendable {
         self.devices = devices
         self.mlEndpoints = mlEndpoints
         self.registrations = registrations
+        self.links = links
+        self.traffic = traffic
         self.refreshMetrics = refreshMetrics
     }
 }

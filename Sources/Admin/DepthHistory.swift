@@ -1,11 +1,16 @@
 import Foundation
 import Synchronization
 
-/// The outbox depth over the last hour (one sample every `interval`), for the status page's chart.
+/// The outbox depth and the event counters over the last hour (one sample every `interval`), for
+/// the status page's chart: its rates are the counters' differences between samples.
 final class DepthHistory: Sendable {
     struct Sample: Codable, Equatable {
         var ts: Int64
         var depth: Int64
+        /// Device events taken since start (stored + duplicate + rejected).
+        var received: Int64 = 0
+        /// Events the upstream broker acknowledged since start.
+        var forwarded: Int64 = 0
     }
 
     let capacity: Int
@@ -15,9 +20,9 @@ final class DepthHistory: Sendable {
         self.capacity = capacity
     }
 
-    func record(depth: Int64, atMs now: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) {
+    func record(depth: Int64, received: Int64 = 0, forwarded: Int64 = 0, atMs now: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) {
         samples.withLock { samples in
-            samples.append(Sample(ts: now, depth: depth))
+            samples.append(Sample(ts: now, depth: depth, received: received, forwarded: forwarded))
             if samples.count > capacity { samples.removeFirst(samples.count - capacity) }
         }
     }

@@ -24,8 +24,8 @@ public enum LinkChange: Sendable, Equatable {
     case connected
     /// Every subscription of the connection was granted.
     case subscribed
-    /// The connection is down, or a connect failed.
-    case down
+    /// The connection is down, or a connect failed, with the reason.
+    case down(reason: String)
 }
 
 /// What arrived on a device channel: a message of a device, or a topic that is not one (counted
@@ -131,7 +131,7 @@ extension LinkChange {
         switch event {
         case .connected: self = .connected
         case .subscribed: self = .subscribed
-        case .disconnected, .connectFailed: self = .down
+        case .disconnected(_, let reason), .connectFailed(let reason): self = .down(reason: reason)
         case .published: return nil
         }
     }

@@ -82,13 +82,19 @@ public final class DeviceIngress: Service, Sendable {
 
     private func watchConnection() async {
         for await change in link {
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
             publisher.update { state in
+                let before = (state.deviceBrokerConnected, state.deviceSubscribed)
                 switch change {
                 case .connected: state.deviceBrokerConnected = true
                 case .subscribed: state.deviceSubscribed = true
-                case .down:
+                case .down(let reason):
                     state.deviceBrokerConnected = false
                     state.deviceSubscribed = false
+                    state.linkLastError = reason
+                }
+                if before != (state.deviceBrokerConnected, state.deviceSubscribed) || state.linkSinceMs == nil {
+                    state.linkSinceMs = now
                 }
             }
         }
@@ -208,7 +214,10 @@ public final class DeviceIngress: Service, Sendable {
         if !rejects.isEmpty {
             outbox.countRejects(rejects)
             let total = rejects.values.reduce(0, +)
-            publisher.update { $0.eventsRejected += total }
+            publisher.update { state in
+                state.eventsRejected += total
+                state.rejectedByReason.merge(rejects, uniquingKeysWith: +)
+            }
         }
         return prepared
     }
@@ -244,6 +253,7 @@ public final class DeviceIngress: Service, Sendable {
             state.eventsStored += stored
             state.eventsDuplicate += duplicates
             state.eventsRejected += rejected
+            if rejected > 0 { state.rejectedByReason[RejectReason.storeFull.rawValue, default: 0] += rejected }
             state.acknowledgedBatches += 1
             state.lastCommitWindowMs = windowMs
         }

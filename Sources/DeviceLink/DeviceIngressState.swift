@@ -6,9 +6,17 @@ extension DeviceIngress {
         public var deviceBrokerConnected = false
         /// The device subscriptions are active on the current connection.
         public var deviceSubscribed = false
+        /// When the link last changed between down, connected and subscribed (ms since the epoch);
+        /// nil before the first change.
+        public var linkSinceMs: Int64?
+        /// Why the device broker connection is down, or was last down (a failed connect or a
+        /// disconnect); kept after it comes back, so the operator sees what happened.
+        public var linkLastError: String?
         public var eventsStored: Int64 = 0
         public var eventsDuplicate: Int64 = 0
         public var eventsRejected: Int64 = 0
+        /// ``eventsRejected`` by reason (`RejectReason` raw values, `invalid device id`, `invalid topic`).
+        public var rejectedByReason: [String: Int64] = [:]
         /// Batches acknowledged after their commit so far; changes with every batch, so a reader
         /// that follows the updates knows a new ``lastCommitWindowMs`` from a repeated one.
         public var acknowledgedBatches: Int64 = 0

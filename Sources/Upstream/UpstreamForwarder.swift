@@ -1,3 +1,4 @@
+import Foundation
 import GatewayCore
 import Logging
 import MQTT
@@ -53,6 +54,16 @@ public final class UpstreamForwarder: Service, Sendable {
         self.outbox = outbox
         self.configuration = configuration
         self.logger = logger
+        publisher.update { $0.upstreamBroker = "\(link.configuration.host):\(link.configuration.port)" }
+    }
+
+    /// Sets the link's up/down state, and since when when it changed.
+    private func setConnected(_ connected: Bool, error: String?, in state: inout State) {
+        if state.upstreamConnected != connected || state.upstreamSinceMs == nil {
+            state.upstreamSinceMs = Int64(Date().timeIntervalSince1970 * 1000)
+        }
+        state.upstreamConnected = connected
+        state.upstreamLastError = error
     }
 
     /// The forwarder's state as values (link up, last error, in flight, forwarded), for readers.
@@ -137,8 +148,9 @@ public final class UpstreamForwarder: Service, Sendable {
         await outbox.waitForQueuedWrites()
         await state.client.stop()
         publisher.update {
-            $0.upstreamConnected = false
+            setConnected(false, error: nil, in: &$0)
             $0.upstreamInflight = 0
+            $0.upstreamBroker = "\(clientSettings.host):\(clientSettings.port)"
         }
         let next = makeLink(clientSettings)
         let epoch = state.epoch + 1
@@ -184,10 +196,7 @@ public final class UpstreamForwarder: Service, Sendable {
             state.generation = generation
             state.cursor = 0
             state.inflight.removeAll()
-            publisher.update {
-                $0.upstreamConnected = true
-                $0.upstreamLastError = nil
-            }
+            publisher.update { setConnected(true, error: nil, in: &$0) }
             logger.info("upstream link up", metadata: ["outbox.depth": "\(outbox.depth.count)"])
         case .mqtt(_, .disconnected(let generation, let reason)):
             guard generation == state.generation else { return .continue }
@@ -195,17 +204,13 @@ public final class UpstreamForwarder: Service, Sendable {
             state.inflight.removeAll()
             flushAcks(&state)
             publisher.update {
-                $0.upstreamConnected = false
-                $0.upstreamLastError = reason
+                setConnected(false, error: reason, in: &$0)
                 $0.upstreamInflight = 0
             }
             if state.draining { return .stop }
             return .continue
         case .mqtt(_, .connectFailed(let reason)):
-            publisher.update {
-                $0.upstreamConnected = false
-                $0.upstreamLastError = reason
-            }
+            publisher.update { setConnected(false, error: reason, in: &$0) }
             if state.draining { return .stop }
             return .continue
         case .mqtt(_, .subscribed):

@@ -7,6 +7,10 @@ extension UpstreamForwarder {
         public var upstreamConnected = false
         /// Why the upstream link is down, when it is.
         public var upstreamLastError: String?
+        /// The upstream broker's `host:port` (the current one, after a reload).
+        public var upstreamBroker = ""
+        /// When the link last went up or down (ms since the epoch); nil before the first change.
+        public var upstreamSinceMs: Int64?
         /// Upstream publishes awaiting PUBACK.
         public var upstreamInflight = 0
         /// Events acknowledged by the upstream broker and removed from the outbox so far.

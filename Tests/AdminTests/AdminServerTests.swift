@@ -41,7 +41,7 @@ import Testing
             },
             outboxStats: {
                 let devices = (1...5).map { #"{"deviceId": "d\#($0)", "depth": 1, "bytes": 100, "oldestAgeSeconds": 12}"# }
-                let json = #"{"depth": 3, "bytes": 300, "oldestAgeSeconds": 12, "drops": {"capacity": 0}, "rejects": {}, "devices": [\#(devices.joined(separator: ","))]}"#
+                let json = #"{"depth": 3, "bytes": 300, "oldestAgeSeconds": 12, "drops": {"capacity": 0}, "rejects": {"invalid_json": 1}, "devices": [\#(devices.joined(separator: ","))]}"#
                 return try JSONDecoder().decode(OutboxStats.self, from: Data(json.utf8))
             },
             outboxDepth: { (3, 300) },
@@ -62,6 +62,13 @@ import Testing
                     },
                     needingAttention: { [] })
                 : nil,
+            links: {
+                (
+                    deviceBroker: .init(address: "127.0.0.1:1883", state: "subscribed", sinceMs: 1_000, lastError: nil),
+                    upstream: .init(address: "cloud.example:8883", state: "down", sinceMs: 2_000, lastError: "connection refused")
+                )
+            },
+            traffic: { .init(stored: 7, duplicate: 2, rejected: 1, forwarded: 4, rejectedByReason: ["invalid json": 1]) },
             refreshMetrics: { world.refreshed.withLock { $0 += 1 } })
         return AdminServer(
             configuration: configuration, sources: sources, registry: registry,
@@ -250,6 +257,9 @@ import Testing
                 #expect(!page.contains("<script src"))
                 // Not even a favicon request (it would be refused without the token).
                 #expect(page.contains(#"<link rel="icon" href="data:,">"#))
+                // The dashboard's parts: a chart with axes in events/s, the device table with its filter.
+                #expect(page.contains(#"id="axes""#) && page.contains("'events/s'"))
+                #expect(page.contains(#"id="device-filter""#) && page.contains(#"data-key="lastSeenMs""#))
             }
             try await client.execute(uri: "/api/status", method: .get) { #expect($0.status == .unauthorized) }
             try await client.execute(uri: "/api/status", method: .get, headers: [.authorization: "Bearer page-token"]) { response in
@@ -258,6 +268,30 @@ import Testing
                 #expect(body["hubId"] as? String == "hub-<1>")
                 #expect(body["outboxDepth"] as? Int == 3)
                 #expect(body["outboxBytes"] as? Int == 300)
+                // The dashboard: totals and rejects by reason since start, drops by reason from the store.
+                let traffic = try #require(body["traffic"] as? [String: Any])
+                #expect(traffic["stored"] as? Int == 7 && traffic["forwarded"] as? Int == 4)
+                #expect(traffic["duplicate"] as? Int == 2 && traffic["rejected"] as? Int == 1)
+                #expect(traffic["received"] as? Int == 10)
+                #expect((traffic["rejectedByReason"] as? [String: Int]) == ["invalid json": 1])
+                #expect((traffic["droppedByReason"] as? [String: Int]) == ["capacity": 0])
+                let outbox = try #require(body["outbox"] as? [String: Any])
+                #expect(outbox["depth"] as? Int == 3 && outbox["oldestAgeSeconds"] as? Double == 12)
+                let links = try #require(body["links"] as? [String: [String: Any]])
+                #expect(links["deviceBroker"]?["address"] as? String == "127.0.0.1:1883")
+                #expect(links["deviceBroker"]?["state"] as? String == "subscribed")
+                #expect(links["upstream"]?["address"] as? String == "cloud.example:8883")
+                #expect(links["upstream"]?["sinceMs"] as? Int == 2_000)
+                #expect(links["upstream"]?["lastError"] as? String == "connection refused")
+                // d1 was last seen at 1970 + 1 s: long ago, so offline.
+                let devices = try #require(body["devices"] as? [String: Any])
+                #expect(devices["onlineSeconds"] as? Int == 300 && devices["total"] as? Int == 1 && devices["online"] as? Int == 0)
+                let list = try #require(devices["list"] as? [[String: Any]])
+                #expect(list.count == 1 && list.first?["deviceId"] as? String == "d1")
+                #expect(list.first?["online"] as? Bool == false && list.first?["events"] as? Int == 2 && list.first?["rejected"] as? Int == 1)
+                // The chart's samples carry the counters its rates come from.
+                let history = try #require(body["history"] as? [[String: Any]])
+                #expect(history.allSatisfy { $0["received"] != nil && $0["forwarded"] != nil })
                 #expect((body["readiness"] as? [String: Any])?["upstreamConnected"] as? Bool == false)
                 let recent = try #require(body["recent"] as? [[String: Any]])
                 #expect(recent.count == 1)
@@ -265,5 +299,27 @@ import Testing
                 #expect((recent.first?["payload"] as? String)?.contains("lights.on") == true)
             }
         }
+    }
+
+    @Test func aDeviceIsOnlineWhenItSentWithinDeviceOnlineSeconds() throws {
+        let server = Self.makeServer(world: World())
+        // d1 was last seen at 1_000 ms; the window is 300 s.
+        let within = StatusPage.Hub(sources: server.sources, stats: nil, onlineSeconds: 300, now: 1_000 + 300_000)
+        #expect(within.devices.online == 1 && within.devices.list.first?.online == true)
+        let past = StatusPage.Hub(sources: server.sources, stats: nil, onlineSeconds: 300, now: 1_000 + 300_001)
+        #expect(past.devices.online == 0 && past.devices.list.first?.online == false)
+        // Without the store's statistics its drops and oldest age are unknown, not zero.
+        #expect(past.traffic.droppedByReason == nil && past.outbox.oldestAgeSeconds == nil)
+        #expect(past.traffic.rejectedByReason == ["invalid json": 1])
+    }
+
+    @Test func theChartsSamplesCarryTheCountersOfItsRates() {
+        let history = DepthHistory(capacity: 2)
+        history.record(depth: 1, received: 10, forwarded: 4, atMs: 1_000)
+        history.record(depth: 2, received: 30, forwarded: 14, atMs: 11_000)
+        history.record(depth: 3, received: 50, forwarded: 40, atMs: 21_000)
+        #expect(history.all == [
+            .init(ts: 11_000, depth: 2, received: 30, forwarded: 14), .init(ts: 21_000, depth: 3, received: 50, forwarded: 40),
+        ])
     }
 }

@@ -90,6 +90,12 @@ import Testing
         #expect(json["upstreamConnected"] as? Bool == false)
         #expect(json["mlEndpoints"] as? [Any] != nil)
         #expect(json["seq"] as? Int != nil)
+        // The dashboard's values come along, the same as in /api/status.
+        #expect((json["traffic"] as? [String: Any])?["stored"] as? Int == 7)
+        #expect((json["traffic"] as? [String: Any])?["droppedByReason"] as? [String: Int] == ["capacity": 0])
+        #expect((json["outbox"] as? [String: Any])?["oldestAgeSeconds"] as? Double == 12)
+        #expect(((json["links"] as? [String: Any])?["upstream"] as? [String: Any])?["address"] as? String == "cloud.example:8883")
+        #expect(((json["devices"] as? [String: Any])?["list"] as? [[String: Any]])?.first?["deviceId"] as? String == "d1")
     }
 
     @Test func audioFramesGoOnlyToClientsThatAskWhenLiveAudioIsOn() async throws {

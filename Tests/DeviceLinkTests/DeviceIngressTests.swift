@@ -205,8 +205,13 @@ func raw(_ device: String, _ payload: String) -> DeviceInbound {
         try await until("connected and subscribed") {
             bed.ingress.state.current.deviceBrokerConnected && bed.ingress.state.current.deviceSubscribed
         }
-        bed.link.yield(.down)
+        let up = bed.ingress.state.current
+        #expect(up.linkSinceMs != nil && up.linkLastError == nil)
+        bed.link.yield(.down(reason: "connection lost"))
         try await until("down") { !bed.ingress.state.current.deviceBrokerConnected && !bed.ingress.state.current.deviceSubscribed }
+        let down = bed.ingress.state.current
+        #expect(down.linkLastError == "connection lost")
+        #expect((down.linkSinceMs ?? 0) >= (up.linkSinceMs ?? .max))
         await bed.stop()
     }
 

@@ -16,7 +16,14 @@ Tests/Faults/voice_contract.py and the daemon with ``ADMIN_PORT``, ``ADMIN_TOKEN
   first status message arrives (``#live-seq``);
 - after a device event and one voice dialog (PCM) published as a device, ``#recent`` shows the ML
   service's transcript without a reload (the live update) and ``#depth`` shows a number;
-- the page shows the hub id, the ML endpoint with breaker ``closed``, the links up;
+- after telemetry from 12 devices over 4 s and one broken event, the totals (stored, forwarded,
+  rejected with reason ``invalid json``) are non-zero, events/s in is a number, the chart has axes
+  (events/s ticks, clock times) and points, the outbox shows its oldest age;
+- the page shows the hub id, the ML endpoint with breaker ``closed``, both links with their address
+  (``127.0.0.1:<port>``), state and since when;
+- the device table lists every device as online, the filter narrows it to one, a click on a column
+  header sorts by it; with 263 devices it draws 200 rows and says how many more, and the filter
+  still finds the others;
 - no JavaScript exception, no console error, and every request (HTTP and WebSocket) goes to the
   admin port on 127.0.0.1: the page needs no other origin;
 then saves a PNG screenshot (default Sources/Admin/StatusPage.png).
@@ -423,6 +430,52 @@ def main(argv: list[str]) -> int:
         wait_until(lambda: answered or any(m.get("type") == "DIALOG_RESPONSE" for _, m in replies.snapshot()), 5,
                    "the DIALOG_RESPONSE on device/{id}/response", details=diagnostics)
 
+        # 4b. traffic from a dozen devices over some seconds (the chart gets a shape), one broken event
+        traffic_devices = [f"sensor-{index:02d}" for index in range(1, 13)]
+        sent = 0
+        for second in range(8):
+            for index, name in enumerate(traffic_devices):
+                for burst in range(1 + (index + second) % 3):
+                    body = {"eventId": f"t{second}-{burst}", "type": "reading", "timestamp": int(time.time() * 1000),
+                            "data": {"celsius": 20 + index / 10}}
+                    device.publish(f"device/{name}/telemetry", json.dumps(body), qos=1)
+                    sent += 1
+            time.sleep(0.5)
+        device.publish(f"device/{traffic_devices[0]}/event", b"{not json", qos=1).wait_for_publish()
+        # then a trickle (about 8 events/s) until the screenshot, so the page shows current rates
+        trickle_stop = threading.Event()
+
+        def trickle() -> None:
+            count = 0
+            while not trickle_stop.wait(0.125):
+                name = traffic_devices[count % len(traffic_devices)]
+                body = {"eventId": f"trickle-{count}", "type": "reading", "timestamp": int(time.time() * 1000), "data": {}}
+                device.publish(f"device/{name}/telemetry", json.dumps(body), qos=1)
+                count += 1
+
+        trickler = threading.Thread(target=trickle, daemon=True)
+        trickler.start()
+        sandbox.on_close(lambda: (trickle_stop.set(), trickler.join(5)))
+
+        def number(element_id: str) -> int:
+            value = str(cdp.evaluate(f"document.getElementById('{element_id}').textContent")).replace(",", "")
+            return int(value) if value.isdigit() else -1
+
+        wait_until(lambda: number("total-stored") >= sent + 1 and number("total-forwarded") >= sent + 1
+                   and number("total-rejected") >= 1
+                   and "invalid json" in str(cdp.evaluate("document.getElementById('rejected-reasons').textContent")),
+                   args.timeout,
+                   f"the totals over /live: stored and forwarded >= {sent + 1}, rejected >= 1 with reason 'invalid json'", interval=0.1, details=diagnostics)
+        totals = {name: number(f"total-{name}") for name in ("stored", "forwarded", "duplicate", "rejected")}
+        check(totals["stored"] >= sent + 1 and totals["forwarded"] >= sent + 1 and totals["rejected"] >= 1,
+              f"totals after traffic: stored and forwarded >= {sent + 1}, rejected >= 1", totals)
+        reasons = cdp.evaluate("document.getElementById('rejected-reasons').textContent")
+        check("invalid json: 1" in reasons, "rejected by reason: 'invalid json: 1'", reasons)
+        check("capacity" not in str(cdp.evaluate("document.getElementById('dropped-reasons').textContent")),
+              "dropped by reason: none (no cap reached)", cdp.evaluate("document.getElementById('dropped-reasons').textContent"))
+        rate_in = cdp.evaluate("document.getElementById('rate-in').textContent")
+        check(re.fullmatch(r"\d+(\.\d)?", str(rate_in)) is not None, "events/s in shows a number", repr(rate_in))
+
         # the rest of the page as the screenshot will show it; a fresh status message first
         seq = cdp.evaluate("document.getElementById('live-seq').textContent")
         wait_until(lambda: cdp.evaluate("document.getElementById('live-seq').textContent") != seq
@@ -430,14 +483,61 @@ def main(argv: list[str]) -> int:
                    "another message on /live after the dialog", interval=0.05, details=diagnostics)
         depth = cdp.evaluate("document.getElementById('depth').textContent")
         check(re.fullmatch(r"\d+", str(depth)) is not None, "#depth shows a number", repr(depth))
+        oldest = cdp.evaluate("document.getElementById('oldest').textContent")
+        check(oldest == "nothing waiting" or oldest.endswith(" ago"), "the oldest waiting event's age is shown", repr(oldest))
         check(cdp.evaluate("document.getElementById('hub').textContent") == HUB_ID, f"#hub shows {HUB_ID}",
               cdp.evaluate("document.getElementById('hub').textContent"))
-        links = (cdp.evaluate("document.getElementById('devices').textContent"), cdp.evaluate("document.getElementById('upstream').textContent"))
-        check(links == ("subscribed", "connected"), "Links: device broker 'subscribed', upstream 'connected'", links)
+        address = f"127.0.0.1:{broker.port}"
+        links = cdp.evaluate("Array.from(document.querySelectorAll('#link-device td, #link-upstream td')).map(c => c.textContent)")
+        check(bool(links) and links[:3] == ["device broker", address, "subscribed"] and links[4:7] == ["upstream", address, "connected"]
+              and all(re.match(r"\d\d:\d\d:\d\d \(", cell) for cell in (links[3], links[7])),
+              f"Links: device broker {address} 'subscribed', upstream {address} 'connected', each with since when", links)
         rows = cdp.evaluate("Array.from(document.querySelectorAll('#endpoints tr')).map(r => Array.from(r.cells).map(c => c.textContent))")
         check(bool(rows) and rows[0][:2] == [endpoint, "closed"], f"ML endpoints: {endpoint} with breaker 'closed'", rows)
-        points = cdp.evaluate("document.getElementById('line').getAttribute('points')")
-        check(bool(points and points.strip()), "the outbox chart has points", repr(points))
+        axes = cdp.evaluate("Array.from(document.querySelectorAll('#axes text')).map(t => t.textContent)")
+        check(bool(axes) and "events/s" in axes and sum(bool(re.fullmatch(r"\d\d:\d\d:\d\d", t)) for t in axes) >= 2
+              and sum(bool(re.fullmatch(r"\d+(\.\d)?", t)) for t in axes) >= 3,
+              "the chart has axes: events/s with ticks, and clock times", axes)
+        points = cdp.evaluate("document.getElementById('line-in').getAttribute('points')")
+        check(bool(points and points.strip()), "the chart has points for events/s in", repr(points))
+
+        # the device table: every device, a filter, sorting by a column header
+        table = "Array.from(document.querySelectorAll('#device-rows tr')).map(r => r.cells[0].textContent)"
+        listed = cdp.evaluate(table)
+        check(set(traffic_devices + [DEVICE_ID]) <= set(listed), f"the device table lists the {len(traffic_devices) + 1} devices", listed)
+        online = cdp.evaluate("Array.from(document.querySelectorAll('#device-rows tr')).map(r => r.cells[1].textContent)")
+        check(bool(online) and all(state == "online" for state in online), "every device is online (sent just now)", online)
+        cdp.evaluate("(() => { const f = document.getElementById('device-filter'); f.value = 'sensor-07';"
+                     " f.dispatchEvent(new Event('input')); })()")
+        filtered = cdp.evaluate(table)
+        check(filtered == ["sensor-07"], "the filter 'sensor-07' leaves that one device", filtered)
+        cdp.evaluate("(() => { const f = document.getElementById('device-filter'); f.value = 'sensor';"
+                     " f.dispatchEvent(new Event('input')); document.querySelector('#device-table th[data-key=deviceId]').click(); })()")
+        ordered = cdp.evaluate(table)
+        check(ordered == sorted(traffic_devices), "filter 'sensor' and a click on the device header: the sensors by id", ordered)
+        cdp.evaluate("(() => { const f = document.getElementById('device-filter'); f.value = '';"
+                     " f.dispatchEvent(new Event('input')); document.querySelector('#device-table th[data-key=events]').click(); })()")
+        by_events = cdp.evaluate("Array.from(document.querySelectorAll('#device-rows tr')).map(r => Number(r.cells[3].textContent.replace(/,/g, '')))")
+        check(bool(by_events) and by_events == sorted(by_events, reverse=True), "a click on the events header sorts by events, most first", by_events)
+
+        # hundreds of devices: at most 200 rows drawn, the rest counted, the filter still finds them
+        bulk = [f"bulk-{index:03d}" for index in range(250)]
+        for name in bulk:
+            body = {"eventId": "b1", "type": "reading", "timestamp": int(time.time() * 1000), "data": {}}
+            device.publish(f"device/{name}/telemetry", json.dumps(body), qos=1)
+        total = len(bulk) + len(traffic_devices) + 1
+        wait_until(lambda: len(cdp.evaluate(table)) == 200
+                   and str(cdp.evaluate("document.getElementById('device-count').textContent")).startswith(f"{total} seen"),
+                   args.timeout, f"the device table with {total} devices: 200 rows drawn", interval=0.1, details=diagnostics)
+        more = cdp.evaluate("document.getElementById('device-more').textContent")
+        check(f"{total - 200} more" in more, f"{total} devices: 200 rows and '{total - 200} more'", more)
+        cdp.evaluate("(() => { const f = document.getElementById('device-filter'); f.value = 'bulk-2';"
+                     " f.dispatchEvent(new Event('input')); })()")
+        filtered = cdp.evaluate(table)
+        check(sorted(filtered) == [name for name in bulk if name.startswith("bulk-2")], "the filter 'bulk-2' finds its 50 devices",
+              len(filtered))
+        cdp.evaluate("(() => { const f = document.getElementById('device-filter'); f.value = '';"
+                     " f.dispatchEvent(new Event('input')); })()")
 
         # 3b. nothing but the admin origin, and no JavaScript errors
         origin_http, origin_ws = f"{base}/", f"ws://127.0.0.1:{admin_port}/"
@@ -463,8 +563,10 @@ def main(argv: list[str]) -> int:
                   " middleware answers 401; e.g. <link rel=\"icon\" href=\"data:,\"> in the <head> of"
                   " Sources/Admin/StatusPage.swift avoids the request)")
 
-        # 5. the screenshot
+        # 5. the screenshot (the trickle still running: current rates above zero)
         shot = base64.b64decode(cdp.send("Page.captureScreenshot", {"format": "png"}, timeout=20)["data"])
+        trickle_stop.set()
+        trickler.join(5)
         size = struct.unpack(">II", shot[16:24]) if shot[:8] == b"\x89PNG\r\n\x1a\n" else None
         check(size == (WIDTH, HEIGHT), f"screenshot is a {WIDTH}x{HEIGHT} PNG", size)
         check(gateway.running, "the daemon is still running")

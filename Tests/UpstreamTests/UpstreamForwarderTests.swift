@@ -125,15 +125,20 @@ struct UpstreamForwarderTests {
     @Test func thePublishedStateFollowsTheLink() async throws {
         try await ForwarderBed.run { bed in
             let state = bed.forwarder.state
-            #expect(state.current == UpstreamForwarder.State())
+            var initial = UpstreamForwarder.State()
+            initial.upstreamBroker = "127.0.0.1:18830"
+            #expect(state.current == initial)
 
             bed.first.refuse(reason: "connection refused")
             try await eventually("the refusal") { state.current.upstreamLastError == "connection refused" }
             #expect(!state.current.upstreamConnected)
+            let refusedSince = try #require(state.current.upstreamSinceMs)
 
             bed.first.connect()
             try await eventually("link up") { state.current.upstreamConnected }
             #expect(state.current.upstreamLastError == nil)
+            let upSince = try #require(state.current.upstreamSinceMs)
+            #expect(upSince >= refusedSince)
 
             try await bed.append([("d1", "e1"), ("d2", "e2")])
             try await eventually("2 in flight") { state.current.upstreamInflight == 2 }
@@ -148,6 +153,7 @@ struct UpstreamForwarderTests {
             #expect(state.current.upstreamLastError == "keepalive timeout")
             #expect(state.current.upstreamInflight == 0)
             #expect(state.current.eventsForwarded == 2)
+            #expect((state.current.upstreamSinceMs ?? 0) >= upSince)
         }
     }
 }
@@ -184,6 +190,8 @@ struct UpstreamReloadTests {
             #expect(bed.first.isStopped)
             #expect(try await bed.storedEventIDs().isEmpty)
             try await eventually("link down while switching") { !bed.forwarder.state.current.upstreamConnected }
+            // The status page shows the broker the forwarder now talks to.
+            #expect(bed.forwarder.state.current.upstreamBroker == "127.0.0.1:28830")
 
             second.connect()
             try await bed.append([("d1", "e5")])

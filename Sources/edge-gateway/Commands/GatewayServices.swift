@@ -273,6 +273,25 @@ struct GatewayServices: Sendable {
                     register: { device, body in await service.registerAndAnswer(device: device, payload: body) },
                     needingAttention: { await service.needingAttention })
             },
+            links: {
+                let (device, link) = (ingress.current, upstream.current)
+                let broker = configuration.deviceBroker
+                return (
+                    deviceBroker: .init(
+                        address: "\(broker.host):\(broker.port)",
+                        state: device.deviceSubscribed ? "subscribed" : device.deviceBrokerConnected ? "connected" : "down",
+                        sinceMs: device.linkSinceMs, lastError: device.linkLastError),
+                    upstream: .init(
+                        address: link.upstreamBroker, state: link.upstreamConnected ? "connected" : "down",
+                        sinceMs: link.upstreamSinceMs, lastError: link.upstreamLastError)
+                )
+            },
+            traffic: {
+                let (device, link) = (ingress.current, upstream.current)
+                return .init(
+                    stored: device.eventsStored, duplicate: device.eventsDuplicate, rejected: device.eventsRejected,
+                    forwarded: link.eventsForwarded, rejectedByReason: device.rejectedByReason)
+            },
             refreshMetrics: {
                 let current = outbox.depth
                 depth.record(current.count)

@@ -1,0 +1,86 @@
+import BrokerTestSupport
+import Foundation
+import HTTPTestSupport
+import Testing
+
+extension IntegrationSuite {
+    /// `/api/status`, what the status page shows, from the running daemon: totals and rejects by
+    /// reason counted by the real paths, the devices, and the links with their addresses, states,
+    /// since when and why they are down.
+    @Suite struct StatusPageAPITests {
+        /// Polls `/api/status` until `condition` accepts it.
+        static func waitForStatus(
+            _ admin: AdminClient, _ what: String, timeout: Duration = .seconds(30), _ condition: ([String: Any]) -> Bool
+        ) async throws -> [String: Any] {
+            let deadline = ContinuousClock.now + timeout
+            var last = "-"
+            while ContinuousClock.now < deadline {
+                let reply = try await admin.get("/api/status")
+                if let status = reply.json as? [String: Any] {
+                    if condition(status) { return status }
+                    last = reply.text
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            throw HarnessError("/api/status never showed \(what) (last: \(last.prefix(2000)))")
+        }
+
+        @Test func theStatusShowsTrafficDevicesAndLinksAndWhyALinkIsDown() async throws {
+            try await withSandbox { sandbox in
+                let port = try FreePort.next()
+                let bed = try await TestBed.start(in: sandbox, overrides: ["admin.port": .int(port), "admin.token": "op-token"])
+                let admin = AdminClient(port: port, token: "op-token")
+
+                try await bed.device("st-a").publish((0..<3).map { DeviceEvent(deviceId: "st-a", seq: $0) })
+                try await bed.device("st-b").publish((0..<2).map { DeviceEvent(deviceId: "st-b", seq: $0) })
+                try await bed.device("st-b").publishOnce("{not json")
+                _ = try await bed.waitForAcks(count: 6)
+                _ = try await bed.waitForUpstream(count: 5)
+
+                let status = try await Self.waitForStatus(admin, "5 stored and forwarded") { status in
+                    let traffic = status["traffic"] as? [String: Any]
+                    return traffic?["stored"] as? Int == 5 && traffic?["forwarded"] as? Int == 5
+                }
+                let traffic = try #require(status["traffic"] as? [String: Any])
+                #expect(traffic["rejected"] as? Int == 1 && traffic["duplicate"] as? Int == 0 && traffic["received"] as? Int == 6)
+                #expect((traffic["rejectedByReason"] as? [String: Int])?["invalid json"] == 1, "\(traffic)")
+                #expect((traffic["droppedByReason"] as? [String: Int])?.values.reduce(0, +) == 0, "\(traffic)")
+                let outbox = try #require(status["outbox"] as? [String: Any])
+                #expect(outbox["depth"] as? Int == 0 && outbox["oldestAgeSeconds"] == nil, "\(outbox)")
+
+                let devices = try #require(status["devices"] as? [String: Any])
+                let list = try #require(devices["list"] as? [[String: Any]])
+                let byId = Dictionary(uniqueKeysWithValues: list.compactMap { row in (row["deviceId"] as? String).map { ($0, row) } })
+                #expect(byId["st-a"]?["events"] as? Int == 3 && byId["st-a"]?["online"] as? Bool == true)
+                #expect(byId["st-b"]?["events"] as? Int == 3 && byId["st-b"]?["rejected"] as? Int == 1)
+                #expect(devices["online"] as? Int == 2 && devices["onlineSeconds"] as? Int == 300)
+
+                let links = try #require(status["links"] as? [String: [String: Any]])
+                let upstreamPort = try #require(bed.upstreamBroker?.port)
+                #expect(links["deviceBroker"]?["address"] as? String == "127.0.0.1:\(bed.deviceBroker.port)")
+                #expect(links["deviceBroker"]?["state"] as? String == "subscribed")
+                #expect(links["deviceBroker"]?["sinceMs"] as? Int != nil)
+                #expect(links["upstream"]?["address"] as? String == "127.0.0.1:\(upstreamPort)")
+                #expect(links["upstream"]?["state"] as? String == "connected")
+                let history = try #require(status["history"] as? [[String: Any]])
+                #expect(!history.isEmpty && history.allSatisfy { $0["received"] is Int && $0["forwarded"] is Int })
+
+                // Both brokers gone: each link says down, since when, and why.
+                let upSince = links["deviceBroker"]?["sinceMs"] as? Int ?? .max
+                _ = try await bed.deviceBroker.stop()
+                _ = try await bed.upstreamBroker?.stop()
+                let down = try await Self.waitForStatus(admin, "both links down") { status in
+                    let links = status["links"] as? [String: [String: Any]]
+                    return links?["deviceBroker"]?["state"] as? String == "down" && links?["upstream"]?["state"] as? String == "down"
+                }
+                let downLinks = try #require(down["links"] as? [String: [String: Any]])
+                for name in ["deviceBroker", "upstream"] {
+                    let error = downLinks[name]?["lastError"] as? String ?? ""
+                    #expect(!error.isEmpty, "\(name): \(downLinks)")
+                }
+                #expect(downLinks["deviceBroker"]?["sinceMs"] as? Int ?? 0 >= upSince)
+                #expect(downLinks["deviceBroker"]?["address"] as? String == "127.0.0.1:\(bed.deviceBroker.port)")
+            }
+        }
+    }
+}
