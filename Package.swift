@@ -266,7 +266,10 @@ let package = Package(
             // a free loopback port (MosquittoBroker), the free-port helper, child processes, sandboxes and
             // the login probe.
             name: "BrokerTestSupport",
-            dependencies: ["MQTT", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "MQTT", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+            ],
             path: "Tests/Support/BrokerTestSupport",
             swiftSettings: swiftSettings
         ),
@@ -283,7 +286,7 @@ let package = Package(
             // The device edge without a broker: topic grammar, inboxes, the ingress's rules.
             name: "DeviceLinkTests",
             dependencies: [
-                "DeviceLink", "GatewayCore", "Outbox", "MQTT", .product(name: "Logging", package: "swift-log"),
+                "DeviceLink", "GatewayCore", "Outbox", "MQTT", "BrokerTestSupport", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -292,7 +295,7 @@ let package = Package(
             // The dialogs against the device edge's protocols (an inbox, recorded replies): no broker.
             name: "DialogTests",
             dependencies: [
-                "Dialog", "DeviceLink", "GatewayCore", "MLLink", "MLFake", "Outbox", "Users",
+                "Dialog", "DeviceLink", "GatewayCore", "MLLink", "MLFake", "Outbox", "Users", "BrokerTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],

@@ -2,6 +2,7 @@ import Foundation
 import GatewayCore
 import Logging
 import MQTT
+import BrokerTestSupport
 import Outbox
 import ServiceLifecycleTestKit
 import Synchronization
@@ -91,25 +92,12 @@ final class IngressBed: Sendable {
 
     /// Waits until `count` acks were sent.
     @discardableResult
-    func waitForAcks(_ count: Int, sourceLocation: SourceLocation = #_sourceLocation) async throws -> [DeviceAck] {
-        try await until("\(count) acks (have \(acks.acks))", sourceLocation: sourceLocation) { self.acks.all.count >= count }
+    func waitForAcks(_ count: Int) async throws -> [DeviceAck] {
+        try await Poll.until("\(count) acks", details: { "have \(self.acks.acks)" }) { self.acks.all.count >= count }
         return acks.acks
     }
 }
 
-func until(
-    within limit: Duration = .seconds(10), _ what: @autoclosure () -> String, sourceLocation: SourceLocation = #_sourceLocation,
-    _ condition: () -> Bool
-) async throws {
-    let deadline = ContinuousClock.now + limit
-    while !condition() {
-        guard ContinuousClock.now < deadline else {
-            Issue.record("timed out waiting for \(what())", sourceLocation: sourceLocation)
-            throw CancellationError()
-        }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-}
 
 func event(_ device: String, _ eventID: String, channel: DeviceTopic.Channel = .event) -> DeviceInbound {
     .message(DeviceMessage(
@@ -171,7 +159,7 @@ func raw(_ device: String, _ payload: String) -> DeviceInbound {
         bed.send([.invalid(.notADeviceTopic(escaped: "device/a/b/event")), .invalid(.invalidDeviceID(escaped: "bad id")), event("d1", "e1")])
         let acks = try await bed.waitForAcks(1)
         #expect(acks.map(\.device.rawValue) == ["d1"])
-        try await until("the rejects counted") { bed.ingress.state.current.eventsRejected == 2 }
+        try await Poll.until("the rejects counted") { bed.ingress.state.current.eventsRejected == 2 }
         await bed.stop()
     }
 
@@ -202,13 +190,13 @@ func raw(_ device: String, _ payload: String) -> DeviceInbound {
         #expect(bed.ingress.state.current.deviceBrokerConnected == false)
         bed.link.yield(.connected)
         bed.link.yield(.subscribed)
-        try await until("connected and subscribed") {
+        try await Poll.until("connected and subscribed") {
             bed.ingress.state.current.deviceBrokerConnected && bed.ingress.state.current.deviceSubscribed
         }
         let up = bed.ingress.state.current
         #expect(up.linkSinceMs != nil && up.linkLastError == nil)
         bed.link.yield(.down(reason: "connection lost"))
-        try await until("down") { !bed.ingress.state.current.deviceBrokerConnected && !bed.ingress.state.current.deviceSubscribed }
+        try await Poll.until("down") { !bed.ingress.state.current.deviceBrokerConnected && !bed.ingress.state.current.deviceSubscribed }
         let down = bed.ingress.state.current
         #expect(down.linkLastError == "connection lost")
         #expect((down.linkSinceMs ?? 0) >= (up.linkSinceMs ?? .max))
@@ -266,17 +254,3 @@ func raw(_ device: String, _ payload: String) -> DeviceInbound {
     }
 }
 
-/// The graceful-shutdown trigger of a service under test, pulled by the test once armed.
-final class ShutdownSwitch: Sendable {
-    private let trigger = Mutex<GracefulShutdownTestTrigger?>(nil)
-
-    func arm(_ trigger: GracefulShutdownTestTrigger) {
-        self.trigger.withLock { $0 = trigger }
-    }
-
-    /// Triggers the graceful shutdown (waiting for the service's body to have started).
-    func pull() async {
-        while trigger.withLock({ $0 }) == nil { await Task.yield() }
-        trigger.withLock { $0 }?.triggerGracefulShutdown()
-    }
-}

@@ -3,6 +3,7 @@ import Foundation
 import GatewayCore
 import Logging
 import MLLink
+import BrokerTestSupport
 import Outbox
 import ServiceLifecycleTestKit
 import Synchronization
@@ -37,33 +38,16 @@ final class RecordingReplies: DeviceReplies {
         if failed { throw DeviceReplyError("the device broker is unreachable (test)") }
     }
 
-    /// Waits until `count` responses were sent; fails the test with what was sent if they are not
-    /// within `limit`.
+    /// Waits until `count` responses were sent; throws (with what was sent) if they are not within `limit`.
     @discardableResult
-    func waitFor(_ count: Int, within limit: Duration = .seconds(10), sourceLocation: SourceLocation = #_sourceLocation) async throws
-        -> [DeviceResponse]
-    {
-        try await until(within: limit, sourceLocation: sourceLocation, "\(count) responses (have \(responses.map(\.kind)))") {
+    func waitFor(_ count: Int, within limit: Duration = .seconds(10)) async throws -> [DeviceResponse] {
+        try await Poll.until("\(count) responses", timeout: limit, details: { "have \(self.responses.map(\.kind))" }) {
             self.responses.count >= count
         }
         return responses
     }
 }
 
-/// Polls `condition` every 10 ms until it holds; a test failure (and an error) after `limit`.
-func until(
-    within limit: Duration = .seconds(10), sourceLocation: SourceLocation = #_sourceLocation, _ what: @autoclosure () -> String,
-    _ condition: () async -> Bool
-) async throws {
-    let deadline = ContinuousClock.now + limit
-    while !(await condition()) {
-        guard ContinuousClock.now < deadline else {
-            Issue.record("timed out waiting for \(what())", sourceLocation: sourceLocation)
-            throw CancellationError()
-        }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-}
 
 /// A ``Dialog`` as the gateway runs it, without a broker: its audio comes from a stream (the
 /// device edge's inbox), its answers go to ``RecordingReplies``, its events into a real outbox on a
@@ -160,17 +144,3 @@ extension DeviceResponse {
     }
 }
 
-/// The graceful-shutdown trigger of a service under test, pulled by the test once armed.
-final class ShutdownSwitch: Sendable {
-    private let trigger = Mutex<GracefulShutdownTestTrigger?>(nil)
-
-    func arm(_ trigger: GracefulShutdownTestTrigger) {
-        self.trigger.withLock { $0 = trigger }
-    }
-
-    /// Triggers the graceful shutdown (waiting for the service's body to have started).
-    func pull() async {
-        while trigger.withLock({ $0 }) == nil { await Task.yield() }
-        trigger.withLock { $0 }?.triggerGracefulShutdown()
-    }
-}

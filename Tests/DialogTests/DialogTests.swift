@@ -1,3 +1,4 @@
+import BrokerTestSupport
 import DeviceLink
 import Foundation
 import GatewayCore
@@ -88,7 +89,7 @@ import Testing
         // The first one goes on to its answer.
         bed.send(AudioMessage.frame(first, 0), from: "dev-1")
         bed.send(AudioMessage.end(session: first, lastSequence: 0), from: "dev-1")
-        try await until("the first session's answer") { bed.replies.responses.contains { $0.kind == .dialogResponse } }
+        try await Poll.until("the first session's answer") { bed.replies.responses.contains { $0.kind == .dialogResponse } }
         await bed.stop()
         await service.stop()
     }
@@ -111,7 +112,7 @@ import Testing
         #expect(responses[0].field("transcript") == "turn on the light")
         #expect(responses[0].field("intent") == "intent:turn on the light")
         #expect(responses[0].field("replyText") == "Done")
-        try await until("the DialogCompleted event") { (try? await bed.events().count) ?? 0 >= 1 }
+        try await Poll.until("the DialogCompleted event", asking: { (try? await bed.events().count) ?? 0 >= 1 })
         let events = try await bed.events()
         #expect(events.map(\.eventID) == ["dialog-\(session.uuidString.lowercased())"])
         #expect(service.streams.withLock { $0.first?.chunks.count } == 5)
@@ -135,7 +136,7 @@ import Testing
         bed.send(raw: [0xff], from: "dev-1")
         // The next answer goes out at once: by then the first was tried twice and given up
         // (its retry runs 250 ms later; the second message waits for it below).
-        try await until("both attempts of the first response") { bed.replies.attempts >= 2 }
+        try await Poll.until("both attempts of the first response") { bed.replies.attempts >= 2 }
         bed.send(raw: [0xfe], from: "dev-2")
         let responses = try await bed.replies.waitFor(1)
         #expect(responses.map(\.device.rawValue) == ["dev-2"])

@@ -19,20 +19,7 @@ struct CheckConfigCommand: AsyncParsableCommand {
     @Flag(help: "Fail (exit 2) on warnings too.") var strict = false
 
     func run() async throws {
-        let configuration: GatewayConfiguration
-        do {
-            configuration = try await GatewayConfiguration.load(file: options.config)
-        } catch let errors as ConfigurationErrors {
-            printError("invalid configuration:\n\(errors)")
-            Self.printWarnings(errors.warnings)
-            throw ExitCode(2)
-        } catch let error as ConfigurationError where error.key == "--config" {
-            printError(error.problem)  // "cannot read FILE: no such file"
-            throw ExitCode(2)
-        } catch {
-            printError("invalid configuration: \(error)")
-            throw ExitCode(2)
-        }
+        let configuration = try await options.load(printingWarnings: true)
         if !configuration.unknownKeys.isEmpty {
             printError("invalid configuration:\n\(ConfigurationErrors(errors: [], unknownKeys: configuration.unknownKeys))")
             Self.printWarnings(configuration.warnings)

@@ -15,4 +15,16 @@ public enum Poll {
             try await Task.sleep(for: interval)
         }
     }
+
+    /// ``until(_:timeout:every:details:_:)`` for a condition that must itself wait (a store's read).
+    public static func until(
+        _ what: String, timeout: Duration = .seconds(10), every interval: Duration = .milliseconds(20),
+        asking condition: () async throws -> Bool
+    ) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while try await !condition() {
+            if ContinuousClock.now >= deadline { throw HarnessError.timeout(what, details: "") }
+            try await Task.sleep(for: interval)
+        }
+    }
 }
