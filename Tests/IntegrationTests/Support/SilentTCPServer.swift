@@ -18,21 +18,7 @@ final class SilentTCPServer: Sendable {
     /// Listens on 127.0.0.1:`port` (SO_REUSEADDR, so a port a broker just left can be taken at once).
     init(port: Int) throws {
         self.port = port
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw HarnessError.system("socket", errno) }
-        var one: Int32 = 1
-        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = LoopbackAddress.make(port: port)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard bound == 0 else {
-            let code = errno
-            close(fd)
-            throw HarnessError.system("bind(127.0.0.1:\(port))", code)
-        }
+        let (fd, _) = try FreePort.boundSocket(port: port, reuseAddress: true)
         guard listen(fd, 16) == 0 else {
             let code = errno
             close(fd)

@@ -18,13 +18,18 @@ public enum FreePort {
         return port
     }
 
-    /// A TCP socket bound to a free port on 127.0.0.1, for a test that needs the port held (a server
-    /// that listens and never answers, say); the caller closes it (or listens on it).
-    public static func boundSocket() throws -> (fd: Int32, port: Int) {
+    /// A TCP socket bound to a free port on 127.0.0.1 (or to `port`), for a test that needs the port
+    /// held (a server that listens and never answers, say); the caller closes it (or listens on it).
+    /// `reuseAddress`: SO_REUSEADDR, so a port a broker just left can be taken at once.
+    public static func boundSocket(port: Int = 0, reuseAddress: Bool = false) throws -> (fd: Int32, port: Int) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw HarnessError.system("socket", errno) }
+        if reuseAddress {
+            var one: Int32 = 1
+            _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
 
-        var address = LoopbackAddress.make(port: 0)
+        var address = LoopbackAddress.make(port: port)
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
@@ -33,7 +38,7 @@ public enum FreePort {
         guard bound == 0 else {
             let code = errno
             close(fd)
-            throw HarnessError.system("bind", code)
+            throw HarnessError.system("bind(127.0.0.1:\(port))", code)
         }
 
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
