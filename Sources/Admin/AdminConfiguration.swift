@@ -30,7 +30,7 @@ public struct AdminConfiguration: Sendable, Equatable {
     /// (`admin.maxDevicesListed`), so made-up device ids cannot grow memory.
     public var maxDevicesListed = 10_000
     /// The status page counts a device online when it sent anything within this many seconds
-    /// (`admin.deviceOnlineSeconds`).
+    /// (`devices.presenceSeconds`, CONTRACTS.md §5: a device that never announced its presence).
     public var deviceOnlineSeconds = 300
 
     public init() {}

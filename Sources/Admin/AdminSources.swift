@@ -35,11 +35,14 @@ public struct AdminSources: Sendable {
         public var registered: Bool?
         public var userId: String?
         public var type: String?
+        /// What the device announced on `device/{id}/status` (CONTRACTS.md §5); nil: never announced.
+        public var announcedOnline: Bool?
 
         public init(
             deviceId: String, lastSeenMs: Int64?, lastChannel: String?, messages: Int64, rejected: Int64,
-            registered: Bool?, userId: String?, type: String?
+            registered: Bool?, userId: String?, type: String?, announcedOnline: Bool? = nil
         ) {
+            self.announcedOnline = announcedOnline
             self.deviceId = deviceId
             self.lastSeenMs = lastSeenMs
             self.lastChannel = lastChannel

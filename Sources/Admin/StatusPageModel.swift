@@ -37,7 +37,7 @@ extension StatusPage {
 
         struct Device: Encodable {
             var deviceId: String
-            /// Sent anything within `onlineSeconds`.
+            /// Online as the device announced it (CONTRACTS.md §5), else sent anything within `onlineSeconds`.
             var online: Bool
             var lastSeenMs: Int64?
             /// Messages taken from it since start.
@@ -47,7 +47,7 @@ extension StatusPage {
         }
 
         struct Devices: Encodable {
-            /// `admin.deviceOnlineSeconds`.
+            /// `devices.presenceSeconds`.
             var onlineSeconds: Int
             var total: Int
             var online: Int
@@ -76,7 +76,8 @@ extension StatusPage {
             let since = now - Int64(onlineSeconds) * 1000
             let list = sources.devices().map { device in
                 Device(
-                    deviceId: device.deviceId, online: (device.lastSeenMs ?? .min) >= since, lastSeenMs: device.lastSeenMs,
+                    // Presence (CONTRACTS.md §5): as announced, else heard from within devices.presenceSeconds.
+                    deviceId: device.deviceId, online: device.announcedOnline ?? ((device.lastSeenMs ?? .min) >= since), lastSeenMs: device.lastSeenMs,
                     events: device.messages, rejected: device.rejected)
             }
             devices = Devices(onlineSeconds: onlineSeconds, total: list.count, online: list.filter(\.online).count, list: list)

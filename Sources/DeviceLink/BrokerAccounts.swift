@@ -21,8 +21,8 @@ public struct BrokerAccountError: Error, Sendable, CustomStringConvertible {
 /// Per-device accounts on the local mosquitto through its dynamic-security plugin
 /// (`$CONTROL/dynamic-security/v1`): each device gets a client (username = device id, bound to
 /// client id = device id, a generated password) and a role that lets it do only what
-/// CONTRACTS.md §1 gives a device — publish `device/{id}/event`, `telemetry`, `audio` and
-/// `register`; subscribe to and receive `device/{id}/ack` and `device/{id}/response`. Nothing else
+/// CONTRACTS.md §1 gives a device — publish `device/{id}/event`, `telemetry`, `status` (presence, §5), `audio`
+/// and `register`; subscribe to and receive `device/{id}/ack` and `device/{id}/response`. Nothing else
 /// (the plugin's default denies publishing and subscribing).
 ///
 /// Accounts it did not make are never changed: every client and role it creates carries the
@@ -111,7 +111,7 @@ public final class BrokerAccounts: Sendable {
     /// What a device may do (CONTRACTS.md §1), as dynamic-security ACLs.
     static func acls(_ device: DeviceID) -> [[String: Any]] {
         let base = DeviceTopic.prefix(of: device)
-        let sends = ["event", "telemetry", "audio", "register"].map {
+        let sends = ["event", "telemetry", "status", "audio", "register"].map {
             ["acltype": "publishClientSend", "topic": base + $0, "allow": true, "priority": 0] as [String: Any]
         }
         let receives = ["ack", "response"].flatMap {

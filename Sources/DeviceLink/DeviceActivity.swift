@@ -19,6 +19,14 @@ public final class DeviceActivity: Sendable {
         public var messages: Int64
         /// Of those, rejected ones.
         public var rejected: Int64
+        /// What the device last announced on `device/{id}/status` (CONTRACTS.md §5): true from its
+        /// `{"online": true}` until its `{"online": false}` (or its will); nil when it never announced.
+        public var announcedOnline: Bool?
+
+        /// Online (CONTRACTS.md §5): as announced, else when it published within `presenceSeconds` of `nowMs`.
+        public func isOnline(nowMs: Int64, presenceSeconds: Int) -> Bool {
+            announcedOnline ?? (lastSeenMs >= nowMs - Int64(presenceSeconds) * 1000)
+        }
     }
 
     private let maxDevices: Int
@@ -46,6 +54,18 @@ public final class DeviceActivity: Sendable {
             devices[device.rawValue] = Device(
                 deviceId: device.rawValue, lastSeenMs: now, lastChannel: channel, messages: 1, rejected: rejected ? 1 : 0)
         }
+    }
+
+    /// Notes a presence announcement of `device` (`device/{id}/status`, CONTRACTS.md §5); it counts
+    /// as a message too.
+    public func announce(_ device: DeviceID, online: Bool, atMs now: Int64) {
+        record(device, channel: "status", atMs: now)
+        devices.withLock { $0[device.rawValue]?.announcedOnline = online }
+    }
+
+    /// The device as last seen; nil when it is not known (never heard of, or forgotten past `maxDevices`).
+    public func device(_ device: DeviceID) -> Device? {
+        devices.withLock { $0[device.rawValue] }
     }
 
     /// All known devices, most recently seen first.

@@ -175,6 +175,10 @@ public final class DeviceIngress: Service, Sendable {
                 continue
             }
             let topic = (device: message.device, channel: message.channel)
+            if topic.channel == .status {
+                presence(message, configuration: configuration, rejects: &rejects, nowMs: now)
+                continue
+            }
             guard topic.channel == .event || topic.channel == .telemetry else { continue }
             var parsed = DeviceEvent.parse(device: topic.device, payload: message.payload, maxPayloadBytes: configuration.maxPayloadBytes)
             if topic.device.rawValue == configuration.hubID {
@@ -220,6 +224,25 @@ public final class DeviceIngress: Service, Sendable {
             }
         }
         return prepared
+    }
+
+    /// A presence announcement (`{"online": true|false}`, CONTRACTS.md §5): noted, never acked.
+    /// Anything else on the topic is counted (`invalid status`) and ignored; so is `hub.id`.
+    private func presence(_ message: DeviceMessage, configuration: DeviceIngressConfiguration, rejects: inout [String: Int64], nowMs: Int64) {
+        struct Status: Decodable { var online: Bool }
+        let online: Bool? =
+            if message.payload.count <= 256, message.device.rawValue != configuration.hubID,
+                let status = try? JSONDecoder().decode(Status.self, from: Data(message.payload))
+            { status.online } else { nil }
+        guard let online else {
+            rejects["invalid status", default: 0] += 1
+            metrics.rejected(counterName: "invalid_status")
+            rejectLog.warning(
+                key: "invalid status", count: 1, "ignored a presence message that is not {\"online\": true|false}",
+                metadata: ["device.id": "\(message.device)", "reason": "invalid status"])
+            return
+        }
+        activity?.announce(message.device, online: online, atMs: nowMs)
     }
 
     private func acknowledge(_ prepared: Prepared, outcomes: [AppendOutcome], committedAt committed: ContinuousClock.Instant) {

@@ -80,7 +80,9 @@ public final class DeviceLink: Service, Sendable {
             settings.subscriptions = filters
             return MQTTClient(configuration: settings, logger: Logger(label: "\(logger.label).\(label)"))
         }
-        eventsClient = connection(configuration.events, subscribing: [DeviceTopic.filter(.event), DeviceTopic.filter(.telemetry)], label: "mqtt")
+        eventsClient = connection(
+            configuration.events, subscribing: [DeviceTopic.filter(.event), DeviceTopic.filter(.telemetry), DeviceTopic.filter(.status)],
+            label: "mqtt")
         audioClient = connection(configuration.audio, subscribing: [DeviceTopic.filter(.audio)], label: "dialog.mqtt")
         registrationsClient = configuration.registrations.map {
             connection($0, subscribing: [DeviceTopic.filter(.register)], label: "registration.mqtt")
@@ -96,7 +98,7 @@ public final class DeviceLink: Service, Sendable {
         replies = Replies(events: eventsClient, audio: audioClient, registrations: registrationsClient)
         let events = eventsClient
         ingress = DeviceIngress(
-            inbox: DeviceInbox(client: events) { DeviceInbound.read($0, channels: [.event, .telemetry]) },
+            inbox: DeviceInbox(client: events) { DeviceInbound.read($0, channels: [.event, .telemetry, .status]) },
             link: eventsLink.stream,
             replies: replies, outbox: outbox, configuration: ingressConfiguration, activity: activity,
             isRegistered: isRegistered, logger: Logger(label: "edge-gateway.ingress"))

@@ -9,6 +9,8 @@ public struct DeviceTopic: Hashable, Sendable {
     public enum Channel: String, Sendable, CaseIterable {
         case event
         case telemetry
+        /// Presence (CONTRACTS.md §5): `{"online": true|false}`, retained, the offline one as the will.
+        case status
         case audio
         case register
     }

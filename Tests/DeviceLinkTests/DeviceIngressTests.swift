@@ -49,7 +49,8 @@ final class IngressBed: Sendable {
     private let shutdown = ShutdownSwitch()
 
     init(
-        hubID: String = "hub-1", registered: Set<String>? = nil, configure: (inout DeviceIngressConfiguration) -> Void = { _ in }
+        hubID: String = "hub-1", registered: Set<String>? = nil, activity: DeviceActivity? = nil,
+        configure: (inout DeviceIngressConfiguration) -> Void = { _ in }
     ) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ingress-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -67,7 +68,7 @@ final class IngressBed: Sendable {
         configure(&configuration)
         ingress = DeviceIngress(
             inbox: DeviceInbox(stream, onPause: { input.finish() }), link: changes, replies: acks, outbox: outbox,
-            configuration: configuration, isRegistered: { registered?.contains($0.rawValue) ?? false },
+            configuration: configuration, activity: activity, isRegistered: { registered?.contains($0.rawValue) ?? false },
             logger: Logger(label: "ingress-test"))
         running = Task { [ingress, shutdown] in
             await testGracefulShutdown { trigger in
@@ -254,3 +255,56 @@ func raw(_ device: String, _ payload: String) -> DeviceInbound {
     }
 }
 
+
+/// Presence (CONTRACTS.md §5) as the events connection hears it.
+@Suite struct DevicePresenceTests {
+    func status(_ device: String, _ payload: String) -> DeviceInbound {
+        .message(DeviceMessage(device: DeviceID(device)!, channel: .status, payload: Array(payload.utf8)))
+    }
+
+    @Test func anAnnouncedDeviceIsOnlineUntilItsOfflineOrWillAndNothingIsAcked() async throws {
+        let activity = DeviceActivity()
+        let bed = try IngressBed(activity: activity)
+        // The event after the announcements is the sentinel: its ack means they were handled.
+        bed.send([status("lamp", #"{"online": true}"#), status("plug", #"{"online": false}"#), event("lamp", "e1")])
+        let acks = try await bed.waitForAcks(1)
+        #expect(acks.map(\.device.rawValue) == ["lamp"])
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        #expect(activity.device(DeviceID("lamp")!)?.announcedOnline == true)
+        #expect(activity.device(DeviceID("plug")!)?.isOnline(nowMs: now, presenceSeconds: 300) == false, "announced offline, though it just spoke")
+        bed.send([status("lamp", #"{"online": false}"#), event("plug", "e1")])
+        try await bed.waitForAcks(2)
+        #expect(activity.device(DeviceID("lamp")!)?.isOnline(nowMs: now, presenceSeconds: 300) == false)
+        #expect(bed.outbox.depth.count == 2, "presence is not an event")
+        await bed.stop()
+    }
+
+    @Test func aDeviceThatNeverAnnouncesIsOnlineWhileItSpeaks() {
+        let activity = DeviceActivity()
+        activity.record(DeviceID("sensor")!, channel: "event", atMs: 1_000_000)
+        let device = activity.device(DeviceID("sensor")!)
+        #expect(device?.announcedOnline == nil)
+        #expect(device?.isOnline(nowMs: 1_000_000 + 299_000, presenceSeconds: 300) == true)
+        #expect(device?.isOnline(nowMs: 1_000_000 + 301_000, presenceSeconds: 300) == false)
+    }
+
+    @Test(arguments: [#"{"online": 1}"#, #"{"online": "yes"}"#, "not json", #"{}"#, String(repeating: " ", count: 300) + #"{"online": true}"#])
+    func aMalformedAnnouncementIsCountedAndChangesNothing(_ payload: String) async throws {
+        let activity = DeviceActivity()
+        let bed = try IngressBed(activity: activity)
+        bed.send([status("lamp", payload), event("other", "e1")])
+        try await bed.waitForAcks(1)
+        #expect(activity.device(DeviceID("lamp")!) == nil)
+        #expect(bed.ingress.state.current.eventsRejected == 1)
+        await bed.stop()
+    }
+
+    @Test func noDeviceAnnouncesForTheHub() async throws {
+        let activity = DeviceActivity()
+        let bed = try IngressBed(hubID: "hub-1", activity: activity)
+        bed.send([status("hub-1", #"{"online": true}"#), event("other", "e1")])
+        try await bed.waitForAcks(1)
+        #expect(activity.device(DeviceID("hub-1")!) == nil)
+        await bed.stop()
+    }
+}

@@ -64,7 +64,7 @@ extension IntegrationSuite {
                     #expect(hub.logText.contains(" as \(account) (") && hub.logText.contains("u'\(account)')"), "\(account)")
                 }
                 // ... and each subscription was granted by its account's role.
-                for topics in ["device/+/event,device/+/telemetry", "device/+/audio", "device/+/register", "$CONTROL/dynamic-security/v1/response", "hub/hub-test/listen"] {
+                for topics in ["device/+/event,device/+/telemetry,device/+/status", "device/+/audio", "device/+/register", "$CONTROL/dynamic-security/v1/response", "hub/hub-test/listen"] {
                     try await gateway.waitForLog("MQTT subscribed mqtt.topics=\(topics)")
                 }
                 #expect(!gateway.logText.contains("MQTT subscribe failed"), "\(gateway.logTail())")

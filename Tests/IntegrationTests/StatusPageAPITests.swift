@@ -55,6 +55,15 @@ extension IntegrationSuite {
                 #expect(byId["st-b"]?["events"] as? Int == 3 && byId["st-b"]?["rejected"] as? Int == 1)
                 #expect(devices["online"] as? Int == 2 && devices["onlineSeconds"] as? Int == 300)
 
+                // Presence (CONTRACTS.md §5): an announcement on device/{id}/status beats recent traffic.
+                let stA = bed.device("st-a")
+                try await DeviceClient.publishOnce(
+                    topic: "device/st-a/status", payload: Data(#"{"online": false}"#.utf8), brokerPort: bed.deviceBroker.port, in: stA.directory)
+                _ = try await Self.waitForStatus(admin, "st-a offline as it announced") { status in
+                    let list = (status["devices"] as? [String: Any])?["list"] as? [[String: Any]]
+                    return list?.first { $0["deviceId"] as? String == "st-a" }?["online"] as? Bool == false
+                }
+
                 let links = try #require(status["links"] as? [String: [String: Any]])
                 let upstreamPort = try #require(bed.upstreamBroker?.port)
                 #expect(links["deviceBroker"]?["address"] as? String == "127.0.0.1:\(bed.deviceBroker.port)")

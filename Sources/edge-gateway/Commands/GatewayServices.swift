@@ -254,7 +254,7 @@ struct GatewayServices: Sendable {
                     devices[seen.deviceId] = .init(
                         deviceId: seen.deviceId, lastSeenMs: seen.lastSeenMs, lastChannel: seen.lastChannel,
                         messages: seen.messages, rejected: seen.rejected, registered: localRegistry == nil ? nil : false,
-                        userId: nil, type: nil)
+                        userId: nil, type: nil, announcedOnline: seen.announcedOnline)
                 }
                 for known in localRegistry?.registeredDevices ?? [] {
                     var device = devices[known.device.rawValue] ?? .init(

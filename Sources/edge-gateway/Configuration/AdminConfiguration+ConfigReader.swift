@@ -12,7 +12,7 @@ extension AdminConfiguration {
         idleTimeout = .seconds(v.int("admin.idleTimeoutSeconds", default: 30, range: 1...3600))
         maxConnections = v.int("admin.maxConnections", default: maxConnections, range: 1...10_000)
         maxDevicesListed = v.int("admin.maxDevicesListed", default: maxDevicesListed, range: 1...10_000_000)
-        deviceOnlineSeconds = v.int("admin.deviceOnlineSeconds", default: deviceOnlineSeconds, range: 1...86_400 * 365)
+        deviceOnlineSeconds = v.int("devices.presenceSeconds", default: deviceOnlineSeconds, range: 1...86_400 * 365)
         liveMaxClients = v.int("live.maxClients", default: liveMaxClients, range: 0...1000)
         liveAudio = v.bool("live.audio", default: liveAudio)
         liveQueueDepth = v.int("live.queueDepth", default: liveQueueDepth, range: 1...100_000)

@@ -111,11 +111,11 @@ final class HubBroker {
     }
 
     /// A device account as the registration saga makes it: bound to client id = device id, allowed to
-    /// publish only `device/{id}/event|telemetry|audio|register` and subscribe `device/{id}/ack|response`.
+    /// publish only `device/{id}/event|telemetry|status|audio|register` and subscribe `device/{id}/ack|response`.
     func createDevice(_ id: String, password: String) async throws {
         try await control(["createClient", id, "-c", id, "-p", password])
         try await control(["createRole", "edge-device-\(id)"])
-        for channel in ["event", "telemetry", "audio", "register"] {
+        for channel in ["event", "telemetry", "status", "audio", "register"] {
             try await control(["addRoleACL", "edge-device-\(id)", "publishClientSend", "device/\(id)/\(channel)", "allow"])
         }
         for channel in ["ack", "response"] {
