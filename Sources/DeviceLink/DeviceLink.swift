@@ -80,9 +80,11 @@ public final class DeviceLink: Service, Sendable {
             settings.subscriptions = filters
             return MQTTClient(configuration: settings, logger: Logger(label: "\(logger.label).\(label)"))
         }
-        eventsClient = connection(
-            configuration.events, subscribing: [DeviceTopic.filter(.event), DeviceTopic.filter(.telemetry), DeviceTopic.filter(.status)],
-            label: "mqtt")
+        // Presence is optional on the broker's side: a hub installed before it has no ACL for
+        // device/+/status, and its events must not stop for that (setup-broker --migrate-accounts adds it).
+        var eventsSettings = configuration.events
+        eventsSettings.optionalSubscriptions = [DeviceTopic.filter(.status)]
+        eventsClient = connection(eventsSettings, subscribing: [DeviceTopic.filter(.event), DeviceTopic.filter(.telemetry)], label: "mqtt")
         audioClient = connection(configuration.audio, subscribing: [DeviceTopic.filter(.audio)], label: "dialog.mqtt")
         registrationsClient = configuration.registrations.map {
             connection($0, subscribing: [DeviceTopic.filter(.register)], label: "registration.mqtt")

@@ -44,6 +44,7 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
     // Network thread only.
     private var connackReceived = false
     private var pendingSubscriptions: Set<Int32> = []
+    private var optionalSubscriptionIDs: [Int32: String] = [:]
     private var lostReason: String?
     private var failureLog: ConnectFailureLog
 
@@ -201,6 +202,7 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
         }
         connackReceived = false
         pendingSubscriptions = []
+        optionalSubscriptionIDs = [:]
         lostReason = nil
         condition.lock()
         generation += 1
@@ -309,9 +311,18 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
         logger.info("MQTT connected", metadata: ["mqtt.broker": "\(configuration.host):\(configuration.port)", "mqtt.client_id": "\(configuration.clientID)"])
         eventsContinuation.yield(.connected(generation: currentGeneration))
         guard let handle else { return }
-        if configuration.subscriptions.isEmpty {
+        if configuration.subscriptions.isEmpty, configuration.optionalSubscriptions.isEmpty {
             eventsContinuation.yield(.subscribed(generation: currentGeneration))
             return
+        }
+        for topic in configuration.optionalSubscriptions {
+            let (rc, mid) = handle.subscribe(topic, qos: 1)
+            if rc == MosquittoHandle.success {
+                pendingSubscriptions.insert(mid)
+                optionalSubscriptionIDs[mid] = topic
+            } else {
+                logger.warning("MQTT subscribe failed; going on without this topic", metadata: ["mqtt.topic": "\(topic)", "error": "\(MosquittoHandle.describe(rc))"])
+            }
         }
         for topic in configuration.subscriptions {
             let (rc, mid) = handle.subscribe(topic, qos: 1)
@@ -337,7 +348,11 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
     }
 
     func mosquittoDidSubscribe(messageID: Int32, grantedQoS: [Int32]) {
-        if grantedQoS.contains(where: { $0 > 2 }) {
+        if let optional = optionalSubscriptionIDs.removeValue(forKey: messageID), grantedQoS.contains(where: { $0 > 2 }) {
+            logger.warning(
+                "MQTT broker refused an optional subscription (check its ACL); going on without it",
+                metadata: ["mqtt.topic": "\(optional)", "mqtt.granted": "\(grantedQoS)"])
+        } else if grantedQoS.contains(where: { $0 > 2 }) {
             logger.error(
                 "MQTT broker refused a subscription (check its ACL); reconnecting",
                 metadata: ["mqtt.granted": "\(grantedQoS)", "mqtt.topics": "\(configuration.subscriptions.joined(separator: ","))"])

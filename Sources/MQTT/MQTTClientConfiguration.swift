@@ -27,8 +27,12 @@ public struct MQTTClientConfiguration: Sendable, Equatable {
     public var password: String?
     public var keepAliveSeconds: Int = 30
     public var tls: TLS?
-    /// Topics (QoS 1) subscribed after every successful connect.
+    /// Topics (QoS 1) subscribed after every successful connect; a refused one drops the connection
+    /// (the gateway must not look healthy while it misses messages).
     public var subscriptions: [String] = []
+    /// Topics subscribed too, but a broker that refuses one (an older installation's ACLs) costs only
+    /// that topic: a warning per connection, and the connection goes on.
+    public var optionalSubscriptions: [String] = []
     /// A CONNACK that does not arrive within this time counts as a failed connect.
     public var connectTimeoutSeconds: Double = 10
     /// Reconnect delay: random in `0 ... min(cap, base * 2^attempt)` (exponential backoff, full jitter).
