@@ -100,14 +100,19 @@ public final class DeviceLink: Service, Sendable {
         replies = Replies(events: eventsClient, audio: audioClient, registrations: registrationsClient)
         let events = eventsClient
         ingress = DeviceIngress(
-            inbox: DeviceInbox(client: events) { DeviceInbound.read($0, channels: [.event, .telemetry, .status]) },
+            inbox: DeviceInbox(client: events) { DeviceInbound.read($0, channels: Self.eventsChannels) },
             link: eventsLink.stream,
             replies: replies, outbox: outbox, configuration: ingressConfiguration, activity: activity,
             isRegistered: isRegistered, logger: Logger(label: "edge-gateway.ingress"))
-        audio = DeviceInbox(client: audioClient) { DeviceInbound.read($0, channels: [.audio]) }
-        registrations = registrationsClient.map { client in DeviceInbox(client: client) { DeviceInbound.read($0, channels: [.register]) } }
+        audio = DeviceInbox(client: audioClient) { DeviceInbound.read($0, channels: Self.audioChannels) }
+        registrations = registrationsClient.map { client in DeviceInbox(client: client) { DeviceInbound.read($0, channels: Self.registerChannels) } }
         listenRequests = listenClient.map { client in DeviceInbox(client: client) { ListenRequest(payload: $0.payload) } }
     }
+
+    /// The channels each connection reads (made once, not per message).
+    static let eventsChannels: Set<DeviceTopic.Channel> = [.event, .telemetry, .status]
+    static let audioChannels: Set<DeviceTopic.Channel> = [.audio]
+    static let registerChannels: Set<DeviceTopic.Channel> = [.register]
 
     /// The connections that carry no acknowledged publishes of their own: their connection
     /// events are only logged (by the client).
