@@ -45,6 +45,18 @@ let package = Package(
             name: "GatewayCore",
             swiftSettings: swiftSettings
         ),
+        .plugin(
+            // Writes the git commit into BuildInfo before each build (Plugins/BuildCommit).
+            name: "BuildCommit",
+            capability: .buildTool()
+        ),
+        .target(
+            // The version and the commit the binary was built from (GatewayVersion): read by the
+            // CLI, the log at start, /api and gateway_build_info only, so a new commit recompiles little.
+            name: "BuildInfo",
+            swiftSettings: swiftSettings,
+            plugins: ["BuildCommit"]
+        ),
         .target(
             // How components report about themselves: their state published as values
             // (StatePublisher) and rate-limited logs (RateLimitedLog).
@@ -189,7 +201,7 @@ let package = Package(
             // the status page (Hummingbird).
             name: "Admin",
             dependencies: [
-                "GatewayCore", "Outbox", "MLLink", "Registration", "Reporting",
+                "GatewayCore", "Outbox", "MLLink", "Registration", "Reporting", "BuildInfo",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
@@ -207,7 +219,7 @@ let package = Package(
         .executableTarget(
             name: "edge-gateway",
             dependencies: [
-                "GatewayCore", "Outbox", "MQTT", "DeviceLink", "Upstream", "Systemd", "MLLink", "Users", "Dialog", "Registration", "REST", "Admin", "Reporting",
+                "GatewayCore", "Outbox", "MQTT", "DeviceLink", "Upstream", "Systemd", "MLLink", "Users", "Dialog", "Registration", "REST", "Admin", "Reporting", "BuildInfo", "Platform",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -281,7 +293,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "ReportingTests", dependencies: ["Reporting"], swiftSettings: swiftSettings),
+        .testTarget(name: "ReportingTests", dependencies: ["Reporting", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(
             // The device edge without a broker: topic grammar, inboxes, the ingress's rules.
             name: "DeviceLinkTests",
@@ -338,7 +350,7 @@ let package = Package(
         .testTarget(
             name: "AdminTests",
             dependencies: [
-                "Admin", "GatewayCore", "Outbox", "MLLink", "Registration", "Reporting", "HTTPTestSupport", "BrokerTestSupport",
+                "Admin", "GatewayCore", "Outbox", "MLLink", "Registration", "Reporting", "BuildInfo", "HTTPTestSupport", "BrokerTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),

@@ -1,4 +1,26 @@
+import BuildInfo
+import Foundation
 import MLLink
+
+/// `GET /api`: which daemon answers, and what else the API offers.
+struct APIIndex: Encodable {
+    var version = GatewayVersion.version
+    var commit = GatewayVersion.commit
+    var hubId: String
+    /// When the daemon started (ms since the epoch) and how long ago, in seconds.
+    var startedAt: Int64
+    var uptimeSeconds: Int64
+    var routes = [
+        "GET /api/status", "GET /api/outbox?devices=N", "GET /api/devices", "POST /api/devices", "GET /api/registrations",
+        "GET /api/ml/endpoints", "GET /metrics", "GET /healthz", "GET /readyz", "WS /live",
+    ]
+
+    init(hubID: String, startedMs: Int64, nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) {
+        hubId = hubID
+        startedAt = startedMs
+        uptimeSeconds = max(0, (nowMs - startedMs) / 1000)
+    }
+}
 import Registration
 
 /// One ML endpoint in `GET /api/ml/endpoints`.

@@ -1,5 +1,6 @@
 import Foundation
 import GatewayCore
+import BuildInfo
 import Hummingbird
 import HummingbirdCore
 import HummingbirdWebSocket
@@ -25,6 +26,8 @@ public final class AdminServer: Service, Sendable {
     let live: LiveFeed
     let logger: Logger
     private let port = BoundPort()
+    /// When the server was made (≈ when the daemon started), ms since the epoch.
+    let started = Int64(Date().timeIntervalSince1970 * 1000)
     let history = DepthHistory(capacity: 120)
     let rejections: AdminRejections
     let connections: ConnectionCount
@@ -102,42 +105,73 @@ public final class AdminServer: Service, Sendable {
         let (history, sources, live, onlineSeconds) = (history, sources, live, configuration.deviceOnlineSeconds)
         try? await cancelWhenGracefulShutdown {
             var nextSample = ContinuousClock.now
+            // The devices as the last status message had them: later ones carry only changes.
+            var sentDevices: [String: StatusPage.Hub.Device] = [:]
             while !Task.isCancelled {
                 let now = ContinuousClock.now
                 if now >= nextSample {
                     let traffic = sources.traffic()
                     history.record(
                         depth: sources.outboxDepth().count, received: traffic.stored + traffic.duplicate + traffic.rejected,
-                        forwarded: traffic.forwarded)
+                        forwarded: traffic.forwarded, written: sources.diskWritten())
                     nextSample = now + Self.historyInterval
                 }
                 if live.clientCount > 0 {
-                    let readiness = sources.readiness()
-                    let depth = sources.outboxDepth()
-                    let encoder = JSONEncoder()
-                    encoder.outputFormatting = [.sortedKeys]
-                    let endpoints = (try? encoder.encode(sources.mlEndpoints().map(EndpointSummary.init))).map(Array.init) ?? Array("[]".utf8)
-                    let hub = StatusPage.Hub(sources: sources, stats: await self.outboxStats(maxAge: Self.statsInterval), onlineSeconds: onlineSeconds)
-                    func encoded(_ value: some Encodable) -> [UInt8] { (try? encoder.encode(value)).map(Array.init) ?? Array("null".utf8) }
-                    let (traffic, outbox, links, devices) = (encoded(hub.traffic), encoded(hub.outbox), encoded(hub.links), encoded(hub.devices))
-                    live.publishStatus { json in
-                        json.field("outboxDepth", int: depth.count)
-                        json.field("outboxBytes", int: depth.bytes)
-                        json.field("upstreamConnected", bool: readiness.upstreamConnected)
-                        json.field("deviceSubscribed", bool: readiness.deviceSubscribed)
-                        json.field("mlEndpoints", rawJSON: endpoints)
-                        json.field("now", int: hub.now)
-                        json.field("traffic", rawJSON: traffic)
-                        json.field("outbox", rawJSON: outbox)
-                        json.field("links", rawJSON: links)
-                        json.field("devices", rawJSON: devices)
-                    }
+                    let hub = StatusPage.Hub(
+                        sources: sources, stats: await self.outboxStats(maxAge: Self.statsInterval), onlineSeconds: onlineSeconds, history: history)
+                    let current = Dictionary(hub.devices.list.map { ($0.deviceId, $0) }, uniquingKeysWith: { first, _ in first })
+                    let changes = StatusPage.DeviceChanges(
+                        onlineSeconds: hub.devices.onlineSeconds, total: hub.devices.total, online: hub.devices.online,
+                        changed: hub.devices.list.filter { sentDevices[$0.deviceId] != $0 },
+                        removed: sentDevices.keys.filter { current[$0] == nil }.sorted())
+                    sentDevices = current
+                    let common = Self.statusFields(hub: hub, readiness: sources.readiness(), depth: sources.outboxDepth(), endpoints: sources.mlEndpoints())
+                    let (full, delta) = (Self.encoded(hub.devices), Self.encoded(changes))
+                    live.publishStatus(
+                        full: { json in
+                            common(&json)
+                            json.field("devices", rawJSON: full)
+                        },
+                        delta: { json in
+                            common(&json)
+                            json.field("devices", rawJSON: delta)
+                        })
+                } else {
+                    sentDevices = [:]
                 }
                 try await Task.sleep(for: Self.statusInterval)
             }
         }
     }
 
+    /// A `status` message's fields but the devices (README "Live stream").
+    static func statusFields(
+        hub: StatusPage.Hub, readiness: AdminSources.Readiness, depth: (count: Int64, bytes: Int64), endpoints: [MLEndpointPool.EndpointStatus]
+    ) -> (inout JSONText) -> Void {
+        let encodedEndpoints = encoded(endpoints.map(EndpointSummary.init))
+        let (traffic, outbox, links, disk, problems) = (
+            encoded(hub.traffic), encoded(hub.outbox), encoded(hub.links), encoded(hub.disk), encoded(hub.problems)
+        )
+        return { json in
+            json.field("outboxDepth", int: depth.count)
+            json.field("outboxBytes", int: depth.bytes)
+            json.field("upstreamConnected", bool: readiness.upstreamConnected)
+            json.field("deviceSubscribed", bool: readiness.deviceSubscribed)
+            json.field("mlEndpoints", rawJSON: encodedEndpoints)
+            json.field("now", int: hub.now)
+            json.field("traffic", rawJSON: traffic)
+            json.field("outbox", rawJSON: outbox)
+            json.field("links", rawJSON: links)
+            json.field("disk", rawJSON: disk)
+            json.field("problems", rawJSON: problems)
+        }
+    }
+
+    static func encoded(_ value: some Encodable) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? encoder.encode(value)).map(Array.init) ?? Array("null".utf8)
+    }
 
     func makeApplication() -> some ApplicationProtocol {
         let router = makeRouter()
@@ -183,6 +217,9 @@ public final class AdminServer: Service, Sendable {
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
         }
         let api = router.group("api")
+        router.get("api") { [sources, started] _, _ -> Response in
+            try Self.json(APIIndex(hubID: sources.hubID, startedMs: started))
+        }
         api.get("outbox") { [sources] request, _ -> Response in
             var stats = try await sources.outboxStats()
             // The per-device list is for finding the device that fills the store, not an export.
@@ -207,7 +244,8 @@ public final class AdminServer: Service, Sendable {
         }
         api.get("status") { [self] _, _ -> Response in
             let hub = StatusPage.Hub(
-                sources: sources, stats: await outboxStats(maxAge: .zero), onlineSeconds: configuration.deviceOnlineSeconds)
+                sources: sources, stats: await outboxStats(maxAge: .zero), onlineSeconds: configuration.deviceOnlineSeconds,
+                history: history)
             return try Self.json(StatusPage.Snapshot(
                 hubID: sources.hubID, readiness: sources.readiness(), depth: sources.outboxDepth(),
                 endpoints: sources.mlEndpoints().map(EndpointSummary.init), history: history.all, recent: live.recent.all, hub: hub))

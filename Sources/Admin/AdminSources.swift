@@ -2,6 +2,7 @@ import GatewayCore
 import MLLink
 import Outbox
 import Registration
+import Reporting
 
 /// What the admin API reads and asks of the rest of the daemon, as closures, so the operator's view
 /// never reaches into a component's internals and tests can serve it without the whole daemon.
@@ -121,6 +122,11 @@ public struct AdminSources: Sendable {
     public var links: @Sendable () -> (deviceBroker: Link, upstream: Link)
     /// Event counts since start, for the status page's totals and rates.
     public var traffic: @Sendable () -> Traffic
+    /// The last warnings and errors the daemon logged, newest first.
+    public var recentProblems: @Sendable () -> [RecentLog.Entry]
+    /// Bytes the daemon made the kernel write to storage since it started (its SQLite stores);
+    /// nil where the kernel does not count them.
+    public var diskWritten: @Sendable () -> Int64?
     /// Brings gauges that are read rather than pushed (outbox depth and age, link states) up to
     /// date before `/metrics` is rendered.
     public var refreshMetrics: @Sendable () async -> Void
@@ -137,6 +143,8 @@ public struct AdminSources: Sendable {
             (.init(address: "", state: "down", sinceMs: nil, lastError: nil), .init(address: "", state: "down", sinceMs: nil, lastError: nil))
         },
         traffic: @escaping @Sendable () -> Traffic = { .init() },
+        recentProblems: @escaping @Sendable () -> [RecentLog.Entry] = { [] },
+        diskWritten: @escaping @Sendable () -> Int64? = { nil },
         refreshMetrics: @escaping @Sendable () async -> Void
     ) {
         self.hubID = hubID
@@ -148,6 +156,8 @@ public struct AdminSources: Sendable {
         self.registrations = registrations
         self.links = links
         self.traffic = traffic
+        self.recentProblems = recentProblems
+        self.diskWritten = diskWritten
         self.refreshMetrics = refreshMetrics
     }
 }

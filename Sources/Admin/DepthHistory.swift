@@ -11,6 +11,8 @@ final class DepthHistory: Sendable {
         var received: Int64 = 0
         /// Events the upstream broker acknowledged since start.
         var forwarded: Int64 = 0
+        /// Bytes the daemon had written to storage since start (nil where not counted).
+        var written: Int64? = nil
     }
 
     let capacity: Int
@@ -20,14 +22,27 @@ final class DepthHistory: Sendable {
         self.capacity = capacity
     }
 
-    func record(depth: Int64, received: Int64 = 0, forwarded: Int64 = 0, atMs now: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) {
+    func record(
+        depth: Int64, received: Int64 = 0, forwarded: Int64 = 0, written: Int64? = nil,
+        atMs now: Int64 = Int64(Date().timeIntervalSince1970 * 1000)
+    ) {
         samples.withLock { samples in
-            samples.append(Sample(ts: now, depth: depth, received: received, forwarded: forwarded))
+            samples.append(Sample(ts: now, depth: depth, received: received, forwarded: forwarded, written: written))
             if samples.count > capacity { samples.removeFirst(samples.count - capacity) }
         }
     }
 
     var all: [Sample] { samples.withLock { $0 } }
+
+    /// Bytes written to storage per day at the rate between the oldest sample and `now` (at least
+    /// a minute apart, so a burst at start does not read as a day's wear); nil before that.
+    func writtenPerDay(now: (ts: Int64, written: Int64?)) -> Int64? {
+        guard let current = now.written,
+            let first = samples.withLock({ $0.first(where: { $0.written != nil }) }), let base = first.written,
+            now.ts - first.ts >= 60_000
+        else { return nil }
+        return max(0, current - base) * 86_400_000 / (now.ts - first.ts)
+    }
 }
 
 /// The last dialogs answered, newest first, for the status page.

@@ -39,6 +39,8 @@ public final class LiveFeed: LiveSink, Sendable {
         let continuation: AsyncStream<Outgoing>.Continuation
         let subscription: Mutex<(device: String, audio: Bool)>
         let tooSlow = Atomic<Bool>(false)
+        /// Whether it was sent a whole status (with every device) yet.
+        let hadStatus = Atomic<Bool>(false)
 
         init(id: Int, continuation: AsyncStream<Outgoing>.Continuation, device: String, audio: Bool) {
             self.id = id
@@ -122,14 +124,33 @@ public final class LiveFeed: LiveSink, Sendable {
     }
 
     /// Hub status for every client (whatever its device filter), e.g. outbox depth and link state.
-    public func publishStatus(_ fields: (inout JSONText) -> Void) {
+    /// A client's first status message is rendered by `full`, later ones by `delta` (the device
+    /// list: whole at first, then only what changed), so a page with thousands of devices is not
+    /// sent all of them every two seconds.
+    public func publishStatus(full: (inout JSONText) -> Void, delta: (inout JSONText) -> Void) {
         let targets = state.withLock { Array($0.clients.values) }
         guard !targets.isEmpty else { return }
         let seq = nextSequence()
-        var json = Self.header(seq: seq, type: "status", device: nil)
-        fields(&json)
-        let text = String(decoding: json.finish(), as: UTF8.self)
-        for client in targets { deliver(.text(text), to: client) }
+        var texts: (full: String?, delta: String?) = (nil, nil)
+        func render(_ fields: (inout JSONText) -> Void) -> String {
+            var json = Self.header(seq: seq, type: "status", device: nil)
+            fields(&json)
+            return String(decoding: json.finish(), as: UTF8.self)
+        }
+        for client in targets {
+            if client.hadStatus.exchange(true, ordering: .relaxed) {
+                if texts.delta == nil { texts.delta = render(delta) }
+                deliver(.text(texts.delta!), to: client)
+            } else {
+                if texts.full == nil { texts.full = render(full) }
+                deliver(.text(texts.full!), to: client)
+            }
+        }
+    }
+
+    /// The same status for every client.
+    public func publishStatus(_ fields: (inout JSONText) -> Void) {
+        publishStatus(full: fields, delta: fields)
     }
 
     private func broadcast(device: String, _ render: (UInt64) -> [UInt8]) {

@@ -84,6 +84,8 @@ public enum MetricsCatalog {
         "gateway.registration.queue.waiting": gauge("Registration requests waiting for their turn."),
 
         // The daemon and its admin API.
+        "gateway.disk.written.bytes.total": counter("Bytes the daemon made the kernel write to storage (its SQLite stores: WAL, checkpoints), from /proc/self/io."),
+        "gateway.log.messages.total": counter("Warnings and errors the daemon logged, by level (warning, error, critical)."),
         "gateway.config.reloads.total": counter("Configuration reloads (SIGHUP), by outcome (applied, failed)."),
         "gateway.live.clients.dropped.total": counter("Clients of the /live stream closed or refused, by reason (slow, too_many)."),
         "gateway.admin.requests.unauthorized.total": counter("Admin API requests without the right token."),

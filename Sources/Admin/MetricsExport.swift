@@ -1,6 +1,7 @@
 import CoreMetrics
 import Metrics
 import Prometheus
+import BuildInfo
 import Reporting
 
 /// The daemon's swift-metrics backend: everything counted through swift-metrics lands in one

@@ -18,7 +18,7 @@ enum StatusPage {
 
         enum CodingKeys: String, CodingKey {
             case hubId, readiness, outboxDepth, outboxBytes, mlEndpoints, history, recent
-            case now, traffic, outbox, links, devices
+            case now, traffic, outbox, links, devices, disk, problems
         }
 
         func encode(to encoder: any Encoder) throws {
@@ -35,6 +35,8 @@ enum StatusPage {
             try container.encode(hub.outbox, forKey: .outbox)
             try container.encode(hub.links, forKey: .links)
             try container.encode(hub.devices, forKey: .devices)
+            try container.encode(hub.disk, forKey: .disk)
+            try container.encode(hub.problems, forKey: .problems)
         }
     }
 
@@ -67,6 +69,8 @@ enum StatusPage {
         table { border-collapse: collapse; width: 100%; } td, th { text-align: left; padding: .2em .5em; border-bottom: 1px solid #eef0f3; }
         td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
         .breaker-closed { color: #11804a; } .breaker-open { color: #c0392b; } .breaker-half-open { color: #b9770e; }
+        .level-warning { color: #b9770e; font-weight: 600; } .level-error, .level-critical { color: #c0392b; font-weight: 600; }
+        #problems td { vertical-align: top; } #problems .details { color: #7a8394; font-size: .85em; word-break: break-all; }
         ul#recent { list-style: none; padding: 0; margin: 0; } ul#recent li { padding: .3em 0; border-bottom: 1px solid #eef0f3; }
         .type-error { color: #c0392b; }
         svg#chart { width: 100%; height: auto; display: block; }
@@ -119,6 +123,11 @@ enum StatusPage {
         <section><h2>Outbox</h2>
         <p><span id="depth" class="big">…</span> events waiting, <span id="bytes">…</span></p>
         <p>oldest waiting: <span id="oldest">…</span></p>
+        <p>written to disk: <span id="disk-day" class="big">…</span> <span class="muted">per day</span><br>
+        <span class="muted small" id="disk-total"></span></p>
+        </section>
+        <section class="wide"><h2>Recent warnings and errors <span class="muted small">(the journal has them all)</span></h2>
+        <table><tbody id="problems"><tr><td class="muted">none since start</td></tr></tbody></table>
         </section>
         <section class="wide"><h2>Devices <span class="muted small" id="device-count"></span></h2>
         <p><input id="device-filter" type="search" placeholder="filter by id" aria-label="filter devices by id"> <span class="muted small" id="device-more"></span></p>
@@ -145,7 +154,7 @@ enum StatusPage {
         const SVG = 'http://www.w3.org/2000/svg', HOUR = 3600e3, MAX_ROWS = 200;
         // Counter samples {ts, received, forwarded}: the rates are their differences.
         let samples = [];
-        const devices = {list: [], onlineSeconds: 300, sort: 'lastSeenMs', desc: true};
+        const devices = {byId: new Map(), list: [], onlineSeconds: 300, sort: 'lastSeenMs', desc: true};
         function text(id, value, cls) { const e = document.getElementById(id); e.textContent = value; if (cls !== undefined) e.className = cls; }
         function esc(s) { return String(s).replace(/[&<>"']/g, c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c])); }
         function notice(message) { const e = document.getElementById('notice'); e.textContent = message; e.style.display = 'block'; }
@@ -256,6 +265,18 @@ enum StatusPage {
           row.querySelector('.since').textContent = l.sinceMs ? clock(l.sinceMs) + ' (' + duration((now - l.sinceMs) / 1000) + ')' : '–';
           text(id + '-error', l.lastError ? (l.state === 'down' ? 'error: ' : 'last error: ') + l.lastError : '');
         }
+        function disk(d) {
+          if (!d) return;
+          text('disk-day', d.writtenPerDayBytes === null || d.writtenPerDayBytes === undefined ? 'measuring…' : bytes(d.writtenPerDayBytes));
+          text('disk-total', d.writtenBytes === null || d.writtenBytes === undefined ? 'the kernel does not count the daemon’s writes'
+            : bytes(d.writtenBytes) + ' since start, by the store (rate of the last hour)');
+        }
+        function problems(list) {
+          if (!list) return;
+          document.getElementById('problems').innerHTML = list.length === 0 ? '<tr><td class="muted">none since start</td></tr>'
+            : list.map(p => '<tr><td>' + clock(p.ts) + '</td><td class="level-' + esc(p.level) + '">' + esc(p.level) + (p.count > 1 ? ' ×' + count(p.count) : '')
+              + '</td><td>' + esc(p.message) + '<div class="details">' + esc(p.logger) + (p.details ? ' · ' + esc(p.details) : '') + '</div></td></tr>').join('');
+        }
         function links(l, now) {
           if (!l) return;
           link('link-device', l.deviceBroker, now);
@@ -288,7 +309,11 @@ enum StatusPage {
         }
         function deviceList(d, now) {
           if (!d) return;
-          devices.list = d.list; devices.onlineSeconds = d.onlineSeconds; devices.now = now;
+          // The first status (and /api/status) lists every device; later /live messages only what changed.
+          if (d.list) devices.byId = new Map(d.list.map(e => [e.deviceId, e]));
+          for (const e of d.changed || []) devices.byId.set(e.deviceId, e);
+          for (const id of d.removed || []) devices.byId.delete(id);
+          devices.list = Array.from(devices.byId.values()); devices.onlineSeconds = d.onlineSeconds; devices.now = now;
           text('device-count', count(d.total) + ' seen since start, ' + count(d.online) + ' online (sent within ' + duration(d.onlineSeconds) + ')');
           renderDevices();
         }
@@ -314,7 +339,7 @@ enum StatusPage {
         }
         function hub(s, ts) {
           traffic(s.traffic); outbox(s.outbox, s.outboxDepth, s.outboxBytes);
-          links(s.links, s.now || ts); deviceList(s.devices, s.now || ts);
+          links(s.links, s.now || ts); deviceList(s.devices, s.now || ts); disk(s.disk); problems(s.problems);
           if (s.mlEndpoints) endpoints(s.mlEndpoints);
           addSample(s.now || ts, s.traffic); draw();
         }

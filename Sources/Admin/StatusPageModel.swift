@@ -1,5 +1,6 @@
 import Foundation
 import Outbox
+import Reporting
 
 extension StatusPage {
     /// The hub as the status page shows it, at one instant: traffic totals, the outbox, the links
@@ -35,7 +36,7 @@ extension StatusPage {
             var upstream: AdminSources.Link
         }
 
-        struct Device: Encodable {
+        struct Device: Encodable, Equatable {
             var deviceId: String
             /// Online as the device announced it (CONTRACTS.md §5), else sent anything within `onlineSeconds`.
             var online: Bool
@@ -55,15 +56,32 @@ extension StatusPage {
             var list: [Device]
         }
 
+        /// What the daemon writes to storage (the SD card's wear).
+        struct Disk: Encodable {
+            /// Since the daemon started; nil where the kernel does not count it.
+            var writtenBytes: Int64?
+            /// At the rate of the last hour (from the chart's samples); nil in the first minute.
+            var writtenPerDayBytes: Int64?
+        }
+
         /// When these values were taken (ms since the epoch).
         var now: Int64
         var traffic: Traffic
         var outbox: Outbox
         var links: Links
         var devices: Devices
+        var disk: Disk
+        /// The last warnings and errors logged, newest first.
+        var problems: [RecentLog.Entry]
 
-        init(sources: AdminSources, stats: OutboxStats?, onlineSeconds: Int, now: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) {
+        init(
+            sources: AdminSources, stats: OutboxStats?, onlineSeconds: Int, history: DepthHistory? = nil,
+            now: Int64 = Int64(Date().timeIntervalSince1970 * 1000)
+        ) {
             self.now = now
+            let written = sources.diskWritten()
+            disk = Disk(writtenBytes: written, writtenPerDayBytes: history?.writtenPerDay(now: (now, written)))
+            problems = sources.recentProblems()
             let counts = sources.traffic()
             traffic = Traffic(
                 stored: counts.stored, duplicate: counts.duplicate, rejected: counts.rejected, forwarded: counts.forwarded,
@@ -82,5 +100,15 @@ extension StatusPage {
             }
             devices = Devices(onlineSeconds: onlineSeconds, total: list.count, online: list.filter(\.online).count, list: list)
         }
+    }
+
+    /// The device list of a `/live` status message after a client's first: what changed since the
+    /// previous message (new devices, new counts, online flips) and the ids no longer listed.
+    struct DeviceChanges: Encodable {
+        var onlineSeconds: Int
+        var total: Int
+        var online: Int
+        var changed: [Hub.Device]
+        var removed: [String]
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import BuildInfo
 import Reporting
 
 @main

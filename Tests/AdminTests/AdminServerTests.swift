@@ -1,3 +1,4 @@
+import BuildInfo
 import Foundation
 import GatewayCore
 import Hummingbird
@@ -8,6 +9,7 @@ import MLLink
 import Outbox
 import Prometheus
 import Registration
+import Reporting
 import Synchronization
 import Testing
 
@@ -21,6 +23,11 @@ import Testing
         let ready = Mutex(false)
         let refreshed = Mutex(0)
         let registered = Mutex<[(DeviceID, [UInt8])]>([])
+        let devices = Mutex<[AdminSources.Device]>([
+            .init(deviceId: "d1", lastSeenMs: 1000, lastChannel: "event", messages: 2, rejected: 1, registered: true, userId: "u1", type: "lamp")
+        ])
+        let written = Mutex<Int64?>(4096)
+        let problems = RecentLog(capacity: 5)
     }
 
     static func makeServer(
@@ -45,9 +52,7 @@ import Testing
                 return try JSONDecoder().decode(OutboxStats.self, from: Data(json.utf8))
             },
             outboxDepth: { (3, 300) },
-            devices: {
-                [.init(deviceId: "d1", lastSeenMs: 1000, lastChannel: "event", messages: 2, rejected: 1, registered: true, userId: "u1", type: "lamp")]
-            },
+            devices: { world.devices.withLock { $0 } },
             mlEndpoints: { [] },
             registrations: registrations
                 ? .init(
@@ -69,6 +74,8 @@ import Testing
                 )
             },
             traffic: { .init(stored: 7, duplicate: 2, rejected: 1, forwarded: 4, rejectedByReason: ["invalid json": 1]) },
+            recentProblems: { world.problems.all },
+            diskWritten: { world.written.withLock { $0 } },
             refreshMetrics: { world.refreshed.withLock { $0 += 1 } })
         return AdminServer(
             configuration: configuration, sources: sources, registry: registry,
@@ -321,5 +328,46 @@ import Testing
         #expect(history.all == [
             .init(ts: 11_000, depth: 2, received: 30, forwarded: 14), .init(ts: 21_000, depth: 3, received: 50, forwarded: 40),
         ])
+    }
+
+    @Test func theDiskWrittenPerDayIsTheRateSinceTheOldestSampleOnceAMinuteHasPassed() {
+        let history = DepthHistory(capacity: 120)
+        #expect(history.writtenPerDay(now: (ts: 100_000, written: 5_000)) == nil)
+        history.record(depth: 0, written: 1_000, atMs: 0)
+        // Under a minute of samples: no rate yet (a burst at start is not a day's wear).
+        #expect(history.writtenPerDay(now: (ts: 59_999, written: 2_000)) == nil)
+        // 8,640 bytes in 60 s → 12,441,600 a day.
+        #expect(history.writtenPerDay(now: (ts: 60_000, written: 9_640)) == 12_441_600)
+        // Unknown now (the kernel does not count): unknown rate.
+        #expect(history.writtenPerDay(now: (ts: 60_000, written: nil)) == nil)
+    }
+
+    @Test func theStatusCarriesTheDiskWrittenAndTheRecentWarningsAndErrors() async throws {
+        let world = World()
+        world.problems.record(level: .info, logger: "edge-gateway", message: "not kept", metadata: nil)
+        world.problems.record(level: .error, logger: "edge-gateway.upstream", message: "upstream <b>down</b>", metadata: ["address": "cloud:8883"])
+        let server = Self.makeServer(world: world)
+        try await server.makeApplication().test(.live) { client in
+            try await client.execute(uri: "/api/status", method: .get) { response in
+                let json = try #require(try Self.json(response) as? [String: Any])
+                #expect((json["disk"] as? [String: Any])?["writtenBytes"] as? Int == 4096)
+                let problems = try #require(json["problems"] as? [[String: Any]])
+                #expect(problems.count == 1)
+                #expect(problems.first?["level"] as? String == "error" && problems.first?["message"] as? String == "upstream <b>down</b>")
+                #expect(problems.first?["details"] as? String == "address=cloud:8883" && problems.first?["count"] as? Int == 1)
+            }
+        }
+    }
+
+    @Test func apiNamesTheVersionCommitHubAndRoutes() async throws {
+        try await Self.makeServer(world: World()).makeApplication().test(.live) { client in
+            try await client.execute(uri: "/api", method: .get) { response in
+                #expect(response.status == .ok)
+                let json = try #require(try Self.json(response) as? [String: Any])
+                #expect(json["version"] as? String == GatewayVersion.version && json["commit"] as? String == GatewayVersion.commit)
+                #expect(json["hubId"] as? String == "hub-<1>" && (json["uptimeSeconds"] as? Int ?? -1) >= 0)
+                #expect((json["routes"] as? [String])?.contains("GET /api/status") == true)
+            }
+        }
     }
 }

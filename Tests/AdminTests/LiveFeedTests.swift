@@ -98,6 +98,47 @@ import Testing
         #expect(((json["devices"] as? [String: Any])?["list"] as? [[String: Any]])?.first?["deviceId"] as? String == "d1")
     }
 
+    @Test func aClientGetsEveryDeviceInItsFirstStatusAndThenOnlyWhatChanged() async throws {
+        let world = AdminServerTests.World()
+        world.devices.withLock { devices in
+            devices = (1...300).map { .init(deviceId: "dev-\($0)", lastSeenMs: 1_000, lastChannel: "event", messages: 1, rejected: 0, registered: nil, userId: nil, type: nil) }
+        }
+        let server = AdminServerTests.makeServer(world: world)
+        let running = Task { try await server.run() }
+        defer { running.cancel() }
+        for _ in 0..<500 where server.boundPort == nil { try await Task.sleep(for: .milliseconds(10)) }
+        let port = try #require(server.boundPort)
+        let statuses = Locked<[String]>([])
+        // The first status lists 300 devices: more than the client's default frame size.
+        try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)/live", configuration: .init(maxFrameSize: 1 << 20), logger: Self.logger) { inbound, outbound, _ in
+            for try await message in inbound.messages(maxSize: 1 << 20) {
+                guard case .text(let text) = message, text.contains(#""type":"status""#) else { continue }
+                let count = statuses.withLock { $0.append(text); return $0.count }
+                if count == 1 {
+                    // One device speaks again, one is forgotten.
+                    world.devices.withLock { devices in
+                        devices[0].messages = 5
+                        devices[0].lastSeenMs = 2_000
+                        devices.removeLast()
+                    }
+                }
+                if count == 3 { try await outbound.close(.normalClosure, reason: nil) }
+            }
+        }
+        let devices = try statuses.withLock { $0 }.map { text in
+            let json = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+            return json?["devices"] as? [String: Any] ?? [:]
+        }
+        try #require(devices.count == 3)
+        #expect((devices[0]["list"] as? [Any])?.count == 300 && devices[0]["changed"] == nil)
+        let second = devices[1], third = devices[2]
+        #expect(second["list"] == nil)
+        #expect((second["changed"] as? [[String: Any]])?.map { $0["deviceId"] as? String } == ["dev-1"])
+        #expect((second["changed"] as? [[String: Any]])?.first?["events"] as? Int == 5)
+        #expect(second["removed"] as? [String] == ["dev-300"] && second["total"] as? Int == 299)
+        #expect((third["changed"] as? [Any])?.isEmpty == true && (third["removed"] as? [Any])?.isEmpty == true)
+    }
+
     @Test func audioFramesGoOnlyToClientsThatAskWhenLiveAudioIsOn() async throws {
         try await Self.withFeed({ $0.liveAudio = true }) { feed, port in
             let session = UUID()

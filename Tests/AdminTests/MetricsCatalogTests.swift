@@ -2,6 +2,7 @@ import BrokerTestSupport
 import CoreMetrics
 import Foundation
 import Prometheus
+import BuildInfo
 import Reporting
 import Testing
 

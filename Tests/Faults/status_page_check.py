@@ -485,6 +485,13 @@ def main(argv: list[str]) -> int:
         check(re.fullmatch(r"\d+", str(depth)) is not None, "#depth shows a number", repr(depth))
         oldest = cdp.evaluate("document.getElementById('oldest').textContent")
         check(oldest == "nothing waiting" or oldest.endswith(" ago"), "the oldest waiting event's age is shown", repr(oldest))
+        disk_total = str(cdp.evaluate("document.getElementById('disk-total').textContent"))
+        check(re.match(r"[\d.]+ (bytes|KiB|MiB|GiB) since start", disk_total) is not None,
+              "the outbox section shows the bytes the store wrote since start", repr(disk_total))
+        problems = cdp.evaluate("Array.from(document.querySelectorAll('#problems tr')).map(r => Array.from(r.cells).map(c => c.textContent))")
+        check(any(len(row) == 3 and row[1].startswith("warning") and "rejected device event" in row[2] and "invalid json" in row[2]
+                  for row in problems),
+              "recent warnings and errors list the rejected broken event with its reason", problems)
         check(cdp.evaluate("document.getElementById('hub').textContent") == HUB_ID, f"#hub shows {HUB_ID}",
               cdp.evaluate("document.getElementById('hub').textContent"))
         address = f"127.0.0.1:{broker.port}"

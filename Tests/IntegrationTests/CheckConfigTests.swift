@@ -204,6 +204,12 @@ extension IntegrationSuite {
                 let result = try await GatewayBinary.run(["--version"], in: sandbox.directory)
                 #expect(result.succeeded, "\(result)")
                 #expect(result.stdout.wholeMatch(of: /edge-gateway [0-9]+\.[0-9]+\.[0-9]+\S* \(\S+\)\n/) != nil, "\(result)")
+                // Built from a git checkout: the commit is the checkout's (Plugins/BuildCommit), not "unknown".
+                if FileManager.default.fileExists(atPath: GatewayBinary.packageRoot.appendingPathComponent(".git").path) {
+                    let git = try await Tool.output("/usr/bin/git", ["-C", GatewayBinary.packageRoot.path, "rev-parse", "--short=12", "HEAD"], in: sandbox.directory)
+                    let head = git.trimmingCharacters(in: .whitespacesAndNewlines)
+                    #expect(head.count == 12 && result.stdout.contains("(\(head))"), "\(result) vs HEAD \(head)")
+                }
             }
         }
 

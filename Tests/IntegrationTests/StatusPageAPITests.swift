@@ -71,6 +71,8 @@ extension IntegrationSuite {
                 #expect(links["deviceBroker"]?["sinceMs"] as? Int != nil)
                 #expect(links["upstream"]?["address"] as? String == "127.0.0.1:\(upstreamPort)")
                 #expect(links["upstream"]?["state"] as? String == "connected")
+                // The store's commits are the daemon's writes: the kernel counted them.
+                #expect(((status["disk"] as? [String: Any])?["writtenBytes"] as? Int ?? 0) > 0, "\(status["disk"] ?? "-")")
                 let history = try #require(status["history"] as? [[String: Any]])
                 #expect(!history.isEmpty && history.allSatisfy { $0["received"] is Int && $0["forwarded"] is Int })
 
@@ -89,6 +91,12 @@ extension IntegrationSuite {
                 }
                 #expect(downLinks["deviceBroker"]?["sinceMs"] as? Int ?? 0 >= upSince)
                 #expect(downLinks["deviceBroker"]?["address"] as? String == "127.0.0.1:\(bed.deviceBroker.port)")
+                // What the daemon logged about it is on the page, as values.
+                let logged = try await Self.waitForStatus(admin, "the lost links among the recent problems") { status in
+                    let problems = status["problems"] as? [[String: Any]] ?? []
+                    return problems.contains { ($0["level"] as? String == "warning" || $0["level"] as? String == "error") && $0["logger"] as? String != nil }
+                }
+                #expect((logged["problems"] as? [[String: Any]])?.allSatisfy { ($0["count"] as? Int ?? 0) >= 1 } == true)
             }
         }
     }

@@ -9,11 +9,13 @@ import Metrics
 import MLLink
 import MQTT
 import Outbox
+import Platform
 import Prometheus
 import Registration
 import REST
 import Reporting
 import ServiceLifecycle
+import Synchronization
 import Systemd
 import Upstream
 import Users
@@ -230,6 +232,7 @@ struct GatewayServices: Sendable {
         let inspector = try? OutboxInspector(path: configuration.store.path)
         let depth = Gauge(label: "gateway.outbox.depth")
         let bytes = Gauge(label: "gateway.outbox.bytes")
+        let written = DiskWrittenCounter()
         return AdminSources(
             hubID: configuration.hubID,
             readiness: {
@@ -292,6 +295,8 @@ struct GatewayServices: Sendable {
                     stored: device.eventsStored, duplicate: device.eventsDuplicate, rejected: device.eventsRejected,
                     forwarded: link.eventsForwarded, rejectedByReason: device.rejectedByReason)
             },
+            recentProblems: { LoggingSetup.recent.all },
+            diskWritten: { ProcessIO.writtenBytes() },
             refreshMetrics: {
                 let current = outbox.depth
                 depth.record(current.count)
@@ -301,6 +306,23 @@ struct GatewayServices: Sendable {
                 upstreamConnected.record(upstream.current.upstreamConnected ? 1 : 0)
                 deviceSubscribed.record(ingress.current.deviceSubscribed ? 1 : 0)
                 needsAttention.record(await registration?.needingAttention.count ?? 0)
+                written.refresh()
             })
+    }
+}
+
+/// `gateway_disk_written_bytes_total`: the kernel's count of bytes the daemon wrote to storage
+/// (`/proc/self/io`), carried into a counter when `/metrics` is read.
+final class DiskWrittenCounter: Sendable {
+    private let counter = Counter(label: "gateway.disk.written.bytes.total")
+    private let counted = Mutex<Int64>(0)
+
+    func refresh() {
+        guard let total = ProcessIO.writtenBytes() else { return }
+        let delta = counted.withLock { counted -> Int64 in
+            defer { counted = max(counted, total) }
+            return max(0, total - counted)
+        }
+        if delta > 0 { counter.increment(by: delta) }
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Admin
 import Foundation
 import Logging
+import BuildInfo
 import Reporting
 import ServiceLifecycle
 

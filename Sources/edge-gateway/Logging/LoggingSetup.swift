@@ -1,4 +1,6 @@
 import Logging
+import Metrics
+import Reporting
 import Synchronization
 import Systemd
 
@@ -6,6 +8,8 @@ enum LoggingSetup {
     /// The level every handler consults on each call, so a configuration reload (`log.level`)
     /// changes it for loggers that already exist.
     static let level = Atomic<UInt8>(LevelCode.encode(.info))
+    /// The last warnings and errors, for the status page (``AdminSources/recentProblems``).
+    static let recent = RecentLog(capacity: 30)
 
     /// Installs the process-wide log handler for the configured format and level. Call once.
     static func bootstrap(format: GatewayConfiguration.LogFormat, level: GatewayConfiguration.LogLevel) {
@@ -17,7 +21,7 @@ enum LoggingSetup {
             case .text: handler = GatewayStreamLogHandler(label: label, style: .text)
             case .json: handler = GatewayStreamLogHandler(label: label, style: .json)
             }
-            return SharedLevelLogHandler(inner: handler)
+            return SharedLevelLogHandler(inner: handler, label: label)
         }
     }
 
@@ -34,8 +38,12 @@ enum LoggingSetup {
 
 /// A handler whose level is the process-wide one of ``LoggingSetup/level`` (setting it on one
 /// logger sets it for all, which is what a reload means).
+///
+/// It also keeps warnings and worse in ``LoggingSetup/recent`` and counts them by level
+/// (`gateway_log_messages_total`), so an operator sees them on the status page and can alert on them.
 struct SharedLevelLogHandler: LogHandler {
     var inner: any LogHandler
+    var label: String
 
     var logLevel: Logger.Level {
         get { LoggingSetup.LevelCode.decode(LoggingSetup.level.load(ordering: .relaxed)) }
@@ -59,5 +67,12 @@ struct SharedLevelLogHandler: LogHandler {
 
     func log(event: LogEvent) {
         inner.log(event: event)
+        guard event.level >= .warning else { return }
+        var merged = inner.metadata
+        if let extra = event.metadata { merged.merge(extra) { $1 } }
+        LoggingSetup.recent.record(level: event.level, logger: label, message: "\(event.message)", metadata: merged)
+        // Made per message (warnings are rare): a counter made before the metrics system is
+        // bootstrapped would stay a no-op.
+        Counter(label: "gateway.log.messages.total", dimensions: [("level", event.level.rawValue)]).increment()
     }
 }

@@ -13,4 +13,10 @@ public enum Tool {
             throw HarnessError("\(child.commandLine) ended with \(exit)\n\(LogFile.tail(output))")
         }
     }
+
+    /// Runs the tool to completion and answers what it printed (stdout and stderr).
+    public static func output(_ executable: String, _ arguments: [String], in directory: URL) async throws -> String {
+        try await run(executable, arguments, in: directory)
+        return LogFile.text(directory.appendingPathComponent("tool-\(URL(fileURLWithPath: executable).lastPathComponent).log"))
+    }
 }
