@@ -40,7 +40,7 @@ final class OutboxReader: @unchecked Sendable {
 
     static func pending(_ db: SQLiteConnection, after seq: Int64, limit: Int) throws -> [StoredEvent] {
         let stmt = try db.statement(
-            "SELECT seq, device, event_id, key, received_at, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?")
+            "SELECT seq, device, event_id, key, received_at, payload, topic FROM events WHERE seq > ? ORDER BY seq LIMIT ?")
         try stmt.bind(1, seq)
         try stmt.bind(2, Int64(limit))
         return try rows(stmt)
@@ -49,7 +49,7 @@ final class OutboxReader: @unchecked Sendable {
     static func peek(_ db: SQLiteConnection, device: String?, limit: Int) throws -> [StoredEvent] {
         if let device {
             let stmt = try db.statement(
-                "SELECT seq, device, event_id, key, received_at, payload FROM events WHERE device = ? ORDER BY seq LIMIT ?")
+                "SELECT seq, device, event_id, key, received_at, payload, topic FROM events WHERE device = ? ORDER BY seq LIMIT ?")
             try stmt.bind(1, device)
             try stmt.bind(2, Int64(limit))
             return try rows(stmt)
@@ -62,7 +62,7 @@ final class OutboxReader: @unchecked Sendable {
         while try stmt.step() {
             events.append(StoredEvent(
                 seq: stmt.int64(0), device: stmt.text(1), eventID: stmt.text(2), key: stmt.text(3),
-                receivedAt: stmt.int64(4), payload: stmt.blob(5)))
+                receivedAt: stmt.int64(4), payload: stmt.blob(5), topic: stmt.isNull(6) ? nil : stmt.text(6)))
         }
         return events
     }

@@ -8,18 +8,22 @@ public struct OutboxRecord: Sendable, Equatable {
     public var receivedAt: Int64
     /// The bytes published upstream.
     public var payload: [UInt8]
+    /// The upstream topic, when it is not the event topic (`upstream.topic` rendered for the
+    /// device): command status messages and shadow documents name theirs.
+    public var topic: String?
 
-    public init(device: String, eventID: String, key: String, receivedAt: Int64, payload: [UInt8]) {
+    public init(device: String, eventID: String, key: String, receivedAt: Int64, payload: [UInt8], topic: String? = nil) {
         self.device = device
         self.eventID = eventID
         self.key = key
         self.receivedAt = receivedAt
         self.payload = payload
+        self.topic = topic
     }
 
     /// What the record counts against `store.maxBytes`: its bytes plus a fixed row overhead.
     var accountedSize: Int64 {
-        Int64(payload.count + device.utf8.count + eventID.utf8.count + key.utf8.count + 64)
+        Int64(payload.count + device.utf8.count + eventID.utf8.count + key.utf8.count + (topic?.utf8.count ?? 0) + 64)
     }
 }
 
@@ -41,6 +45,8 @@ public struct StoredEvent: Sendable, Equatable {
     public var key: String
     public var receivedAt: Int64
     public var payload: [UInt8]
+    /// Its own upstream topic; nil: the event topic template.
+    public var topic: String? = nil
 }
 
 /// Why stored events were dropped without being forwarded.

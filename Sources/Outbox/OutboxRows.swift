@@ -22,7 +22,7 @@ extension OutboxWriter {
     func appendRows(_ records: [OutboxRecord], counters: inout [String: Int64]) throws -> [AppendOutcome] {
         let markSeen = try db.statement("INSERT OR IGNORE INTO seen(device, event_id, seen_at) VALUES (?, ?, ?)")
         let insert = try db.statement(
-            "INSERT INTO events(seq, device, event_id, key, received_at, size, payload) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            "INSERT INTO events(seq, device, event_id, key, received_at, size, payload, topic) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         var outcomes: [AppendOutcome] = []
         outcomes.reserveCapacity(records.count)
         for record in records {
@@ -63,6 +63,7 @@ extension OutboxWriter {
             try insert.bind(5, record.receivedAt)
             try insert.bind(6, size)
             try insert.bind(7, blob: record.payload)
+            if let topic = record.topic { try insert.bind(8, topic) } else { try insert.bindNull(8) }
             try insert.step()
             totals.lastSeq = seq
             totals.count += 1

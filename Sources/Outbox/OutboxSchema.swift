@@ -32,6 +32,11 @@ enum OutboxSchema {
         );
         INSERT INTO totals VALUES (1, 0, 0, 0);
         """,
+        // 2: a record may name its own upstream topic (command status, shadow documents); NULL is
+        // the event topic template (upstream.topic).
+        """
+        ALTER TABLE events ADD COLUMN topic TEXT;
+        """,
     ]
 
     static var currentVersion: Int64 { Int64(migrations.count) }

@@ -32,22 +32,27 @@ public final class UpstreamForwarder: Service, Sendable {
     private let logger: Logger
     private let metrics = ForwarderMetrics()
     private let signals = Mutex<AsyncStream<Signal>.Continuation?>(nil)
+    /// Takes what the cloud sends on the link's subscriptions; awaited, so a slow taker slows the
+    /// link's reading (the message buffer pauses libmosquitto) instead of piling messages up.
+    private let inbound: CloudMessageHandler
 
     /// Forwards over `client`; a reload makes a new `MQTTClient` (logging as `<label>.mqtt`).
     public convenience init(
-        client: MQTTClient, outbox: Outbox, configuration: UpstreamConfiguration, logger: Logger
+        client: MQTTClient, outbox: Outbox, configuration: UpstreamConfiguration, logger: Logger,
+        inbound: @escaping CloudMessageHandler = { _ in }
     ) {
         let label = logger.label + ".mqtt"
         self.init(
             link: client, outbox: outbox, configuration: configuration, logger: logger,
-            makeLink: { MQTTClient(configuration: $0, logger: Logger(label: label)) })
+            makeLink: { MQTTClient(configuration: $0, logger: Logger(label: label)) }, inbound: inbound)
     }
 
     /// Forwards over `link`; a reload asks `makeLink` for the link to the new broker settings.
     public init(
         link: any UpstreamLink, outbox: Outbox, configuration: UpstreamConfiguration, logger: Logger,
-        makeLink: @escaping UpstreamLinkFactory
+        makeLink: @escaping UpstreamLinkFactory, inbound: @escaping CloudMessageHandler = { _ in }
     ) {
+        self.inbound = inbound
         precondition(link.configuration.reportsPublishAcks, "the upstream client must report PUBACKs")
         self.client = link
         self.makeLink = makeLink
@@ -96,6 +101,9 @@ public final class UpstreamForwarder: Service, Sendable {
             group.addTask { [client] in
                 for await event in client.events { continuation.yield(.mqtt(epoch: 0, event)) }
             }
+            group.addTask { [client, inbound] in
+                for await batch in client.messages { await inbound(batch) }
+            }
             group.addTask { [outbox] in
                 for await _ in outbox.committedSequences { continuation.yield(.committed) }
             }
@@ -118,6 +126,7 @@ public final class UpstreamForwarder: Service, Sendable {
                         let next = await switchConnection(&state)
                         let epoch = state.epoch
                         group.addTask { for await event in next.events { continuation.yield(.mqtt(epoch: epoch, event)) } }
+                        group.addTask { [inbound] in for await batch in next.messages { await inbound(batch) } }
                         step = await handle(.retry, state: &state, signals: continuation)
                     }
                     if step == .stop { break }
@@ -290,7 +299,7 @@ public final class UpstreamForwarder: Service, Sendable {
             }
             if batch.isEmpty { return true }
             for event in batch {
-                let topic = state.settings.topic.render(hubID: state.settings.hubID, deviceID: event.device)
+                let topic = event.topic ?? state.settings.topic.render(hubID: state.settings.hubID, deviceID: event.device)
                 do {
                     // Only on the connection this state belongs to: one that came up meanwhile
                     // restarts from the oldest event when its .connected signal arrives.

@@ -19,6 +19,9 @@ public protocol UpstreamLink: AnyObject, Sendable {
     var configuration: MQTTClientConfiguration { get }
     /// Connection changes and PUBACKs. One consumer.
     var events: AsyncStream<MQTTEvent> { get }
+    /// Messages from the broker on the link's subscriptions (cloud → hub: commands, shadow
+    /// updates), in arrival order; ends once ``stop()`` has finished. One consumer.
+    var messages: MessageBuffer { get }
     /// Starts connecting (and reconnecting). Call once.
     func start()
     /// Publishes on the connection `generation` (any, when `nil`); the returned ticket comes back
@@ -30,6 +33,9 @@ public protocol UpstreamLink: AnyObject, Sendable {
     /// Disconnects (after writing what is queued) and ends ``events``.
     func stop() async
 }
+
+/// Takes a batch of messages the cloud sent on the upstream link's subscriptions.
+public typealias CloudMessageHandler = @Sendable ([MQTTMessage]) async -> Void
 
 /// Makes the link for new broker settings (configuration reload).
 public typealias UpstreamLinkFactory = @Sendable (MQTTClientConfiguration) -> any UpstreamLink

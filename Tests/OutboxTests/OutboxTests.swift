@@ -373,6 +373,35 @@ let testLogger = Logger(label: "outbox-test")
         #expect(try db.scalarInt("SELECT count(*) FROM events") == 1)
     }
 
+    @Test func aRecordKeepsItsOwnTopicAndAnEventHasNone() async throws {
+        let store = try TemporaryStore()
+        let outbox = try Outbox.open(configuration: store.configuration(), logger: testLogger)
+        var status = record("d", "\u{1}command c1 queued")
+        status.topic = "hubs/h/commands/d/status"
+        _ = await outbox.append([record("d", "e1"), status])
+        let pending = try await outbox.pending(after: 0, limit: 10)
+        #expect(pending.map(\.topic) == [nil, "hubs/h/commands/d/status"])
+        await outbox.close()
+    }
+
+    @Test func aVersion1DatabaseIsMigratedWithItsEventsKept() async throws {
+        let store = try TemporaryStore()
+        // A store as the gateway before 0.15 left it: schema 1, one waiting event.
+        let db = try SQLiteConnection.open(path: store.path, readOnly: false)
+        try db.execute("PRAGMA journal_mode = WAL")
+        try db.execute(OutboxSchema.migrations[0])
+        try db.execute("PRAGMA user_version = 1")
+        try db.execute("INSERT INTO events(seq, device, event_id, key, received_at, size, payload) VALUES (1, 'd', 'e1', 'd', 1, 70, x'7B7D')")
+        try db.execute("UPDATE totals SET count = 1, bytes = 70, last_seq = 1")
+        try db.execute("INSERT INTO seen(device, event_id, seen_at) VALUES ('d', 'e1', 1)")
+        let outbox = try Outbox.open(configuration: store.configuration(), logger: testLogger)
+        let pending = try await outbox.pending(after: 0, limit: 10)
+        #expect(pending.map(\.eventID) == ["e1"] && pending.first?.topic == nil && pending.first?.payload == Array("{}".utf8))
+        #expect(await outbox.append([record("d", "e1")]) == [.duplicate])
+        await outbox.close()
+        #expect(try db.scalarInt("PRAGMA user_version") == OutboxSchema.currentVersion)
+    }
+
     @Test func freshDatabaseIsAtTheCurrentSchemaVersion() async throws {
         let store = try TemporaryStore()
         let outbox = try Outbox.open(configuration: store.configuration(), logger: testLogger)

@@ -20,6 +20,14 @@ final class ForwarderBed: Sendable {
     let forwarder: UpstreamForwarder
     let first: ScriptedLink
     let logs: LogRecorder
+    /// What the forwarder handed on from the links' subscriptions: `topic payload`.
+    let inbound = Inbound()
+
+    final class Inbound: Sendable {
+        private let messages = Mutex<[String]>([])
+        func append(_ more: [String]) { messages.withLock { $0.append(contentsOf: more) } }
+        var all: [String] { messages.withLock { $0 } }
+    }
     private let made: MadeLinks
     private let stopped = Mutex(false)
     private let shutdown: GracefulShutdownTestTrigger
@@ -39,6 +47,7 @@ final class ForwarderBed: Sendable {
         self.logs = logs
         self.made = made
         self.shutdown = shutdown
+        let inbound = self.inbound
         forwarder = UpstreamForwarder(
             link: first, outbox: outbox, configuration: configuration,
             logger: Logger(label: "upstream-test") { _ in RecordingLogHandler(recorder: logs) },
@@ -46,6 +55,9 @@ final class ForwarderBed: Sendable {
                 let link = ScriptedLink(configuration: settings)
                 made.links.withLock { $0.append(link) }
                 return link
+            },
+            inbound: { batch in
+                inbound.append(batch.map { "\($0.topicString) \(String(decoding: $0.payload, as: UTF8.self))" })
             })
     }
 
@@ -116,11 +128,11 @@ final class ForwarderBed: Sendable {
 
     /// Stores events, each `(device, eventId)`, in this order and returns their sequence numbers.
     @discardableResult
-    func append(_ events: [(String, String)], padding: Int = 0) async throws -> [Int64] {
+    func append(_ events: [(String, String)], padding: Int = 0, topic: String? = nil) async throws -> [Int64] {
         let records = events.map { device, eventID in
             OutboxRecord(
                 device: device, eventID: eventID, key: device, receivedAt: 1_700_000_000_000,
-                payload: envelope(device: device, eventID: eventID, padding: padding))
+                payload: envelope(device: device, eventID: eventID, padding: padding), topic: topic)
         }
         return try await outbox.append(records).map { outcome in
             guard case .stored(let seq) = outcome else { throw TestFailure("not stored: \(outcome)") }

@@ -39,6 +39,7 @@ final class ScriptedLink: UpstreamLink {
 
     let configuration: MQTTClientConfiguration
     let events: AsyncStream<MQTTEvent>
+    let messages = MessageBuffer(capacity: 64)
     private let continuation: AsyncStream<MQTTEvent>.Continuation
     private let maxPayloadBytes: Int
     private let script = Mutex(Script())
@@ -90,6 +91,12 @@ final class ScriptedLink: UpstreamLink {
             script.unacknowledged.removeAll()
             continuation.finish()
         }
+        messages.finish()
+    }
+
+    /// The broker delivers a message on one of the link's subscriptions.
+    func deliver(topic: String, payload: String) {
+        messages.push(MQTTMessage(topic: Array(topic.utf8), payload: Array(payload.utf8), qos: 1))
     }
 
     // MARK: - The test's side

@@ -24,6 +24,31 @@ struct UpstreamForwarderTests {
         }
     }
 
+    @Test func aRecordThatNamesItsTopicIsPublishedThereInItsPlace() async throws {
+        try await ForwarderBed.run { bed in
+            try await bed.append([("d1", "a-1")])
+            try await bed.append([("d1", "\u{1}command c1 queued")], topic: "hubs/hub-1/commands/d1/status")
+            try await bed.append([("d1", "a-2")])
+            bed.first.connect()
+            try await eventually("3 publishes") { bed.first.published.count >= 3 }
+            #expect(bed.first.published.map(\.topic) == ["hubs/hub-1/events/d1", "hubs/hub-1/commands/d1/status", "hubs/hub-1/events/d1"])
+        }
+    }
+
+    @Test func messagesOnTheLinksSubscriptionsAreHandedOnAlsoAfterAReload() async throws {
+        try await ForwarderBed.run(shutdownGrace: .milliseconds(50)) { bed in
+            bed.first.connect()
+            bed.first.deliver(topic: "hubs/hub-1/commands/d1", payload: #"{"commandId":"c1"}"#)
+            try await eventually("the first message handed on") { bed.inbound.all.count == 1 }
+            bed.forwarder.update(client: ForwarderBed.linkConfiguration(port: 18_831), configuration: UpstreamConfiguration(hubID: ForwarderBed.hubID))
+            let second = try await bed.madeLink(1)
+            second.connect()
+            second.deliver(topic: "hubs/hub-1/commands/d2", payload: #"{"commandId":"c2"}"#)
+            try await eventually("the second message handed on") { bed.inbound.all.count == 2 }
+            #expect(bed.inbound.all == [#"hubs/hub-1/commands/d1 {"commandId":"c1"}"#, #"hubs/hub-1/commands/d2 {"commandId":"c2"}"#])
+        }
+    }
+
     @Test func anIdleForwarderPublishesWhatTheNextCommitStores() async throws {
         try await ForwarderBed.run { bed in
             bed.first.connect()
