@@ -23,10 +23,16 @@ public struct DeviceLinkConfiguration: Sendable {
     public var accounts: MQTTClientConfiguration?
     /// Push-to-talk requests (`-mic`, clean session); nil: the hub has no microphone (`audio.enabled`).
     public var listen: MQTTClientConfiguration?
+    /// Cloud commands and shadows (`-commands`, persistent: results and reports devices send while
+    /// the gateway restarts wait at the broker): command results, shadow reports and gets in;
+    /// commands, deltas and shadow documents out. nil: both `commands.enabled` and
+    /// `shadow.enabled` are off.
+    public var commands: MQTTClientConfiguration?
 
     public init(
         hubID: String, events: MQTTClientConfiguration, audio: MQTTClientConfiguration,
-        registrations: MQTTClientConfiguration? = nil, accounts: MQTTClientConfiguration? = nil, listen: MQTTClientConfiguration? = nil
+        registrations: MQTTClientConfiguration? = nil, accounts: MQTTClientConfiguration? = nil, listen: MQTTClientConfiguration? = nil,
+        commands: MQTTClientConfiguration? = nil
     ) {
         self.hubID = hubID
         self.events = events
@@ -34,6 +40,7 @@ public struct DeviceLinkConfiguration: Sendable {
         self.registrations = registrations
         self.accounts = accounts
         self.listen = listen
+        self.commands = commands
     }
 }
 
@@ -46,6 +53,9 @@ public struct DeviceLinkConfiguration: Sendable {
 /// - ``audio``, ``registrations`` and ``listenRequests``: what devices (and the hub's operator)
 ///   send, as ``DeviceInbox`` sequences for the dialogs, the registration and the microphone;
 /// - ``replies``: everything sent back (acks, responses, registration results);
+/// - ``commands`` and ``downlink``: what devices answer to cloud commands and send of their
+///   shadows, and what goes to them (commands, shadow deltas and documents), with ``commandsLink``
+///   telling when that connection comes and goes;
 /// - ``accounts``: per-device broker accounts (the dynamic-security plugin), for the registration.
 ///
 /// As a service it starts the connections and, at shutdown, closes them once every consumer has
@@ -58,8 +68,16 @@ public final class DeviceLink: Service, Sendable {
     public let listenRequests: DeviceInbox<ListenRequest>?
     public let accounts: BrokerAccounts?
     public let replies: Replies
+    /// Command results, shadow reports and shadow gets; nil when commands and shadows are off.
+    public let commands: DeviceInbox<DeviceInbound>?
+    /// Commands, shadow deltas and shadow documents to devices; nil when commands and shadows are off.
+    public let downlink: Downlink?
+    /// The commands connection's state (connected, subscribed, down); nil when it is off. One consumer.
+    public let commandsLink: AsyncStream<LinkChange>?
 
     private let eventsClient: MQTTClient
+    private let commandsClient: MQTTClient?
+    private let commandsLinkContinuation: AsyncStream<LinkChange>.Continuation?
     /// The events connection's state, for the ingress (``run()`` follows the connection).
     private let eventsLink = AsyncStream.makeStream(of: LinkChange.self, bufferingPolicy: .bufferingNewest(64))
     private let audioClient: MQTTClient
@@ -98,6 +116,18 @@ public final class DeviceLink: Service, Sendable {
                 logger: Logger(label: "\(logger.label).accounts"))
         }
         replies = Replies(events: eventsClient, audio: audioClient, registrations: registrationsClient)
+        let commandsClient = configuration.commands.map {
+            connection($0, subscribing: [DeviceTopic.filter(.commandResult), DeviceTopic.filter(.shadowReport), DeviceTopic.filter(.shadowGet)], label: "commands.mqtt")
+        }
+        self.commandsClient = commandsClient
+        commands = commandsClient.map { client in DeviceInbox(client: client) { DeviceInbound.read($0, channels: Self.commandChannels) } }
+        downlink = commandsClient.map(Downlink.init)
+        if commandsClient != nil {
+            let (stream, continuation) = AsyncStream.makeStream(of: LinkChange.self, bufferingPolicy: .bufferingNewest(64))
+            (commandsLink, commandsLinkContinuation) = (stream, continuation)
+        } else {
+            (commandsLink, commandsLinkContinuation) = (nil, nil)
+        }
         let events = eventsClient
         ingress = DeviceIngress(
             inbox: DeviceInbox(client: events) { DeviceInbound.read($0, channels: Self.eventsChannels) },
@@ -113,6 +143,7 @@ public final class DeviceLink: Service, Sendable {
     static let eventsChannels: Set<DeviceTopic.Channel> = [.event, .telemetry, .status]
     static let audioChannels: Set<DeviceTopic.Channel> = [.audio]
     static let registerChannels: Set<DeviceTopic.Channel> = [.register]
+    static let commandChannels: Set<DeviceTopic.Channel> = [.commandResult, .shadowReport, .shadowGet]
 
     /// The connections that carry no acknowledged publishes of their own: their connection
     /// events are only logged (by the client).
@@ -131,6 +162,15 @@ public final class DeviceLink: Service, Sendable {
             for client in quietClients {
                 group.addTask { for await _ in client.events {} }
             }
+            if let commandsClient, let continuation = commandsLinkContinuation {
+                commandsClient.start()
+                group.addTask {
+                    for await event in commandsClient.events {
+                        if let change = LinkChange(event) { continuation.yield(change) }
+                    }
+                    continuation.finish()
+                }
+            }
             if let accounts {
                 group.addTask { await accounts.run() }
             }
@@ -138,8 +178,10 @@ public final class DeviceLink: Service, Sendable {
             // service is told to: then nothing more is sent, and the connections can close.
             try? await gracefulShutdown()
             for client in quietClients { client.pauseReading() }
+            commandsClient?.pauseReading()
             await withTaskGroup(of: Void.self) { closing in
                 closing.addTask { await self.eventsClient.stop() }
+                if let commandsClient = self.commandsClient { closing.addTask { await commandsClient.stop() } }
                 for client in self.quietClients { closing.addTask { await client.stop() } }
                 if let accounts = self.accounts { closing.addTask { await accounts.stop() } }
             }
@@ -166,6 +208,25 @@ public final class DeviceLink: Service, Sendable {
         }
 
         private static func publish(on client: MQTTClient, topic: String, payload: [UInt8]) throws(DeviceReplyError) {
+            do {
+                try client.publish(topic: topic, payload: payload, qos: 1)
+            } catch {
+                throw DeviceReplyError("\(error)")
+            }
+        }
+    }
+
+    /// Sends what goes to devices for commands and shadows, on the commands connection (QoS 1).
+    public struct Downlink: DeviceDownlink {
+        let client: MQTTClient
+
+        public func send(_ message: DownlinkMessage, to device: DeviceID, payload: [UInt8]) throws(DeviceReplyError) {
+            let topic =
+                switch message {
+                case .command: DeviceTopic.command(for: device)
+                case .shadowDelta: DeviceTopic.shadowDelta(for: device)
+                case .shadowDocument: DeviceTopic.shadow(for: device)
+                }
             do {
                 try client.publish(topic: topic, payload: payload, qos: 1)
             } catch {

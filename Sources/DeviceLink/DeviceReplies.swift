@@ -19,3 +19,19 @@ public protocol DeviceReplies: Sendable {
     func send(_ ack: DeviceAck) throws(DeviceReplyError)
     func send(_ response: DeviceResponse) throws(DeviceReplyError)
 }
+
+/// What goes to a device for cloud commands and its shadow (CONTRACTS.md §6, §7).
+public enum DownlinkMessage: Sendable, Equatable {
+    /// `device/{id}/command`.
+    case command
+    /// `device/{id}/shadow/delta`.
+    case shadowDelta
+    /// `device/{id}/shadow`: the whole document, in answer to `shadow/get`.
+    case shadowDocument
+}
+
+/// Sends commands and shadow messages to devices. Like ``DeviceReplies`` it does not wait: the
+/// message is handed to the connection (QoS 1) or refused at once when it is down.
+public protocol DeviceDownlink: Sendable {
+    func send(_ message: DownlinkMessage, to device: DeviceID, payload: [UInt8]) throws(DeviceReplyError)
+}

@@ -13,6 +13,12 @@ public struct DeviceTopic: Hashable, Sendable {
         case status
         case audio
         case register
+        /// A device's answer to a command (CONTRACTS.md §6): `device/{id}/command/result`.
+        case commandResult = "command/result"
+        /// A device's patch of its shadow's `reported` (CONTRACTS.md §7): `device/{id}/shadow/report`.
+        case shadowReport = "shadow/report"
+        /// A device asks for its whole shadow (any payload): `device/{id}/shadow/get`.
+        case shadowGet = "shadow/get"
     }
 
     public let device: DeviceID
@@ -31,6 +37,15 @@ public struct DeviceTopic: Hashable, Sendable {
 
     /// The topic a device receives responses on (dialog answers, registration results, errors).
     public static func response(for device: DeviceID) -> String { "device/\(device.rawValue)/response" }
+
+    /// The topic a device receives cloud commands on (CONTRACTS.md §6).
+    public static func command(for device: DeviceID) -> String { "device/\(device.rawValue)/command" }
+
+    /// The topic a device receives its shadow's delta on (CONTRACTS.md §7).
+    public static func shadowDelta(for device: DeviceID) -> String { "device/\(device.rawValue)/shadow/delta" }
+
+    /// The topic a device receives its whole shadow on, in answer to `shadow/get` (CONTRACTS.md §7).
+    public static func shadow(for device: DeviceID) -> String { "device/\(device.rawValue)/shadow" }
 
     /// The subscription filter of a channel for every device: `device/+/{channel}`.
     public static func filter(_ channel: Channel) -> String { "device/+/\(channel.rawValue)" }
@@ -51,10 +66,10 @@ public struct DeviceTopic: Hashable, Sendable {
     }
 
     /// Parses a topic as received from the broker. Works on bytes: topics are UTF-8 but nothing
-    /// here trusts that.
+    /// here trusts that. The channel is everything after the id (`event`, `command/result`).
     public static func parse(_ topic: some Collection<UInt8>) -> Result<DeviceTopic, ParseError> {
-        let levels = topic.split(separator: UInt8(ascii: "/"), maxSplits: 3, omittingEmptySubsequences: false)
-        guard levels.count == 3, levels[0].elementsEqual("device".utf8),
+        let levels = topic.split(separator: UInt8(ascii: "/"), maxSplits: 2, omittingEmptySubsequences: false)
+        guard levels.count == 3, levels[0].elementsEqual("device".utf8), levels[2].count <= 16,
             let channel = Channel(rawValue: String(decoding: levels[2], as: UTF8.self))
         else {
             return .failure(.notADeviceTopic(escaped: DeviceID.escapedForLog(topic)))

@@ -25,4 +25,27 @@ import Testing
         #expect(activity.count == 3)
         #expect(activity.all.map(\.deviceId) == ["d9", "d8", "d7"])
     }
+
+    @Test func aDeviceComingOnlineIsAnnouncedOnceUntilItGoesAwayAgain() async throws {
+        let activity = DeviceActivity(maxDevices: 10, presenceSeconds: 60)
+        let quiet = try #require(DeviceID("quiet")), announcer = try #require(DeviceID("announcer"))
+        // A device that never announces: online with its first message, again after 60 s of silence.
+        activity.record(quiet, channel: "event", atMs: 1_000)
+        activity.record(quiet, channel: "event", atMs: 30_000)
+        #expect(activity.isOnline(quiet, nowMs: 90_000) && !activity.isOnline(quiet, nowMs: 90_001))
+        activity.record(quiet, channel: "telemetry", atMs: 100_000)
+        // One that announces: online from true until false, whatever it sends meanwhile.
+        activity.announce(announcer, online: false, atMs: 100_000)
+        #expect(!activity.isOnline(announcer, nowMs: 100_000))
+        activity.record(announcer, channel: "event", atMs: 100_001)
+        activity.announce(announcer, online: true, atMs: 100_002)
+        activity.announce(announcer, online: true, atMs: 100_003)
+        #expect(activity.isOnline(announcer, nowMs: 999_999_999))
+        #expect(!activity.isOnline(try #require(DeviceID("never")), nowMs: 1))
+
+        var arrivals = activity.arrivals.makeAsyncIterator()
+        var seen: [String] = []
+        for _ in 0..<3 { seen.append(try #require(await arrivals.next()).rawValue) }
+        #expect(seen == ["quiet", "quiet", "announcer"])
+    }
 }

@@ -15,7 +15,17 @@ import Testing
         #expect(DeviceTopic.parse("device//event") == .failure(.invalidDeviceID(escaped: "")))
     }
 
-    @Test(arguments: ["device/a/b/event", "devices/a/event", "device/a/unknown", "device/a"])
+    @Test func parsesTheCommandAndShadowChannelsOfTwoLevels() throws {
+        #expect(try DeviceTopic.parse("device/d1/command/result").get() == DeviceTopic(device: DeviceID("d1")!, channel: .commandResult))
+        #expect(try DeviceTopic.parse("device/d1/shadow/report").get().channel == .shadowReport)
+        #expect(try DeviceTopic.parse("device/d1/shadow/get").get().channel == .shadowGet)
+    }
+
+    @Test(arguments: [
+        "device/a/b/event", "devices/a/event", "device/a/unknown", "device/a",
+        // What the gateway sends, and near misses of the two-level channels.
+        "device/a/command", "device/a/shadow/delta", "device/a/shadow", "device/a/command/result/x", "device/a/command/",
+    ])
     func refusesOtherTopics(_ topic: String) {
         #expect(DeviceTopic.parse(topic) == .failure(.notADeviceTopic(escaped: topic)))
     }
@@ -26,6 +36,9 @@ import Testing
         #expect(DeviceTopic.response(for: device) == "device/d1/response")
         #expect(DeviceTopic(device: device, channel: .audio).topic == "device/d1/audio")
         #expect(DeviceTopic.prefix(of: device) == "device/d1/")
+        #expect(DeviceTopic.command(for: device) == "device/d1/command")
+        #expect(DeviceTopic.shadowDelta(for: device) == "device/d1/shadow/delta")
+        #expect(DeviceTopic.shadow(for: device) == "device/d1/shadow")
     }
 
     @Test func buildsSubscriptionFiltersAndTheHubsListenTopic() {

@@ -51,7 +51,7 @@ struct GatewayServices: Sendable {
         let depth = outbox.depth
         logger.info("outbox open", metadata: ["outbox.depth": "\(depth.count)", "outbox.bytes": "\(depth.bytes)"])
 
-        let activity = DeviceActivity(maxDevices: configuration.admin.maxDevicesListed)
+        let activity = DeviceActivity(maxDevices: configuration.admin.maxDevicesListed, presenceSeconds: configuration.admin.deviceOnlineSeconds)
         let live = LiveFeed(configuration: configuration.admin, logger: Logger(label: "edge-gateway.admin.live"))
         let notifier = SystemdNotifier()
         let upstream = UpstreamForwarder(
