@@ -108,13 +108,18 @@ public final class BrokerAccounts: Sendable {
     /// The role name of a device's account.
     public static func roleName(_ device: DeviceID) -> String { "edge-device-\(device.rawValue)" }
 
-    /// What a device may do (CONTRACTS.md §1), as dynamic-security ACLs.
+    /// What a device may send on its own topics (CONTRACTS.md §1, §5–§7).
+    public static let deviceSends = ["event", "telemetry", "status", "audio", "register", "command/result", "shadow/report", "shadow/get"]
+    /// What a device may subscribe to and receive on its own topics (CONTRACTS.md §1, §6, §7).
+    public static let deviceReceives = ["ack", "response", "command", "shadow/delta", "shadow"]
+
+    /// What a device may do (CONTRACTS.md §1, §5–§7), as dynamic-security ACLs.
     static func acls(_ device: DeviceID) -> [[String: Any]] {
         let base = DeviceTopic.prefix(of: device)
-        let sends = ["event", "telemetry", "status", "audio", "register"].map {
+        let sends = deviceSends.map {
             ["acltype": "publishClientSend", "topic": base + $0, "allow": true, "priority": 0] as [String: Any]
         }
-        let receives = ["ack", "response"].flatMap {
+        let receives = deviceReceives.flatMap {
             [
                 ["acltype": "subscribeLiteral", "topic": base + $0, "allow": true, "priority": 0] as [String: Any],
                 ["acltype": "publishClientReceive", "topic": base + $0, "allow": true, "priority": 0],
