@@ -1,0 +1,379 @@
+import Commands
+import DeviceLink
+import Foundation
+import GatewayCore
+import Logging
+import Metrics
+import Outbox
+import Reporting
+import ServiceLifecycle
+import Synchronization
+
+/// What the cloud asks of devices, carried both ways (CONTRACTS.md §5–§7): cloud commands to
+/// devices and their results back, and (with the shadow) desired state down and reported state up.
+///
+/// One loop takes every input in turn — a message from the cloud, a device's answer, a device
+/// coming online, the operator's request, the clock — so each change is committed to its store and
+/// its upstream message appended to the outbox before the next input is looked at: status
+/// messages of one device reach the outbox, and so the cloud, in the order of the changes.
+/// Producers wait until their input is handled, so a flood from the cloud or from devices slows
+/// their connections instead of piling up in memory.
+///
+/// Upstream messages go through the outbox (so they survive outages and restarts) with their own
+/// topic and an event id no device can send (it starts with U+0001): a state change's id names the
+/// command, its receipt and the status, so appending it again after a crash is a duplicate; an
+/// answer to a repeat or a refusal gets a fresh id.
+public final class CloudToDevice: Service, Sendable {
+    /// The hub's view of pending commands per device, for the status page (values, no waiting).
+    public struct State: Sendable, Equatable {
+        public var pending: [String: PendingCommands] = [:]
+        public var connected = false
+    }
+
+    enum Input: Sendable {
+        case cloud(topic: [UInt8], payload: [UInt8])
+        case device(DeviceMessage)
+        case online(DeviceID)
+        case linkUp
+        case tick
+        case send(device: DeviceID, payload: [UInt8], reply: @Sendable (OperatorAnswer) -> Void)
+        case cancel(device: DeviceID, commandID: String, reply: @Sendable (OperatorAnswer) -> Void)
+    }
+
+    /// What the operator's request came to.
+    public enum OperatorAnswer: Sendable {
+        case command(CommandRecord)
+        case rejected(status: String, message: String, detail: String?)
+        case failed(String)
+    }
+
+    let configuration: CloudToDeviceConfiguration
+    let commands: CommandQueue?
+    let outbox: Outbox
+    let downlink: any DeviceDownlink
+    let inbox: DeviceInbox<DeviceInbound>?
+    let link: AsyncStream<LinkChange>?
+    let activity: DeviceActivity
+    let isKnown: @Sendable (DeviceID) -> Bool
+    let logger: Logger
+    let commandTopic: CloudTopic
+    private let inputs = AsyncStream.makeStream(of: (Input, @Sendable () -> Void).self)
+    private let publisher = StatePublisher(State())
+    /// When the loop should next look at the clock (ms since the epoch); `.max`: nothing waits.
+    private let wakeAt = Atomic<Int64>(.max)
+    private let invalidTopics = Counter(label: "gateway.cloud.messages.rejected.total", dimensions: [("reason", "invalid_topic")])
+
+    /// - Parameters:
+    ///   - isKnown: whether a device may get commands (with registration on: registered).
+    public init(
+        configuration: CloudToDeviceConfiguration, commands: CommandQueue?, outbox: Outbox, downlink: any DeviceDownlink,
+        inbox: DeviceInbox<DeviceInbound>?, link: AsyncStream<LinkChange>?, activity: DeviceActivity,
+        isKnown: @escaping @Sendable (DeviceID) -> Bool = { _ in true }, logger: Logger
+    ) {
+        self.configuration = configuration
+        self.commands = commands
+        self.outbox = outbox
+        self.downlink = downlink
+        self.inbox = inbox
+        self.link = link
+        self.activity = activity
+        self.isKnown = isKnown
+        self.logger = logger
+        commandTopic = CloudTopic(template: configuration.commands.topic, hubID: configuration.hubID)
+    }
+
+    /// Pending commands per device and the link, as values.
+    public var state: PublishedState<State> { publisher.reader }
+
+    /// The upstream subscriptions this part needs (the forwarder's link subscribes them).
+    public static func subscriptions(_ configuration: CloudToDeviceConfiguration) -> [String] {
+        var filters: [String] = []
+        if configuration.commands.enabled {
+            filters.append(CloudTopic(template: configuration.commands.topic, hubID: configuration.hubID).filter())
+        }
+        return filters
+    }
+
+    // MARK: - Inputs
+
+    /// Takes what the cloud sent (the upstream link's subscriptions); returns once it is handled.
+    public func takeCloud(_ messages: [(topic: [UInt8], payload: [UInt8])]) async {
+        for message in messages {
+            await submit(.cloud(topic: message.topic, payload: message.payload))
+        }
+    }
+
+    /// A command from the hub's operator (`POST /api/commands`), the same way as one from the cloud.
+    public func operatorSend(device: DeviceID, payload: [UInt8]) async -> OperatorAnswer {
+        await withCheckedContinuation { continuation in
+            let once = Once(continuation)
+            let yielded = inputs.continuation.yield((.send(device: device, payload: payload, reply: once.resume), {}))
+            if case .terminated = yielded { once.resume(.failed("the gateway is stopping")) }
+        }
+    }
+
+    /// Cancels a command not yet sent to its device (`DELETE /api/commands/{device}/{id}`): it becomes
+    /// `rejected` with message `cancelled`.
+    public func operatorCancel(device: DeviceID, commandID: String) async -> OperatorAnswer {
+        await withCheckedContinuation { continuation in
+            let once = Once(continuation)
+            let yielded = inputs.continuation.yield((.cancel(device: device, commandID: commandID, reply: once.resume), {}))
+            if case .terminated = yielded { once.resume(.failed("the gateway is stopping")) }
+        }
+    }
+
+    /// The commands of one device (or all): unfinished ones and recent results.
+    public func list(device: DeviceID?) async throws -> [CommandRecord] {
+        guard let commands else { return [] }
+        return try await commands.list(device: device)
+    }
+
+    private func submit(_ input: Input) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            if case .terminated = inputs.continuation.yield((input, { continuation.resume() })) {
+                continuation.resume()
+            }
+        }
+    }
+
+    // MARK: - The loop
+
+    public func run() async throws {
+        if let commands {
+            for record in (try? await commands.unreported()) ?? [] { await report(record, commands: commands) }
+        }
+        await publishPending()
+        await withTaskGroup(of: Void.self) { group in
+            if let inbox {
+                group.addTask {
+                    for await batch in inbox {
+                        for item in batch {
+                            switch item {
+                            case .message(let message): await self.submit(.device(message))
+                            case .invalid: break  // counted by the inbox's reader: topics outside the filters cannot arrive
+                            }
+                        }
+                    }
+                }
+            }
+            if let link {
+                group.addTask {
+                    for await change in link {
+                        let connected = if case .down = change { false } else { true }
+                        self.publisher.update { $0.connected = connected }
+                        if change == .subscribed { await self.submit(.linkUp) }
+                    }
+                }
+            }
+            group.addTask {
+                for await device in self.activity.arrivals { await self.submit(.online(device)) }
+            }
+            group.addTask { await self.clock() }
+            await withGracefulShutdownHandler {
+                for await (input, done) in inputs.stream {
+                    await handle(input)
+                    done()
+                    await scheduleWake()
+                }
+            } onGracefulShutdown: {
+                self.inputs.continuation.finish()
+            }
+            inbox?.pauseReading()
+            group.cancelAll()
+        }
+        await commands?.close()
+        logger.info("cloud commands stopped")
+    }
+
+    /// Ticks when the earliest deadline (an expiry, a re-send) has come; looks at least once a second.
+    private func clock() async {
+        while !Task.isCancelled {
+            let now = Self.nowMs()
+            let wake = wakeAt.load(ordering: .relaxed)
+            if wake <= now {
+                wakeAt.store(.max, ordering: .relaxed)
+                await submit(.tick)
+                continue
+            }
+            let delay = min(max(wake - now, 10), 1000)
+            try? await Task.sleep(for: .milliseconds(delay))
+        }
+    }
+
+    private func scheduleWake() async {
+        guard let commands else { return }
+        let now = Self.nowMs()
+        let wake = await commands.nextWake(nowMs: now, isOnline: isOnline) ?? .max
+        wakeAt.store(wake, ordering: .relaxed)
+    }
+
+    private func handle(_ input: Input) async {
+        let now = Self.nowMs()
+        switch input {
+        case .cloud(let topic, let payload):
+            if let commands, configuration.commands.enabled {
+                switch commandTopic.device(in: topic) {
+                case .success(let device):
+                    await receive(device: device, payload: payload, commands: commands, now: now, reply: nil)
+                    return
+                case .failure(.invalidDeviceID(let escaped)):
+                    invalidTopics.increment()
+                    logger.warning("a cloud command for an invalid device id is ignored", metadata: ["topic.device": "\(escaped)"])
+                    return
+                case .failure(.otherTopic):
+                    break
+                }
+            }
+            invalidTopics.increment()
+            logger.debug("ignored a cloud message on an unexpected topic", metadata: ["topic": "\(DeviceID.escapedForLog(topic))"])
+        case .device(let message):
+            guard let commands, message.channel == .commandResult else { return }
+            do {
+                if case .changed(let record) = try await commands.result(device: message.device, payload: message.payload, nowMs: now) {
+                    await report(record, commands: commands)
+                    await deliver(to: message.device, commands: commands, now: now)
+                }
+            } catch {
+                logger.error("cannot store a command result", metadata: ["device.id": "\(message.device)", "error": "\(error)"])
+            }
+        case .online(let device):
+            if let commands { await deliver(to: device, commands: commands, now: now) }
+        case .linkUp, .tick:
+            guard let commands else { return }
+            do {
+                for record in try await commands.expire(nowMs: now) { await report(record, commands: commands) }
+                _ = try await commands.purge(nowMs: now)
+                for record in try await commands.unreported() { await report(record, commands: commands) }
+            } catch {
+                logger.error("cannot update the commands store", metadata: ["error": "\(error)"])
+            }
+            await deliver(to: nil, commands: commands, now: now)
+        case .send(let device, let payload, let reply):
+            guard let commands else { return reply(.failed("commands are off (commands.enabled)")) }
+            await receive(device: device, payload: payload, commands: commands, now: now, reply: reply)
+        case .cancel(let device, let commandID, let reply):
+            guard let commands else { return reply(.failed("commands are off (commands.enabled)")) }
+            do {
+                switch try await commands.cancel(device: device, commandID: commandID, nowMs: now) {
+                case .cancelled(let record):
+                    await report(record, commands: commands)
+                    reply(.command(record))
+                case .refused(let refusal):
+                    reply(.rejected(status: refusal.record?.status.rawValue ?? "unknown", message: refusal.message, detail: nil))
+                }
+            } catch {
+                reply(.failed("cannot store the cancel: \(error)"))
+            }
+        }
+        await publishPending()
+    }
+
+    /// A cloud (or operator) command: stored and answered `queued`, or answered as it stands
+    /// (a repeat), or refused.
+    private func receive(
+        device: DeviceID, payload: [UInt8], commands: CommandQueue, now: Int64, reply: (@Sendable (OperatorAnswer) -> Void)?
+    ) async {
+        let outcome: EnqueueOutcome
+        do {
+            if !isKnown(device) {
+                let rejection = CommandRejection.unknownDevice(
+                    commandID: CommandJSON.leadingCommandID(payload, maxBytes: configuration.commands.maxPayloadBytes))
+                await commands.reject(rejection, device: device)
+                outcome = .rejected(rejection)
+            } else {
+                outcome = try await commands.receive(device: device, payload: payload, nowMs: now)
+            }
+        } catch {
+            logger.error("cannot store a cloud command", metadata: ["device.id": "\(device)", "error": "\(error)"])
+            reply?(.failed("cannot store the command: \(error)"))
+            return
+        }
+        switch outcome {
+        case .queued(let record):
+            await report(record, commands: commands)
+            reply?(.command(record))
+            await deliver(to: device, commands: commands, now: now)
+        case .repeated(let record):
+            // Its current status again, as a new message (the cloud re-sends until it sees one).
+            await append(
+                device: device, eventID: "\u{1}command \(record.commandID) repeat \(UUID().uuidString)",
+                payload: CommandStatusMessage.encode(record, hubID: configuration.hubID))
+            reply?(.command(record))
+        case .rejected(let rejection):
+            await append(
+                device: device, eventID: "\u{1}command rejected \(UUID().uuidString)",
+                payload: CommandStatusMessage.encode(rejection, device: device, hubID: configuration.hubID, at: now))
+            reply?(.rejected(status: "rejected", message: rejection.reason.rawValue, detail: rejection.detail))
+        }
+    }
+
+    /// Sends what is due now to `device` (or to every device), each on `device/{id}/command`, and
+    /// notes the sends; a send the connection refuses stays due.
+    private func deliver(to device: DeviceID?, commands: CommandQueue, now: Int64) async {
+        let due = await commands.due(nowMs: now, isOnline: isOnline, device: device)
+        guard !due.isEmpty else { return }
+        var sent: [CommandKey] = []
+        for delivery in due {
+            do {
+                try downlink.send(.command, to: delivery.device, payload: delivery.payload)
+                sent.append(delivery.record.key)
+            } catch {
+                logger.debug("a command could not be sent now; it stays due", metadata: ["device.id": "\(delivery.device)", "error": "\(error)"])
+            }
+        }
+        do {
+            _ = try await commands.markSent(sent, nowMs: now)
+        } catch {
+            logger.error("cannot note sent commands", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Appends a command's new status for upstream; marks it reported once it is in the outbox.
+    private func report(_ record: CommandRecord, commands: CommandQueue) async {
+        let stored = await append(
+            device: record.device, eventID: "\u{1}command \(record.commandID) \(record.receivedAt) \(record.status.rawValue)",
+            payload: CommandStatusMessage.encode(record, hubID: configuration.hubID))
+        if stored {
+            _ = try? await commands.markReported(device: record.device, commandID: record.commandID, status: record.status)
+        }
+    }
+
+    /// Appends one upstream message on the device's status topic; true when the outbox has it.
+    @discardableResult
+    private func append(device: DeviceID, eventID: String, payload: [UInt8]) async -> Bool {
+        let record = OutboxRecord(
+            device: device.rawValue, eventID: eventID, key: device.rawValue, receivedAt: Self.nowMs(), payload: payload,
+            topic: commandTopic.topic(for: device, leaf: "/status"))
+        switch await outbox.append([record]).first {
+        case .stored, .duplicate: return true
+        case .rejectedStoreFull, nil:
+            logger.warning("the outbox refused a command status (full); it is sent once there is room", metadata: ["device.id": "\(device)"])
+            return false
+        }
+    }
+
+    private func publishPending() async {
+        guard let commands else { return }
+        let pending = await commands.pending()
+        publisher.update { $0.pending = Dictionary(uniqueKeysWithValues: pending.map { ($0.key.rawValue, $0.value) }) }
+    }
+
+    private var isOnline: @Sendable (DeviceID) -> Bool {
+        { [activity] device in activity.isOnline(device, nowMs: Self.nowMs()) }
+    }
+
+    static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+}
+
+/// Resumes a continuation once, whoever calls first.
+final class Once<Value: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<Value, Never>?>
+
+    init(_ continuation: CheckedContinuation<Value, Never>) {
+        self.continuation = Mutex(continuation)
+    }
+
+    @Sendable func resume(_ value: Value) {
+        continuation.withLock { $0.take() }?.resume(returning: value)
+    }
+}
