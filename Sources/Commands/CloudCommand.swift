@@ -74,7 +74,7 @@ public struct CloudCommand: Sendable, Equatable {
             }
             commandID = value
         }
-        func invalid(_ kind: CommandRejection.Kind = .invalidField, _ detail: String) -> Result<CloudCommand, CommandRejection> {
+        func invalid(_ detail: String, kind: CommandRejection.Kind = .invalidField) -> Result<CloudCommand, CommandRejection> {
             .failure(.invalid(kind, detail, commandID: commandID))
         }
 
@@ -100,7 +100,7 @@ public struct CloudCommand: Sendable, Equatable {
             guard member.kind == .number, let value = CommandJSON.integer(payload[member.range], maxDigits: 15) else {
                 return invalid("expiresAt must be a whole non-negative number of milliseconds since the epoch")
             }
-            guard value > nowMs else { return invalid(.alreadyExpired, "expiresAt is in the past") }
+            guard value > nowMs else { return invalid("expiresAt is in the past", kind: .alreadyExpired) }
             guard value <= latest else { return invalid("expiresAt is more than commands.maxTtlSeconds (\(limits.maxTtlSeconds)) ahead") }
             expiresAt = value
         }

@@ -119,7 +119,8 @@ import Testing
         try await Bed.queue(queue, "forever")
         try await Bed.queue(queue, "accepted", device: Bed.deviceB, #","expiresAt":\#(Bed.t0 + 15_000)"#)
         #expect(try await Bed.sendDue(queue, at: Bed.t0) == ["dev-a/sent", "dev-b/accepted"])
-        _ = try await queue.result(device: Bed.deviceB, payload: Bed.resultPayload("accepted", "accepted", #","message":"working"#), nowMs: Bed.t0 + 1)
+        let accepted = try await queue.result(device: Bed.deviceB, payload: Bed.resultPayload("accepted", "accepted", #","message":"working""#), nowMs: Bed.t0 + 1)
+        #expect(Bed.status(accepted) == .delivered)
         #expect(await queue.nextWake(nowMs: Bed.t0 + 1, isOnline: Bed.offline) == Bed.t0 + 10_000)
 
         // At its expiry a command is no longer offered, even before expire() ran.
@@ -166,7 +167,7 @@ import Testing
 
         // A finished command makes room; the refused one was not stored and can come again.
         _ = try await Bed.sendDue(queue, at: Bed.t0 + 1)
-        _ = try await queue.result(device: Bed.deviceA, payload: Bed.resultPayload("c1", "rejected", #","message":"busy"#), nowMs: Bed.t0 + 2)
+        #expect(Bed.status(try await queue.result(device: Bed.deviceA, payload: Bed.resultPayload("c1", "rejected", #","message":"busy""#), nowMs: Bed.t0 + 2)) == .rejected)
         try await Bed.queue(queue, "c3", at: Bed.t0 + 3)
         #expect(await queue.pending(device: Bed.deviceA) == PendingCommands(waiting: 2))
         await queue.close()
@@ -246,13 +247,13 @@ import Testing
 
         try await queue.markSent([record.key], nowMs: Bed.t0)
         let done = try await queue.result(
-            device: Bed.deviceA, payload: Bed.resultPayload("c1", "succeeded", #","result":[1, "two"],"message":"said \"hi\""#), nowMs: Bed.t0 + 7)
+            device: Bed.deviceA, payload: Bed.resultPayload("c1", "succeeded", #","result":[1, "two"],"message":"said \"hi\"""#), nowMs: Bed.t0 + 7)
         guard case .changed(let finished) = done else { Issue.record("\(done)"); return }
         let message = try #require(try JSONSerialization.jsonObject(with: Data(CommandStatusMessage.encode(finished, hubID: "hub-1"))) as? [String: Any])
         #expect(message["status"] as? String == "succeeded")
         #expect(message["message"] as? String == #"said "hi""#)
         #expect((message["result"] as? [Any])?.count == 2)
-        #expect(message["at"] as? Int64 == Bed.t0 + 7)
+        #expect((message["at"] as? NSNumber)?.int64Value == Bed.t0 + 7)
 
         let rejection = CommandRejection.unknownDevice(commandID: nil)
         #expect(String(decoding: CommandStatusMessage.encode(rejection, device: Bed.deviceB, hubID: "hub-1", at: 5), as: UTF8.self)
