@@ -83,6 +83,16 @@ public enum MetricsCatalog {
         "gateway.registration.running": gauge("Registration sagas running now."),
         "gateway.registration.queue.waiting": gauge("Registration requests waiting for their turn."),
 
+        // Cloud → device commands (Sources/Commands).
+        "gateway.commands.total": counter("State changes of stored commands, by the status reached."),
+        "gateway.commands.rejected.total": counter("Cloud commands the hub refused without storing them, by reason."),
+        "gateway.commands.repeated.total": counter("Repeats of a stored command, answered with its status and not stored again."),
+        "gateway.commands.sends.total": counter("Commands published to devices, by attempt (first, resend)."),
+        "gateway.commands.results.ignored.total": counter("Device command results that changed nothing, by reason."),
+        "gateway.commands.cancels.refused.total": counter("Operator cancels refused, by reason."),
+        "gateway.commands.purged.total": counter("Finished commands removed after commands.retentionSeconds."),
+        "gateway.commands.pending": gauge("Unfinished commands (queued, in flight, delivered) of all devices."),
+
         // The daemon and its admin API.
         "gateway.config.reloads.total": counter("Configuration reloads (SIGHUP), by outcome (applied, failed)."),
         "gateway.live.clients.dropped.total": counter("Clients of the /live stream closed or refused, by reason (slow, too_many)."),
