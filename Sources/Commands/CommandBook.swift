@@ -154,6 +154,12 @@ public struct CommandDelivery: Sendable, Equatable {
 }
 
 extension Int64 {
+    /// `seconds` in ms, clamped instead of overflowing (a configured value is not trusted to be sane).
+    static func milliseconds(seconds: Int) -> Int64 {
+        let product = Int64(clamping: seconds).multipliedReportingOverflow(by: 1000)
+        return product.overflow ? (seconds > 0 ? .max : .min) : product.partialValue
+    }
+
     func addingClamped(_ other: Int64) -> Int64 {
         let sum = addingReportingOverflow(other)
         return sum.overflow ? (other > 0 ? .max : .min) : sum.partialValue

@@ -29,7 +29,8 @@ import SQLite
 /// let wake = await queue.nextWake(nowMs: now, isOnline: presence.isOnline) // sleep until then, or until an event
 /// ```
 public actor CommandQueue {
-    public let configuration: CommandsConfiguration
+    /// The limits in force (``reload(_:)`` replaces them).
+    public private(set) var configuration: CommandsConfiguration
     private let store: CommandStore
     private let logger: Logger
     private let metrics = CommandMetrics()
@@ -70,7 +71,13 @@ public actor CommandQueue {
         await store.close()
     }
 
-    private var ackTimeoutMs: Int64 { Int64(configuration.ackTimeoutSeconds) * 1000 }
+    /// New limits (a configuration reload): they apply to the next decision. Commands already
+    /// stored stay, also where they exceed a lowered `maxPerDevice` or `maxTotal`.
+    public func reload(_ configuration: CommandsConfiguration) {
+        self.configuration = configuration
+    }
+
+    private var ackTimeoutMs: Int64 { .milliseconds(seconds: configuration.ackTimeoutSeconds) }
 
     // MARK: - Cloud commands
 
@@ -173,7 +180,8 @@ public actor CommandQueue {
         defer { endChange() }
         var sent: [CommandRecord] = []
         for key in keys {
-            guard var record = book[key] ?? sent.last(where: { $0.key == key }) else { continue }
+            // A command that was accepted or finished meanwhile is not counted as sent again.
+            guard var record = book[key] ?? sent.last(where: { $0.key == key }), record.status == .queued else { continue }
             sent.removeAll { $0.key == key }
             record.attempts += 1
             record.lastSentAt = nowMs
@@ -300,7 +308,7 @@ public actor CommandQueue {
     public func purge(nowMs: Int64) async throws(SQLiteError) -> Int {
         await beginChange()
         defer { endChange() }
-        let removed = try await store.purge(finishedBefore: nowMs.addingClamped(-Int64(configuration.retentionSeconds) * 1000))
+        let removed = try await store.purge(finishedBefore: nowMs.addingClamped(-.milliseconds(seconds: configuration.retentionSeconds)))
         if removed > 0 {
             metrics.purged.increment(by: Int64(removed))
             logger.debug("finished commands purged", metadata: ["count": "\(removed)"])
@@ -334,6 +342,9 @@ public actor CommandQueue {
 
     /// The command as stored (unfinished or finished), nil when unknown.
     public func record(device: DeviceID, commandID: String) async throws(SQLiteError) -> CommandRecord? {
+        // In turn with changes: never a command half-way between memory and disk.
+        await beginChange()
+        defer { endChange() }
         let key = CommandKey(device: device, commandID: commandID)
         if let record = book[key] { return record }
         return try await store.find(key)
@@ -342,6 +353,8 @@ public actor CommandQueue {
     /// For the operator: the unfinished commands of `device` (or of all devices) in queue order,
     /// then up to `recentLimit` finished ones, most recently finished first.
     public func list(device: DeviceID?, recentLimit: Int = 100) async throws(SQLiteError) -> [CommandRecord] {
+        await beginChange()
+        defer { endChange() }
         let unfinished = book.unfinished(device: device)
         return unfinished + (try await store.finished(device: device, limit: recentLimit))
     }

@@ -73,6 +73,23 @@ import Testing
         await queue.close()
     }
 
+    @Test func aReloadedLimitAppliesToTheNextDecision() async throws {
+        let queue = try await open()
+        for id in ["c1", "c2", "c3"] { try await Bed.queue(queue, id) }
+        #expect(try await Bed.sendDue(queue, at: Bed.t0) == ["dev-a/c1"])
+        var configuration = await queue.configuration
+        configuration.inflightPerDevice = 2
+        configuration.maxPerDevice = 3
+        await queue.reload(configuration)
+        #expect(try await Bed.sendDue(queue, at: Bed.t0 + 1) == ["dev-a/c2"])
+        guard case .rejected(let rejection) = try await queue.receive(device: Bed.deviceA, payload: Bed.payload("c4"), nowMs: Bed.t0 + 2) else {
+            Issue.record("the lowered maxPerDevice was not applied")
+            return
+        }
+        #expect(rejection.kind == .deviceQueueFull)
+        await queue.close()
+    }
+
     @Test func anOfflineDeviceIsSentNothingUntilItIsOnline() async throws {
         let queue = try await open()
         try await Bed.queue(queue, "c1")
