@@ -1,3 +1,4 @@
+import Foundation
 import GatewayCore
 import SQLite
 
@@ -42,6 +43,9 @@ final class CommandStore: Sendable {
     /// Opens (creates) the file at `path` and starts the store's thread.
     init(path: String) throws(SQLiteError) {
         store = try SQLiteStore(path: path, synchronous: .full, schema: Self.schema, name: "commands")
+        // Parameters may carry what only the device should see (credentials, codes): owner-only
+        // file (SQLite gives its -wal and -shm files the same mode).
+        if path != ":memory:" { chmod(path, 0o600) }
     }
 
     /// What ``CommandQueue`` keeps in memory: the unfinished commands in queue order, and the

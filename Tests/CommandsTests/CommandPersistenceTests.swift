@@ -52,6 +52,8 @@ import Testing
             #expect(try await queue.markReported(device: record.device, commandID: record.commandID, status: record.status))
         }
         await queue.close()
+        let mode = try FileManager.default.attributesOfItem(atPath: store.path)[.posixPermissions] as? Int
+        #expect(mode == 0o600, "commands may carry secrets for the device: owner-only file")
 
         // The re-send clock survives too; nothing is left to report.
         queue = try await open()
