@@ -36,7 +36,7 @@ enum CommandJSON {
     /// A `commandId` at the start of a payload that cannot be taken (too large, broken further
     /// on), read no further than `maxBytes`, so the answer can name the command.
     static func leadingCommandID(_ payload: [UInt8], maxBytes: Int) -> String? {
-        let head = payload.count > maxBytes ? Array(payload.prefix(maxBytes)) : payload
+        let head = payload.count > maxBytes ? Array(payload.prefix(max(0, maxBytes))) : payload
         guard let id = JSONScanner.leadingString(named: "commandId", in: head), isAcceptableText(id, maxLength: maxCommandIDLength)
         else { return nil }
         return id

@@ -123,6 +123,19 @@ import Testing
         #expect(Self.rejection(exact + " ", limits: CommandLimits(maxPayloadBytes: 100, maxTtlSeconds: 60))?.kind == .payloadTooLarge)
     }
 
+    @Test func aNonsensicalLimitRefusesEverythingWithoutTrapping() throws {
+        for limit in [0, -1, Int.min] {
+            let limits = CommandLimits(maxPayloadBytes: limit, maxTtlSeconds: limit)
+            #expect(Self.rejection(#"{"commandId":"c","name":"n"}"#, limits: limits)?.kind == .payloadTooLarge)
+            guard case .failure = DeviceCommandResult.parse(payload: Array(#"{"commandId":"c","status":"accepted"}"#.utf8), limits: limits) else {
+                Issue.record("accepted with limit \(limit)")
+                continue
+            }
+        }
+        let noTtl = CommandLimits(maxPayloadBytes: 1024, maxTtlSeconds: Int.max)
+        #expect(try Self.parse(#"{"commandId":"c","name":"n","ttlSeconds":999999999999}"#, limits: noTtl).get().expiresAt == Self.now + 999_999_999_999_000)
+    }
+
     @Test func deepNestingIsRefusedNotRecursedInto() throws {
         let deep = #"{"commandId":"c","name":"n","params":"# + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000) + "}"
         let rejection = try #require(Self.rejection(deep, limits: CommandLimits(maxPayloadBytes: 1 << 20, maxTtlSeconds: 60)))
