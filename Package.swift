@@ -187,6 +187,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            // Cloud → device commands (CONTRACTS.md §6): parsing, the durable queue (its own SQLite
+            // file) and its decisions; no MQTT: the daemon publishes what the queue says.
+            name: "Commands",
+            dependencies: [
+                "GatewayCore", "SQLite",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            exclude: ["README.md"],  // the module's documentation page
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "Upstream",
             dependencies: [
                 "GatewayCore", "Outbox", "MQTT", "Reporting",
@@ -325,6 +337,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "SQLiteTests", dependencies: ["SQLite"], swiftSettings: swiftSettings),
+        .testTarget(
+            // The command queue over a real SQLite file in a temporary directory, time passed in.
+            name: "CommandsTests",
+            dependencies: ["Commands", "GatewayCore", "SQLite", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "SystemdTests",
             dependencies: ["Systemd", .product(name: "Logging", package: "swift-log")],

@@ -83,6 +83,16 @@ public enum MetricsCatalog {
         "gateway.registration.running": gauge("Registration sagas running now."),
         "gateway.registration.queue.waiting": gauge("Registration requests waiting for their turn."),
 
+        // Cloud → device commands (Sources/Commands).
+        "gateway.commands.total": counter("State changes of stored commands, by the status reached."),
+        "gateway.commands.rejected.total": counter("Cloud commands the hub refused without storing them, by reason."),
+        "gateway.commands.repeated.total": counter("Repeats of a stored command, answered with its status and not stored again."),
+        "gateway.commands.sends.total": counter("Commands published to devices, by attempt (first, resend)."),
+        "gateway.commands.results.ignored.total": counter("Device command results that changed nothing, by reason."),
+        "gateway.commands.cancels.refused.total": counter("Operator cancels refused, by reason."),
+        "gateway.commands.purged.total": counter("Finished commands removed after commands.retentionSeconds."),
+        "gateway.commands.pending": gauge("Unfinished commands (queued, in flight, delivered) of all devices."),
+
         // The daemon and its admin API.
         "gateway.disk.written.bytes.total": counter("Bytes the daemon made the kernel write to storage (its SQLite stores: WAL, checkpoints), from /proc/self/io."),
         "gateway.log.messages.total": counter("Warnings and errors the daemon logged, by level (warning, error, critical)."),
