@@ -199,6 +199,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            // Cloud → device: the loop that carries commands (and shadows) between the upstream
+            // link, the outbox and DeviceLink's commands connection.
+            name: "CloudToDevice",
+            dependencies: [
+                "GatewayCore", "Commands", "DeviceLink", "Outbox", "Reporting",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "Upstream",
             dependencies: [
                 "GatewayCore", "Outbox", "MQTT", "Reporting",
@@ -337,6 +349,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "SQLiteTests", dependencies: ["SQLite"], swiftSettings: swiftSettings),
+        .testTarget(
+            // Cloud topics; the cloud-to-device loop over a real outbox and command store.
+            name: "CloudToDeviceTests",
+            dependencies: ["CloudToDevice", "Commands", "DeviceLink", "GatewayCore", "Outbox", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             // The command queue over a real SQLite file in a temporary directory, time passed in.
             name: "CommandsTests",

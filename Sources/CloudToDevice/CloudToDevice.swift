@@ -277,7 +277,7 @@ public final class CloudToDevice: Service, Sendable {
         do {
             if !isKnown(device) {
                 let rejection = CommandRejection.unknownDevice(
-                    commandID: CommandJSON.leadingCommandID(payload, maxBytes: configuration.commands.maxPayloadBytes))
+                    commandID: CloudCommand.leadingCommandID(in: payload, limits: configuration.commands.limits))
                 await commands.reject(rejection, device: device)
                 outcome = .rejected(rejection)
             } else {

@@ -40,6 +40,12 @@ public struct CloudCommand: Sendable, Equatable {
     /// case .failure(let rejection): … // answer `rejected` with rejection.message
     /// }
     /// ```
+    /// The command's id when a valid one can be read from the start of `payload` (for answering a
+    /// command refused before it is parsed, e.g. for an unknown device); nil otherwise.
+    public static func leadingCommandID(in payload: [UInt8], limits: CommandLimits) -> String? {
+        CommandJSON.leadingCommandID(payload, maxBytes: limits.maxPayloadBytes)
+    }
+
     public static func parse(device: DeviceID, payload: [UInt8], nowMs: Int64, limits: CommandLimits) -> Result<CloudCommand, CommandRejection> {
         let members: [String: JSONScanner.Member]
         switch CommandJSON.members(payload, maxBytes: limits.maxPayloadBytes) {

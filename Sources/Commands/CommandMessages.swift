@@ -27,12 +27,20 @@ public enum CommandStatusMessage {
             result: record.result, message: record.message, at: record.updatedAt)
     }
 
-    /// The `rejected` answer to a command the hub refused (not stored); `commandId` is `null`
-    /// when it could not be read.
+    /// The `rejected` answer to a command the hub refused (not stored): `message` is exactly the
+    /// contract's reason (`queue full`, `invalid command`, `unknown device`), so cloud code can
+    /// compare it; the plain-words detail is in `result` as `{"detail": "…"}` (`null` without one).
+    /// `commandId` is `null` when it could not be read.
     public static func encode(_ rejection: CommandRejection, device: DeviceID, hubID: String, at: Int64) -> [UInt8] {
-        encode(
+        var detail: [UInt8]?
+        if let text = rejection.detail {
+            var json = JSONText(capacity: 32 + text.utf8.count)
+            json.field("detail", string: text)
+            detail = json.finish()
+        }
+        return encode(
             commandID: rejection.commandID, hubID: hubID, device: device, status: CommandStatus.rejected.rawValue,
-            result: nil, message: rejection.message, at: at)
+            result: detail, message: rejection.reason.rawValue, at: at)
     }
 
     public static func encode(

@@ -8,14 +8,14 @@ public struct CommandsConfiguration: Sendable, Equatable {
     public var topic = "hubs/{hubId}/commands/+"
     /// `commands.maxPayloadBytes`: a cloud command or a device result longer than this is refused
     /// before it is parsed.
-    public var maxPayloadBytes = 16384
+    public var maxPayloadBytes = 8192
     /// `commands.maxPerDevice`: unfinished commands one device may have; one more is `rejected`,
     /// reason `queue full`.
     public var maxPerDevice = 100
     /// `commands.maxTotal`: unfinished commands of all devices together (bounds the memory the
-    /// queue keeps: at most `maxTotal` × `maxPayloadBytes` of parameters); one more is `rejected`,
-    /// reason `queue full`.
-    public var maxTotal = 10000
+    /// queue keeps: at most `maxTotal` × `maxPayloadBytes` of parameters, 16 MiB with the
+    /// defaults); one more is `rejected`, reason `queue full`.
+    public var maxTotal = 2000
     /// `commands.inflightPerDevice`: commands sent to a device and not finished, at once.
     public var inflightPerDevice = 1
     /// `commands.ackTimeoutSeconds`: a sent command without `accepted` or a final status is sent
@@ -42,7 +42,7 @@ public struct CommandLimits: Sendable, Equatable {
     public var maxPayloadBytes: Int
     public var maxTtlSeconds: Int
 
-    public init(maxPayloadBytes: Int = 16384, maxTtlSeconds: Int = 2_592_000) {
+    public init(maxPayloadBytes: Int = 8192, maxTtlSeconds: Int = 2_592_000) {
         self.maxPayloadBytes = maxPayloadBytes
         self.maxTtlSeconds = maxTtlSeconds
     }

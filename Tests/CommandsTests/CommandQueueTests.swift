@@ -275,6 +275,10 @@ import Testing
         let rejection = CommandRejection.unknownDevice(commandID: nil)
         #expect(String(decoding: CommandStatusMessage.encode(rejection, device: Bed.deviceB, hubID: "hub-1", at: 5), as: UTF8.self)
             == #"{"commandId":null,"hubId":"hub-1","deviceId":"dev-b","status":"rejected","result":null,"message":"unknown device","at":5}"#)
+        // The contract's reason exactly in `message`; the detail in `result`.
+        let full = CommandRejection(reason: .queueFull, kind: .deviceQueueFull, detail: "the device has 2 unfinished commands", commandID: "c9")
+        #expect(String(decoding: CommandStatusMessage.encode(full, device: Bed.deviceB, hubID: "hub-1", at: 6), as: UTF8.self)
+            == #"{"commandId":"c9","hubId":"hub-1","deviceId":"dev-b","status":"rejected","result":{"detail":"the device has 2 unfinished commands"},"message":"queue full","at":6}"#)
         await queue.close()
     }
 
