@@ -1,5 +1,7 @@
 import Admin
 import ArgumentParser
+import CloudToDevice
+import Commands
 import DeviceLink
 import Dialog
 import Foundation
@@ -32,6 +34,8 @@ struct GatewayServices: Sendable {
     let dialog: Dialog
     let registration: RegistrationService?
     let microphone: HubMicrophone?
+    /// Cloud commands (and shadows); nil when they are off.
+    let cloudToDevice: CloudToDevice?
     let admin: AdminServer?
     let statusLine: StatusLine
     let watchdog: WatchdogService
@@ -54,10 +58,6 @@ struct GatewayServices: Sendable {
         let activity = DeviceActivity(maxDevices: configuration.admin.maxDevicesListed, presenceSeconds: configuration.admin.deviceOnlineSeconds)
         let live = LiveFeed(configuration: configuration.admin, logger: Logger(label: "edge-gateway.admin.live"))
         let notifier = SystemdNotifier()
-        let upstream = UpstreamForwarder(
-            client: MQTTClient(configuration: configuration.upstreamBroker, logger: Logger(label: "edge-gateway.upstream.mqtt")),
-            outbox: outbox, configuration: configuration.upstream,
-            logger: Logger(label: "edge-gateway.upstream"))
         let ml = MLEndpointPool(configuration: configuration.ml, logger: Logger(label: "edge-gateway.ml"))
         if configuration.ml.targets.isEmpty {
             logger.notice("no ML endpoints configured (ml.endpoints): device audio sessions are answered with ERROR ml_unavailable")
@@ -86,6 +86,18 @@ struct GatewayServices: Sendable {
             configuration: configuration.deviceLink, outbox: outbox, ingress: configuration.ingress, activity: activity,
             isRegistered: { [localRegistry] device in localRegistry?.isRegistered(device) ?? false },
             logger: Logger(label: "edge-gateway.device"))
+        var cloudToDevice: CloudToDevice?
+        if configuration.cloudToDevice.enabled, let downlink = deviceLink.downlink {
+            cloudToDevice = try await makeCloudToDevice(
+                configuration, link: deviceLink, downlink: downlink, outbox: outbox, activity: activity, localRegistry: localRegistry,
+                logger: logger)
+        }
+        // Cloud messages on the upstream link's subscriptions go to the commands (and shadows).
+        let upstream = UpstreamForwarder(
+            client: MQTTClient(configuration: configuration.upstreamBroker, logger: Logger(label: "edge-gateway.upstream.mqtt")),
+            outbox: outbox, configuration: configuration.upstream,
+            logger: Logger(label: "edge-gateway.upstream"),
+            inbound: { [cloudToDevice] batch in await cloudToDevice?.takeCloud(batch.map { ($0.topic, $0.payload) }) })
         var registration: RegistrationService?
         if let localRegistry, let inbox = deviceLink.registrations, let accounts = deviceLink.accounts {
             registration = try await makeRegistration(
@@ -136,7 +148,7 @@ struct GatewayServices: Sendable {
             status: { statusLine.next() })
         return GatewayServices(
             outbox: outbox, deviceLink: deviceLink, upstream: upstream, ml: ml, dialog: dialog, registration: registration,
-            microphone: microphone, admin: admin, statusLine: statusLine, watchdog: watchdog,
+            microphone: microphone, cloudToDevice: cloudToDevice, admin: admin, statusLine: statusLine, watchdog: watchdog,
             readiness: ReadinessService(notifier: notifier, ingress: ingress.state, logger: logger),
             memoryTrim: MemoryTrimService(logger: watchdogLogger))
     }
@@ -162,6 +174,7 @@ struct GatewayServices: Sendable {
             Entry(service: dialog),
         ]
         if let registration { services.append(Entry(service: registration)) }
+        if let cloudToDevice { services.append(Entry(service: cloudToDevice)) }
         services.append(Entry(service: deviceLink.ingress))
         if let microphone { services.append(Entry(service: microphone)) }
         services += [
@@ -186,6 +199,30 @@ struct GatewayServices: Sendable {
         if touched("dialog") || touched("ml") || touched("users.unknownUserPolicy") { dialog.update(new.dialog) }
         if touched("ml") { await ml.update(new.ml) }
         if touched("upstream") { upstream.update(client: new.upstreamBroker, configuration: new.upstream) }
+    }
+
+    /// Cloud commands (`commands.enabled`): their store and the loop that carries them.
+    private static func makeCloudToDevice(
+        _ configuration: GatewayConfiguration, link: DeviceLink, downlink: any DeviceDownlink, outbox: Outbox, activity: DeviceActivity,
+        localRegistry: LocalRegistry?, logger: Logger
+    ) async throws -> CloudToDevice {
+        let commandsLogger = Logger(label: "edge-gateway.commands")
+        var commands: CommandQueue?
+        if configuration.cloudToDevice.commands.enabled {
+            do {
+                commands = try await CommandQueue.open(
+                    path: configuration.commandsPath, configuration: configuration.cloudToDevice.commands, logger: commandsLogger)
+            } catch {
+                logger.critical("cannot open the commands store", metadata: ["commands.state_path": "\(configuration.commandsPath)", "error": "\(error)"])
+                throw ExitCode(1)
+            }
+        }
+        return CloudToDevice(
+            configuration: configuration.cloudToDevice, commands: commands, outbox: outbox, downlink: downlink,
+            inbox: link.commands, link: link.commandsLink, activity: activity,
+            // With registration on, only registered devices take commands (`unknown device` otherwise).
+            isKnown: { [localRegistry] device in localRegistry?.isRegistered(device) ?? true },
+            logger: commandsLogger)
     }
 
     /// The registration saga and its parts (`registration.enabled`).

@@ -1,4 +1,6 @@
 import Admin
+import CloudToDevice
+import Commands
 import Configuration
 import DeviceLink
 import Dialog
@@ -58,7 +60,7 @@ extension GatewayConfiguration {
         }
         let device = MQTTClientConfiguration.deviceBroker(&v, hubID: hubID)
         let upstream = UpstreamConfiguration(&v, hubID: hubID)
-        let up = MQTTClientConfiguration.upstreamBroker(&v, hubID: hubID, inflight: upstream.inflight)
+        var up = MQTTClientConfiguration.upstreamBroker(&v, hubID: hubID, inflight: upstream.inflight)
         if up.clientID == device.clientID, up.host == device.host, up.port == device.port {
             v.fail("upstream.clientId", "must differ from mqtt.clientId when both point at the same broker")
         }
@@ -111,9 +113,17 @@ extension GatewayConfiguration {
         dynsecBroker.cleanSession = true
         dynsecBroker.username = registration.adminUsername
         dynsecBroker.password = registration.adminPassword
+        let cloudToDevice = CloudToDeviceConfiguration(hubID: hubID, commands: CommandsConfiguration(&v))
+        let commandsPath = CommandsConfiguration.statePath(&v, storePath: store.path)
+        var commandsBroker = derived("commands")
+        commandsBroker.messageBufferCapacity = 1024
+        // The cloud's commands (and shadow updates) wait for the hub in its persistent upstream session.
+        up.subscriptions = CloudToDevice.subscriptions(cloudToDevice)
+        if !up.subscriptions.isEmpty { up.cleanSession = false }
         // No device may take the hub's id or one of the gateway's own broker identities.
         registration.reservedIDs.formUnion(
-            [hubID, device.clientID, dialogBroker.clientID, registrationBroker.clientID, dynsecBroker.clientID, microphoneBroker.clientID]
+            [hubID, device.clientID, dialogBroker.clientID, registrationBroker.clientID, dynsecBroker.clientID, microphoneBroker.clientID,
+             commandsBroker.clientID]
                 + [device.username, registration.adminUsername].compactMap { $0 })
 
         // log
@@ -135,7 +145,8 @@ extension GatewayConfiguration {
             store: store, ml: ml, users: users, dialog: dialog, dialogBroker: dialogBroker,
             registration: registration, registrationBroker: registrationBroker, dynsecBroker: dynsecBroker,
             admin: admin, requireRegistrationIgnored: requireRegistrationIgnored, audio: audio, audioUserID: audioUserID,
-            microphoneBroker: microphoneBroker, logLevel: level, logFormat: format, effective: v.effective, secretHashes: v.secretHashes, unknownKeys: [],
+            microphoneBroker: microphoneBroker, cloudToDevice: cloudToDevice, commandsPath: commandsPath, commandsBroker: commandsBroker,
+            logLevel: level, logFormat: format, effective: v.effective, secretHashes: v.secretHashes, unknownKeys: [],
             hubIDFromHostName: fromHostName, warnings: v.warnings, variables: v.variables, resolved: v.resolved)
     }
 

@@ -1,4 +1,6 @@
 import Admin
+import CloudToDevice
+import Commands
 import DeviceLink
 import Dialog
 import Foundation
@@ -48,6 +50,12 @@ struct GatewayConfiguration: CustomStringConvertible, CustomDebugStringConvertib
     var audioUserID: String?
     /// The microphone's push-to-talk connection (`{mqtt.clientId}-mic`, clean session).
     var microphoneBroker: MQTTClientConfiguration
+    /// Cloud commands (`commands.*`) and the shadow, with the hub's id.
+    var cloudToDevice: CloudToDeviceConfiguration
+    /// Where the commands are kept (`commands.statePath`).
+    var commandsPath: String
+    /// Their connection to the device broker (`{mqtt.clientId}-commands`, persistent session).
+    var commandsBroker: MQTTClientConfiguration
     var logLevel: LogLevel
     var logFormat: LogFormat
     /// Effective values, secrets redacted, for `check-config` and the start-up log.
@@ -72,6 +80,7 @@ struct GatewayConfiguration: CustomStringConvertible, CustomDebugStringConvertib
             hubID: hubID, events: deviceBroker, audio: dialogBroker,
             registrations: registration.enabled ? registrationBroker : nil,
             accounts: registration.enabled ? dynsecBroker : nil,
-            listen: audio.enabled ? microphoneBroker : nil)
+            listen: audio.enabled ? microphoneBroker : nil,
+            commands: cloudToDevice.enabled ? commandsBroker : nil)
     }
 }
