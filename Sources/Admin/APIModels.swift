@@ -12,7 +12,8 @@ struct APIIndex: Encodable {
     var uptimeSeconds: Int64
     var routes = [
         "GET /api/status", "GET /api/outbox?devices=N", "GET /api/devices", "POST /api/devices", "GET /api/registrations",
-        "GET /api/ml/endpoints", "GET /metrics", "GET /healthz", "GET /readyz", "WS /live",
+        "GET /api/ml/endpoints", "GET /api/commands?device=ID", "POST /api/commands", "DELETE /api/commands/{deviceId}/{commandId}",
+        "GET /metrics", "GET /healthz", "GET /readyz", "WS /live",
     ]
 
     init(hubID: String, startedMs: Int64, nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) {

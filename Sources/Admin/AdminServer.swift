@@ -250,6 +250,7 @@ public final class AdminServer: Service, Sendable {
                 hubID: sources.hubID, readiness: sources.readiness(), depth: sources.outboxDepth(),
                 endpoints: sources.mlEndpoints().map(EndpointSummary.init), history: history.all, recent: live.recent.all, hub: hub))
         }
+        addCommandRoutes(to: api)
         live.addRoutes(to: router)
         router.get("/") { _, _ -> Response in
             var headers = HTTPFields()

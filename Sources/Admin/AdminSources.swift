@@ -38,12 +38,15 @@ public struct AdminSources: Sendable {
         public var type: String?
         /// What the device announced on `device/{id}/status` (CONTRACTS.md §5); nil: never announced.
         public var announcedOnline: Bool?
+        /// Cloud commands for it not finished yet (queued, in flight, delivered); nil: commands are off.
+        public var pendingCommands: Int?
 
         public init(
             deviceId: String, lastSeenMs: Int64?, lastChannel: String?, messages: Int64, rejected: Int64,
-            registered: Bool?, userId: String?, type: String?, announcedOnline: Bool? = nil
+            registered: Bool?, userId: String?, type: String?, announcedOnline: Bool? = nil, pendingCommands: Int? = nil
         ) {
             self.announcedOnline = announcedOnline
+            self.pendingCommands = pendingCommands
             self.deviceId = deviceId
             self.lastSeenMs = lastSeenMs
             self.lastChannel = lastChannel
@@ -118,6 +121,8 @@ public struct AdminSources: Sendable {
     public var devices: @Sendable () -> [Device]
     public var mlEndpoints: @Sendable () -> [MLEndpointPool.EndpointStatus]
     public var registrations: Registrations?
+    /// Cloud commands (`commands.enabled`); nil when they are off.
+    public var commands: Commands?
     /// The device broker's events connection and the upstream link.
     public var links: @Sendable () -> (deviceBroker: Link, upstream: Link)
     /// Event counts since start, for the status page's totals and rates.
@@ -139,6 +144,7 @@ public struct AdminSources: Sendable {
         devices: @escaping @Sendable () -> [Device],
         mlEndpoints: @escaping @Sendable () -> [MLEndpointPool.EndpointStatus],
         registrations: Registrations?,
+        commands: Commands? = nil,
         links: @escaping @Sendable () -> (deviceBroker: Link, upstream: Link) = {
             (.init(address: "", state: "down", sinceMs: nil, lastError: nil), .init(address: "", state: "down", sinceMs: nil, lastError: nil))
         },
@@ -154,6 +160,7 @@ public struct AdminSources: Sendable {
         self.devices = devices
         self.mlEndpoints = mlEndpoints
         self.registrations = registrations
+        self.commands = commands
         self.links = links
         self.traffic = traffic
         self.recentProblems = recentProblems

@@ -134,6 +134,7 @@ enum StatusPage {
         <table id="device-table"><thead><tr>
         <th data-key="deviceId">device</th><th data-key="online">online</th><th data-key="lastSeenMs">last seen</th>
         <th data-key="events" class="num">events</th><th data-key="rejected" class="num">rejects</th>
+        <th data-key="pendingCommands" class="num" title="cloud commands not finished yet">commands</th>
         </tr></thead><tbody id="device-rows"></tbody></table>
         </section>
         <section class="wide"><h2>Recent dialogs</h2>
@@ -297,14 +298,15 @@ enum StatusPage {
           matches.sort((a, b) => { const va = value(a), vb = value(b); return (va < vb ? -1 : va > vb ? 1 : a.deviceId < b.deviceId ? -1 : 1) * sign; });
           const now = devices.now || Date.now();
           document.getElementById('device-rows').innerHTML = matches.length === 0
-            ? '<tr><td colspan="5" class="muted">' + (devices.list.length === 0 ? 'no device heard from since start' : 'no device matches the filter') + '</td></tr>'
+            ? '<tr><td colspan="6" class="muted">' + (devices.list.length === 0 ? 'no device heard from since start' : 'no device matches the filter') + '</td></tr>'
             : matches.slice(0, MAX_ROWS).map(d => '<tr><td>' + esc(d.deviceId) + '</td><td class="' + (d.online ? 'up' : 'muted') + '">' + (d.online ? 'online' : 'offline')
               + '</td><td>' + (d.lastSeenMs ? clock(d.lastSeenMs) + ' (' + duration((now - d.lastSeenMs) / 1000) + ' ago)' : '–')
-              + '</td><td class="num">' + count(d.events) + '</td><td class="num">' + count(d.rejected) + '</td></tr>').join('');
+              + '</td><td class="num">' + count(d.events) + '</td><td class="num">' + count(d.rejected)
+              + '</td><td class="num">' + (d.pendingCommands === null || d.pendingCommands === undefined ? '–' : count(d.pendingCommands)) + '</td></tr>').join('');
           text('device-more', matches.length > MAX_ROWS ? 'showing ' + MAX_ROWS + ' of ' + count(matches.length) + ' matches: ' + count(matches.length - MAX_ROWS) + ' more (narrow the filter)'
             : filter ? count(matches.length) + ' match' + (matches.length === 1 ? '' : 'es') : '');
           for (const th of document.querySelectorAll('#device-table th')) {
-            th.className = (th.dataset.key === 'events' || th.dataset.key === 'rejected' ? 'num ' : '') + (th.dataset.key === key ? (devices.desc ? 'sorted-desc' : 'sorted-asc') : '');
+            th.className = (['events', 'rejected', 'pendingCommands'].includes(th.dataset.key) ? 'num ' : '') + (th.dataset.key === key ? (devices.desc ? 'sorted-desc' : 'sorted-asc') : '');
           }
         }
         function deviceList(d, now) {

@@ -45,6 +45,8 @@ extension StatusPage {
             var events: Int64
             /// Of those, rejected.
             var rejected: Int64
+            /// Cloud commands not finished yet; nil when commands are off.
+            var pendingCommands: Int?
         }
 
         struct Devices: Encodable {
@@ -96,7 +98,7 @@ extension StatusPage {
                 Device(
                     // Presence (CONTRACTS.md §5): as announced, else heard from within devices.presenceSeconds.
                     deviceId: device.deviceId, online: device.announcedOnline ?? ((device.lastSeenMs ?? .min) >= since), lastSeenMs: device.lastSeenMs,
-                    events: device.messages, rejected: device.rejected)
+                    events: device.messages, rejected: device.rejected, pendingCommands: device.pendingCommands)
             }
             devices = Devices(onlineSeconds: onlineSeconds, total: list.count, online: list.filter(\.online).count, list: list)
         }

@@ -42,8 +42,16 @@ public final class CloudToDevice: Service, Sendable {
 
     /// What the operator's request came to.
     public enum OperatorAnswer: Sendable {
-        case command(CommandRecord)
-        case rejected(status: String, message: String, detail: String?)
+        /// Stored now, answered `queued` upstream.
+        case queued(CommandRecord)
+        /// The device has a command with this id already: as it stands.
+        case existing(CommandRecord)
+        /// Cancelled: `rejected`, message `cancelled`.
+        case cancelled(CommandRecord)
+        /// Refused by the hub with the contract's reason.
+        case rejected(reason: String, detail: String?)
+        /// A cancel that cannot be done.
+        case refused(notFound: Bool, message: String)
         case failed(String)
     }
 
@@ -257,9 +265,9 @@ public final class CloudToDevice: Service, Sendable {
                 switch try await commands.cancel(device: device, commandID: commandID, nowMs: now) {
                 case .cancelled(let record):
                     await report(record, commands: commands)
-                    reply(.command(record))
+                    reply(.cancelled(record))
                 case .refused(let refusal):
-                    reply(.rejected(status: refusal.record?.status.rawValue ?? "unknown", message: refusal.message, detail: nil))
+                    reply(.refused(notFound: refusal.reason == .notFound, message: refusal.message))
                 }
             } catch {
                 reply(.failed("cannot store the cancel: \(error)"))
@@ -291,19 +299,19 @@ public final class CloudToDevice: Service, Sendable {
         switch outcome {
         case .queued(let record):
             await report(record, commands: commands)
-            reply?(.command(record))
+            reply?(.queued(record))
             await deliver(to: device, commands: commands, now: now)
         case .repeated(let record):
             // Its current status again, as a new message (the cloud re-sends until it sees one).
             await append(
                 device: device, eventID: "\u{1}command \(record.commandID) repeat \(UUID().uuidString)",
                 payload: CommandStatusMessage.encode(record, hubID: configuration.hubID))
-            reply?(.command(record))
+            reply?(.existing(record))
         case .rejected(let rejection):
             await append(
                 device: device, eventID: "\u{1}command rejected \(UUID().uuidString)",
                 payload: CommandStatusMessage.encode(rejection, device: device, hubID: configuration.hubID, at: now))
-            reply?(.rejected(status: "rejected", message: rejection.reason.rawValue, detail: rejection.detail))
+            reply?(.rejected(reason: rejection.reason.rawValue, detail: rejection.detail))
         }
     }
 

@@ -129,7 +129,7 @@ struct GatewayServices: Sendable {
                 configuration: configuration.admin,
                 sources: adminSources(
                     configuration, outbox: outbox, ingress: ingress.state, upstream: upstream.state, activity: activity, ml: ml,
-                    localRegistry: localRegistry, registration: registration),
+                    localRegistry: localRegistry, registration: registration, cloudToDevice: cloudToDevice),
                 registry: registry, live: live, logger: Logger(label: "edge-gateway.admin"))
             : nil
         let statusLine = StatusLine(outbox: outbox, ingress: ingress.state, upstream: upstream.state)
@@ -201,6 +201,30 @@ struct GatewayServices: Sendable {
         if touched("upstream") { upstream.update(client: new.upstreamBroker, configuration: new.upstream) }
     }
 
+    /// The operator's view of the cloud commands (`/api/commands`).
+    static func commandSources(_ cloud: CloudToDevice) -> AdminSources.Commands {
+        @Sendable func view(_ record: CommandRecord) -> CommandView {
+            CommandView(
+                deviceId: record.device.rawValue, commandId: record.commandID, name: record.name, status: record.status.rawValue,
+                inFlight: record.isInFlight, params: record.params, result: record.result, message: record.message,
+                expiresAt: record.expiresAt, receivedAt: record.receivedAt, updatedAt: record.updatedAt, attempts: record.attempts)
+        }
+        @Sendable func answer(_ answer: CloudToDevice.OperatorAnswer) -> CommandAnswer {
+            switch answer {
+            case .queued(let record): .queued(view(record))
+            case .existing(let record): .existing(view(record))
+            case .cancelled(let record): .cancelled(view(record))
+            case .rejected(let reason, let detail): .rejected(reason: reason, detail: detail)
+            case .refused(let notFound, let message): .refused(notFound: notFound, message: message)
+            case .failed(let message): .failed(message)
+            }
+        }
+        return AdminSources.Commands(
+            list: { device in try await cloud.list(device: device).map(view) },
+            send: { device, payload in answer(await cloud.operatorSend(device: device, payload: payload)) },
+            cancel: { device, commandID in answer(await cloud.operatorCancel(device: device, commandID: commandID)) })
+    }
+
     /// Cloud commands (`commands.enabled`): their store and the loop that carries them.
     private static func makeCloudToDevice(
         _ configuration: GatewayConfiguration, link: DeviceLink, downlink: any DeviceDownlink, outbox: Outbox, activity: DeviceActivity,
@@ -258,7 +282,7 @@ struct GatewayServices: Sendable {
     static func adminSources(
         _ configuration: GatewayConfiguration, outbox: Outbox, ingress: PublishedState<DeviceIngress.State>,
         upstream: PublishedState<UpstreamForwarder.State>, activity: DeviceActivity,
-        ml: MLEndpointPool, localRegistry: LocalRegistry?, registration: RegistrationService?
+        ml: MLEndpointPool, localRegistry: LocalRegistry?, registration: RegistrationService?, cloudToDevice: CloudToDevice?
     ) -> AdminSources {
         let oldestAge = Gauge(label: "gateway.outbox.oldest_age_seconds")
         let upstreamConnected = Gauge(label: "gateway.upstream.connected")
@@ -296,6 +320,15 @@ struct GatewayServices: Sendable {
                         messages: seen.messages, rejected: seen.rejected, registered: localRegistry == nil ? nil : false,
                         userId: nil, type: nil, announcedOnline: seen.announcedOnline)
                 }
+                // Devices with cloud commands waiting are listed even before they were heard from.
+                if let pending = cloudToDevice?.state.current.pending {
+                    for (id, counts) in pending where counts.total > 0 {
+                        devices[id, default: .init(
+                            deviceId: id, lastSeenMs: nil, lastChannel: nil, messages: 0, rejected: 0, registered: localRegistry == nil ? nil : false,
+                            userId: nil, type: nil)].pendingCommands = counts.total
+                    }
+                    for id in devices.keys where devices[id]?.pendingCommands == nil { devices[id]?.pendingCommands = 0 }
+                }
                 for known in localRegistry?.registeredDevices ?? [] {
                     var device = devices[known.device.rawValue] ?? .init(
                         deviceId: known.device.rawValue, lastSeenMs: nil, lastChannel: nil, messages: 0, rejected: 0,
@@ -313,6 +346,7 @@ struct GatewayServices: Sendable {
                     register: { device, body in await service.registerAndAnswer(device: device, payload: body) },
                     needingAttention: { await service.needingAttention })
             },
+            commands: cloudToDevice.map(commandSources),
             links: {
                 let (device, link) = (ingress.current, upstream.current)
                 let broker = configuration.deviceBroker

@@ -24,6 +24,10 @@ struct AdminClient {
         try await send("POST", path, body: Data(json.utf8), token: token)
     }
 
+    func delete(_ path: String, token: String?? = .none) async throws -> Reply {
+        try await send("DELETE", path, body: nil, token: token)
+    }
+
     private func send(_ method: String, _ path: String, body: Data?, token: String??) async throws -> Reply {
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
         request.httpMethod = method

@@ -56,8 +56,8 @@ struct DeviceClient: Sendable {
     }
 
     /// Publishes one message with any payload bytes on any topic (QoS 1), e.g. an oversized payload or a
-    /// topic with an invalid device id.
-    static func publishOnce(topic: String, payload: Data, brokerPort: Int, in directory: URL) async throws {
+    /// topic with an invalid device id; `retain` keeps it at the broker (a presence announcement).
+    static func publishOnce(topic: String, payload: Data, brokerPort: Int, in directory: URL, retain: Bool = false) async throws {
         let id = UUID().uuidString.prefix(8)
         let payloadFile = directory.appendingPathComponent("payload-\(id).bin")
         let output = directory.appendingPathComponent("pub-once-\(id).log")
@@ -67,7 +67,7 @@ struct DeviceClient: Sendable {
             arguments: [
                 "-h", "127.0.0.1", "-p", String(brokerPort), "-q", "1",
                 "-i", "dev-once-\(id)", "-t", topic, "-f", payloadFile.path,
-            ],
+            ] + (retain ? ["-r"] : []),
             outputFile: output
         )
         defer { if child.isRunning { child.kill() } }
