@@ -40,11 +40,16 @@ public struct AdminSources: Sendable {
         public var announcedOnline: Bool?
         /// Cloud commands for it not finished yet (queued, in flight, delivered); nil: commands are off.
         public var pendingCommands: Int?
+        /// Online now (CONTRACTS.md §5: as announced, else heard from within `devices.presenceSeconds`);
+        /// nil for a device never heard from.
+        public var online: Bool?
 
         public init(
             deviceId: String, lastSeenMs: Int64?, lastChannel: String?, messages: Int64, rejected: Int64,
-            registered: Bool?, userId: String?, type: String?, announcedOnline: Bool? = nil, pendingCommands: Int? = nil
+            registered: Bool?, userId: String?, type: String?, announcedOnline: Bool? = nil, pendingCommands: Int? = nil,
+            online: Bool? = nil
         ) {
+            self.online = online
             self.announcedOnline = announcedOnline
             self.pendingCommands = pendingCommands
             self.deviceId = deviceId

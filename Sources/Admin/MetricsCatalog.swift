@@ -43,6 +43,8 @@ public enum MetricsCatalog {
         "gateway.ingress.commit_window.seconds": histogram("Time from a device event's arrival to its durable commit."),
         "gateway.mqtt.messages.rejected.total": counter("Device messages rejected, by reason."),
         "gateway.device_broker.subscribed": gauge("1 while the subscription on the device broker stands, else 0."),
+        "gateway.cloud.messages.rejected.total": counter("Messages from the cloud on the upstream link's subscriptions that were not taken, by reason (invalid_topic)."),
+        "gateway.devices.online": gauge("Devices online now (CONTRACTS.md §5: as announced on device/{id}/status, else heard from within devices.presenceSeconds)."),
 
         // The upstream link (Sources/Upstream).
         "gateway.upstream.connected": gauge("1 while the connection to the upstream broker is up, else 0."),

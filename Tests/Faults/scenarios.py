@@ -20,6 +20,7 @@ from typing import Callable
 import paho.mqtt.client as mqtt
 
 from . import hostile
+from .command_scenarios import commands_in_flight
 from .checks import DeliveryReport, check_delivery
 from .clients import AckListener, Arrival, Fleet, UpstreamRecorder
 from .fakebroker import SilentServer, SlowBroker
@@ -955,4 +956,5 @@ SCENARIOS: dict[str, Callable[[Context], None]] = {
     "corruption": corruption,
     "hostile-input": hostile_input,
     "slow-consumer": slow_consumer,
+    "commands-in-flight": commands_in_flight,
 }

@@ -89,6 +89,10 @@ extension IntegrationSuite {
                     topic: "device/op-lamp/status", payload: Data(#"{"online": true}"#.utf8), brokerPort: bed.deviceBroker.port, in: lamp.directory,
                     retain: true)
                 let delivered = try await commands.waitUntil("the second command delivered") { !$0.isEmpty }
+                // Presence in /api/devices and the gauge of online devices.
+                let listedDevices = try #require(try await admin.get("/api/devices").json as? [[String: Any]])
+                #expect(listedDevices.first { $0["deviceId"] as? String == "op-lamp" }?["online"] as? Bool == true, "\(listedDevices)")
+                _ = try await admin.waitForMetric("gateway_devices_online") { $0 >= 1 }
                 #expect(delivered.compactMap { $0.json?["commandId"] as? String } == [secondID])
                 #expect(delivered.first?.json?["name"] as? String == "beep")
             }

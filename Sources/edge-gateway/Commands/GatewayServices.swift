@@ -294,6 +294,7 @@ struct GatewayServices: Sendable {
         let depth = Gauge(label: "gateway.outbox.depth")
         let bytes = Gauge(label: "gateway.outbox.bytes")
         let written = DiskWrittenCounter()
+        let online = Gauge(label: "gateway.devices.online")
         return AdminSources(
             hubID: configuration.hubID,
             readiness: {
@@ -313,12 +314,15 @@ struct GatewayServices: Sendable {
                 return (depth.count, depth.bytes)
             },
             devices: {
+                let now = Int64(Date().timeIntervalSince1970 * 1000)
+                let presence = activity.presenceSeconds.load(ordering: .relaxed)
                 var devices: [String: AdminSources.Device] = [:]
                 for seen in activity.all {
                     devices[seen.deviceId] = .init(
                         deviceId: seen.deviceId, lastSeenMs: seen.lastSeenMs, lastChannel: seen.lastChannel,
                         messages: seen.messages, rejected: seen.rejected, registered: localRegistry == nil ? nil : false,
-                        userId: nil, type: nil, announcedOnline: seen.announcedOnline)
+                        userId: nil, type: nil, announcedOnline: seen.announcedOnline,
+                        online: seen.isOnline(nowMs: now, presenceSeconds: presence))
                 }
                 // Devices with cloud commands waiting are listed even before they were heard from.
                 if let pending = cloudToDevice?.state.current.pending {
@@ -378,6 +382,9 @@ struct GatewayServices: Sendable {
                 deviceSubscribed.record(ingress.current.deviceSubscribed ? 1 : 0)
                 needsAttention.record(await registration?.needingAttention.count ?? 0)
                 written.refresh()
+                let now = Int64(Date().timeIntervalSince1970 * 1000)
+                let presence = activity.presenceSeconds.load(ordering: .relaxed)
+                online.record(activity.all.filter { $0.isOnline(nowMs: now, presenceSeconds: presence) }.count)
             })
     }
 }
