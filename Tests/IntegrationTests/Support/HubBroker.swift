@@ -2,7 +2,8 @@ import BrokerTestSupport
 import Foundation
 
 /// The hub broker as an installation sets it up: `scripts/packaging/setup-broker --root DIR` makes the
-/// dynamic-security state, the credentials and the TLS certificates in a scratch root, and
+/// dynamic-security state (the gateway's six accounts — `edge-gateway`, `-dialog`, `-registration`,
+/// `-dynsec`, `-mic`, `-commands` — and `edge-provisioning`), the credentials and the TLS certificates in a scratch root, and
 /// `config/mosquitto/edge-gateway.conf` (the snippet the installers put in `/etc/mosquitto/conf.d/`)
 /// is loaded with its ports moved to free loopback ports and its paths into that root. Everything
 /// else in the snippet (no anonymous clients, the plugin, persistence, limits, the TLS listener's
@@ -98,7 +99,7 @@ final class HubBroker {
         return values
     }
 
-    /// The gateway's password (all five of its accounts share it).
+    /// The gateway's password (all six of its accounts share it).
     var gatewayPassword: String { secrets["MQTT_PASSWORD"] ?? "" }
 
     /// `mosquitto_ctrl dynsec ...` as the gateway's dynamic-security account (with its client id: do
@@ -110,16 +111,23 @@ final class HubBroker {
         ] + arguments, in: sandbox.directory)
     }
 
+    /// What a device's role lets it publish of its own topics (CONTRACTS.md §1, §5–§7; the saga's
+    /// `BrokerAccounts.deviceSends`, and what `setup-broker --upgrade` gives older device roles).
+    static let deviceSends = ["event", "telemetry", "status", "audio", "register", "command/result", "shadow/report", "shadow/get"]
+    /// What it may subscribe to and receive of its own topics (`BrokerAccounts.deviceReceives`).
+    static let deviceReceives = ["ack", "response", "command", "shadow/delta", "shadow"]
+
     /// A device account as the registration saga makes it: bound to client id = device id, allowed to
-    /// publish only `device/{id}/event|telemetry|status|audio|register` and subscribe `device/{id}/ack|response`.
+    /// publish only its own ``deviceSends`` and subscribe to and receive only its own ``deviceReceives``.
     func createDevice(_ id: String, password: String) async throws {
         try await control(["createClient", id, "-c", id, "-p", password])
         try await control(["createRole", "edge-device-\(id)"])
-        for channel in ["event", "telemetry", "status", "audio", "register"] {
+        for channel in Self.deviceSends {
             try await control(["addRoleACL", "edge-device-\(id)", "publishClientSend", "device/\(id)/\(channel)", "allow"])
         }
-        for channel in ["ack", "response"] {
+        for channel in Self.deviceReceives {
             try await control(["addRoleACL", "edge-device-\(id)", "subscribeLiteral", "device/\(id)/\(channel)", "allow"])
+            try await control(["addRoleACL", "edge-device-\(id)", "publishClientReceive", "device/\(id)/\(channel)", "allow"])
         }
         try await control(["addClientRole", id, "edge-device-\(id)"])
     }
