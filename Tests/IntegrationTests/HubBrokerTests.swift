@@ -10,7 +10,7 @@ extension IntegrationSuite {
     /// gateway's client id (and with it the gateway's persistent session).
     @Suite struct HubBrokerTests {
         static let gatewayAccounts = [
-            "edge-gateway", "edge-gateway-dialog", "edge-gateway-registration", "edge-gateway-dynsec", "edge-gateway-mic",
+            "edge-gateway", "edge-gateway-dialog", "edge-gateway-registration", "edge-gateway-dynsec", "edge-gateway-mic", "edge-gateway-commands",
         ]
 
         /// Waits until the broker's log shows `what`.
