@@ -134,7 +134,7 @@ public final class ShadowStore: Sendable {
     /// like any other refusal.
     public func updateDesired(_ device: DeviceID, message: [UInt8], nowMs: Int64) async throws(ShadowError) -> ShadowOutcome {
         let update: ShadowUpdate
-        do {
+        do throws(ShadowRefusal) {
             update = try ShadowUpdate.parse(message, maxBytes: configuration.maxMessageBytes)
         } catch {
             return refused(device, .desired, error)
@@ -150,7 +150,7 @@ public final class ShadowStore: Sendable {
     /// Parses `message` (``ShadowReport/parse(_:maxBytes:)``) and applies it, as ``updateDesired(_:message:nowMs:)``.
     public func report(_ device: DeviceID, message: [UInt8], nowMs: Int64) async throws(ShadowError) -> ShadowOutcome {
         let report: ShadowReport
-        do {
+        do throws(ShadowRefusal) {
             report = try ShadowReport.parse(message, maxBytes: configuration.maxMessageBytes)
         } catch {
             return refused(device, .reported, error)
@@ -162,12 +162,12 @@ public final class ShadowStore: Sendable {
     /// up to it are no longer ``unreported()``. A lower version than already recorded changes
     /// nothing; a higher one than the document's counts as the document's.
     public func markReported(_ device: DeviceID, version: Int64) async throws(ShadowError) {
-        try await mark(device, version: version, column: "reported_version", keyPath: \.reportedVersion)
+        try await mark(device, version: version, .upstream)
     }
 
     /// Records that the delta of `version` was sent to the device (rules as ``markReported(_:version:)``).
     public func markDeltaSent(_ device: DeviceID, version: Int64) async throws(ShadowError) {
-        try await mark(device, version: version, column: "delta_sent_version", keyPath: \.deltaSentVersion)
+        try await mark(device, version: version, .deltaSent)
     }
 
     /// Deletes the device's document (an operator's action); true when there was one. The version
@@ -195,7 +195,7 @@ public final class ShadowStore: Sendable {
     ) async throws(ShadowError) -> ShadowOutcome {
         let configuration = configuration
         let outcome: ShadowOutcome
-        do {
+        do throws(ShadowError) {
             outcome = try await run { connection throws(SQLiteError) -> ShadowOutcome in
                 let (current, count) = self.documents.withLock { ($0[device], $0.count) }
                 var document = current ?? ShadowDocument(device: device)
@@ -281,18 +281,41 @@ public final class ShadowStore: Sendable {
             ])
     }
 
-    private func mark(
-        _ device: DeviceID, version: Int64, column: StaticString, keyPath: WritableKeyPath<ShadowDocument, Int64> & Sendable
-    ) async throws(ShadowError) {
-        let sql = "UPDATE shadows SET \(column) = ? WHERE device_id = ?"
+    /// The two marks of a document's bookkeeping.
+    private enum Mark: Sendable {
+        case upstream, deltaSent
+
+        var sql: String {
+            switch self {
+            case .upstream: "UPDATE shadows SET reported_version = ? WHERE device_id = ?"
+            case .deltaSent: "UPDATE shadows SET delta_sent_version = ? WHERE device_id = ?"
+            }
+        }
+
+        func value(_ document: ShadowDocument) -> Int64 {
+            switch self {
+            case .upstream: document.reportedVersion
+            case .deltaSent: document.deltaSentVersion
+            }
+        }
+
+        func set(_ value: Int64, _ document: inout ShadowDocument) {
+            switch self {
+            case .upstream: document.reportedVersion = value
+            case .deltaSent: document.deltaSentVersion = value
+            }
+        }
+    }
+
+    private func mark(_ device: DeviceID, version: Int64, _ mark: Mark) async throws(ShadowError) {
         try await run { connection throws(SQLiteError) in
             guard var document = self.documents.withLock({ $0[device] }) else { return }
             let value = min(version, document.version)
-            guard value > document[keyPath: keyPath] else { return }
-            document[keyPath: keyPath] = value
+            guard value > mark.value(document) else { return }
+            mark.set(value, &document)
             try connection.execute("BEGIN IMMEDIATE")
             do throws(SQLiteError) {
-                let update = try connection.statement(sql)
+                let update = try connection.statement(mark.sql)
                 defer { update.reset() }
                 try update.bind(1, value)
                 try update.bind(2, device.rawValue)

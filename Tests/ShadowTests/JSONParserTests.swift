@@ -96,7 +96,7 @@ import Testing
     @Test(arguments: [
         "", " ", "NaN", "Infinity", "-Infinity", "+1", "01", "-01", "1.", ".5", "0x10", "1e", "1e+", "-", "--1", "1.5.5",
         "tru", "nul", "True", "None", "undefined", "[1,]", #"{"a":1,}"#, "[1 2]", #"{"a" 1}"#, #"{a:1}"#, "'a'",
-        "// c\n1", "/* c */1", "\u{FEFF}{}", #""a" "b""#, "{} {}", "[", "{", #"{"a":"#, #""unterminated"#, #""tab	here""#,
+        "// c\n1", "/* c */1", "\u{FEFF}{}", #""a" "b""#, "{} {}", "[", "{", #"{"a":"#, #""unterminated"#, "\"tab\there\"",
         #""\x41""#, #""\u12""#, #""\u12G4""#, "[1]]", "\u{0}",
     ])
     func whatIsNotJSONIsASyntaxError(_ input: String) {
