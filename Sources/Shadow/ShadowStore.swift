@@ -28,6 +28,7 @@ public final class ShadowStore: Sendable {
     private let documents: Mutex<[DeviceID: ShadowDocument]>
     private let metrics: ShadowMetrics
     private let logger: Logger
+    private let refusalLog: ShadowRefusalLog
 
     static let schema = """
         CREATE TABLE IF NOT EXISTS shadows (
@@ -77,6 +78,7 @@ public final class ShadowStore: Sendable {
         self.documents = Mutex(loaded)
         self.metrics = ShadowMetrics(factory: metricsFactory)
         self.logger = logger
+        self.refusalLog = ShadowRefusalLog(logger: logger)
         metrics.documents.record(loaded.count)
         if loaded.count > configuration.maxDevices {
             logger.warning(
@@ -137,7 +139,7 @@ public final class ShadowStore: Sendable {
         do throws(ShadowRefusal) {
             update = try ShadowUpdate.parse(message, maxBytes: configuration.maxMessageBytes)
         } catch {
-            return refused(device, .desired, error)
+            return refused(device, .desired, error, nowMs: nowMs)
         }
         return try await updateDesired(device, update, nowMs: nowMs)
     }
@@ -153,7 +155,7 @@ public final class ShadowStore: Sendable {
         do throws(ShadowRefusal) {
             report = try ShadowReport.parse(message, maxBytes: configuration.maxMessageBytes)
         } catch {
-            return refused(device, .reported, error)
+            return refused(device, .reported, error, nowMs: nowMs)
         }
         return try await self.report(device, report, nowMs: nowMs)
     }
@@ -258,27 +260,18 @@ public final class ShadowStore: Sendable {
             logger.debug(
                 "shadow \(section.rawValue) unchanged", metadata: ["device.id": "\(device)", "shadow.version": "\(document.version)"])
         case .conflict(let refusal), .rejected(let refusal):
-            log(refusal, device, section)
+            refusalLog.log(refusal, device: device, section: section, nowMs: nowMs)
         }
         return outcome
     }
 
-    private func refused(_ device: DeviceID, _ section: ShadowSection, _ refusal: ShadowRefusal) -> ShadowOutcome {
+    private func refused(_ device: DeviceID, _ section: ShadowSection, _ refusal: ShadowRefusal, nowMs: Int64) -> ShadowOutcome {
         var refusal = refusal
         refusal.version = document(device).version
         let outcome = ShadowOutcome.rejected(refusal)
         metrics.record(outcome, section: section)
-        log(refusal, device, section)
+        refusalLog.log(refusal, device: device, section: section, nowMs: nowMs)
         return outcome
-    }
-
-    private func log(_ refusal: ShadowRefusal, _ device: DeviceID, _ section: ShadowSection) {
-        logger.notice(
-            "shadow \(section == .desired ? "update" : "report") refused",
-            metadata: [
-                "device.id": "\(device)", "shadow.version": "\(refusal.version.map(String.init) ?? "0")", "reason": "\(refusal.code.rawValue)",
-                "detail": "\(refusal.reason)",
-            ])
     }
 
     /// The two marks of a document's bookkeeping.

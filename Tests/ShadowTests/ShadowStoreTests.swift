@@ -37,12 +37,13 @@ import Testing
         return (document, delta)
     }
 
-    @Test func anUnknownDeviceHasTheEmptyDocument() throws {
+    @Test func anUnknownDeviceHasTheEmptyDocument() async throws {
         let store = try open()
         let document = store.document(lamp)
         #expect(text(document.encoded()) == #"{"desired":{},"reported":{},"version":0,"updatedAt":0}"#)
         #expect(store.delta(lamp).isEmpty)
         #expect(store.count == 0)
+        await store.close()
     }
 
     @Test func everyChangeAddsOneToTheVersionAndTheDeltaFollows() async throws {
@@ -61,6 +62,7 @@ import Testing
         #expect(counter("gateway.shadow.updates.total", [("outcome", "applied")]) == 1)
         #expect(counter("gateway.shadow.reports.total", [("outcome", "applied")]) == 1)
         #expect(try metrics.expectGauge("gateway.shadow.documents").lastValue == 1)
+        await store.close()
     }
 
     @Test func mergePatchNullRemovesAKey() async throws {
@@ -69,6 +71,7 @@ import Testing
         let (document, _) = try Self.applied(try await store.updateDesired(lamp, update(#"{"led": null, "color": {"g": null}}"#), nowMs: 2))
         #expect(text(JSONValue.object(document.desired).encoded()) == #"{"color":{"r":1}}"#)
         #expect(document.version == 2)
+        await store.close()
     }
 
     @Test func aWrongExpectedVersionIsAConflictAndChangesNothing() async throws {
@@ -90,6 +93,7 @@ import Testing
         guard case .applied = try await store.updateDesired(plug, update(#"{"on": true}"#, version: 0), nowMs: 6) else { throw TestFailure("version 0") }
         #expect(counter("gateway.shadow.updates.total", [("outcome", "conflict")]) == 2)
         #expect(counter("gateway.shadow.rejected.total", [("message", "update"), ("reason", "version_conflict")]) == 2)
+        await store.close()
     }
 
     @Test func aPatchThatChangesNothingIsUnchangedAndKeepsTheVersion() async throws {
@@ -105,6 +109,7 @@ import Testing
         guard case .unchanged = try await store.report(plug, report(#"{"x": null}"#), nowMs: 9) else { throw TestFailure("plug") }
         #expect(store.count == 1)
         #expect(counter("gateway.shadow.updates.total", [("outcome", "unchanged")]) == 4)
+        await store.close()
     }
 
     @Test func aChangeOverMaxBytesIsRefusedAndTheOldDocumentKeptAlsoAfterReopening() async throws {
@@ -130,6 +135,7 @@ import Testing
         #expect(reopened.document(lamp) == document)
         #expect(counter("gateway.shadow.rejected.total", [("message", "update"), ("reason", "too_large")]) == 1)
         #expect(counter("gateway.shadow.rejected.total", [("message", "report"), ("reason", "too_large")]) == 1)
+        await reopened.close()
     }
 
     @Test func aNewDeviceOverMaxDevicesIsRefusedButKnownDevicesGoOn() async throws {
@@ -147,6 +153,7 @@ import Testing
         #expect(try await store.remove(plug))
         guard case .applied = try await store.report(third, report(#"{"a": 1}"#), nowMs: 4) else { throw TestFailure("after remove") }
         #expect(counter("gateway.shadow.rejected.total", [("message", "report"), ("reason", "too_many_devices")]) == 1)
+        await store.close()
     }
 
     @Test func documentsSurviveCloseAndReopenWithTheirTextAndOrder() async throws {
@@ -169,6 +176,7 @@ import Testing
         let (next, _) = try Self.applied(try await reopened.updateDesired(lamp, update(#"{"q": 1}"#, version: 2), nowMs: 444))
         #expect(next.version == 3)
         #expect(try metrics.expectGauge("gateway.shadow.documents").lastValue == 2)
+        await reopened.close()
     }
 
     @Test func unreportedAndUndeliveredBookkeepingSurvivesReopening() async throws {
@@ -210,7 +218,9 @@ import Testing
         _ = try await reopened.report(lamp, report(#"{"level": 5}"#), nowMs: 5)
         #expect(reopened.undeliveredDeltas().isEmpty)
         await reopened.close()
-        #expect(try open().document(lamp).reportedVersion == 3)
+        let again = try open()
+        #expect(again.document(lamp).reportedVersion == 3)
+        await again.close()
     }
 
     @Test func concurrentChangesOfOneDeviceAreSerialized() async throws {
@@ -235,6 +245,7 @@ import Testing
         #expect(outcomes.filter { if case .applied = $0 { true } else { false } }.count == 1)
         #expect(outcomes.filter { if case .conflict = $0 { true } else { false } }.count == 39)
         #expect(store.document(lamp).version == 41)
+        await store.close()
     }
 
     @Test func rawMessagesAreParsedWithTheMessageCapAndRefusalsCounted() async throws {
@@ -259,6 +270,7 @@ import Testing
         #expect(counter("gateway.shadow.rejected.total", [("message", "update"), ("reason", "invalid")]) == 1)
         #expect(counter("gateway.shadow.rejected.total", [("message", "report"), ("reason", "too_large")]) == 1)
         #expect(counter("gateway.shadow.rejected.total", [("message", "report"), ("reason", "invalid")]) == 1)
+        await store.close()
     }
 
     @Test func aPatchNestedBeyondWhatReloadsIsRefused() async throws {
@@ -269,6 +281,7 @@ import Testing
         let outcome = try await store.updateDesired(lamp, ShadowUpdate(desired: patch), nowMs: 1)
         #expect(outcome.refusal?.code == .invalid)
         #expect(store.count == 0)
+        await store.close()
     }
 
     @Test func removeForgetsTheDocumentDurably() async throws {
@@ -278,7 +291,9 @@ import Testing
         #expect(try await store.remove(lamp) == false)
         #expect(store.document(lamp).version == 0)
         await store.close()
-        #expect(try open().count == 0)
+        let again = try open()
+        #expect(again.count == 0)
+        await again.close()
     }
 
     @Test func aClosedStoreRefusesChangesWithATypedError() async throws {
@@ -288,6 +303,35 @@ import Testing
             _ = try await store.updateDesired(self.lamp, self.update(#"{"a": 1}"#), nowMs: 1)
         }
         #expect(counter("gateway.shadow.updates.total", [("outcome", "failed")]) == 1)
+        await store.close()
+    }
+
+    @Test func changesAreLoggedWithDeviceAndVersionAndRefusalsAtMostOncePerTenSecondsWithACount() async throws {
+        let recorder = LogRecorder()
+        let store = try ShadowStore(path: path, configuration: ShadowConfiguration(), logger: recorder.logger, metricsFactory: metrics)
+        _ = try await store.updateDesired(lamp, update(#"{"a": 1}"#), nowMs: 1_000)
+        let change = try #require(recorder.recorded.first { $0.message == "shadow desired changed" })
+        #expect(change.level == .info && change.metadata["device.id"] == "lamp-1" && change.metadata["shadow.version"] == "1")
+
+        for nowMs: Int64 in [2_000, 3_000, 11_999] {
+            _ = try await store.report(lamp, message: Array("nope".utf8), nowMs: nowMs)
+        }
+        var refusals = recorder.recorded.filter { $0.message == "shadow report refused" }
+        #expect(refusals.count == 1)
+        #expect(refusals.first?.level == .warning)
+        #expect(refusals.first?.metadata["reason"] == "invalid" && refusals.first?.metadata["count"] == "1")
+        #expect(refusals.first?.metadata["device.id"] == "lamp-1" && refusals.first?.metadata["shadow.version"] == "1")
+        // Another kind is logged on its own; a conflict is no fault (notice).
+        _ = try await store.updateDesired(lamp, update(#"{"a": 2}"#, version: 7), nowMs: 3_000)
+        let conflict = try #require(recorder.recorded.first { $0.message == "shadow update refused" })
+        #expect(conflict.level == .notice && conflict.metadata["reason"] == "version_conflict")
+        // Ten seconds after the last line: one line for the two suppressed and this one.
+        _ = try await store.report(lamp, message: Array("nope".utf8), nowMs: 12_000)
+        refusals = recorder.recorded.filter { $0.message == "shadow report refused" }
+        #expect(refusals.count == 2)
+        #expect(refusals.last?.metadata["count"] == "3")
+        #expect(counter("gateway.shadow.rejected.total", [("message", "report"), ("reason", "invalid")]) == 4)
+        await store.close()
     }
 
     @Test func aDamagedRowIsLeftOutAtOpenAndTheOthersLoad() async throws {
@@ -303,5 +347,6 @@ import Testing
         #expect(reopened.document(plug).version == 0)
         // The device's next change replaces the damaged row.
         guard case .applied = try await reopened.updateDesired(plug, update(#"{"b": 3}"#), nowMs: 2) else { throw TestFailure("plug") }
+        await reopened.close()
     }
 }
