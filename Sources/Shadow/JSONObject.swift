@@ -13,8 +13,8 @@ public struct JSONObject: Sendable, Equatable, ExpressibleByDictionaryLiteral {
 
     /// The members in order.
     public private(set) var members: [Member] = []
-    /// Position of each key in `members`, by the key's UTF-8 bytes.
-    private var positions: [[UInt8]: Int] = [:]
+    /// Position of each key in `members`.
+    private var positions: [MemberKey: Int] = [:]
 
     public init() {}
 
@@ -29,22 +29,22 @@ public struct JSONObject: Sendable, Equatable, ExpressibleByDictionaryLiteral {
     /// The value of `key`; setting `nil` removes the member.
     public subscript(key: String) -> JSONValue? {
         get {
-            positions[Array(key.utf8)].map { members[$0].value }
+            positions[MemberKey(key)].map { members[$0].value }
         }
         set {
-            let bytes = Array(key.utf8)
-            if let position = positions[bytes] {
+            let memberKey = MemberKey(key)
+            if let position = positions[memberKey] {
                 if let newValue {
                     members[position].value = newValue
                 } else {
                     members.remove(at: position)
-                    positions[bytes] = nil
+                    positions[memberKey] = nil
                     for index in position..<members.count {
-                        positions[Array(members[index].key.utf8)] = index
+                        positions[MemberKey(members[index].key)] = index
                     }
                 }
             } else if let newValue {
-                positions[bytes] = members.count
+                positions[memberKey] = members.count
                 members.append(Member(key: key, value: newValue))
             }
         }
@@ -52,9 +52,9 @@ public struct JSONObject: Sendable, Equatable, ExpressibleByDictionaryLiteral {
 
     /// Adds a member whose key is not there yet; false (and nothing changed) when it is.
     mutating func insertNew(key: String, value: JSONValue) -> Bool {
-        let bytes = Array(key.utf8)
-        guard positions[bytes] == nil else { return false }
-        positions[bytes] = members.count
+        let memberKey = MemberKey(key)
+        guard positions[memberKey] == nil else { return false }
+        positions[memberKey] = members.count
         members.append(Member(key: key, value: value))
         return true
     }
@@ -66,5 +66,24 @@ public struct JSONObject: Sendable, Equatable, ExpressibleByDictionaryLiteral {
             guard let other = rhs[member.key], other == member.value else { return false }
         }
         return true
+    }
+
+    /// A key as JSON compares it: by its UTF-8 bytes (Swift's `String ==` would apply Unicode
+    /// canonical equivalence). Costs no copy of the key.
+    private struct MemberKey: Hashable, Sendable {
+        let string: String
+
+        init(_ string: String) {
+            self.string = string
+        }
+
+        static func == (lhs: MemberKey, rhs: MemberKey) -> Bool {
+            lhs.string.utf8.elementsEqual(rhs.string.utf8)
+        }
+
+        func hash(into hasher: inout Hasher) {
+            for byte in string.utf8 { hasher.combine(byte) }
+            hasher.combine(UInt8(0xFF))  // never in UTF-8: ends the key
+        }
     }
 }
