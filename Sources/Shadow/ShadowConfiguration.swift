@@ -10,8 +10,8 @@ public struct ShadowConfiguration: Sendable, Equatable {
     /// before the message is parsed.
     public var maxMessageBytes = 8192
     /// The most devices with a document (`shadow.maxDevices`); a change that would add one more is
-    /// refused. Documents are kept in memory (parsed, a few times their serialized size), so this
-    /// and ``maxBytes`` bound the store's memory.
+    /// refused. Documents are kept in memory as their JSON, so `maxDevices × maxBytes` bounds the
+    /// store's memory (about 80 MB at the defaults).
     public var maxDevices = 10000
 
     public init(enabled: Bool = true, maxBytes: Int = 8192, maxMessageBytes: Int = 8192, maxDevices: Int = 10000) {

@@ -57,12 +57,17 @@ public struct ShadowDocument: Sendable, Equatable {
     /// `hubs/{hubId}/shadow/{deviceId}`, to the device on `device/{id}/shadow`, and what
     /// `shadow.maxBytes` is measured on.
     public func encoded() -> [UInt8] {
+        Self.encode(desired: desired.encoded(), reported: reported.encoded(), version: version, updatedAt: updatedAt)
+    }
+
+    /// The whole document from its sides' JSON.
+    static func encode(desired: [UInt8], reported: [UInt8], version: Int64, updatedAt: Int64) -> [UInt8] {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(64)
+        bytes.reserveCapacity(desired.count + reported.count + 64)
         bytes.append(contentsOf: #"{"desired":"#.utf8)
-        desired.append(to: &bytes)
+        bytes.append(contentsOf: desired)
         bytes.append(contentsOf: #","reported":"#.utf8)
-        reported.append(to: &bytes)
+        bytes.append(contentsOf: reported)
         bytes.append(contentsOf: #","version":"#.utf8)
         bytes.append(contentsOf: String(version).utf8)
         bytes.append(contentsOf: #","updatedAt":"#.utf8)

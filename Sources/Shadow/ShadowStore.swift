@@ -24,8 +24,9 @@ import Synchronization
 public final class ShadowStore: Sendable {
     public let configuration: ShadowConfiguration
     private let store: SQLiteStore
-    /// The documents by device: written only on the store's thread, after a commit.
-    private let documents: Mutex<[DeviceID: ShadowDocument]>
+    /// The documents by device, as their JSON (``StoredShadow``): written only on the store's
+    /// thread, after a commit.
+    private let documents: Mutex<[DeviceID: StoredShadow]>
     private let metrics: ShadowMetrics
     private let logger: Logger
     private let refusalLog: ShadowRefusalLog
@@ -51,7 +52,7 @@ public final class ShadowStore: Sendable {
         metricsFactory: any MetricsFactory = MetricsSystem.factory
     ) throws(ShadowError) {
         let connection: SQLiteConnection
-        var loaded: [DeviceID: ShadowDocument] = [:]
+        var loaded: [DeviceID: StoredShadow] = [:]
         do {
             connection = try SQLiteConnection.openStore(path: path, synchronous: .full, schema: Self.schema)
             let select = try connection.statement(
@@ -66,9 +67,10 @@ public final class ShadowStore: Sendable {
                     logger.error("shadow row unreadable, left out", metadata: ["device.id": "\(DeviceID.escapedForLog(id.utf8))"])
                     continue
                 }
-                loaded[device] = ShadowDocument(
-                    device: device, desired: desired, reported: reported, version: select.int64(3), updatedAt: select.int64(4),
-                    desiredVersion: select.int64(5), reportedVersion: select.int64(6), deltaSentVersion: select.int64(7))
+                loaded[device] = StoredShadow(
+                    ShadowDocument(
+                        device: device, desired: desired, reported: reported, version: select.int64(3), updatedAt: select.int64(4),
+                        desiredVersion: select.int64(5), reportedVersion: select.int64(6), deltaSentVersion: select.int64(7)))
             }
         } catch {
             throw ShadowError(.openFailed, "shadow store \(path): \(error)")
@@ -96,7 +98,13 @@ public final class ShadowStore: Sendable {
 
     /// The device's document; the empty one (version 0, `updatedAt` 0) when it has none.
     public func document(_ device: DeviceID) -> ShadowDocument {
-        documents.withLock { $0[device] } ?? ShadowDocument(device: device)
+        documents.withLock { $0[device] }?.document ?? ShadowDocument(device: device)
+    }
+
+    /// The device's whole document as JSON, as ``ShadowDocument/encoded()`` gives it, without
+    /// parsing it (the answer to `device/{id}/shadow/get`).
+    public func encodedDocument(_ device: DeviceID) -> [UInt8] {
+        documents.withLock { $0[device] }?.encodedDocument ?? ShadowDocument(device: device).encoded()
     }
 
     /// The device's delta (empty when it has no document).
@@ -112,13 +120,13 @@ public final class ShadowStore: Sendable {
     /// Documents whose latest version the caller has not confirmed stored for upstream
     /// (``markReported(_:version:)``), by device id: after a restart, what still has to go to the cloud.
     public func unreported() -> [ShadowDocument] {
-        documents.withLock { $0.values.filter(\.isUnreported) }.sorted { $0.device.rawValue < $1.device.rawValue }
+        documents.withLock { $0.values.filter(\.isUnreported) }.sorted { $0.device.rawValue < $1.device.rawValue }.map(\.document)
     }
 
     /// Documents whose `desired` changed after the last delta the caller confirmed sending
     /// (``markDeltaSent(_:version:)``) and whose delta is not empty, by device id.
     public func undeliveredDeltas() -> [ShadowDocument] {
-        documents.withLock { $0.values.filter(\.hasUndeliveredDelta) }.sorted { $0.device.rawValue < $1.device.rawValue }
+        documents.withLock { $0.values.filter(\.hasUndeliveredDelta) }.sorted { $0.device.rawValue < $1.device.rawValue }.map(\.document)
     }
 
     // MARK: - Changes (committed before they return)
@@ -200,7 +208,7 @@ public final class ShadowStore: Sendable {
         do throws(ShadowError) {
             outcome = try await run { connection throws(SQLiteError) -> ShadowOutcome in
                 let (current, count) = self.documents.withLock { ($0[device], $0.count) }
-                var document = current ?? ShadowDocument(device: device)
+                var document = current?.document ?? ShadowDocument(device: device)
                 if let expectedVersion, expectedVersion != document.version {
                     return .conflict(
                         ShadowRefusal(
@@ -228,15 +236,16 @@ public final class ShadowStore: Sendable {
                 document.version += 1
                 document.updatedAt = nowMs
                 if section == .desired { document.desiredVersion = document.version }
-                let size = document.encoded().count
+                let stored = StoredShadow(document)
+                let size = stored.encodedDocument.count
                 guard size <= configuration.maxBytes else {
                     return .rejected(
                         ShadowRefusal(
                             .tooLarge, "the document would have \(size) bytes, more than shadow.maxBytes (\(configuration.maxBytes))",
                             clientToken: clientToken, version: previousVersion))
                 }
-                try Self.save(document, connection)
-                self.documents.withLock { $0[device] = document }
+                try Self.save(stored, connection)
+                self.documents.withLock { $0[device] = stored }
                 return .applied(document, delta: document.delta)
             }
         } catch {
@@ -285,14 +294,14 @@ public final class ShadowStore: Sendable {
             }
         }
 
-        func value(_ document: ShadowDocument) -> Int64 {
+        func value(_ document: StoredShadow) -> Int64 {
             switch self {
             case .upstream: document.reportedVersion
             case .deltaSent: document.deltaSentVersion
             }
         }
 
-        func set(_ value: Int64, _ document: inout ShadowDocument) {
+        func set(_ value: Int64, _ document: inout StoredShadow) {
             switch self {
             case .upstream: document.reportedVersion = value
             case .deltaSent: document.deltaSentVersion = value
@@ -323,7 +332,7 @@ public final class ShadowStore: Sendable {
     }
 
     /// Writes the whole row of `document` in one transaction.
-    private static func save(_ document: ShadowDocument, _ connection: SQLiteConnection) throws(SQLiteError) {
+    private static func save(_ document: StoredShadow, _ connection: SQLiteConnection) throws(SQLiteError) {
         try connection.execute("BEGIN IMMEDIATE")
         do throws(SQLiteError) {
             let upsert = try connection.statement(
@@ -336,8 +345,8 @@ public final class ShadowStore: Sendable {
                 """)
             defer { upsert.reset() }
             try upsert.bind(1, document.device.rawValue)
-            try upsert.bind(2, String(decoding: document.desired.encoded(), as: UTF8.self))
-            try upsert.bind(3, String(decoding: document.reported.encoded(), as: UTF8.self))
+            try upsert.bind(2, String(decoding: document.desired, as: UTF8.self))
+            try upsert.bind(3, String(decoding: document.reported, as: UTF8.self))
             try upsert.bind(4, document.version)
             try upsert.bind(5, document.updatedAt)
             try upsert.bind(6, document.desiredVersion)

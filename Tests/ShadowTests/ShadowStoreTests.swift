@@ -170,6 +170,8 @@ import Testing
         #expect(reopened.document(lamp) == lampBefore)
         #expect(reopened.document(plug) == plugBefore)
         #expect(reopened.document(lamp).encoded() == lampBefore.encoded())
+        #expect(reopened.encodedDocument(lamp) == lampBefore.encoded())
+        #expect(text(reopened.encodedDocument(DeviceID("nobody")!)) == #"{"desired":{},"reported":{},"version":0,"updatedAt":0}"#)
         #expect(
             text(reopened.document(lamp).encoded())
                 == #"{"desired":{"z":18446744073709551617,"a":0.10,"m":{"é":"ü\u0000"}},"reported":{"z":1},"version":2,"updatedAt":222}"#)
