@@ -29,7 +29,7 @@ public final class ShadowStore: Sendable {
     private let documents: Mutex<[DeviceID: StoredShadow]>
     private let metrics: ShadowMetrics
     private let logger: Logger
-    private let refusalLog: ShadowRefusalLog
+    private let problemLog: ShadowProblemLog
 
     static let schema = """
         CREATE TABLE IF NOT EXISTS shadows (
@@ -80,7 +80,7 @@ public final class ShadowStore: Sendable {
         self.documents = Mutex(loaded)
         self.metrics = ShadowMetrics(factory: metricsFactory)
         self.logger = logger
-        self.refusalLog = ShadowRefusalLog(logger: logger)
+        self.problemLog = ShadowProblemLog(logger: logger)
         metrics.documents.record(loaded.count)
         if loaded.count > configuration.maxDevices {
             logger.warning(
@@ -250,8 +250,7 @@ public final class ShadowStore: Sendable {
             }
         } catch {
             metrics.recordFailure(section: section)
-            logger.error(
-                "shadow change not stored", metadata: ["device.id": "\(device)", "shadow.section": "\(section.rawValue)", "error": "\(error)"])
+            problemLog.failed(error, device: device, section: section, nowMs: nowMs)
             throw error
         }
         metrics.record(outcome, section: section)
@@ -269,17 +268,17 @@ public final class ShadowStore: Sendable {
             logger.debug(
                 "shadow \(section.rawValue) unchanged", metadata: ["device.id": "\(device)", "shadow.version": "\(document.version)"])
         case .conflict(let refusal), .rejected(let refusal):
-            refusalLog.log(refusal, device: device, section: section, nowMs: nowMs)
+            problemLog.refused(refusal, device: device, section: section, nowMs: nowMs)
         }
         return outcome
     }
 
     private func refused(_ device: DeviceID, _ section: ShadowSection, _ refusal: ShadowRefusal, nowMs: Int64) -> ShadowOutcome {
         var refusal = refusal
-        refusal.version = document(device).version
+        refusal.version = documents.withLock { $0[device]?.version } ?? 0
         let outcome = ShadowOutcome.rejected(refusal)
         metrics.record(outcome, section: section)
-        refusalLog.log(refusal, device: device, section: section, nowMs: nowMs)
+        problemLog.refused(refusal, device: device, section: section, nowMs: nowMs)
         return outcome
     }
 

@@ -298,14 +298,19 @@ import Testing
         await again.close()
     }
 
-    @Test func aClosedStoreRefusesChangesWithATypedError() async throws {
-        let store = try open()
+    @Test func aClosedStoreRefusesChangesWithATypedErrorCountedAndLoggedOncePerTenSeconds() async throws {
+        let recorder = LogRecorder()
+        let store = try ShadowStore(path: path, configuration: ShadowConfiguration(), logger: recorder.logger, metricsFactory: metrics)
         await store.close()
-        await #expect(throws: ShadowError.self) {
-            _ = try await store.updateDesired(self.lamp, self.update(#"{"a": 1}"#), nowMs: 1)
+        for nowMs: Int64 in [1, 2] {
+            await #expect(throws: ShadowError(.closed, "the shadow store is closed")) {
+                _ = try await store.updateDesired(self.lamp, self.update(#"{"a": 1}"#), nowMs: nowMs)
+            }
         }
-        #expect(counter("gateway.shadow.updates.total", [("outcome", "failed")]) == 1)
-        await store.close()
+        #expect(counter("gateway.shadow.updates.total", [("outcome", "failed")]) == 2)
+        let failures = recorder.recorded.filter { $0.message == "shadow change not stored" }
+        #expect(failures.count == 1 && failures.first?.level == .error && failures.first?.metadata["device.id"] == "lamp-1")
+        #expect(store.document(lamp).version == 0)
     }
 
     @Test func changesAreLoggedWithDeviceAndVersionAndRefusalsAtMostOncePerTenSecondsWithACount() async throws {
