@@ -100,4 +100,39 @@ import Testing
         let invalid = ShadowRefusal(.invalid, "not JSON")
         #expect(text(invalid.encoded()) == #"{"clientToken":null,"code":"invalid","reason":"not JSON"}"#)
     }
+
+    /// Mutated updates and reports: never a crash; a refusal's reason stays short whatever the
+    /// input, and its JSON is valid (it goes back to the sender).
+    @Test func mutatedMessagesAreParsedOrRefusedWithAShortReasonAndValidJSON() throws {
+        let seeds = [
+            Array(#"{"desired":{"led":"on","cfg":{"a":[1,2.5,null]}},"version":3,"clientToken":"tok"}"#.utf8),
+            Array(#"{"reported":{"led":"off","\u00e9":true},"clientToken":"r-1"}"#.utf8),
+        ]
+        let alphabet = Array(#"{}[]:,"\-.0123456789eEtrufalsn desiredreportedversionclientToken"#.utf8) + [0x00, 0x0A, 0x80, 0xC3, 0xFF]
+        var random = SplitMix(seed: 0xC0FFEE)
+        var refused = 0
+        for round in 0..<4000 {
+            var bytes = seeds[round % 2]
+            for _ in 0..<(1 + random.next(3)) {
+                guard !bytes.isEmpty else { break }
+                let position = random.next(bytes.count)
+                switch random.next(3) {
+                case 0: bytes[position] = alphabet[random.next(alphabet.count)]
+                case 1: bytes.remove(at: position)
+                default: bytes.insert(alphabet[random.next(alphabet.count)], at: position)
+                }
+            }
+            let input = bytes
+            let refusals = [
+                Self.refusal(Result { () throws(ShadowRefusal) in try ShadowUpdate.parse(input, maxBytes: 80) }),
+                Self.refusal(Result { () throws(ShadowRefusal) in try ShadowReport.parse(input, maxBytes: 80) }),
+            ]
+            for refusal in refusals.compactMap({ $0 }) {
+                refused += 1
+                #expect(refusal.reason.count <= 160, "\(refusal.reason)")
+                #expect((try? JSONValue.parse(refusal.encoded(), maxBytes: 1000)) != nil, "\(text(refusal.encoded()))")
+            }
+        }
+        #expect(refused > 1000)
+    }
 }
