@@ -221,6 +221,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            // The device shadow (CONTRACTS.md §7): JSON values, merge patches and deltas, the messages,
+            // and the durable documents (ShadowStore). No MQTT: the device edge and the upstream link call it.
+            name: "Shadow",
+            dependencies: [
+                "GatewayCore", "SQLite",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            exclude: ["README.md"],  // the module's documentation page
+            swiftSettings: swiftSettings
+        ),
+        .target(
             // The operator's view: health, Prometheus metrics, the JSON API, the live stream and
             // the status page (Hummingbird).
             name: "Admin",
@@ -347,6 +359,15 @@ let package = Package(
                 "Upstream", "Outbox", "MQTT", "GatewayCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ShadowTests",
+            dependencies: [
+                "Shadow", "GatewayCore", "SQLite",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             swiftSettings: swiftSettings
         ),

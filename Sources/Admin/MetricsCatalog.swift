@@ -95,6 +95,12 @@ public enum MetricsCatalog {
         "gateway.commands.purged.total": counter("Finished commands removed after commands.retentionSeconds."),
         "gateway.commands.pending": gauge("Unfinished commands (queued, in flight, delivered) of all devices."),
 
+        // Device shadows (Sources/Shadow).
+        "gateway.shadow.updates.total": counter("Cloud shadow updates, by outcome (applied, unchanged, conflict, rejected, failed)."),
+        "gateway.shadow.reports.total": counter("Device shadow reports, by outcome (applied, unchanged, rejected, failed)."),
+        "gateway.shadow.rejected.total": counter("Shadow updates and reports refused, by message (update, report) and reason."),
+        "gateway.shadow.documents": gauge("Devices with a shadow document on the hub."),
+
         // The daemon and its admin API.
         "gateway.disk.written.bytes.total": counter("Bytes the daemon made the kernel write to storage (its SQLite stores: WAL, checkpoints), from /proc/self/io."),
         "gateway.log.messages.total": counter("Warnings and errors the daemon logged, by level (warning, error, critical)."),
