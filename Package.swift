@@ -203,7 +203,7 @@ let package = Package(
             // link, the outbox and DeviceLink's commands connection.
             name: "CloudToDevice",
             dependencies: [
-                "GatewayCore", "Commands", "DeviceLink", "Outbox", "Reporting",
+                "GatewayCore", "Commands", "Shadow", "DeviceLink", "Outbox", "Reporting",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -255,7 +255,7 @@ let package = Package(
         .executableTarget(
             name: "edge-gateway",
             dependencies: [
-                "GatewayCore", "Outbox", "MQTT", "DeviceLink", "Upstream", "Systemd", "MLLink", "Users", "Dialog", "Registration", "REST", "Admin", "Reporting", "BuildInfo", "Platform", "Commands", "CloudToDevice",
+                "GatewayCore", "Outbox", "MQTT", "DeviceLink", "Upstream", "Systemd", "MLLink", "Users", "Dialog", "Registration", "REST", "Admin", "Reporting", "BuildInfo", "Platform", "Commands", "Shadow", "CloudToDevice",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

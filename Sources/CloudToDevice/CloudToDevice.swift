@@ -7,6 +7,7 @@ import Metrics
 import Outbox
 import Reporting
 import ServiceLifecycle
+import Shadow
 import Synchronization
 
 /// What the cloud asks of devices, carried both ways (CONTRACTS.md §5–§7): cloud commands to
@@ -57,6 +58,7 @@ public final class CloudToDevice: Service, Sendable {
 
     let configuration: CloudToDeviceConfiguration
     let commands: CommandQueue?
+    let shadows: ShadowStore?
     let outbox: Outbox
     let downlink: any DeviceDownlink
     let inbox: DeviceInbox<DeviceInbound>?
@@ -65,6 +67,7 @@ public final class CloudToDevice: Service, Sendable {
     let isKnown: @Sendable (DeviceID) -> Bool
     let logger: Logger
     let commandTopic: CloudTopic
+    let shadowTopic: CloudTopic
     private let inputs = AsyncStream.makeStream(of: (Input, @Sendable () -> Void).self)
     private let publisher = StatePublisher(State())
     /// When the loop should next look at the clock (ms since the epoch); `.max`: nothing waits.
@@ -74,12 +77,14 @@ public final class CloudToDevice: Service, Sendable {
     /// - Parameters:
     ///   - isKnown: whether a device may get commands (with registration on: registered).
     public init(
-        configuration: CloudToDeviceConfiguration, commands: CommandQueue?, outbox: Outbox, downlink: any DeviceDownlink,
+        configuration: CloudToDeviceConfiguration, commands: CommandQueue?, shadows: ShadowStore? = nil, outbox: Outbox,
+        downlink: any DeviceDownlink,
         inbox: DeviceInbox<DeviceInbound>?, link: AsyncStream<LinkChange>?, activity: DeviceActivity,
         isKnown: @escaping @Sendable (DeviceID) -> Bool = { _ in true }, logger: Logger
     ) {
         self.configuration = configuration
         self.commands = commands
+        self.shadows = shadows
         self.outbox = outbox
         self.downlink = downlink
         self.inbox = inbox
@@ -88,6 +93,7 @@ public final class CloudToDevice: Service, Sendable {
         self.isKnown = isKnown
         self.logger = logger
         commandTopic = CloudTopic(template: configuration.commands.topic, hubID: configuration.hubID)
+        shadowTopic = CloudTopic(template: configuration.shadowTopic, hubID: configuration.hubID)
     }
 
     /// Pending commands per device and the link, as values.
@@ -98,6 +104,9 @@ public final class CloudToDevice: Service, Sendable {
         var filters: [String] = []
         if configuration.commands.enabled {
             filters.append(CloudTopic(template: configuration.commands.topic, hubID: configuration.hubID).filter())
+        }
+        if configuration.shadow.enabled {
+            filters.append(CloudTopic(template: configuration.shadowTopic, hubID: configuration.hubID).filter(leaf: "/update"))
         }
         return filters
     }
@@ -150,6 +159,9 @@ public final class CloudToDevice: Service, Sendable {
         if let commands {
             for record in (try? await commands.unreported()) ?? [] { await report(record, commands: commands) }
         }
+        if let shadows {
+            for document in shadows.unreported() { await report(document, shadows: shadows) }
+        }
         await publishPending()
         await withTaskGroup(of: Void.self) { group in
             if let inbox {
@@ -190,7 +202,8 @@ public final class CloudToDevice: Service, Sendable {
             group.cancelAll()
         }
         await commands?.close()
-        logger.info("cloud commands stopped")
+        await shadows?.close()
+        logger.info("cloud commands and shadows stopped")
     }
 
     /// Ticks when the earliest deadline (an expiry, a re-send) has come; looks at least once a second.
@@ -232,8 +245,24 @@ public final class CloudToDevice: Service, Sendable {
                     break
                 }
             }
+            if let shadows, configuration.shadow.enabled {
+                switch shadowTopic.device(in: topic, leaf: "/update") {
+                case .success(let device):
+                    await update(device: device, payload: payload, shadows: shadows, now: now)
+                    return
+                case .failure(.invalidDeviceID(let escaped)):
+                    invalidTopics.increment()
+                    logger.warning("a shadow update for an invalid device id is ignored", metadata: ["topic.device": "\(escaped)"])
+                    return
+                case .failure(.otherTopic):
+                    break
+                }
+            }
             invalidTopics.increment()
             logger.debug("ignored a cloud message on an unexpected topic", metadata: ["topic": "\(DeviceID.escapedForLog(topic))"])
+        case .device(let message) where message.channel == .shadowReport || message.channel == .shadowGet:
+            guard let shadows else { return }
+            await shadowMessage(message, shadows: shadows, now: now)
         case .device(let message):
             guard let commands, message.channel == .commandResult else { return }
             do {
@@ -246,7 +275,13 @@ public final class CloudToDevice: Service, Sendable {
             }
         case .online(let device):
             if let commands { await deliver(to: device, commands: commands, now: now) }
+            // CONTRACTS.md §7: a device coming online gets its delta, when there is one.
+            if let shadows, !shadows.delta(device).isEmpty { await sendDelta(shadows.document(device), shadows: shadows) }
         case .linkUp, .tick:
+            if let shadows {
+                for document in shadows.unreported() { await report(document, shadows: shadows) }
+                for document in shadows.undeliveredDeltas() where isOnline(document.device) { await sendDelta(document, shadows: shadows) }
+            }
             guard let commands else { return }
             do {
                 for record in try await commands.expire(nowMs: now) { await report(record, commands: commands) }
@@ -358,6 +393,79 @@ public final class CloudToDevice: Service, Sendable {
             logger.warning("the outbox refused a command status (full); it is sent once there is room", metadata: ["device.id": "\(device)"])
             return false
         }
+    }
+
+    // MARK: - Shadows
+
+    /// A cloud update of `desired` (CONTRACTS.md §7): merged and sent upstream whole, its delta to
+    /// the device when it is online; refused on `<topic>/rejected`.
+    private func update(device: DeviceID, payload: [UInt8], shadows: ShadowStore, now: Int64) async {
+        let outcome: ShadowOutcome
+        do {
+            outcome = try await shadows.updateDesired(device, message: payload, nowMs: now)
+        } catch {
+            logger.error("cannot store a shadow update", metadata: ["device.id": "\(device)", "error": "\(error)"])
+            return
+        }
+        switch outcome {
+        case .applied(let document, _):
+            await report(document, shadows: shadows)
+            if isOnline(device), !document.delta.isEmpty { await sendDelta(document, shadows: shadows) }
+        case .unchanged:
+            break
+        case .conflict(let refusal), .rejected(let refusal):
+            let record = OutboxRecord(
+                device: device.rawValue, eventID: "\u{1}shadow rejected \(UUID().uuidString)", key: device.rawValue, receivedAt: now,
+                payload: refusal.encoded(), topic: shadowTopic.topic(for: device, leaf: "/rejected"))
+            if case .rejectedStoreFull? = await outbox.append([record]).first {
+                logger.warning("the outbox refused a shadow refusal (full); it is not sent", metadata: ["device.id": "\(device)"])
+            }
+        }
+    }
+
+    /// A device's report (merged into `reported`, the document upstream) or get (the document to it).
+    private func shadowMessage(_ message: DeviceMessage, shadows: ShadowStore, now: Int64) async {
+        if message.channel == .shadowGet {
+            // From the hub's own copy: works while the uplink is down.
+            do {
+                try downlink.send(.shadowDocument, to: message.device, payload: shadows.encodedDocument(message.device))
+            } catch {
+                logger.debug("a shadow document could not be sent", metadata: ["device.id": "\(message.device)", "error": "\(error)"])
+            }
+            return
+        }
+        do {
+            if case .applied(let document, _) = try await shadows.report(message.device, message: message.payload, nowMs: now) {
+                await report(document, shadows: shadows)
+            }
+        } catch {
+            logger.error("cannot store a shadow report", metadata: ["device.id": "\(message.device)", "error": "\(error)"])
+        }
+    }
+
+    /// The whole document upstream (on `<topic>`), marked reported once the outbox has it. Its id
+    /// names the version and the time of the change, so appending it again after a crash is a duplicate.
+    private func report(_ document: ShadowDocument, shadows: ShadowStore) async {
+        let record = OutboxRecord(
+            device: document.device.rawValue, eventID: "\u{1}shadow \(document.version) \(document.updatedAt)", key: document.device.rawValue,
+            receivedAt: Self.nowMs(), payload: document.encoded(), topic: shadowTopic.topic(for: document.device))
+        switch await outbox.append([record]).first {
+        case .stored, .duplicate:
+            try? await shadows.markReported(document.device, version: document.version)
+        case .rejectedStoreFull, nil:
+            logger.warning("the outbox refused a shadow document (full); it is sent once there is room", metadata: ["device.id": "\(document.device)"])
+        }
+    }
+
+    /// `{"delta", "version"}` to the device; noted as sent when the connection took it.
+    private func sendDelta(_ document: ShadowDocument, shadows: ShadowStore) async {
+        do {
+            try downlink.send(.shadowDelta, to: document.device, payload: document.encodedDelta())
+        } catch {
+            logger.debug("a shadow delta could not be sent now; it goes when the device is next online", metadata: ["device.id": "\(document.device)"])
+            return
+        }
+        try? await shadows.markDeltaSent(document.device, version: document.version)
     }
 
     private func publishPending() async {

@@ -73,7 +73,9 @@ class CloudSender:
 
 
 class ObedientDevice:
-    """A device that announces itself and obeys commands; ``go_away`` / ``come_back`` at will."""
+    """A device that announces itself and obeys commands; ``go_away`` / ``come_back`` at will. Like
+    a real device it keeps its results until the broker acknowledged them and sends those again when
+    it is back (a result lost with a dropped connection would leave the command `delivered`)."""
 
     def __init__(self, port: int, device_id: str):
         self.port = port
@@ -81,6 +83,7 @@ class ObedientDevice:
         self.lock = threading.Lock()
         self.received: list[tuple[float, dict]] = []
         self.client: mqtt.Client | None = None
+        self.unacknowledged: list[tuple[str, object]] = []   # (payload, MQTTMessageInfo or None)
 
     def come_back(self) -> None:
         if self.client is not None:
@@ -92,6 +95,11 @@ class ObedientDevice:
         def connected(c, userdata, flags, rc):
             c.subscribe(f"device/{self.device_id}/command", qos=1)
             c.publish(f"device/{self.device_id}/status", json.dumps({"online": True}), qos=1, retain=True)
+            with self.lock:
+                pending = [payload for payload, info in self.unacknowledged if info is None or not info.is_published()]
+                self.unacknowledged = []
+            for payload in pending:
+                self._send_result(c, payload)
 
         client.on_connect = connected
         client.on_message = self._on_command
@@ -114,9 +122,14 @@ class ObedientDevice:
             return
         with self.lock:
             self.received.append((time.time(), command))
-        topic = f"device/{self.device_id}/command/result"
-        client.publish(topic, json.dumps({"commandId": command.get("commandId"), "status": "accepted"}), qos=1)
-        client.publish(topic, json.dumps({"commandId": command.get("commandId"), "status": "succeeded"}), qos=1)
+        self._send_result(client, json.dumps({"commandId": command.get("commandId"), "status": "accepted"}))
+        self._send_result(client, json.dumps({"commandId": command.get("commandId"), "status": "succeeded"}))
+
+    def _send_result(self, client, payload: str) -> None:
+        info = client.publish(f"device/{self.device_id}/command/result", payload, qos=1)
+        with self.lock:
+            self.unacknowledged = [(p, i) for p, i in self.unacknowledged if i is None or not i.is_published()]
+            self.unacknowledged.append((payload, info))
 
     def deliveries(self) -> list[tuple[float, dict]]:
         with self.lock:

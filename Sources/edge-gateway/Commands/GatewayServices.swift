@@ -14,6 +14,7 @@ import Outbox
 import Platform
 import Prometheus
 import Registration
+import Shadow
 import REST
 import Reporting
 import ServiceLifecycle
@@ -225,7 +226,7 @@ struct GatewayServices: Sendable {
             cancel: { device, commandID in answer(await cloud.operatorCancel(device: device, commandID: commandID)) })
     }
 
-    /// Cloud commands (`commands.enabled`): their store and the loop that carries them.
+    /// Cloud commands (`commands.enabled`) and shadows (`shadow.enabled`): their stores and the loop that carries them.
     private static func makeCloudToDevice(
         _ configuration: GatewayConfiguration, link: DeviceLink, downlink: any DeviceDownlink, outbox: Outbox, activity: DeviceActivity,
         localRegistry: LocalRegistry?, logger: Logger
@@ -241,8 +242,19 @@ struct GatewayServices: Sendable {
                 throw ExitCode(1)
             }
         }
+        var shadows: ShadowStore?
+        if configuration.cloudToDevice.shadow.enabled {
+            do {
+                shadows = try ShadowStore(
+                    path: configuration.shadowPath, configuration: configuration.cloudToDevice.shadow, logger: Logger(label: "edge-gateway.shadow"))
+            } catch {
+                await commands?.close()
+                logger.critical("cannot open the shadow store", metadata: ["shadow.state_path": "\(configuration.shadowPath)", "error": "\(error)"])
+                throw ExitCode(1)
+            }
+        }
         return CloudToDevice(
-            configuration: configuration.cloudToDevice, commands: commands, outbox: outbox, downlink: downlink,
+            configuration: configuration.cloudToDevice, commands: commands, shadows: shadows, outbox: outbox, downlink: downlink,
             inbox: link.commands, link: link.commandsLink, activity: activity,
             // With registration on, only registered devices take commands (`unknown device` otherwise).
             isKnown: { [localRegistry] device in localRegistry?.isRegistered(device) ?? true },

@@ -10,6 +10,7 @@ import MLLink
 import MQTT
 import Outbox
 import Registration
+import Shadow
 import SystemPackage
 import Upstream
 import Users
@@ -113,8 +114,10 @@ extension GatewayConfiguration {
         dynsecBroker.cleanSession = true
         dynsecBroker.username = registration.adminUsername
         dynsecBroker.password = registration.adminPassword
-        let cloudToDevice = CloudToDeviceConfiguration(hubID: hubID, commands: CommandsConfiguration(&v))
+        let cloudToDevice = CloudToDeviceConfiguration(
+            hubID: hubID, commands: CommandsConfiguration(&v), shadow: ShadowConfiguration(&v), shadowTopic: ShadowConfiguration.topic(&v))
         let commandsPath = CommandsConfiguration.statePath(&v, storePath: store.path)
+        let shadowPath = ShadowConfiguration.statePath(&v, storePath: store.path)
         var commandsBroker = derived("commands")
         commandsBroker.messageBufferCapacity = 1024
         // The cloud's commands (and shadow updates) wait for the hub in its persistent upstream session.
@@ -145,7 +148,7 @@ extension GatewayConfiguration {
             store: store, ml: ml, users: users, dialog: dialog, dialogBroker: dialogBroker,
             registration: registration, registrationBroker: registrationBroker, dynsecBroker: dynsecBroker,
             admin: admin, requireRegistrationIgnored: requireRegistrationIgnored, audio: audio, audioUserID: audioUserID,
-            microphoneBroker: microphoneBroker, cloudToDevice: cloudToDevice, commandsPath: commandsPath, commandsBroker: commandsBroker,
+            microphoneBroker: microphoneBroker, cloudToDevice: cloudToDevice, commandsPath: commandsPath, shadowPath: shadowPath, commandsBroker: commandsBroker,
             logLevel: level, logFormat: format, effective: v.effective, secretHashes: v.secretHashes, unknownKeys: [],
             hubIDFromHostName: fromHostName, warnings: v.warnings, variables: v.variables, resolved: v.resolved)
     }

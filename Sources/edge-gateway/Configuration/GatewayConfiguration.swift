@@ -54,6 +54,8 @@ struct GatewayConfiguration: CustomStringConvertible, CustomDebugStringConvertib
     var cloudToDevice: CloudToDeviceConfiguration
     /// Where the commands are kept (`commands.statePath`).
     var commandsPath: String
+    /// Where the shadows are kept (`shadow.statePath`).
+    var shadowPath: String
     /// Their connection to the device broker (`{mqtt.clientId}-commands`, persistent session).
     var commandsBroker: MQTTClientConfiguration
     var logLevel: LogLevel
