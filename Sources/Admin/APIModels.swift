@@ -13,6 +13,7 @@ struct APIIndex: Encodable {
     var routes = [
         "GET /api/status", "GET /api/outbox?devices=N", "GET /api/devices", "POST /api/devices", "GET /api/registrations",
         "GET /api/ml/endpoints", "GET /api/commands?device=ID", "POST /api/commands", "DELETE /api/commands/{deviceId}/{commandId}",
+        "GET /api/shadows/{deviceId}",
         "GET /metrics", "GET /healthz", "GET /readyz", "WS /live",
     ]
 

@@ -94,7 +94,31 @@ extension AdminSources {
     }
 }
 
+extension AdminSources {
+    /// Device shadows, for the operator (`shadow.enabled`).
+    public struct Shadows: Sendable {
+        /// The whole document (`{"desired", "reported", "version", "updatedAt"}`; version 0 and
+        /// empty objects for a device without one), as the device gets it on `device/{id}/shadow`.
+        public var document: @Sendable (_ device: DeviceID) -> [UInt8]
+
+        public init(document: @escaping @Sendable (DeviceID) -> [UInt8]) {
+            self.document = document
+        }
+    }
+}
+
 extension AdminServer {
+    /// `GET /api/shadows/{device}`: the hub's copy of a device's shadow.
+    func addShadowRoutes(to api: RouterGroup<Context>) {
+        api.get("shadows/:device") { [sources] _, context -> Response in
+            guard let shadows = sources.shadows else { return try Self.problem("shadows are off (shadow.enabled)", status: .notFound) }
+            guard let device = context.parameters.get("device").map({ $0.removingPercentEncoding ?? $0 }).flatMap(DeviceID.init) else {
+                return try Self.problem("device must be 1–64 characters of A-Z a-z 0-9 _ -", status: .badRequest)
+            }
+            return Self.rawJSON(shadows.document(device), status: .ok)
+        }
+    }
+
     /// `GET /api/commands?device=`, `POST /api/commands`, `DELETE /api/commands/{device}/{commandId}`.
     func addCommandRoutes(to api: RouterGroup<Context>) {
         api.get("commands") { [sources] request, _ -> Response in

@@ -251,6 +251,7 @@ public final class AdminServer: Service, Sendable {
                 endpoints: sources.mlEndpoints().map(EndpointSummary.init), history: history.all, recent: live.recent.all, hub: hub))
         }
         addCommandRoutes(to: api)
+        addShadowRoutes(to: api)
         live.addRoutes(to: router)
         router.get("/") { _, _ -> Response in
             var headers = HTTPFields()

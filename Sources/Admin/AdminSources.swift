@@ -128,6 +128,8 @@ public struct AdminSources: Sendable {
     public var registrations: Registrations?
     /// Cloud commands (`commands.enabled`); nil when they are off.
     public var commands: Commands?
+    /// Device shadows (`shadow.enabled`); nil when they are off.
+    public var shadows: Shadows?
     /// The device broker's events connection and the upstream link.
     public var links: @Sendable () -> (deviceBroker: Link, upstream: Link)
     /// Event counts since start, for the status page's totals and rates.
@@ -150,6 +152,7 @@ public struct AdminSources: Sendable {
         mlEndpoints: @escaping @Sendable () -> [MLEndpointPool.EndpointStatus],
         registrations: Registrations?,
         commands: Commands? = nil,
+        shadows: Shadows? = nil,
         links: @escaping @Sendable () -> (deviceBroker: Link, upstream: Link) = {
             (.init(address: "", state: "down", sinceMs: nil, lastError: nil), .init(address: "", state: "down", sinceMs: nil, lastError: nil))
         },
@@ -166,6 +169,7 @@ public struct AdminSources: Sendable {
         self.mlEndpoints = mlEndpoints
         self.registrations = registrations
         self.commands = commands
+        self.shadows = shadows
         self.links = links
         self.traffic = traffic
         self.recentProblems = recentProblems

@@ -139,6 +139,11 @@ public final class CloudToDevice: Service, Sendable {
         }
     }
 
+    /// The hub's copy of a device's shadow, encoded; nil when shadows are off.
+    public func shadowDocument(_ device: DeviceID) -> [UInt8]? {
+        shadows?.encodedDocument(device)
+    }
+
     /// The commands of one device (or all): unfinished ones and recent results.
     public func list(device: DeviceID?) async throws -> [CommandRecord] {
         guard let commands else { return [] }

@@ -9,7 +9,7 @@ struct EdgeGateway: AsyncParsableCommand {
         commandName: "edge-gateway",
         abstract: "Durable store-and-forward gateway from device MQTT to the upstream cloud broker.",
         version: "edge-gateway \(GatewayVersion.version) (\(GatewayVersion.commit))",
-        subcommands: [RunCommand.self, CheckConfigCommand.self, OutboxCommand.self, CommandsCommand.self],
+        subcommands: [RunCommand.self, CheckConfigCommand.self, OutboxCommand.self, CommandsCommand.self, ShadowCommand.self],
         defaultSubcommand: RunCommand.self)
 }
 

@@ -168,3 +168,43 @@ struct AdminAPI {
         return ExitCode(1)
     }
 }
+
+/// `edge-gateway shadow get DEVICE`: the hub's copy of a device's shadow, through the running
+/// daemon's admin API (`/api/shadows/{device}`).
+struct ShadowCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "shadow",
+        abstract: "Show a device's shadow (the hub's copy) through the running daemon's admin API.",
+        discussion: "Exit status: 0 done; 1 the daemon refused or cannot be reached; 2 invalid configuration.",
+        subcommands: [Get.self])
+
+    struct Get: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The whole document: desired, reported, version, updatedAt.")
+
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "The device id.") var device: String
+        @Flag(help: "Print the API's JSON as it is.") var json = false
+
+        func run() async throws {
+            let api = try await AdminAPI(options)
+            let reply = try await api.send("GET", "/api/shadows/" + AdminAPI.escaped(device))
+            guard reply.status == 200 else { throw api.refused(reply) }
+            guard !json, let document = try? JSONSerialization.jsonObject(with: Data(reply.body)) as? [String: Any] else {
+                print(reply.text)
+                return
+            }
+            let version = (document["version"] as? NSNumber)?.int64Value ?? 0
+            if version == 0 { printError("\(device) has no shadow on this hub yet") }
+            func pretty(_ value: Any?) -> String {
+                guard let value, let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .prettyPrinted, .fragmentsAllowed])
+                else { return "{}" }
+                return String(decoding: data, as: UTF8.self)
+            }
+            let updated = (document["updatedAt"] as? NSNumber).map { Date(timeIntervalSince1970: $0.doubleValue / 1000).formatted(.iso8601) } ?? "-"
+            print("device    \(device)")
+            print("version   \(version)  (updated \(updated))")
+            print("desired   \(pretty(document["desired"]))")
+            print("reported  \(pretty(document["reported"]))")
+        }
+    }
+}

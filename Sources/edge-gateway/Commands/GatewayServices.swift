@@ -363,6 +363,9 @@ struct GatewayServices: Sendable {
                     needingAttention: { await service.needingAttention })
             },
             commands: cloudToDevice.map(commandSources),
+            shadows: cloudToDevice.flatMap { cloud in
+                configuration.cloudToDevice.shadow.enabled ? .init(document: { cloud.shadowDocument($0) ?? Array("{}".utf8) }) : nil
+            },
             links: {
                 let (device, link) = (ingress.current, upstream.current)
                 let broker = configuration.deviceBroker
