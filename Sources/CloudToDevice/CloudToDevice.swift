@@ -139,6 +139,12 @@ public final class CloudToDevice: Service, Sendable {
         }
     }
 
+    /// New limits of the commands (a configuration reload: `commands.max…`, `inflightPerDevice`,
+    /// `ackTimeoutSeconds`, `retentionSeconds`); the topic and the store stay until a restart.
+    public func reload(commands settings: CommandsConfiguration) async {
+        await commands?.reload(settings)
+    }
+
     /// The hub's copy of a device's shadow, encoded; nil when shadows are off.
     public func shadowDocument(_ device: DeviceID) -> [UInt8]? {
         shadows?.encodedDocument(device)

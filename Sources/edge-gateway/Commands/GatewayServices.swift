@@ -200,6 +200,7 @@ struct GatewayServices: Sendable {
         if touched("dialog") || touched("ml") || touched("users.unknownUserPolicy") { dialog.update(new.dialog) }
         if touched("ml") { await ml.update(new.ml) }
         if touched("upstream") { upstream.update(client: new.upstreamBroker, configuration: new.upstream) }
+        if touched("commands") { await cloudToDevice?.reload(commands: new.cloudToDevice.commands) }
     }
 
     /// The operator's view of the cloud commands (`/api/commands`).

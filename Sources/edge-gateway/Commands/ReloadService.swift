@@ -14,7 +14,8 @@ struct ReloadService: Service, CustomStringConvertible {
     /// Keys (or key prefixes ending in `.`) that take effect without a restart.
     static let liveKeys = [
         "log.level", "limits.maxPayloadBytes", "devices.requireRegistration", "dialog.", "ml.", "upstream.",
-        "users.unknownUserPolicy",
+        "users.unknownUserPolicy", "commands.maxPayloadBytes", "commands.maxPerDevice", "commands.maxTotal", "commands.inflightPerDevice",
+        "commands.ackTimeoutSeconds", "commands.retentionSeconds", "commands.maxTtlSeconds",
     ]
 
     static func isLive(_ key: String) -> Bool {
