@@ -72,6 +72,12 @@ public final class CloudToDevice: Service, Sendable {
     private let publisher = StatePublisher(State())
     /// When the loop should next look at the clock (ms since the epoch); `.max`: nothing waits.
     private let wakeAt = Atomic<Int64>(.max)
+    /// When finished commands past `commands.retentionSeconds` are next removed (every 10 minutes).
+    private let purgeAt = Atomic<Int64>(0)
+    /// A message the outbox refused (full) waits to be appended again: look again in 5 s.
+    private let reportsOwed = Atomic<Bool>(false)
+    static let purgeIntervalMs: Int64 = 600_000
+    static let retryIntervalMs: Int64 = 5_000
     private let invalidTopics = Counter(label: "gateway.cloud.messages.rejected.total", dimensions: [("reason", "invalid_topic")])
 
     /// - Parameters:
@@ -232,10 +238,13 @@ public final class CloudToDevice: Service, Sendable {
         }
     }
 
+    /// The next look at the clock: the first expiry or re-send, the next purge, a retry of what
+    /// the outbox refused.
     private func scheduleWake() async {
-        guard let commands else { return }
         let now = Self.nowMs()
-        let wake = await commands.nextWake(nowMs: now, isOnline: isOnline) ?? .max
+        var wake = commands == nil ? Int64.max : purgeAt.load(ordering: .relaxed)
+        if let commands, let due = await commands.nextWake(nowMs: now, isOnline: isOnline) { wake = min(wake, due) }
+        if reportsOwed.load(ordering: .relaxed) { wake = min(wake, now + Self.retryIntervalMs) }
         wakeAt.store(wake, ordering: .relaxed)
     }
 
@@ -289,15 +298,19 @@ public final class CloudToDevice: Service, Sendable {
             // CONTRACTS.md §7: a device coming online gets its delta, when there is one.
             if let shadows, !shadows.delta(device).isEmpty { await sendDelta(shadows.document(device), shadows: shadows) }
         case .linkUp, .tick:
+            let retry = reportsOwed.exchange(false, ordering: .relaxed)
             if let shadows {
-                for document in shadows.unreported() { await report(document, shadows: shadows) }
+                if retry { for document in shadows.unreported() { await report(document, shadows: shadows) } }
                 for document in shadows.undeliveredDeltas() where isOnline(document.device) { await sendDelta(document, shadows: shadows) }
             }
             guard let commands else { return }
             do {
                 for record in try await commands.expire(nowMs: now) { await report(record, commands: commands) }
-                _ = try await commands.purge(nowMs: now)
-                for record in try await commands.unreported() { await report(record, commands: commands) }
+                if now >= purgeAt.load(ordering: .relaxed) {
+                    _ = try await commands.purge(nowMs: now)
+                    purgeAt.store(now + Self.purgeIntervalMs, ordering: .relaxed)
+                }
+                if retry { for record in try await commands.unreported() { await report(record, commands: commands) } }
             } catch {
                 logger.error("cannot update the commands store", metadata: ["error": "\(error)"])
             }
@@ -401,6 +414,7 @@ public final class CloudToDevice: Service, Sendable {
         switch await outbox.append([record]).first {
         case .stored, .duplicate: return true
         case .rejectedStoreFull, nil:
+            reportsOwed.store(true, ordering: .relaxed)
             logger.warning("the outbox refused a command status (full); it is sent once there is room", metadata: ["device.id": "\(device)"])
             return false
         }
@@ -464,6 +478,7 @@ public final class CloudToDevice: Service, Sendable {
         case .stored, .duplicate:
             try? await shadows.markReported(document.device, version: document.version)
         case .rejectedStoreFull, nil:
+            reportsOwed.store(true, ordering: .relaxed)
             logger.warning("the outbox refused a shadow document (full); it is sent once there is room", metadata: ["device.id": "\(document.device)"])
         }
     }
