@@ -34,6 +34,8 @@ struct EndpointSummary: Codable, Equatable {
     /// `serving`, `not serving`, `not offered`, `unreachable`, or absent before the first check.
     var health: String?
     var outstanding: Int
+    /// What it offers: `transcription`, `intent`.
+    var offers: [String]
 
     init(_ status: MLEndpointPool.EndpointStatus) {
         endpoint = "\(status.endpoint)"
@@ -41,6 +43,7 @@ struct EndpointSummary: Codable, Equatable {
         breaker = status.breaker.rawValue
         health = status.health?.rawValue
         outstanding = status.outstanding
+        offers = [(MLCapabilities.transcription, "transcription"), (.intent, "intent")].filter { status.capabilities.contains($0.0) }.map(\.1)
     }
 }
 

@@ -16,7 +16,7 @@ import Logging
 /// ```
 ///
 /// Several endpoints, balancing and circuit breakers are in ``MLEndpointPool``.
-public final class MLClient: Sendable {
+public final class MLClient: MLBackend {
     public let endpoint: MLEndpoint
     /// Deadline of an `AnalyzeIntent` call (`ml.intentTimeoutMs`).
     public let intentTimeout: Duration
@@ -76,17 +76,13 @@ public final class MLClient: Sendable {
     }
 
     /// What `grpc.health.v1.Health/Check` said about the ML service.
-    public enum Health: String, Sendable, Equatable {
-        case serving
-        case notServing = "not serving"
-        /// The server does not offer the health service (call outcomes decide instead).
-        case notOffered = "not offered"
-        /// The check itself failed (unreachable, timed out).
-        case unreachable
-    }
+    public typealias Health = MLHealth
+
+    /// Both calls of `edge.ml.v1.MLService`.
+    public var capabilities: MLCapabilities { .all }
 
     /// Asks the endpoint's health service about `edge.ml.v1.MLService` (deadline `timeout`).
-    public func checkHealth(timeout: Duration = .seconds(2)) async -> Health {
+    public func checkHealth(timeout: Duration = .seconds(2)) async -> MLHealth {
         var options = CallOptions.defaults
         options.timeout = timeout
         do {

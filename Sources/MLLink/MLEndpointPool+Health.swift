@@ -5,13 +5,13 @@ import GatewayCore
 extension MLEndpointPool {
     func checkHealth() async {
         let members = state.withLock { state in state.balancer.order.compactMap { endpoint in state.members[endpoint].map { (endpoint, $0.client) } } }
-        await withTaskGroup(of: (MLEndpoint, MLClient.Health).self) { group in
+        await withTaskGroup(of: (MLEndpoint, MLHealth).self) { group in
             for (endpoint, client) in members {
-                group.addTask { (endpoint, await client.checkHealth()) }
+                group.addTask { (endpoint, await client.checkHealth(timeout: .seconds(2))) }
             }
             for await (endpoint, health) in group {
                 let now = ContinuousClock.now
-                let (before, change) = state.withLock { state -> (MLClient.Health??, CircuitBreaker.State?) in
+                let (before, change) = state.withLock { state -> (MLHealth??, CircuitBreaker.State?) in
                     guard state.members[endpoint] != nil else { return (nil, nil) }
                     let before = state.members[endpoint]?.health
                     state.members[endpoint]?.health = health

@@ -32,7 +32,7 @@ public final class MLEndpointPool: Service, Sendable {
     private let settings: Mutex<MLConfiguration>
     let state: Mutex<State>
     let logger: Logger
-    private let makeClient: @Sendable (MLEndpoint, _ authority: String?, MLConfiguration) throws -> MLClient
+    private let makeClient: @Sendable (MLEndpoint, _ authority: String?, MLConfiguration) throws -> any MLBackend
 
     /// One endpoint as the status page and metrics see it.
     public struct EndpointStatus: Sendable, Equatable {
@@ -40,15 +40,17 @@ public final class MLEndpointPool: Service, Sendable {
         /// The `ml.endpoints` entry it came from.
         public var source: String
         public var breaker: CircuitBreaker.State
-        public var health: MLClient.Health?
+        public var health: MLHealth?
+        /// What the endpoint offers.
+        public var capabilities: MLCapabilities
         public var outstanding: Int
     }
 
     struct Member: MLBalancerEntry {
-        let client: MLClient
+        let client: any MLBackend
         let source: MLConfiguration.Target
         var breaker: CircuitBreaker
-        var health: MLClient.Health?
+        var health: MLHealth?
         var outstanding = 0
         var runTask: Task<Void, Never>?
 
@@ -77,7 +79,7 @@ public final class MLEndpointPool: Service, Sendable {
 
     init(
         configuration: MLConfiguration, logger: Logger,
-        makeClient: @escaping @Sendable (MLEndpoint, String?, MLConfiguration) throws -> MLClient
+        makeClient: @escaping @Sendable (MLEndpoint, String?, MLConfiguration) throws -> any MLBackend
     ) {
         settings = Mutex(configuration)
         self.logger = logger
@@ -90,7 +92,7 @@ public final class MLEndpointPool: Service, Sendable {
 
     @discardableResult
     private func add(_ endpoint: MLEndpoint, source: MLConfiguration.Target, authority: String?) -> Bool {
-        let client: MLClient
+        let client: any MLBackend
         let configuration = configuration
         do {
             client = try makeClient(endpoint, authority, configuration)
@@ -170,7 +172,7 @@ public final class MLEndpointPool: Service, Sendable {
         }
         var changes: [String] = []
         let reconnect = old.tls != new.tls || old.keepalive != new.keepalive || old.intentTimeout != new.intentTimeout
-        let removed = state.withLock { state -> [(MLEndpoint, MLClient)] in
+        let removed = state.withLock { state -> [(MLEndpoint, any MLBackend)] in
             for endpoint in state.balancer.order { state.members[endpoint]?.breaker.configuration = new.breaker }
             let gone = state.balancer.order.filter { endpoint in
                 guard let member = state.members[endpoint] else { return false }
@@ -231,7 +233,7 @@ public final class MLEndpointPool: Service, Sendable {
                 logger.info("ML endpoint added", metadata: ["ml.endpoint": "\(endpoint)", "ml.target": "\(target)"])
             }
             for endpoint in changes.removed {
-                let removed = state.withLock { state -> MLClient? in
+                let removed = state.withLock { state -> (any MLBackend)? in
                     state.balancer.remove { $0 == endpoint }
                     return state.members.removeValue(forKey: endpoint)?.client
                 }
@@ -249,7 +251,7 @@ public final class MLEndpointPool: Service, Sendable {
                 state.members[endpoint].map {
                     EndpointStatus(
                         endpoint: endpoint, source: "\($0.source)", breaker: $0.breaker.state, health: $0.health,
-                        outstanding: $0.outstanding)
+                        capabilities: $0.client.capabilities, outstanding: $0.outstanding)
                 }
             }
         }
@@ -264,7 +266,7 @@ public final class MLEndpointPool: Service, Sendable {
         var tried: Set<MLEndpoint> = []
         var lastError: MLError?
         for _ in 0..<2 {
-            guard let (endpoint, client) = pick(excluding: tried) else { break }
+            guard let (endpoint, client) = pick(excluding: tried, offering: .intent) else { break }
             tried.insert(endpoint)
             do {
                 let analysis = try await client.analyzeIntent(text: text, context: context, deviceID: deviceID, userID: userID)
@@ -290,7 +292,7 @@ public final class MLEndpointPool: Service, Sendable {
         var tried: Set<MLEndpoint> = []
         var lastError: MLError?
         for _ in 0..<2 {
-            guard let (endpoint, client) = pick(excluding: tried) else { break }
+            guard let (endpoint, client) = pick(excluding: tried, offering: .transcription) else { break }
             tried.insert(endpoint)
             let answered = Atomic<Bool>(false)
             do {
@@ -319,13 +321,16 @@ public final class MLEndpointPool: Service, Sendable {
             : MLError(.unavailable, "every ML endpoint's circuit breaker is open")
     }
 
-    /// The endpoint the next call goes to, or nil when no breaker lets one through. Endpoints
-    /// the health service reports down are only used when no other is up.
-    private func pick(excluding tried: Set<MLEndpoint>) -> (MLEndpoint, MLClient)? {
+    /// The endpoint the next call goes to among those offering `capability`, or nil when no
+    /// breaker lets one through. Endpoints the health service reports down are only used when no
+    /// other is up.
+    private func pick(excluding tried: Set<MLEndpoint>, offering capability: MLCapabilities) -> (MLEndpoint, any MLBackend)? {
         let now = ContinuousClock.now
         let balancing = configuration.balancing
-        let (picked, change) = state.withLock { state -> ((MLEndpoint, MLClient)?, CircuitBreaker.State?) in
-            guard let (endpoint, change) = state.balancer.pick(excluding: tried, from: &state.members, balancing: balancing, at: now)
+        let (picked, change) = state.withLock { state -> ((MLEndpoint, any MLBackend)?, CircuitBreaker.State?) in
+            let lacking = state.members.filter { !$0.value.client.capabilities.contains(capability) }.keys
+            guard let (endpoint, change) = state.balancer.pick(
+                excluding: tried.union(lacking), from: &state.members, balancing: balancing, at: now)
             else { return (nil, nil) }
             return ((endpoint, state.members[endpoint]!.client), change)
         }
