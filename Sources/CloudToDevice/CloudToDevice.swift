@@ -357,9 +357,12 @@ public final class CloudToDevice: Service, Sendable {
         }
         switch outcome {
         case .queued(let record):
+            // Stored (committed): it may go to the device at once; `queued` follows it upstream,
+            // still before any later status of this command (the loop takes the device's answer
+            // only after this input).
+            await deliver(to: device, commands: commands, now: now)
             await report(record, commands: commands)
             reply?(.queued(record))
-            await deliver(to: device, commands: commands, now: now)
         case .repeated(let record):
             // Its current status again, as a new message (the cloud re-sends until it sees one).
             await append(
