@@ -53,7 +53,7 @@ public struct WyomingClient: Sendable {
         var request: [String: WyomingJSON] = [:]
         if let language { request["language"] = .string(language) }
         let transcribe = WyomingEvent(type: "transcribe", data: request)
-        return try await callStreaming("transcribe", first: transcribe, format: format, audio: audio) { reader in
+        let transcript = try await callStreaming("transcribe", first: transcribe, format: format, audio: audio) { reader in
             while true {
                 let event = try await reader.expectEvent("the transcript")
                 switch event.type {
@@ -69,6 +69,8 @@ public struct WyomingClient: Sendable {
                 }
             }
         }
+        guard let transcript else { throw WyomingError(.deadlineExceeded, "transcribe: no answer within \(timeouts.call)") }
+        return transcript
     }
 
     /// `recognize` → `intent` (name, entities, reply text) | `not-recognized` (reply text).
@@ -139,7 +141,9 @@ public struct WyomingClient: Sendable {
 
     /// `detect` (with `names` when given) + `audio-start` + the audio's chunks as they arrive + `audio-stop`;
     /// each `detection` and the final `not-detected` go to `onEvent` while the audio streams. Returns when the
-    /// server answered `not-detected` or closed after the audio, or `timeouts.call` after the audio ended.
+    /// server answered `not-detected` or closed after the audio and an answer, or when it sent nothing more for
+    /// `timeouts.call` after the audio ended (servers need not answer when they heard nothing). A server that
+    /// closes while the audio streams, or is inside an event at the deadline, fails the call.
     public func detect<Audio: AsyncSequence & Sendable>(
         names: [String]? = nil, format: WyomingAudioFormat = .pcm16kMono, audio: Audio,
         onEvent: @escaping @Sendable (WyomingWakeEvent) -> Void
@@ -148,7 +152,9 @@ public struct WyomingClient: Sendable {
         if let names { data["names"] = .array(names.map { .string($0) }) }
         let detect = WyomingEvent(type: "detect", data: data)
         let _: Bool? = try await callStreaming("detect", first: detect, format: format, audio: audio, deadlineIsError: false) { reader in
+            var answered = false
             while let event = try await reader.next() {
+                answered = true
                 switch event.type {
                 case "detection":
                     onEvent(.detection(name: event.data["name"]?.string, timestamp: event.data["timestamp"]?.int))
@@ -158,6 +164,10 @@ public struct WyomingClient: Sendable {
                 default:
                     continue
                 }
+            }
+            // A server that heard nothing says `not-detected`; closing without a word is a failure.
+            if !answered || !reader.isRequestSent {
+                throw WyomingError(.connectionClosed, "the wake-word server closed the connection without an answer")
             }
             return true
         }

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// One call's TCP connection: connect within `timeouts.connect`, then a reader (events out of the bytes, through
 /// ``WyomingDecoder``'s limits) and a writer racing in a task group, the writer also holding the deadline.
@@ -26,7 +27,9 @@ enum WyomingConnection {
     }
 
     /// Connects, runs `write` (which sends the request and returns; the deadline starts when it returns) beside
-    /// `read` (which returns the answer). `deadlineIsError`: whether the deadline passing fails the call.
+    /// `read` (which returns the answer). `deadlineIsError`: whether the deadline passing fails the call even
+    /// when the server sent nothing since its last whole event (for `detect`: no, that is "nothing heard");
+    /// a deadline that passes inside an event (a dripping server) always fails it.
     static func call<T: Sendable>(
         host: String, port: Int, limits: WyomingLimits, timeouts: WyomingTimeouts, group: any EventLoopGroup,
         what: String, deadlineIsError: Bool = true,
@@ -38,13 +41,15 @@ enum WyomingConnection {
         do {
             let answer = try await withTaskCancellationHandler {
                 try await channel.executeThenClose { inbound, outbound in
-                    try await withThrowingTaskGroup(of: Outcome<T>.self) { tasks in
+                    try await withThrowingTaskGroup(of: Outcome<T>.self, returning: T?.self) { tasks in
+                        let progress = CallProgress()
                         tasks.addTask {
-                            var reader = WyomingReader(inbound: inbound, limits: limits)
+                            var reader = WyomingReader(inbound: inbound, limits: limits, progress: progress)
                             return .answer(try await read(&reader))
                         }
                         tasks.addTask {
                             try await write(WyomingWriter(outbound: outbound))
+                            progress.markRequestSent()
                             try await Task.sleep(for: timeouts.call)
                             return .writer(.deadlinePassed)
                         }
@@ -56,7 +61,7 @@ enum WyomingConnection {
                         case .answer(let answer):
                             return answer
                         case .writer(.deadlinePassed):
-                            if deadlineIsError {
+                            if deadlineIsError || progress.isInsideEvent {
                                 throw WyomingError(.deadlineExceeded, "\(what): no answer within \(timeouts.call) (timeouts.call)")
                             }
                             return nil
@@ -98,6 +103,20 @@ enum WyomingConnection {
     }
 }
 
+/// What the reader and the writer of one call tell each other.
+final class CallProgress: Sendable {
+    private let requestSent = Atomic<Bool>(false)
+    private let insideEvent = Atomic<Bool>(false)
+
+    /// Whether the request (for the streaming calls: the audio up to `audio-stop`) has been sent.
+    var isRequestSent: Bool { requestSent.load(ordering: .acquiring) }
+    func markRequestSent() { requestSent.store(true, ordering: .releasing) }
+
+    /// Whether part of an event has arrived and the rest is still owed.
+    var isInsideEvent: Bool { insideEvent.load(ordering: .acquiring) }
+    func setInsideEvent(_ value: Bool) { insideEvent.store(value, ordering: .releasing) }
+}
+
 /// Sends events on a call's connection; each write waits until the socket took it (backpressure).
 struct WyomingWriter: Sendable {
     let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
@@ -118,17 +137,24 @@ struct WyomingReader {
     private var iterator: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
     private var decoder: WyomingDecoder
     private var events = 0
+    let progress: CallProgress
 
-    init(inbound: NIOAsyncChannelInboundStream<ByteBuffer>, limits: WyomingLimits) {
+    init(inbound: NIOAsyncChannelInboundStream<ByteBuffer>, limits: WyomingLimits, progress: CallProgress) {
         iterator = inbound.makeAsyncIterator()
         decoder = WyomingDecoder(limits: limits)
+        self.progress = progress
     }
+
+    /// Whether the whole request (for the streaming calls: the audio up to `audio-stop`) has been sent.
+    var isRequestSent: Bool { progress.isRequestSent }
 
     /// The next event; nil when the server closed the connection between events. A server `error` event
     /// is thrown as ``WyomingError/Code/serverError``.
     mutating func next() async throws -> WyomingEvent? {
         while true {
-            if let event = try decoder.next() {
+            let event = try decoder.next()
+            progress.setInsideEvent(decoder.isInsideEvent)
+            if let event {
                 events += 1
                 if events > decoder.limits.maxEventsPerCall {
                     throw WyomingError(.limitExceeded, "more than \(decoder.limits.maxEventsPerCall) events in one call (limit maxEventsPerCall)")

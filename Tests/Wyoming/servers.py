@@ -149,12 +149,14 @@ class Handler(AsyncEventHandler):
         await writer.drain()
         return True
 
-    async def answer(self, *events: Event) -> bool:
+    async def answer(self, *events: Event, close: bool = False) -> bool:
+        """Writes the events (or the hostile kind's answer); False ends the connection, as the reference
+        servers do after their final answer."""
         if self.args.hostile:
             return await self.hostile(events[-1])
         for event in events:
             await self.write_event(event)
-        return True
+        return not close
 
     # --- the protocol ----------------------------------------------------------------------------
     async def handle_event(self, event: Event) -> bool:
@@ -180,7 +182,7 @@ class Handler(AsyncEventHandler):
             if self.streaming == "asr" and args.answer_after_bytes and not self.answered \
                     and self.audio_bytes >= args.answer_after_bytes:
                 self.answered = True
-                return await self.transcript() and False
+                return await self.transcript(close=True)
             if self.streaming == "wake" and not self.detected and self.audio_ms >= args.detect_after_ms:
                 self.detected = True
                 name = (self.wake_names or ["ok_nabu"])[0]
@@ -190,7 +192,7 @@ class Handler(AsyncEventHandler):
             if self.streaming == "asr":
                 if self.answered:
                     return False
-                return await self.transcript() and False
+                return await self.transcript(close=True)
             if self.streaming == "wake":
                 if self.args.hostile:
                     return await self.answer(NotDetected().event())
@@ -203,16 +205,16 @@ class Handler(AsyncEventHandler):
             text = Recognize.from_event(event).text
             known = PHRASES.get(text.strip().lower())
             if known is None:
-                return await self.answer(NotRecognized(text=NOT_UNDERSTOOD).event()) and False
+                return await self.answer(NotRecognized(text=NOT_UNDERSTOOD).event(), close=True)
             name, entities, reply = known
-            return await self.answer(Intent(name=name, entities=entities, text=reply).event()) and False
+            return await self.answer(Intent(name=name, entities=entities, text=reply).event(), close=True)
 
         if Transcript.is_type(event.type):
             text = Transcript.from_event(event).text
             known = PHRASES.get(text.strip().lower())
             if known is None:
-                return await self.answer(NotHandled(text=NOT_UNDERSTOOD).event()) and False
-            return await self.answer(Handled(text=known[2]).event()) and False
+                return await self.answer(NotHandled(text=NOT_UNDERSTOOD).event(), close=True)
+            return await self.answer(Handled(text=known[2]).event(), close=True)
 
         if Synthesize.is_type(event.type):
             synthesize = Synthesize.from_event(event)
@@ -223,7 +225,7 @@ class Handler(AsyncEventHandler):
 
         return True
 
-    async def transcript(self) -> bool:
+    async def transcript(self, close: bool = False) -> bool:
         text = self.args.transcript.replace("{bytes}", str(self.audio_bytes))
         events = []
         if self.args.stream:
@@ -232,7 +234,7 @@ class Handler(AsyncEventHandler):
                 events.append(TranscriptChunk(text=word + " ").event())
             events.append(TranscriptStop().event())
         events.append(Transcript(text=text, language="en").event())
-        return await self.answer(*events)
+        return await self.answer(*events, close=close)
 
     async def speak(self, text: str, voice: str) -> bool:
         process = await asyncio.create_subprocess_exec(
