@@ -41,7 +41,7 @@ struct WyomingFramingTests {
         let header = try #require(try JSONSerialization.jsonObject(with: Data(bytes[..<newline])) as? [String: Any])
         #expect(header["type"] as? String == "audio-chunk")
         #expect(header["version"] as? String == "1.10.2")
-        #expect(header["data_length"] as? Int == 13)  // {"rate":16000}
+        #expect(header["data_length"] as? Int == 14)  // {"rate":16000}
         #expect(header["payload_length"] as? Int == 3)
         #expect(Array(bytes[(newline + 1)...]) == Array(#"{"rate":16000}"#.utf8) + [1, 2, 3])
         let bare = try WyomingEvent(type: "describe").encoded()
