@@ -170,7 +170,7 @@ struct WyomingReader {
                 bytes = try await iterator.next()
             } catch {
                 if Task.isCancelled { throw CancellationError() }
-                throw WyomingError(.io, "reading from the server: \(error)")
+                throw WyomingError(.connectionClosed, "the connection failed while reading: \(error)")
             }
             guard let bytes else {
                 if Task.isCancelled { throw CancellationError() }

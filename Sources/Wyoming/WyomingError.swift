@@ -6,7 +6,7 @@ public struct WyomingError: Error, Sendable, Hashable, CustomStringConvertible {
         case connectFailed
         /// The call's deadline passed (a silent or dripping server).
         case deadlineExceeded
-        /// The server closed the connection before the answer.
+        /// The server closed (or reset) the connection before the answer.
         case connectionClosed
         /// The header line is longer than `limits.maxHeaderBytes`.
         case headerTooLong
@@ -24,7 +24,7 @@ public struct WyomingError: Error, Sendable, Hashable, CustomStringConvertible {
         case serverError
         /// An event this client was asked to send cannot be written.
         case invalidEvent
-        /// A socket error while the call ran.
+        /// Another failure of the connection's machinery while the call ran.
         case io
     }
 

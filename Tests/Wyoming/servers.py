@@ -17,7 +17,7 @@ One process serves one mode on 127.0.0.1:PORT and prints `READY <port>` once it 
   drop              closes the connection at the first audio chunk, or at a request without audio
   huge-length       a header announcing data_length 2**40
   bad-json          a header line that is not JSON
-  overlong-payload  an event whose payload is far longer than its payload_length says
+  overlong-payload  an event (of a type no call waits for) whose payload is far longer than its payload_length says
   drip              a valid answer, one byte a second
   flood             audio chunks without end (or transcript chunks, for ASR)
 """
@@ -117,7 +117,8 @@ class Handler(AsyncEventHandler):
         elif kind == "bad-json":
             writer.write(b'{"type": "info", "data_length": \n')
         elif kind == "overlong-payload":
-            writer.write(json.dumps({"type": answer.type, "payload_length": 4}).encode() + b"\n")
+            # An event no call waits for, so the client reads on into the surplus.
+            writer.write(json.dumps({"type": "x-overlong", "payload_length": 4}).encode() + b"\n")
             writer.write(b"x" * (1024 * 1024))
         elif kind == "drip":
             buffer = io.BytesIO()
