@@ -144,6 +144,8 @@ let package = Package(
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             exclude: ["README.md"],  // the module's documentation page
             swiftSettings: swiftSettings
@@ -441,7 +443,11 @@ let package = Package(
             // The Wyoming client: framing (every decoder error), and each call against the reference
             // package's servers (Tests/Wyoming/servers.py in scripts/setup's venv), hostile ones included.
             name: "WyomingTests",
-            dependencies: ["Wyoming", "BrokerTestSupport"],
+            dependencies: [
+                "Wyoming", "BrokerTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,3 +1,5 @@
+import Logging
+import Metrics
 import NIOCore
 import NIOPosix
 
@@ -6,7 +8,10 @@ import NIOPosix
 ///
 /// Whatever the server does, a call ends with its answer or a ``WyomingError`` within the timeouts (for the
 /// streaming calls: within `timeouts.call` after the caller's audio ended), and holds no more than
-/// ``WyomingLimits`` allow. Cancelling the calling task closes the connection at once.
+/// ``WyomingLimits`` allow. Cancelling the calling task closes the connection at once. Each failed call is
+/// counted (`gateway.wyoming.calls.failed.total`, by call and reason) and logged with its reason: a warning
+/// when the server broke the protocol or a limit, debug when it could not be reached or was silent (the
+/// caller's breaker decides what that means).
 ///
 /// ```swift
 /// let client = WyomingClient(host: "127.0.0.1", port: 10300)
@@ -21,16 +26,24 @@ public struct WyomingClient: Sendable {
     public let limits: WyomingLimits
     public let timeouts: WyomingTimeouts
     private let group: any EventLoopGroup
+    private let logger: Logger
+    private let metrics: WyomingMetrics
 
     public init(
         host: String, port: Int, limits: WyomingLimits = WyomingLimits(), timeouts: WyomingTimeouts = WyomingTimeouts(),
-        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "edge-gateway.wyoming", factory: { _ in SwiftLogNoOpLogHandler() }),
+        metricsFactory: any MetricsFactory = MetricsSystem.factory
     ) {
+        self.metrics = WyomingMetrics(factory: metricsFactory)
         self.host = host
         self.port = port
         self.limits = limits
         self.timeouts = timeouts
         self.group = eventLoopGroup
+        var logger = logger
+        logger[metadataKey: "wyoming.server"] = "\(host):\(port)"
+        self.logger = logger
     }
 
     /// `describe` → `info`: the services, models and languages the server offers.
@@ -69,7 +82,7 @@ public struct WyomingClient: Sendable {
                 }
             }
         }
-        guard let transcript else { throw WyomingError(.deadlineExceeded, "transcribe: no answer within \(timeouts.call)") }
+        guard let transcript else { throw WyomingError(.deadlineExceeded, "transcribe: no answer within \(timeouts.call)") }  // not reached: its deadline is an error
         return transcript
     }
 
@@ -193,7 +206,29 @@ public struct WyomingClient: Sendable {
 
     // MARK: - Calls
 
+    /// Counts and logs a failed call, then rethrows its error.
+    private func recordingFailure<T>(_ what: String, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as WyomingError {
+            metrics.failed(what, error.code)
+            let metadata: Logger.Metadata = ["wyoming.call": "\(what)", "wyoming.error": "\(error.code.rawValue)", "reason": "\(error.message)"]
+            if error.isRetriable {
+                logger.debug("wyoming call failed", metadata: metadata)
+            } else {
+                logger.warning("wyoming call failed: the server broke the protocol or a limit", metadata: metadata)
+            }
+            throw error
+        }
+    }
+
     private func call<T: Sendable>(
+        _ what: String, request: [WyomingEvent], read: @escaping @Sendable (inout WyomingReader) async throws -> T
+    ) async throws -> T {
+        try await recordingFailure(what) { try await unrecordedCall(what, request: request, read: read) }
+    }
+
+    private func unrecordedCall<T: Sendable>(
         _ what: String, request: [WyomingEvent], read: @escaping @Sendable (inout WyomingReader) async throws -> T
     ) async throws -> T {
         let answer = try await WyomingConnection.call(
@@ -209,6 +244,15 @@ public struct WyomingClient: Sendable {
 
     private func callStreaming<T: Sendable, Audio: AsyncSequence & Sendable>(
         _ what: String, first: WyomingEvent, format: WyomingAudioFormat, audio: Audio, deadlineIsError: Bool = true,
+        read: @escaping @Sendable (inout WyomingReader) async throws -> T
+    ) async throws -> T? where Audio.Element == [UInt8] {
+        try await recordingFailure(what) {
+            try await unrecordedStreaming(what, first: first, format: format, audio: audio, deadlineIsError: deadlineIsError, read: read)
+        }
+    }
+
+    private func unrecordedStreaming<T: Sendable, Audio: AsyncSequence & Sendable>(
+        _ what: String, first: WyomingEvent, format: WyomingAudioFormat, audio: Audio, deadlineIsError: Bool,
         read: @escaping @Sendable (inout WyomingReader) async throws -> T
     ) async throws -> T? where Audio.Element == [UInt8] {
         try await WyomingConnection.call(

@@ -1,7 +1,7 @@
 /// The one error of the Wyoming client: a code, whether a retry (on this or another server) may help, and a
 /// message a person can act on.
 public struct WyomingError: Error, Sendable, Hashable, CustomStringConvertible {
-    public enum Code: String, Sendable, Hashable {
+    public enum Code: String, Sendable, Hashable, CaseIterable {
         /// The TCP connect failed or did not finish within `timeouts.connect`.
         case connectFailed
         /// The call's deadline passed (a silent or dripping server).

@@ -1,4 +1,6 @@
 import Foundation
+import Logging
+import MetricsTestKit
 import Testing
 
 @testable import Wyoming
@@ -47,6 +49,26 @@ struct WyomingHostileServerTests {
                 try await Self.run(call, port: peer.port)
             }
             #expect(error?.code == code, "\(mode) \(call): \(String(describing: error))")
+        }
+    }
+
+    @Test("a failed call is counted by call and reason and logged as a warning with its reason")
+    func countedAndLogged() async throws {
+        try await WyomingPeer.with(["--mode", "all", "--hostile", "huge-length"]) { peer in
+            let metrics = TestMetrics()
+            let log = LogLines()
+            let logger = Logger(label: "test") { _ in log }
+            let client = WyomingClient(host: "127.0.0.1", port: peer.port, timeouts: Self.timeouts, logger: logger, metricsFactory: metrics)
+            await #expect(throws: WyomingError.self) { _ = try await client.recognize(text: "hello") }
+            let counter = try metrics.expectCounter("gateway.wyoming.calls.failed.total", [("call", "recognize"), ("reason", "invalidLength")])
+            #expect(counter.totalValue == 1)
+            let other = try metrics.expectCounter("gateway.wyoming.calls.failed.total", [("call", "describe"), ("reason", "invalidLength")])
+            #expect(other.totalValue == 0)
+            let lines = log.lines
+            #expect(lines.count == 1)
+            #expect(lines.first?.level == .warning)
+            #expect(lines.first?.metadata["reason"]?.description.contains("data_length 1099511627776 is over the limit") == true, "\(lines)")
+            #expect(lines.first?.metadata["wyoming.server"]?.description == "127.0.0.1:\(peer.port)")
         }
     }
 
@@ -106,4 +128,28 @@ struct Announcing: AsyncSequence, Sendable {
     }
 
     func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator(), taken: taken) }
+}
+
+/// A log handler that keeps what was logged.
+struct LogLines: LogHandler {
+    struct Line: Sendable {
+        var level: Logger.Level
+        var message: String
+        var metadata: Logger.Metadata
+    }
+
+    private let storage = Recorder<Line>()
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    var lines: [Line] { storage.elements }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        storage.append(Line(level: event.level, message: "\(event.message)", metadata: metadata.merging(event.metadata ?? [:]) { _, new in new }))
+    }
 }
