@@ -48,7 +48,7 @@ enum WyomingConnection {
                             return .answer(try await read(&reader))
                         }
                         tasks.addTask {
-                            try await write(WyomingWriter(outbound: outbound))
+                            try await write(WyomingWriter(outbound: outbound, channel: underlying, limit: timeouts.call))
                             progress.markRequestSent()
                             try await Task.sleep(for: timeouts.call)
                             return .writer(.deadlinePassed)
@@ -117,11 +117,35 @@ final class CallProgress: Sendable {
     func setInsideEvent(_ value: Bool) { insideEvent.store(value, ordering: .releasing) }
 }
 
-/// Sends events on a call's connection; each write waits until the socket took it (backpressure).
+/// Sends events on a call's connection; each write waits until the socket took it (backpressure), at most
+/// `limit` (`timeouts.call`): a server that stops reading fails the call even while the audio streams.
 struct WyomingWriter: Sendable {
     let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    let channel: any Channel
+    let limit: Duration
 
     func send(_ event: WyomingEvent) async throws {
+        let taken = try await withThrowingTaskGroup(of: Bool.self, returning: Bool.self) { tasks in
+            tasks.addTask {
+                try await write(event)
+                return true
+            }
+            tasks.addTask {
+                try await Task.sleep(for: limit)
+                return false
+            }
+            let taken = try await tasks.next()!
+            // Closing fails the stuck write, so the group can end whatever NIO's writer does on cancellation.
+            if !taken { channel.close(promise: nil) }
+            tasks.cancelAll()
+            return taken
+        }
+        if !taken {
+            throw WyomingError(.deadlineExceeded, "the server took no \(event.type) for \(limit) (timeouts.call): it stopped reading")
+        }
+    }
+
+    private func write(_ event: WyomingEvent) async throws {
         let bytes = try event.encoded()
         do {
             try await outbound.write(ByteBuffer(bytes: bytes))

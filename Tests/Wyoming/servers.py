@@ -19,6 +19,7 @@ One process serves one mode on 127.0.0.1:PORT and prints `READY <port>` once it 
   bad-json          a header line that is not JSON
   overlong-payload  an event (of a type no call waits for) whose payload is far longer than its payload_length says
   drip              a valid answer, one byte a second
+  stall             stops reading at `transcribe` or `detect` (the client's writes back up)
   flood             audio chunks without end (or transcript chunks, for ASR)
 """
 
@@ -165,6 +166,9 @@ class Handler(AsyncEventHandler):
         if Describe.is_type(event.type):
             return await self.answer(info(args).event())
 
+        if args.hostile == "stall" and (Transcribe.is_type(event.type) or Detect.is_type(event.type)):
+            self.writer.transport.pause_reading()
+            await asyncio.Event().wait()
         if Transcribe.is_type(event.type):
             self.streaming = "asr"
             return True
@@ -258,7 +262,7 @@ async def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--mode", choices=["asr", "intent", "handle", "tts", "wake", "all"], default="all")
     parser.add_argument("--hostile", choices=["silent", "drop", "huge-length", "bad-json", "overlong-payload",
-                                              "drip", "flood"])
+                                              "drip", "flood", "stall"])
     parser.add_argument("--transcript", default="turn on the kitchen light")
     parser.add_argument("--stream", action="store_true")
     parser.add_argument("--answer-after-bytes", type=int, default=0)

@@ -72,6 +72,21 @@ struct WyomingHostileServerTests {
         }
     }
 
+    @Test("a server that stops reading fails a streaming call at the deadline, however long the audio", .timeLimit(.minutes(1)))
+    func stall() async throws {
+        try await WyomingPeer.with(["--mode", "all", "--hostile", "stall"]) { peer in
+            let client = WyomingClient(host: "127.0.0.1", port: peer.port, timeouts: Self.timeouts)
+            let error = await #expect(throws: WyomingError.self) {
+                _ = try await client.transcribe(language: "en", audio: EndlessAudio())
+            }
+            #expect(error?.code == .deadlineExceeded, "\(String(describing: error))")
+            let wake = await #expect(throws: WyomingError.self) {
+                try await client.detect(audio: EndlessAudio()) { _ in }
+            }
+            #expect(wake?.code == .deadlineExceeded, "\(String(describing: wake))")
+        }
+    }
+
     @Test("a silent wake-word server ends detect after the audio without an event")
     func silentWake() async throws {
         try await WyomingPeer.with(["--mode", "wake", "--hostile", "silent"]) { peer in
@@ -152,4 +167,13 @@ struct LogLines: LogHandler {
     func log(event: LogEvent) {
         storage.append(Line(level: event.level, message: "\(event.message)", metadata: metadata.merging(event.metadata ?? [:]) { _, new in new }))
     }
+}
+
+/// Silence without end, 64 KiB a chunk, as fast as the client takes it.
+struct EndlessAudio: AsyncSequence, Sendable {
+    struct AsyncIterator: AsyncIteratorProtocol {
+        mutating func next() async -> [UInt8]? { [UInt8](repeating: 0, count: 64 * 1024) }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator() }
 }
