@@ -138,6 +138,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            // The Wyoming protocol client (CONTRACTS.md §8): framing with limits, one connection per call,
+            // describe/transcribe/recognize/handle/synthesize/detect. Not wired into the daemon yet.
+            name: "Wyoming",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            exclude: ["README.md"],  // the module's documentation page
+            swiftSettings: swiftSettings
+        ),
+        .target(
             // The REST services of CONTRACTS.md §4: one client with deadline and circuit breaker.
             name: "REST",
             dependencies: [
@@ -424,6 +437,17 @@ let package = Package(
         .testTarget(
             name: "UsersTests",
             dependencies: ["Users", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            // The Wyoming client: framing (every decoder error), and each call against the reference
+            // package's servers (Tests/Wyoming/servers.py in scripts/setup's venv), hostile ones included.
+            name: "WyomingTests",
+            dependencies: [
+                "Wyoming", "BrokerTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

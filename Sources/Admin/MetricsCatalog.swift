@@ -55,6 +55,7 @@ public enum MetricsCatalog {
         // The ML service (Sources/MLLink).
         "gateway.ml.calls.total": counter("Calls to ML endpoints, by endpoint, call and outcome."),
         "gateway.ml.breaker.state": gauge("Circuit breaker of an ML endpoint: 0 closed, 1 half-open, 2 open."),
+        "gateway.wyoming.calls.failed.total": counter("Failed calls to Wyoming servers, by call and reason (the error code)."),
 
         // Voice dialogs (Sources/Dialog).
         "gateway.dialog.latency.seconds": histogram("Time from the end of a device's audio to the answer sent to it."),
