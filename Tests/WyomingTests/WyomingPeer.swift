@@ -28,7 +28,11 @@ struct WyomingPeer {
             if let exit = process.exit { throw HarnessError("servers.py ended (\(exit)): \(text())") }
             return text().contains("READY \(port)")
         }
-        return try await body(WyomingPeer(port: port))
+        let result = try await body(WyomingPeer(port: port))
+        // Passed: nothing stays behind (scripts/test checks); a failure keeps the peer's log.
+        process.kill()
+        try? FileManager.default.removeItem(at: log)
+        return result
     }
 }
 
