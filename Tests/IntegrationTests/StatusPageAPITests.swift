@@ -94,7 +94,12 @@ extension IntegrationSuite {
                 // What the daemon logged about it is on the page, as values.
                 let logged = try await Self.waitForStatus(admin, "the lost links among the recent problems") { status in
                     let problems = status["problems"] as? [[String: Any]] ?? []
-                    return problems.contains { ($0["level"] as? String == "warning" || $0["level"] as? String == "error") && $0["logger"] as? String != nil }
+                    // The connection failure itself (not just any warning from earlier in the run).
+                    return problems.contains {
+                        $0["level"] as? String == "error" && ($0["logger"] as? String ?? "").hasSuffix(".mqtt")
+                            && ($0["message"] as? String ?? "").contains("cannot connect to the MQTT broker")
+                            && ($0["details"] as? String ?? "").contains("127.0.0.1:")
+                    }
                 }
                 #expect((logged["problems"] as? [[String: Any]])?.allSatisfy { ($0["count"] as? Int ?? 0) >= 1 } == true)
             }
