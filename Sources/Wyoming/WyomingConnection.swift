@@ -48,7 +48,7 @@ enum WyomingConnection {
                             return .answer(try await read(&reader))
                         }
                         tasks.addTask {
-                            try await write(WyomingWriter(outbound: outbound, channel: underlying, limit: timeouts.call))
+                            try await write(WyomingWriter(outbound: outbound, channel: underlying, limit: timeouts.call, progress: progress))
                             progress.markRequestSent()
                             try await Task.sleep(for: timeouts.call)
                             return .writer(.deadlinePassed)
@@ -57,7 +57,14 @@ enum WyomingConnection {
                             tasks.cancelAll()
                             underlying.close(promise: nil)
                         }
-                        switch try await tasks.next()! {
+                        let outcome: Outcome<T>
+                        do {
+                            outcome = try await tasks.next()!
+                        } catch let error as WyomingError where error.code == .connectionClosed && progress.isClosedAtDeadline {
+                            // The writer closed the connection at its deadline; the reader may see that close first.
+                            throw WyomingError(.deadlineExceeded, "\(what): the server took nothing for \(timeouts.call) (timeouts.call): it stopped reading")
+                        }
+                        switch outcome {
                         case .answer(let answer):
                             return answer
                         case .writer(.deadlinePassed):
@@ -107,6 +114,7 @@ enum WyomingConnection {
 final class CallProgress: Sendable {
     private let requestSent = Atomic<Bool>(false)
     private let insideEvent = Atomic<Bool>(false)
+    private let closedAtDeadline = Atomic<Bool>(false)
 
     /// Whether the request (for the streaming calls: the audio up to `audio-stop`) has been sent.
     var isRequestSent: Bool { requestSent.load(ordering: .acquiring) }
@@ -115,6 +123,11 @@ final class CallProgress: Sendable {
     /// Whether part of an event has arrived and the rest is still owed.
     var isInsideEvent: Bool { insideEvent.load(ordering: .acquiring) }
     func setInsideEvent(_ value: Bool) { insideEvent.store(value, ordering: .releasing) }
+
+    /// Whether the writer closed the connection because the server took nothing within the deadline: the
+    /// reader's "connection closed" is then that deadline, not the server's doing.
+    var isClosedAtDeadline: Bool { closedAtDeadline.load(ordering: .acquiring) }
+    func markClosedAtDeadline() { closedAtDeadline.store(true, ordering: .releasing) }
 }
 
 /// Sends events on a call's connection; each write waits until the socket took it (backpressure), at most
@@ -123,6 +136,7 @@ struct WyomingWriter: Sendable {
     let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
     let channel: any Channel
     let limit: Duration
+    let progress: CallProgress
 
     func send(_ event: WyomingEvent) async throws {
         let taken = try await withThrowingTaskGroup(of: Bool.self, returning: Bool.self) { tasks in
@@ -136,7 +150,10 @@ struct WyomingWriter: Sendable {
             }
             let taken = try await tasks.next()!
             // Closing fails the stuck write, so the group can end whatever NIO's writer does on cancellation.
-            if !taken { channel.close(promise: nil) }
+            if !taken {
+                progress.markClosedAtDeadline()
+                channel.close(promise: nil)
+            }
             tasks.cancelAll()
             return taken
         }
