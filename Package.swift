@@ -288,7 +288,10 @@ let package = Package(
         .executableTarget(
             // The voice benchmark (scripts/bench section 7): devices, fake ML endpoints, a real gateway.
             name: "voice-bench",
-            dependencies: ["MQTT", "Audio", "MLFake", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "MQTT", "Audio", "MLFake", "Wyoming", .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             path: "Tests/Benchmarks/voice-bench",
             swiftSettings: swiftSettings
         ),

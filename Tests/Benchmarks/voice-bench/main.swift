@@ -12,7 +12,11 @@
 //   balancing    3 ML endpoints, one answering AnalyzeIntent 300 ms late, --sessions devices:
 //                dialog latency (end message -> answer) with roundRobin vs leastOutstanding
 //
-//   voice-bench --gateway PATH [--runs 3] [--sessions 50] [--seconds 20] [--only latency,concurrency,opus,balancing]
+//   wyoming      the same dialogs against a Wyoming ASR + intent server answering at once
+//                (WyomingBenchServer) and, in the same run, the gRPC fake: last frame -> server, server
+//                answer -> device; then --sessions devices over Wyoming vs over gRPC: CPU, peak RSS
+//
+//   voice-bench --gateway PATH [--runs 3] [--sessions 50] [--seconds 20] [--only latency,concurrency,opus,balancing,wyoming]
 import Audio
 import Foundation
 import Logging
@@ -73,10 +77,10 @@ func startBroker(_ name: String) async throws -> (port: Int, process: Process) {
     return (port, process)
 }
 
-func startGateway(_ name: String, devicePort: Int, mlPorts: [Int], extra: [String] = []) async throws -> Process {
+func startGateway(_ name: String, devicePort: Int, mlPorts: [Int], wyomingPorts: [Int] = [], extra: [String] = []) async throws -> Process {
     let directory = processes.directory.appendingPathComponent(name)
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    let endpoints = mlPorts.map { "\"127.0.0.1:\($0)\"" }.joined(separator: ", ")
+    let endpoints = (mlPorts.map { "\"127.0.0.1:\($0)\"" } + wyomingPorts.map { "\"wyoming://127.0.0.1:\($0)\"" }).joined(separator: ", ")
     let yaml = """
         hub: {id: bench}
         mqtt: {port: \(devicePort), clientId: \(name)}
@@ -329,6 +333,105 @@ if sections.contains("balancing") {
             means.append(result.latency.mean)
         }
         say("   \(balancing), median of \(runs) runs: end -> answer mean \(medianLine(means)) ms, p50 \(medianLine(p50)) ms, p99 \(medianLine(p99)) ms; intents on the slow endpoint \(medianLine(slowShare, format: "%.0f")) %")
+    }
+}
+
+// MARK: - wyoming
+
+/// One gateway, one device, 20 sessions: last frame -> at the server, server answer -> device.
+func wyomingLatency(run: Int, kind: String) async throws -> (last: Sample, answer: Sample) {
+    let broker = try await startBroker("wy-lat-broker-\(kind)-\(run)")
+    let grpc = FakeMLService(name: "wy-lat")
+    let wyoming = WyomingBenchServer()
+    let gateway: Process
+    if kind == "wyoming" {
+        gateway = try await startGateway("wy-lat-gw-\(kind)-\(run)", devicePort: broker.port, mlPorts: [], wyomingPorts: [try await wyoming.start()])
+        // Ready once its first describe was answered (the endpoint offers nothing before).
+        try await Task.sleep(for: .seconds(1))
+    } else {
+        gateway = try await startGateway("wy-lat-gw-\(kind)-\(run)", devicePort: broker.port, mlPorts: [try await grpc.start()])
+    }
+    let device = BenchDevice("wy-lat-\(kind)-\(run)", port: broker.port)
+    try await device.connect()
+    var last = Sample(), answer = Sample()
+    for index in 0..<20 {
+        let session = UUID()
+        let published = try await device.speak(session: session, frames: opusFrames)
+        let reply = try await device.waitForAnswer(session)
+        guard reply.type == "DIALOG_RESPONSE" else {
+            throw BenchError("session failed: \(reply.type)\n" + ((try? String(contentsOf: processes.directory.appendingPathComponent("wy-lat-gw-\(kind)-\(run)/log"), encoding: .utf8)) ?? ""))
+        }
+        let lastArrival: ContinuousClock.Instant?, answered: ContinuousClock.Instant?
+        if kind == "wyoming" {
+            let streams = wyoming.streams.withLock { $0 }
+            let intents = wyoming.intents.withLock { $0 }
+            guard streams.count == index + 1, intents.count == index + 1 else { throw BenchError("the Wyoming server saw \(streams.count) streams, \(intents.count) intents after \(index + 1) sessions") }
+            lastArrival = streams.last?.arrivals.last
+            answered = intents.last
+        } else {
+            let id = session.uuidString.lowercased()
+            lastArrival = grpc.streams.withLock { $0.first { $0.config.sessionID == id } }?.arrivals.last
+            answered = grpc.intents.withLock { $0.last { $0.request.context["sessionId"] == id } }?.answeredAt
+        }
+        guard let lastArrival, let answered, let lastSent = published.frames.last else { throw BenchError("the \(kind) server did not see session \(index)") }
+        last.add(lastSent.duration(to: lastArrival))
+        answer.add(answered.duration(to: reply.at))
+    }
+    await device.close()
+    processes.stop(gateway)
+    processes.stop(broker.process, force: true)
+    await grpc.stop()
+    await wyoming.stop()
+    return (last, answer)
+}
+
+if sections.contains("wyoming") {
+    say("\n== wyoming: one device, 20 sessions of 1.2 s (60 Opus frames) over gRPC and over Wyoming (the gateway decodes Opus to 16 kHz PCM)")
+    var figures: [String: (last50: [Double], last99: [Double], answer50: [Double], answer99: [Double])] = [:]
+    for run in 1...runs {
+        for kind in ["grpc", "wyoming"] {
+            let (last, answer) = try await wyomingLatency(run: run, kind: kind)
+            say("   run \(run) (\(kind)): last frame -> server \(last.summary)")
+            say("          server answer -> device \(answer.summary)")
+            var entry = figures[kind] ?? ([], [], [], [])
+            entry.last50.append(last.percentile(0.5)); entry.last99.append(last.percentile(0.99))
+            entry.answer50.append(answer.percentile(0.5)); entry.answer99.append(answer.percentile(0.99))
+            figures[kind] = entry
+        }
+    }
+    say("   median of \(runs) runs (ms):")
+    for kind in ["grpc", "wyoming"] {
+        let entry = figures[kind]!
+        say("     \(kind.padding(toLength: 8, withPad: " ", startingAt: 0)) last frame -> server p50 \(medianLine(entry.last50))  p99 \(medianLine(entry.last99))")
+        say("              server answer -> device p50 \(medianLine(entry.answer50))  p99 \(medianLine(entry.answer99))")
+    }
+
+    say("\n== wyoming concurrency: \(sessionCount) devices speaking session after session for \(loadSeconds) s, over gRPC (baseline) and over Wyoming")
+    for kind in ["grpc", "wyoming"] {
+        var cpus: [Double] = [], rss: [Double] = [], idleRSS: [Double] = [], rates: [Double] = [], p99: [Double] = [], errors: [Double] = []
+        for run in 1...runs {
+            let broker = try await startBroker("wy-con-broker-\(kind)-\(run)")
+            let grpc = FakeMLService(name: "wy-con")
+            grpc.script.withLock { $0.keepChunkBytes = false; $0.partialEvery = 25 }
+            let wyoming = WyomingBenchServer()
+            let gateway = kind == "wyoming"
+                ? try await startGateway("wy-con-gw-\(kind)-\(run)", devicePort: broker.port, mlPorts: [], wyomingPorts: [try await wyoming.start()])
+                : try await startGateway("wy-con-gw-\(kind)-\(run)", devicePort: broker.port, mlPorts: [try await grpc.start()])
+            let devices = try await connectDevices(sessionCount, port: broker.port, prefix: "wycon\(kind)\(run)")
+            try await Task.sleep(for: .seconds(2))
+            idleRSS.append(Double(ProcStat.rssKB(gateway.processIdentifier)))
+            let result = try await load(devices: devices, seconds: loadSeconds, gateway: gateway)
+            for device in devices { await device.close() }
+            processes.stop(gateway)
+            processes.stop(broker.process, force: true)
+            await grpc.stop()
+            await wyoming.stop()
+            say(String(format: "   run %d (%@): %d answered, %d errors, gateway CPU %.1f %% of one core, peak RSS %d kB, end -> answer %@",
+                         run, kind, result.answered, result.errors, result.cpu, result.rssKB, result.latency.summary))
+            cpus.append(result.cpu); rss.append(Double(result.rssKB)); rates.append(Double(result.answered) / Double(loadSeconds))
+            p99.append(result.latency.percentile(0.99)); errors.append(Double(result.errors))
+        }
+        say("   \(kind), median of \(runs) runs: CPU \(medianLine(cpus)) %, idle RSS \(medianLine(idleRSS, format: "%.0f")) kB, peak RSS \(medianLine(rss, format: "%.0f")) kB, \(medianLine(rates, format: "%.1f")) dialogs/s, errors \(medianLine(errors, format: "%.0f")), end -> answer p99 \(medianLine(p99)) ms")
     }
 }
 } catch {
