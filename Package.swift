@@ -125,7 +125,7 @@ let package = Package(
             // plugin: it would compile protoc).
             name: "MLLink",
             dependencies: [
-                "GatewayCore",
+                "GatewayCore", "Wyoming", "Audio",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -453,7 +453,7 @@ let package = Package(
         .testTarget(
             name: "MLLinkTests",
             dependencies: [
-                "MLLink", "GatewayCore", "BrokerTestSupport",
+                "MLLink", "GatewayCore", "BrokerTestSupport", "Audio", "Wyoming",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Logging", package: "swift-log"),
