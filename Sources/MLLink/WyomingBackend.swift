@@ -108,7 +108,7 @@ public final class WyomingBackend: MLBackend {
         return offers
     }
 
-    public var details: MLEndpointDetails? { info.map(MLEndpointDetails.init) }
+    public var details: MLEndpointDetails? { info.map { MLEndpointDetails($0) } }
 
     /// Asks `describe` once, then waits for ``shutDown()`` (and the calls under way) or cancellation.
     public func run() async throws {

@@ -8,14 +8,14 @@ extension IntegrationSuite {
     /// PCM over MQTT, the daemon, the protocol's reference servers (Tests/Wyoming/servers.py) as
     /// `wyoming://` entries of `ml.endpoints`, alone and beside a gRPC endpoint.
     @Suite struct WyomingDialogTests {
-        static func entries(_ ports: [Int]) -> GatewayConfig.Value {
+        static func entries(_ ports: [Int]) -> YAMLScalar {
             .raw("[" + ports.map { "\"wyoming://127.0.0.1:\($0)\"" }.joined(separator: ", ") + "]")
         }
 
         /// Waits until `/api/ml/endpoints` shows every endpoint in `ports` offering something.
         static func waitForDescribe(_ admin: AdminClient, _ ports: [Int]) async throws -> [[String: Any]] {
             var endpoints: [[String: Any]] = []
-            try await Poll.until("the Wyoming servers described themselves", details: { "\(endpoints)" }, asking: {
+            try await Poll.until("the Wyoming servers described themselves", asking: {
                 endpoints = try await admin.get("/api/ml/endpoints").json as? [[String: Any]] ?? []
                 return ports.allSatisfy { port in
                     endpoints.contains { $0["endpoint"] as? String == "wyoming://127.0.0.1:\(port)" && !(($0["offers"] as? [String]) ?? []).isEmpty }

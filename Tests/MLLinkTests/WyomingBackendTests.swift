@@ -136,7 +136,7 @@ import Wyoming
             do {
                 _ = try await backend.analyzeIntent(text: "turn on the kitchen light", context: [:], deviceID: "d", userID: "u")
                 Issue.record("a silent server cannot answer")
-            } catch {
+            } catch let error as MLError {
                 #expect(error.code == .deadlineExceeded, "\(error)")
                 #expect(error.isRetriable)
             }
@@ -150,7 +150,7 @@ import Wyoming
             do {
                 _ = try await Self.transcribe(backend, Self.configuration(codec: "pcm_s16le", rate: 16000, channels: 1), [[UInt8](repeating: 0, count: 3200)])
                 Issue.record("\(hostile) cannot give a transcript")
-            } catch {
+            } catch let error as MLError {
                 #expect(error.isRetriable, "\(hostile): \(error)")
             }
         }
@@ -257,7 +257,7 @@ import Wyoming
                     do {
                         _ = try await pool.analyzeIntent(text: "what time is it", deviceID: "d", userID: "u")
                         Issue.record("ml.intent grpc must not use a Wyoming endpoint")
-                    } catch {
+                    } catch let error as MLError {
                         #expect(error.message.contains("no ML endpoint offers intent"), "\(error)")
                     }
                     pool.shutDown()
