@@ -26,7 +26,7 @@ extension IntegrationSuite {
 
         @Test func opusAndPCMDevicesAreAnsweredOverWyomingAndTheEndpointIsNamedUpstream() async throws {
             try await withSandbox { sandbox in
-                try await WyomingPeer.with(["--mode", "asr"]) { asr in
+                try await WyomingPeer.with(["--mode", "asr", "--stream"]) { asr in
                     try await WyomingPeer.with(["--mode", "intent"]) { intent in
                         let adminPort = try FreePort.next()
                         let voice = try await VoiceBed.start(
@@ -39,6 +39,7 @@ extension IntegrationSuite {
                         let wyoming = try #require(asrStatus["wyoming"] as? [String: Any])
                         #expect(wyoming["services"] as? [String] == ["asr"])
                         #expect(wyoming["languages"] as? [String] == ["de", "en"])
+                        #expect(wyoming["streamsTranscripts"] as? Bool == true)
                         let intentStatus = try #require(endpoints.first { $0["endpoint"] as? String == "wyoming://127.0.0.1:\(intent.port)" })
                         #expect(intentStatus["offers"] as? [String] == ["intent"])
 
@@ -52,6 +53,11 @@ extension IntegrationSuite {
                             #expect(answer.payload["entities"] as? [String: String] == ["name": "kitchen light"])
                             #expect(answer.payload["replyText"] as? String == "Turned on the kitchen light")
                             #expect((answer.payload["confidence"] as? Double) == 1)
+                            // The server's transcript-chunks came first as partials of this session.
+                            let partials = voice.responses(for: "speaker-w1").filter {
+                                $0.type == "TRANSCRIPT_PARTIAL" && $0.session == session.uuidString.lowercased()
+                            }
+                            #expect(partials.map { $0.payload["text"] as? String } == ["turn ", "on ", "the ", "kitchen ", "light "], "\(partials)")
                         }
                         let events = try await voice.bed.waitForUpstream(count: 2) { $0.type == "DialogCompleted" }
                         for event in events where event.type == "DialogCompleted" {
