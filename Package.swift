@@ -120,12 +120,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
-            // The ML service client (gRPC). Sources/MLLink/Generated is protoc output of
+            // The ML endpoints: the gRPC client and the Wyoming backend (over the Wyoming module, with
+            // Audio's Opus decoder and resampler), the pool over both. Sources/MLLink/Generated is protoc output of
             // Sources/MLLink/Protos, committed; scripts/generate-proto regenerates it (no build
             // plugin: it would compile protoc).
             name: "MLLink",
             dependencies: [
-                "GatewayCore",
+                "GatewayCore", "Wyoming", "Audio",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -139,7 +140,7 @@ let package = Package(
         ),
         .target(
             // The Wyoming protocol client (CONTRACTS.md §8): framing with limits, one connection per call,
-            // describe/transcribe/recognize/handle/synthesize/detect. Not wired into the daemon yet.
+            // describe/transcribe/recognize/handle/synthesize/detect. MLLink's WyomingBackend uses it.
             name: "Wyoming",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -456,7 +457,7 @@ let package = Package(
         .testTarget(
             name: "MLLinkTests",
             dependencies: [
-                "MLLink", "GatewayCore", "BrokerTestSupport",
+                "MLLink", "GatewayCore", "BrokerTestSupport", "Audio", "Wyoming",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Logging", package: "swift-log"),

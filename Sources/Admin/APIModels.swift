@@ -36,6 +36,17 @@ struct EndpointSummary: Codable, Equatable {
     var outstanding: Int
     /// What it offers: `transcription`, `intent`.
     var offers: [String]
+    /// A Wyoming server's last `info`: absent for gRPC endpoints and before its first `describe`.
+    var wyoming: WyomingSummary?
+
+    struct WyomingSummary: Codable, Equatable {
+        /// `asr`, `intent`, `handle`, `tts`, `wake`.
+        var services: [String]
+        var programs: [String]
+        var models: [String]
+        var languages: [String]
+        var streamsTranscripts: Bool
+    }
 
     init(_ status: MLEndpointPool.EndpointStatus) {
         endpoint = "\(status.endpoint)"
@@ -44,6 +55,11 @@ struct EndpointSummary: Codable, Equatable {
         health = status.health?.rawValue
         outstanding = status.outstanding
         offers = [(MLCapabilities.transcription, "transcription"), (.intent, "intent")].filter { status.capabilities.contains($0.0) }.map(\.1)
+        wyoming = status.details.map {
+            WyomingSummary(
+                services: $0.services, programs: $0.programs, models: $0.models, languages: $0.languages,
+                streamsTranscripts: $0.streamsTranscripts)
+        }
     }
 }
 

@@ -287,7 +287,9 @@ enum StatusPage {
           const body = document.getElementById('endpoints');
           body.innerHTML = list.length === 0
             ? '<tr><td colspan="4" class="muted">no ML endpoints configured (ml.endpoints)</td></tr>'
-            : list.map(e => '<tr><td>' + esc(e.endpoint) + '</td><td class="breaker-' + esc(e.breaker) + '">' + esc(e.breaker)
+            : list.map(e => '<tr><td>' + esc(e.endpoint) + (e.wyoming ? '<div class="details">' + esc(e.wyoming.services.join(', ') || 'nothing offered')
+                + (e.wyoming.programs.length ? ' · ' + esc(e.wyoming.programs.join(', ')) : '') + (e.wyoming.languages.length ? ' · ' + esc(e.wyoming.languages.slice(0, 8).join(' ')) : '')
+                + (e.wyoming.streamsTranscripts ? ' · streams' : '') + '</div>' : '') + '</td><td class="breaker-' + esc(e.breaker) + '">' + esc(e.breaker)
                 + '</td><td>' + esc(e.health || '–') + '</td><td class="num">' + esc(e.outstanding) + '</td></tr>').join('');
         }
         function renderDevices() {

@@ -33,6 +33,9 @@ public struct DialogConfiguration: Sendable, Equatable {
     public var verifiesUserID = false
     /// What the ML endpoints accept (`ml.codec`).
     public var codec: MLConfiguration.Codec = .opus
+    /// Every endpoint that may transcribe is a Wyoming server (which takes PCM): PCM devices' audio
+    /// stays PCM even when `codec` is Opus, rather than being encoded only to be decoded again.
+    public var keepsDevicePCM = false
     public var unknownUserPolicy: UsersConfiguration.UnknownUserPolicy = .allow
 
     public init(hubID: String) {

@@ -40,7 +40,8 @@ final class DialogSession: Sendable {
 
     /// - Throws: ``DialogError`` (`unsupported_audio`) when the audio cannot be converted to `ml.codec`.
     init(device: DeviceID, start: AudioMessage.AudioStart, configuration: DialogConfiguration) throws(DialogError) {
-        let converter = try AudioConverter(input: start, output: configuration.codec)
+        let output: MLConfiguration.Codec = start.codec == .pcm && configuration.keepsDevicePCM ? .pcm : configuration.codec
+        let converter = try AudioConverter(input: start, output: output)
         self.device = device
         self.start = start
         outputCodec = converter.outputCodec

@@ -29,6 +29,9 @@ public protocol MLBackend: AnyObject, Sendable {
     var endpoint: MLEndpoint { get }
     /// What it offers now (a Wyoming server's may change with its next `describe`).
     var capabilities: MLCapabilities { get }
+    /// What the endpoint said about itself beyond ``capabilities`` (a Wyoming server's `info`);
+    /// nil for gRPC.
+    var details: MLEndpointDetails? { get }
     /// Keeps its connections until ``shutDown()`` or cancellation.
     func run() async throws
     /// Lets calls under way finish, refuses new ones, then ends ``run()``.
@@ -41,4 +44,8 @@ public protocol MLBackend: AnyObject, Sendable {
     ) async throws(MLError) where Audio.Element == [UInt8]
     /// What `text` means.
     func analyzeIntent(text: String, context: [String: String], deviceID: String, userID: String) async throws(MLError) -> IntentAnalysis
+}
+
+extension MLBackend {
+    public var details: MLEndpointDetails? { nil }
 }

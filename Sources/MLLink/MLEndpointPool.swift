@@ -43,6 +43,8 @@ public final class MLEndpointPool: Service, Sendable {
         public var health: MLHealth?
         /// What the endpoint offers.
         public var capabilities: MLCapabilities
+        /// A Wyoming server's programs, models and languages (nil for gRPC, and before its first `describe`).
+        public var details: MLEndpointDetails?
         public var outstanding: Int
     }
 
@@ -71,7 +73,12 @@ public final class MLEndpointPool: Service, Sendable {
 
     public convenience init(configuration: MLConfiguration, logger: Logger) {
         self.init(configuration: configuration, logger: logger) { endpoint, authority, settings in
-            try MLClient(
+            if endpoint.kind == .wyoming {
+                return WyomingBackend(
+                    endpoint: endpoint, intentTimeout: settings.intentTimeout, transcriptTimeout: settings.wyomingTranscriptTimeout,
+                    logger: logger)
+            }
+            return try MLClient(
                 endpoint: endpoint, authority: authority, tls: settings.tls, intentTimeout: settings.intentTimeout,
                 keepalive: settings.keepalive, logger: logger)
         }
@@ -86,7 +93,7 @@ public final class MLEndpointPool: Service, Sendable {
         self.makeClient = makeClient
         state = Mutex(State())
         for target in configuration.targets {
-            if case .address(let endpoint) = target { add(endpoint, source: target, authority: nil) }
+            if let endpoint = target.endpoint { add(endpoint, source: target, authority: nil) }
         }
     }
 
@@ -172,6 +179,7 @@ public final class MLEndpointPool: Service, Sendable {
         }
         var changes: [String] = []
         let reconnect = old.tls != new.tls || old.keepalive != new.keepalive || old.intentTimeout != new.intentTimeout
+            || old.wyomingTranscriptTimeout != new.wyomingTranscriptTimeout
         let removed = state.withLock { state -> [(MLEndpoint, any MLBackend)] in
             for endpoint in state.balancer.order { state.members[endpoint]?.breaker.configuration = new.breaker }
             let gone = state.balancer.order.filter { endpoint in
@@ -186,7 +194,7 @@ public final class MLEndpointPool: Service, Sendable {
             changes.append("removed \(endpoint)")
         }
         for target in new.targets {
-            if case .address(let endpoint) = target, add(endpoint, source: target, authority: nil) {
+            if let endpoint = target.endpoint, add(endpoint, source: target, authority: nil) {
                 changes.append("added \(endpoint)")
             }
         }
@@ -251,7 +259,7 @@ public final class MLEndpointPool: Service, Sendable {
                 state.members[endpoint].map {
                     EndpointStatus(
                         endpoint: endpoint, source: "\($0.source)", breaker: $0.breaker.state, health: $0.health,
-                        capabilities: $0.client.capabilities, outstanding: $0.outstanding)
+                        capabilities: $0.client.capabilities, details: $0.client.details, outstanding: $0.outstanding)
                 }
             }
         }
@@ -266,7 +274,7 @@ public final class MLEndpointPool: Service, Sendable {
         var tried: Set<MLEndpoint> = []
         var lastError: MLError?
         for _ in 0..<2 {
-            guard let (endpoint, client) = pick(excluding: tried, offering: .intent) else { break }
+            guard let (endpoint, client) = pick(excluding: tried, offering: .intent, from: configuration.intentBackends) else { break }
             tried.insert(endpoint)
             do {
                 let analysis = try await client.analyzeIntent(text: text, context: context, deviceID: deviceID, userID: userID)
@@ -278,7 +286,7 @@ public final class MLEndpointPool: Service, Sendable {
                 lastError = error
             }
         }
-        throw lastError ?? noEndpoint()
+        throw lastError ?? noEndpoint(offering: .intent, from: configuration.intentBackends)
     }
 
     /// `TranscribeStream` on a healthy endpoint. A retriable failure before any result came back
@@ -292,7 +300,7 @@ public final class MLEndpointPool: Service, Sendable {
         var tried: Set<MLEndpoint> = []
         var lastError: MLError?
         for _ in 0..<2 {
-            guard let (endpoint, client) = pick(excluding: tried, offering: .transcription) else { break }
+            guard let (endpoint, client) = pick(excluding: tried, offering: .transcription, from: configuration.transcriptionBackends) else { break }
             tried.insert(endpoint)
             let answered = Atomic<Bool>(false)
             do {
@@ -311,24 +319,31 @@ public final class MLEndpointPool: Service, Sendable {
                 lastError = error
             }
         }
-        throw lastError ?? noEndpoint()
+        throw lastError ?? noEndpoint(offering: .transcription, from: configuration.transcriptionBackends)
     }
 
-    private func noEndpoint() -> MLError {
-        let count = state.withLock { $0.members.count }
-        return count == 0
-            ? MLError(.unavailable, "no ML endpoint is configured or resolved (ml.endpoints)")
-            : MLError(.unavailable, "every ML endpoint's circuit breaker is open")
+    private func noEndpoint(offering capability: MLCapabilities, from allowed: MLConfiguration.StepBackends) -> MLError {
+        let (count, offering) = state.withLock { state in
+            (state.members.count, state.members.filter { allowed.allows($0.key.kind) && $0.value.client.capabilities.contains(capability) }.count)
+        }
+        let step = capability == .transcription ? "transcription" : "intent"
+        if count == 0 { return MLError(.unavailable, "no ML endpoint is configured or resolved (ml.endpoints)") }
+        if offering == 0 {
+            return MLError(.unavailable, "no ML endpoint offers \(step) (ml.endpoints, ml.\(step); a Wyoming server offers what its last describe said)")
+        }
+        return MLError(.unavailable, "every ML endpoint's circuit breaker is open")
     }
 
-    /// The endpoint the next call goes to among those offering `capability`, or nil when no
-    /// breaker lets one through. Endpoints the health service reports down are only used when no
-    /// other is up.
-    private func pick(excluding tried: Set<MLEndpoint>, offering capability: MLCapabilities) -> (MLEndpoint, any MLBackend)? {
+    /// The endpoint the next call goes to among those of the `allowed` kinds offering `capability`
+    /// (`ml.transcription`, `ml.intent`), or nil when no breaker lets one through. Endpoints the
+    /// health service reports down are only used when no other is up.
+    private func pick(
+        excluding tried: Set<MLEndpoint>, offering capability: MLCapabilities, from allowed: MLConfiguration.StepBackends
+    ) -> (MLEndpoint, any MLBackend)? {
         let now = ContinuousClock.now
         let balancing = configuration.balancing
         let (picked, change) = state.withLock { state -> ((MLEndpoint, any MLBackend)?, CircuitBreaker.State?) in
-            let lacking = state.members.filter { !$0.value.client.capabilities.contains(capability) }.keys
+            let lacking = state.members.filter { !allowed.allows($0.key.kind) || !$0.value.client.capabilities.contains(capability) }.keys
             guard let (endpoint, change) = state.balancer.pick(
                 excluding: tried.union(lacking), from: &state.members, balancing: balancing, at: now)
             else { return (nil, nil) }

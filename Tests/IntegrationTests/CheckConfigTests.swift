@@ -33,6 +33,10 @@ extension IntegrationSuite {
             ("mqtt.port", YAMLScalar.raw("notanumber")),
             ("store.whenFull", YAMLScalar.raw("sometimes")),
             ("ml.endpoints", YAMLScalar.raw("[\"no-port-here\"]")),
+            ("ml.endpoints", YAMLScalar.raw("[\"wyoming://no-port-here\"]")),
+            ("ml.transcription", YAMLScalar.raw("cloud")),
+            ("ml.intent", YAMLScalar.raw("wyoming")),
+            ("ml.wyoming.transcriptTimeoutMs", YAMLScalar.raw("5")),
             ("ml.breaker.failureRatio", YAMLScalar.raw("2.5")),
             ("ml.codec", YAMLScalar.raw("mp3")),
             ("users.baseUrl", YAMLScalar.raw("ftp://users")),
@@ -77,11 +81,11 @@ extension IntegrationSuite {
                 let voice = try await GatewayBinary.run(
                     ["check-config", "--config", file.path], in: sandbox.directory,
                     environment: [
-                        "ML_ENDPOINTS": "10.0.0.5:50051,dns:///ml.lan:50051", "ML_BREAKER_FAILURE_RATIO": "0.25",
+                        "ML_ENDPOINTS": "10.0.0.5:50051,dns:///ml.lan:50051,wyoming://[::1]:10300", "ML_BREAKER_FAILURE_RATIO": "0.25",
                         "USERS_UNKNOWN_USER_POLICY": "deny", "DIALOG_SESSION_TIMEOUT_MS": "2500",
                     ])
                 #expect(voice.succeeded, "\(voice)")
-                #expect(Self.value("ml.endpoints", in: voice) == "[10.0.0.5:50051, dns:///ml.lan:50051]", "\(voice)")
+                #expect(Self.value("ml.endpoints", in: voice) == "[10.0.0.5:50051, dns:///ml.lan:50051, wyoming://[::1]:10300]", "\(voice)")
                 for (key, value) in [("ml.breaker.failureRatio", "0.25"), ("users.unknownUserPolicy", "deny"), ("dialog.sessionTimeoutMs", "2500")] {
                     #expect(Self.value(key, in: voice) == value, "\(key) in \(voice)")
                 }

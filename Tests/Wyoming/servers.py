@@ -3,7 +3,9 @@
 
 One process serves one mode on 127.0.0.1:PORT and prints `READY <port>` once it listens:
 
-  asr     `transcribe` + audio -> `transcript` (--transcript; `{bytes}` in it becomes the audio bytes received);
+  asr     `transcribe` + audio -> `transcript` (--transcript; `{bytes}` in it becomes the audio bytes received,
+          `{format}` the audio's "rate width channels" (of `audio-start`; "mixed" if a chunk differs), `{language}`
+          the `transcribe`'s language);
           --stream sends `transcript-start`/`-chunk` (one per word)/`-stop` first; --answer-after-bytes N answers
           as soon as N audio bytes arrived, before `audio-stop` (proves the client streams as audio arrives)
   intent  `recognize` -> `intent` for the known phrases, else `not-recognized`
@@ -12,7 +14,7 @@ One process serves one mode on 127.0.0.1:PORT and prints `READY <port>` once it 
   wake    `detect` + audio -> `detection` after --detect-after-ms of audio; `not-detected` at `audio-stop` if none
   all     every one of the above
 
---hostile KIND makes every answer (`info` too) hostile instead:
+--hostile KIND makes every answer (`info` too, unless --honest-describe) hostile instead:
   silent            reads everything, never answers
   drop              closes the connection at the first audio chunk, or at a request without audio
   huge-length       a header announcing data_length 2**40
@@ -104,6 +106,8 @@ class Handler(AsyncEventHandler):
         self.answered = False
         self.detected = False
         self.wake_names = None
+        self.format = None
+        self.language = None
 
     # --- hostile answers -----------------------------------------------------------------------
     async def hostile(self, answer: Event) -> bool:
@@ -164,6 +168,9 @@ class Handler(AsyncEventHandler):
     async def handle_event(self, event: Event) -> bool:
         args = self.args
         if Describe.is_type(event.type):
+            if args.honest_describe:
+                await self.write_event(info(args).event())
+                return True
             return await self.answer(info(args).event())
 
         if args.hostile == "stall" and (Transcribe.is_type(event.type) or Detect.is_type(event.type)):
@@ -171,17 +178,22 @@ class Handler(AsyncEventHandler):
             await asyncio.Event().wait()
         if Transcribe.is_type(event.type):
             self.streaming = "asr"
+            self.language = Transcribe.from_event(event).language
             return True
         if Detect.is_type(event.type):
             self.streaming = "wake"
             self.wake_names = Detect.from_event(event).names
             return True
         if AudioStart.is_type(event.type):
+            start = AudioStart.from_event(event)
+            self.format = f"{start.rate} {start.width} {start.channels}"
             return True
         if AudioChunk.is_type(event.type):
             if args.hostile == "drop":
                 return False
             chunk = AudioChunk.from_event(event)
+            if f"{chunk.rate} {chunk.width} {chunk.channels}" != self.format:
+                self.format = "mixed"
             self.audio_bytes += len(chunk.audio)
             self.audio_ms += chunk.milliseconds
             if self.streaming == "asr" and args.answer_after_bytes and not self.answered \
@@ -231,7 +243,8 @@ class Handler(AsyncEventHandler):
         return True
 
     async def transcript(self, close: bool = False) -> bool:
-        text = self.args.transcript.replace("{bytes}", str(self.audio_bytes))
+        text = self.args.transcript.replace("{bytes}", str(self.audio_bytes)).replace("{format}", str(self.format)) \
+            .replace("{language}", str(self.language))
         events = []
         if self.args.stream:
             events.append(TranscriptStart(language="en").event())
@@ -265,6 +278,7 @@ async def main() -> None:
                                               "drip", "flood", "stall"])
     parser.add_argument("--transcript", default="turn on the kitchen light")
     parser.add_argument("--stream", action="store_true")
+    parser.add_argument("--honest-describe", action="store_true")
     parser.add_argument("--answer-after-bytes", type=int, default=0)
     parser.add_argument("--detect-after-ms", type=int, default=500)
     args = parser.parse_args()

@@ -7,6 +7,7 @@ extension DialogConfiguration {
     init(_ v: inout ConfigValues, hubID: String, ml: MLConfiguration, users: UsersConfiguration, registrationEnabled: Bool) {
         self.init(hubID: hubID)
         codec = ml.codec
+        keepsDevicePCM = ml.transcribesOnlyOverWyoming
         unknownUserPolicy = users.unknownUserPolicy
         partials = v.bool("dialog.partials", default: partials)
         sessionTimeout = .milliseconds(v.int("dialog.sessionTimeoutMs", default: 10_000, range: 100...3_600_000))

@@ -9,11 +9,18 @@ extension MLConfiguration {
             if let target = Target(entry) {
                 targets.append(target)
             } else {
-                v.fail("ml.endpoints", "'\(entry)' is not host:port, [v6]:port or dns:///name:port")
+                v.fail("ml.endpoints", "'\(entry)' is not host:port, [v6]:port, dns:///name:port or wyoming://host:port")
             }
         }
         codec = v.choice("ml.codec", default: codec)
         intentTimeout = .milliseconds(v.int("ml.intentTimeoutMs", default: 5000, range: 50...600_000))
+        transcriptionBackends = v.choice("ml.transcription", default: transcriptionBackends)
+        intentBackends = v.choice("ml.intent", default: intentBackends)
+        for (key, backends) in [("ml.transcription", transcriptionBackends), ("ml.intent", intentBackends)]
+        where backends != .auto && !targets.contains(where: { backends.allows($0.kind) }) {
+            v.fail(key, "'\(backends.rawValue)' but ml.endpoints has no \(backends.rawValue) endpoint")
+        }
+        wyomingTranscriptTimeout = .milliseconds(v.int("ml.wyoming.transcriptTimeoutMs", default: 10_000, range: 100...600_000))
         keepalive = .seconds(v.int("ml.keepaliveSeconds", default: 30, range: 1...86400))
         balancing = v.choice("ml.balancing", default: balancing)
         breaker.failureRatio = v.double("ml.breaker.failureRatio", default: breaker.failureRatio, range: 0.01...1)
