@@ -178,6 +178,7 @@ let package = Package(
             name: "Dialog",
             dependencies: [
                 "GatewayCore", "Outbox", "MLLink", "Users", "Audio", "Reporting", "DeviceLink",
+                "Wyoming",  // HubSpeaker speaks replies through a Wyoming TTS server (audio.tts)
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -78,6 +78,7 @@ public enum MetricsCatalog {
         "gateway.audio.playback.replies.total": counter("Replies spoken on the hub speaker."),
         "gateway.audio.playback.chimes.total": counter("Chimes played on the hub speaker."),
         "gateway.audio.playback.errors.total": counter("Errors playing on the hub speaker."),
+        "gateway.audio.tts.failures.total": counter("Replies the Wyoming TTS server (audio.tts) did not speak, by reason; the chime played instead."),
 
         // Device registration (Sources/Registration).
         "gateway.registration.outcomes.total": counter("Registrations finished, by outcome."),

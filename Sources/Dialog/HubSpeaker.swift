@@ -5,41 +5,54 @@ import GatewayCore
 import Logging
 import Metrics
 import Synchronization
+import Wyoming
 
 /// Plays what the hub's own dialogs end with on `audio.playbackDevice`. The ML contract carries
 /// reply text, not audio (CONTRACTS.md §3): with `audio.replyCommand` (a text-to-speech program
 /// that writes a 16-bit WAV to stdout, e.g. `espeak-ng --stdout {text}`) the hub speaks the
-/// answer's `replyText`; otherwise, or when the program fails, it plays an ``Earcon`` — two rising
-/// notes for an answer, a low one for an error — so someone at the hub knows they were heard.
+/// answer's `replyText`; with `audio.tts` (a Wyoming text-to-speech server, CONTRACTS.md §8
+/// `synthesize`) the server speaks it, its audio converted to the playback rate, mono; otherwise, or
+/// when the program or the server fails, it plays an ``Earcon`` — two rising notes for an answer, a
+/// low one for an error — so someone at the hub knows they were heard.
 ///
 /// It listens to dialog answers as a ``LiveSink`` (it never waits on the dialog), opens the PCM
-/// for each chime and closes it after, on a queue of its own (ALSA writes block); a chime that
-/// comes while one plays is skipped.
+/// for each chime and closes it after, on a queue of its own (ALSA writes block); the Wyoming call
+/// runs in a task and hands its audio to that queue. One reply at a time: a reply or chime that
+/// comes while one is spoken (or synthesized) is skipped.
 public final class HubSpeaker: LiveSink, Sendable {
     private let device: String
     private let hubID: DeviceID
     private let sampleRate: Int
     private let alsaConfiguration: String?
     private let replyCommand: [String]?
+    private let tts: Speech?
     private let logger: Logger
     private let queue = DispatchQueue(label: "edge-gateway.audio.playback")
     private let playing = Atomic<Bool>(false)
     private let played = Counter(label: "gateway.audio.playback.chimes.total")
     private let spoken = Counter(label: "gateway.audio.playback.replies.total")
     private let errors = Counter(label: "gateway.audio.playback.errors.total")
+    private let ttsFailures: [TTSFailure: Counter] = Dictionary(
+        uniqueKeysWithValues: TTSFailure.allCases.map {
+            ($0, Counter(label: "gateway.audio.tts.failures.total", dimensions: [("reason", $0.rawValue)]))
+        })
 
     /// The longest reply text handed to `replyCommand`.
     static let maxReplyCharacters = 1000
     /// How long `replyCommand` may take before it is killed and the chime plays instead.
     static let commandTimeout: TimeInterval = 10
 
-    /// - Parameter replyCommand: argv of a text-to-speech program; `{text}` in an argument is
-    ///   replaced by the reply (no shell is involved).
+    /// - Parameters:
+    ///   - replyCommand: argv of a text-to-speech program; `{text}` in an argument is replaced by the
+    ///     reply (no shell is involved).
+    ///   - tts: a Wyoming text-to-speech server that speaks the replies instead (the configuration
+    ///     never sets both).
     public init(
         device: String, hubID: DeviceID, sampleRate: Int, alsaConfiguration: String?, replyCommand: [String]? = nil,
-        logger: Logger
+        tts: Speech? = nil, logger: Logger
     ) {
         self.replyCommand = replyCommand?.isEmpty == true ? nil : replyCommand
+        self.tts = tts
         self.device = device
         self.hubID = hubID
         self.sampleRate = sampleRate
@@ -62,6 +75,33 @@ public final class HubSpeaker: LiveSink, Sendable {
 
     private func play(_ earcon: Earcon, reply: String?) {
         guard !playing.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        if let reply, !reply.isEmpty, let tts {
+            // The call is async (NIO); the audio goes to the playback queue like everything else.
+            Task { [self] in
+                let speech: Result<WyomingSpeech, any Error>
+                do {
+                    speech = .success(try await tts.client.synthesize(text: reply, voice: tts.voice))
+                } catch {
+                    speech = .failure(error)
+                }
+                queue.async { [self] in
+                    defer { playing.store(false, ordering: .releasing) }
+                    do throws(TTSError) {
+                        try speak(speech.mapError { TTSError.synthesis($0) }.get(), limits: tts)
+                        spoken.increment()
+                        return
+                    } catch {
+                        errors.increment()
+                        ttsFailures[error.reason]?.increment()
+                        logger.warning(
+                            "cannot speak the reply through the TTS server; playing the chime instead",
+                            metadata: ["audio.tts": "\(tts.server)", "reason": "\(error.reason.rawValue)", "error": "\(error)"])
+                    }
+                    chime(earcon)
+                }
+            }
+            return
+        }
         queue.async { [self] in
             defer { playing.store(false, ordering: .releasing) }
             if let reply, !reply.isEmpty, let command = replyCommand {
@@ -77,13 +117,40 @@ public final class HubSpeaker: LiveSink, Sendable {
                         metadata: ["audio.reply_command": "\(command.first ?? "")", "error": "\(error)"])
                 }
             }
-            do {
-                try output(earcon.samples(sampleRate: sampleRate), sampleRate: sampleRate, channels: 1)
-                played.increment()
-            } catch {
-                errors.increment()
-                logger.warning("cannot play on the playback device", metadata: ["audio.playback_device": "\(device)", "error": "\(error)"])
-            }
+            chime(earcon)
+        }
+    }
+
+    /// On the playback queue.
+    private func chime(_ earcon: Earcon) {
+        do {
+            try output(earcon.samples(sampleRate: sampleRate), sampleRate: sampleRate, channels: 1)
+            played.increment()
+        } catch {
+            errors.increment()
+            logger.warning("cannot play on the playback device", metadata: ["audio.playback_device": "\(device)", "error": "\(error)"])
+        }
+    }
+
+    /// Plays a TTS server's audio at the playback rate, mono. On the playback queue (the conversion is
+    /// CPU work, the writes block).
+    private func speak(_ speech: WyomingSpeech, limits: Speech) throws(TTSError) {
+        let format = speech.format
+        let samples: [Int16]
+        do throws(PCMResampler.FormatError) {
+            samples = try PCMResampler.samples(littleEndian: speech.pcm, width: format.width)
+        } catch {
+            throw .unsupportedFormat(error.description)
+        }
+        let frames = samples.count / format.channels
+        guard frames > 0 else { throw .noAudio }
+        let seconds = Double(frames) / Double(format.rate)
+        guard seconds <= limits.maxSeconds else { throw .tooLong(seconds: seconds, limit: limits.maxSeconds) }
+        let converted = PCMResampler(from: format.rate, to: sampleRate, channels: format.channels).convert(samples)
+        do throws(AudioError) {
+            try output(converted, sampleRate: sampleRate, channels: 1)
+        } catch {
+            throw .playback(error)
         }
     }
 
@@ -96,6 +163,89 @@ public final class HubSpeaker: LiveSink, Sendable {
 
     struct SpeechError: Error, CustomStringConvertible {
         var description: String
+    }
+
+    /// A Wyoming text-to-speech server and what one reply may cost (`audio.tts`, `audio.ttsVoice`,
+    /// `audio.ttsTimeoutSeconds`, `audio.ttsMaxSeconds`).
+    public struct Speech: Sendable {
+        public let server: TTSServer
+        public let voice: String?
+        /// The longest reply played, in seconds of audio.
+        public let maxSeconds: Double
+        let client: WyomingClient
+
+        /// The client's deadline is `timeoutSeconds` for the whole call (connect included). It holds at most
+        /// `maxSeconds` of 48 kHz stereo 16-bit audio (192,000 bytes a second) while the reply arrives; a
+        /// longer reply at its own rate is refused after it arrived.
+        public init(server: TTSServer, voice: String?, timeoutSeconds: Double, maxSeconds: Double) {
+            self.server = server
+            self.voice = voice
+            self.maxSeconds = maxSeconds
+            let timeout = Duration.milliseconds(Int64(timeoutSeconds * 1000))
+            self.client = WyomingClient(
+                host: server.host, port: server.port,
+                limits: WyomingLimits(maxAudioBytes: Int(maxSeconds * 192_000)),
+                timeouts: WyomingTimeouts(connect: min(.seconds(2), timeout), call: timeout))
+        }
+    }
+
+    /// Why a reply was not spoken through the TTS server: the `reason` of `gateway_audio_tts_failures_total`.
+    enum TTSFailure: String, CaseIterable {
+        /// The server could not be reached (connect refused or timed out).
+        case unreachable
+        /// No (complete) answer within `audio.ttsTimeoutSeconds`: a silent or dripping server.
+        case timeout
+        /// The server closed the connection before the end of the audio.
+        case closed
+        /// The server broke the protocol (header, lengths, data, events) or answered with `error`.
+        case `protocol`
+        /// More audio than `audio.ttsMaxSeconds`.
+        case tooLong = "too_long"
+        /// Audio other than 16-bit PCM.
+        case unsupportedFormat = "unsupported_format"
+        /// `audio-stop` without a sample.
+        case noAudio = "no_audio"
+        /// The playback device failed while the reply played.
+        case playback
+    }
+
+    enum TTSError: Error, CustomStringConvertible {
+        case synthesis(any Error)
+        case unsupportedFormat(String)
+        case noAudio
+        case tooLong(seconds: Double, limit: Double)
+        case playback(AudioError)
+
+        var reason: TTSFailure {
+            switch self {
+            case .synthesis(let error):
+                guard let error = error as? WyomingError else { return .closed }
+                switch error.code {
+                case .connectFailed: return .unreachable
+                case .deadlineExceeded: return .timeout
+                case .connectionClosed, .io: return .closed
+                case .limitExceeded: return .tooLong
+                case .headerTooLong, .invalidHeader, .invalidLength, .invalidData, .unexpectedEvent, .serverError, .invalidEvent:
+                    return .protocol
+                }
+            case .unsupportedFormat: return .unsupportedFormat
+            case .noAudio: return .noAudio
+            case .tooLong: return .tooLong
+            case .playback: return .playback
+            }
+        }
+
+        var description: String {
+            switch self {
+            case .synthesis(let error as WyomingError) where error.code == .limitExceeded: "\(error) (audio.ttsMaxSeconds)"
+            case .synthesis(let error): "\(error)"
+            case .unsupportedFormat(let message): message
+            case .noAudio: "the server's audio has no samples"
+            case .tooLong(let seconds, let limit):
+                "the spoken reply is \(Int(seconds.rounded())) s long, over audio.ttsMaxSeconds (\(limit))"
+            case .playback(let error): "\(error)"
+            }
+        }
     }
 
     /// Runs `command` with the reply in place of `{text}` (only ever after a `--` argument: the

@@ -287,7 +287,7 @@ struct PCM16kMonoAudio<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable 
             self.base = base
             self.codec = codec
             if codec != MLConfiguration.Codec.opus.rawValue, sampleRate > 0, channels > 0 {
-                let resampler = PCMResampler(inputRate: sampleRate, channels: channels)
+                let resampler = PCMResampler(from: sampleRate, to: 16_000, channels: channels)
                 self.resampler = resampler.isIdentity ? nil : resampler
             }
         }
@@ -306,7 +306,7 @@ struct PCM16kMonoAudio<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable 
                 return (try? decoder!.decode(chunk)) ?? []
             }
             guard resampler != nil else { return chunk }
-            return resampler!.convert(chunk)
+            return resampler!.push(littleEndian: chunk)
         }
     }
 }

@@ -1,10 +1,114 @@
+import Audio
 import Foundation
 import Testing
 
-@testable import Audio
-
-/// The streaming resampler that turns devices' PCM into Wyoming's 16 kHz mono.
 @Suite struct PCMResamplerTests {
+    static func tone(seconds: Double, frequency: Double, sampleRate: Int, amplitude: Double = 10000) -> [Int16] {
+        (0..<Int(seconds * Double(sampleRate))).map { Int16(amplitude * sin(2 * Double.pi * frequency * Double($0) / Double(sampleRate))) }
+    }
+
+    /// Upward zero crossings per second, each crossing placed between its two samples: the tone's frequency.
+    static func frequency(of samples: [Int16], sampleRate: Int) -> Double {
+        var crossings: [Double] = []
+        for index in 1..<samples.count where samples[index - 1] < 0 && samples[index] >= 0 {
+            let (a, b) = (Double(samples[index - 1]), Double(samples[index]))
+            crossings.append(Double(index - 1) + -a / (b - a))
+        }
+        guard let first = crossings.first, let last = crossings.last, crossings.count > 1 else { return 0 }
+        return Double(crossings.count - 1) / ((last - first) / Double(sampleRate))
+    }
+
+    /// The largest difference from the ideal tone at the output rate.
+    static func deviation(_ samples: [Int16], frequency: Double, sampleRate: Int, amplitude: Double = 10000) -> Double {
+        samples.indices.map { abs(Double(samples[$0]) - amplitude * sin(2 * Double.pi * frequency * Double($0) / Double(sampleRate))) }.max() ?? 0
+    }
+
+    @Test func downFrom22050To16000KeepsTheFrequencyAndTheDuration() {
+        let input = Self.tone(seconds: 1, frequency: 440, sampleRate: 22050)
+        let output = PCMResampler(from: 22050, to: 16000).convert(input)
+        #expect(output.count == 16000)
+        #expect(abs(Self.frequency(of: output, sampleRate: 16000) - 440) < 0.5)
+        // Linear interpolation of a 440 Hz tone sampled at 22,050 Hz is off by well under 1 % of the amplitude.
+        #expect(Self.deviation(output, frequency: 440, sampleRate: 16000) < 100)
+
+        // A length that does not divide: 1001 frames are 726.3 output samples.
+        #expect(PCMResampler(from: 22050, to: 16000).convert(Array(input.prefix(1001))).count == 726)
+    }
+
+    @Test func upFrom16000To48000KeepsTheFrequencyAndTheDuration() {
+        let input = Self.tone(seconds: 0.5, frequency: 1000, sampleRate: 16000)
+        let output = PCMResampler(from: 16000, to: 48000).convert(input)
+        #expect(output.count == 24000)
+        #expect(abs(Self.frequency(of: output, sampleRate: 48000) - 1000) < 1)
+        // The last two outputs lie after the last input frame and hold its value (finish()); the rest follow the tone.
+        #expect(Self.deviation(Array(output.dropLast(2)), frequency: 1000, sampleRate: 48000) < 250)
+        #expect(output.suffix(3).allSatisfy { $0 == input.last })
+        // Every third output sample is an input sample.
+        #expect(stride(from: 0, to: output.count, by: 3).allSatisfy { output[$0] == input[$0 / 3] })
+    }
+
+    @Test func theSameRateIsTheSameAudio() {
+        let input = Self.tone(seconds: 0.1, frequency: 300, sampleRate: 16000)
+        #expect(PCMResampler(from: 16000, to: 16000).convert(input) == input)
+    }
+
+    @Test func stereoIsAveragedToMono() {
+        // Left a tone, right its negative: silence. Left 1000, right 3000: 2000.
+        let tone = Self.tone(seconds: 0.1, frequency: 440, sampleRate: 16000)
+        let opposite = tone.flatMap { [$0, -$0] }
+        #expect(PCMResampler(from: 16000, to: 16000, channels: 2).convert(opposite) == [Int16](repeating: 0, count: tone.count))
+        let constant = [Int16](repeating: 0, count: 200).indices.flatMap { _ in [Int16(1000), Int16(3000)] }
+        let mono = PCMResampler(from: 22050, to: 16000, channels: 2).convert(constant)
+        #expect(mono.count == (200 * 16000 + 11025) / 22050)
+        #expect(mono.allSatisfy { $0 == 2000 })
+    }
+
+    @Test func emptyInputGivesEmptyOutput() {
+        #expect(PCMResampler(from: 22050, to: 16000).convert([]).isEmpty)
+        #expect(PCMResampler(from: 16000, to: 48000, channels: 2).convert([]).isEmpty)
+        // Half a stereo frame is no frame.
+        #expect(PCMResampler(from: 16000, to: 48000, channels: 2).convert([5]).isEmpty)
+        var resampler = PCMResampler(from: 16000, to: 8000)
+        #expect(resampler.push([]).isEmpty)
+        #expect(resampler.finish().isEmpty)
+    }
+
+    @Test(arguments: [(22050, 16000, 1), (16000, 48000, 2), (44100, 16000, 2), (8000, 16000, 1)])
+    func piecesOfAnySizeGiveWhatTheWholeClipGives(rates: (Int, Int, Int)) {
+        let (from, to, channels) = rates
+        let clip = Self.tone(seconds: 0.3, frequency: 523, sampleRate: from * channels)
+        let whole = PCMResampler(from: from, to: to, channels: channels).convert(clip)
+        var resampler = PCMResampler(from: from, to: to, channels: channels)
+        var pieces: [Int16] = []
+        var start = 0
+        var size = 1
+        while start < clip.count {
+            let end = min(clip.count, start + size)
+            pieces += resampler.push(Array(clip[start..<end]))
+            start = end
+            size = size * 7 % 1013 + 1  // 1, 8, 57, 400, … : odd sizes, partial stereo frames included
+        }
+        pieces += resampler.finish()
+        #expect(pieces == whole)
+    }
+
+    @Test func littleEndianBytesBecomeSamplesAndOnly16BitIsTaken() throws {
+        #expect(try PCMResampler.samples(littleEndian: [0x01, 0x00, 0xFF, 0xFF, 0x00, 0x80, 0x7F], width: 2) == [1, -1, Int16.min])
+        #expect(try PCMResampler.samples(littleEndian: [], width: 2).isEmpty)
+        for width in [1, 3, 4] {
+            #expect(throws: PCMResampler.FormatError.self) { try PCMResampler.samples(littleEndian: [0, 0, 0, 0], width: width) }
+        }
+        do {
+            _ = try PCMResampler.samples(littleEndian: [0, 0, 0], width: 3)
+            Issue.record("24-bit audio was taken")
+        } catch {
+            #expect(error.description.contains("16-bit"), "\(error)")
+        }
+    }
+}
+
+/// The streaming use (a device's PCM bytes to Wyoming's 16 kHz mono, as they arrive).
+@Suite struct PCMResamplerByteStreamTests {
     static func pcm(_ samples: [Int16]) -> [UInt8] {
         samples.flatMap { sample -> [UInt8] in
             let bits = UInt16(bitPattern: sample)
@@ -32,9 +136,9 @@ import Testing
 
     @Test(arguments: [(48_000, 2), (44_100, 1), (22_050, 2), (8_000, 1), (16_000, 2)])
     func aToneKeepsItsFrequencyAndTheAudioItsLength(rate: Int, channels: Int) {
-        var resampler = PCMResampler(inputRate: rate, channels: channels)
+        var resampler = PCMResampler(from: rate, to: 16_000, channels: channels)
         let input = Self.tone(frequency: 440, rate: rate, seconds: 1, channels: channels)
-        let output = Self.samples(resampler.convert(Self.pcm(input)))
+        let output = Self.samples(resampler.push(littleEndian: Self.pcm(input)) + Self.pcm(resampler.finish()))
         #expect(abs(output.count - 16_000) <= 2, "one second at 16 kHz: \(output.count) samples")
         let heard = Self.frequency(output, rate: 16_000)
         #expect(abs(heard - 440) < 5, "440 Hz stays 440 Hz: \(heard)")
@@ -42,15 +146,15 @@ import Testing
 
     @Test func chunksSplitAnywhereGiveWhatTheWholeAudioGives() {
         let input = Self.pcm(Self.tone(frequency: 300, rate: 48_000, seconds: 0.5, channels: 2))
-        var whole = PCMResampler(inputRate: 48_000, channels: 2)
-        let expected = whole.convert(input)
-        var split = PCMResampler(inputRate: 48_000, channels: 2)
+        var whole = PCMResampler(from: 48_000, to: 16_000, channels: 2)
+        let expected = whole.push(littleEndian: input)
+        var split = PCMResampler(from: 48_000, to: 16_000, channels: 2)
         var output: [UInt8] = []
         var offset = 0
         var size = 1
         while offset < input.count {
             let end = min(input.count, offset + size)
-            output += split.convert(Array(input[offset..<end]))
+            output += split.push(littleEndian: Array(input[offset..<end]))
             offset = end
             size = size % 997 + 3  // odd sizes: frames and samples split across chunks
         }
@@ -59,10 +163,10 @@ import Testing
     }
 
     @Test func stereoIsAveragedToMono() {
-        var resampler = PCMResampler(inputRate: 16_000, channels: 2)
-        let output = Self.samples(resampler.convert(Self.pcm([1000, 3000, -2000, 0, 32767, 32767])))
+        var resampler = PCMResampler(from: 16_000, to: 16_000, channels: 2)
+        let output = Self.samples(resampler.push(littleEndian: Self.pcm([1000, 3000, -2000, 0, 32767, 32767])))
         #expect(output == [2000, -1000, 32767])
         #expect(!resampler.isIdentity)
-        #expect(PCMResampler(inputRate: 16_000, channels: 1).isIdentity)
+        #expect(PCMResampler(from: 16_000, to: 16_000, channels: 1).isIdentity)
     }
 }

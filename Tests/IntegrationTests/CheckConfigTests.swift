@@ -46,6 +46,12 @@ extension IntegrationSuite {
             ("audio.replyCommand", YAMLScalar.raw(#"["espeak-ng", "--stdout", "{text}"]"#)),
             ("audio.replyCommand", YAMLScalar.raw(#"["espeak-ng", "{text}", "--"]"#)),
             ("audio.replyCommand", YAMLScalar.raw(#"["tts", "{text}."]"#)),
+            ("audio.tts", YAMLScalar.string("http://127.0.0.1:10200")),
+            ("audio.tts", YAMLScalar.string("wyoming://127.0.0.1")),
+            ("audio.tts", YAMLScalar.string("wyoming://:10200")),
+            ("audio.tts", YAMLScalar.string("wyoming://127.0.0.1:70000")),
+            ("audio.ttsTimeoutSeconds", YAMLScalar.raw("0")),
+            ("audio.ttsMaxSeconds", YAMLScalar.raw("0")),
             ("dialog.maxFramesPerSession", YAMLScalar.raw("0")),
             ("dialog.maxBufferedAudioBytes", YAMLScalar.raw("12")),
         ])
@@ -58,6 +64,33 @@ extension IntegrationSuite {
                 let result = try await GatewayBinary.run(["check-config", "--config", file.path], in: sandbox.directory)
                 #expect(Self.isFailureExit(result.exit), "\(result)")
                 #expect((result.stdout + result.stderr).contains(key), "message should name \(key): \(result)")
+            }
+        }
+
+        /// Two ways to speak the hub's replies: neither is preferred, the configuration is refused.
+        @Test func aTTSServerAndAReplyCommandTogetherAreRefused() async throws {
+            try await withSandbox { sandbox in
+                var config = Self.valid
+                config["audio.tts"] = "wyoming://127.0.0.1:10200"
+                config["audio.replyCommand"] = .raw(#"["espeak-ng", "--stdout"]"#)
+                let file = sandbox.url("both.yaml")
+                try config.write(to: file)
+                let result = try await GatewayBinary.run(["check-config", "--config", file.path], in: sandbox.directory)
+                #expect(Self.isFailureExit(result.exit), "\(result)")
+                #expect(result.stderr.contains("audio.tts: is set together with audio.replyCommand"), "\(result)")
+
+                config["audio.replyCommand"] = nil
+                config["audio.enabled"] = true
+                config["audio.playbackDevice"] = "default"
+                config["ml.endpoints"] = .raw(#"["127.0.0.1:50051"]"#)
+                config["audio.ttsVoice"] = "en_US-lessac-medium"
+                try config.write(to: file)
+                let alone = try await GatewayBinary.run(["check-config", "--strict", "--config", file.path], in: sandbox.directory)
+                #expect(alone.succeeded, "\(alone)")
+                #expect(Self.value("audio.tts", in: alone) == "wyoming://127.0.0.1:10200", "\(alone)")
+                #expect(Self.value("audio.ttsVoice", in: alone) == "en_US-lessac-medium", "\(alone)")
+                #expect(Self.value("audio.ttsTimeoutSeconds", in: alone) == "10.0", "\(alone)")
+                #expect(Self.value("audio.ttsMaxSeconds", in: alone) == "60.0", "\(alone)")
             }
         }
 
@@ -152,6 +185,7 @@ extension IntegrationSuite {
             (["upstream.reconnectBaseMs": 60000, "upstream.reconnectCapMs": 1000], "upstream.reconnectBaseMs: 60000 is above upstream.reconnectCapMs (1000)"),
             (["dialog.trustDeviceUserId": true], "dialog.trustDeviceUserId: has no effect while registration.enabled is off"),
             (["audio.enabled": true], "audio.enabled: the hub microphone is on but ml.endpoints is empty"),
+            (["audio.tts": "wyoming://127.0.0.1:10200"], "audio.tts: has no effect without audio.enabled and audio.playbackDevice"),
             (["ml.tls.serverName": "ml.lan"], "ml.tls.serverName: has no effect while ml.tls.enabled is false"),
         ]
 

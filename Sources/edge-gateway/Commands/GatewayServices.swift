@@ -110,7 +110,13 @@ struct GatewayServices: Sendable {
             let speaker = HubSpeaker(
                 device: playback, hubID: hub, sampleRate: configuration.audio.sampleRate,
                 alsaConfiguration: configuration.audio.alsaConfigFile.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) },
-                replyCommand: configuration.audio.replyCommand, logger: Logger(label: "edge-gateway.audio"))
+                replyCommand: configuration.audio.replyCommand,
+                tts: configuration.audio.tts.map {
+                    HubSpeaker.Speech(
+                        server: $0, voice: configuration.audio.ttsVoice, timeoutSeconds: configuration.audio.ttsTimeoutSeconds,
+                        maxSeconds: configuration.audio.ttsMaxSeconds)
+                },
+                logger: Logger(label: "edge-gateway.audio"))
             liveSink = LiveFanout([live, speaker])
         }
         let dialog = Dialog(

@@ -20,6 +20,20 @@ extension HubMicrophoneConfiguration {
                 "\"{text}\" would be read as an option when a reply starts with '-': put \"--\" before it "
                     + "([espeak-ng, --stdout, --, \"{text}\"]) or leave {text} out to get the reply on standard input")
         }
+        let tts = v.string("audio.tts", default: "")
+        if !tts.isEmpty {
+            self.tts = TTSServer(url: tts)
+            if self.tts == nil {
+                v.fail("audio.tts", "'\(tts)' is not wyoming://host:port (e.g. wyoming://127.0.0.1:10200 for wyoming-piper)")
+            } else if replyCommand != nil {
+                v.fail("audio.tts", "is set together with audio.replyCommand: the hub speaks through one of them; remove the other")
+            } else if !enabled || playbackDevice == nil {
+                v.warn("audio.tts", "has no effect without audio.enabled and audio.playbackDevice")
+            }
+        }
+        ttsVoice = v.string("audio.ttsVoice", default: "").nonEmpty
+        ttsTimeoutSeconds = v.double("audio.ttsTimeoutSeconds", default: ttsTimeoutSeconds, range: 1...120)
+        ttsMaxSeconds = v.double("audio.ttsMaxSeconds", default: ttsMaxSeconds, range: 0.5...600)
         sampleRate = v.int("audio.sampleRate", default: sampleRate, range: 8000...48000)
         if ![8000, 12000, 16000, 24000, 48000].contains(sampleRate) {
             v.fail("audio.sampleRate", "\(sampleRate) is not an Opus rate (8000, 12000, 16000, 24000 or 48000)")
