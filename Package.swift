@@ -177,6 +177,7 @@ let package = Package(
             name: "Dialog",
             dependencies: [
                 "GatewayCore", "Outbox", "MLLink", "Users", "Audio", "Reporting", "DeviceLink",
+                "Wyoming",  // the hub microphone's wake-word server
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -359,6 +360,7 @@ let package = Package(
             name: "DialogTests",
             dependencies: [
                 "Dialog", "DeviceLink", "GatewayCore", "MLLink", "MLFake", "Outbox", "Users", "BrokerTestSupport",
+                "Audio",  // MicrophoneSegmenterTests feed it frames
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],

@@ -26,6 +26,8 @@ public struct HubMicrophoneConfiguration: Sendable, Equatable {
     /// How long a push-to-talk request (`hub/{hubId}/listen`) listens when it names no length
     /// (`audio.listenSeconds`).
     public var listenSeconds = 5.0
+    /// A wake-word server in front of the microphone (`audio.wake.*`).
+    public var wake = WakeWordConfiguration()
 
     public init() {}
 }

@@ -11,12 +11,13 @@ public struct WyomingPeer: Sendable {
     public static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
 
-    public static func with<T>(_ arguments: [String], _ body: (WyomingPeer) async throws -> T) async throws -> T {
+    /// - Parameter port: the port to listen on (a test that points the daemon at it before it runs); nil: a free one.
+    public static func with<T>(_ arguments: [String], port: Int? = nil, _ body: (WyomingPeer) async throws -> T) async throws -> T {
         let python = repository.appendingPathComponent("var/venv/bin/python").path
         guard FileManager.default.isExecutableFile(atPath: python) else {
             throw HarnessError("\(python) is missing: run scripts/setup (it makes the venv with the wyoming package)")
         }
-        let port = try FreePort.next()
+        let port = try port ?? FreePort.next()
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("wyoming-peer-\(port)-\(UUID().uuidString).log")
         let process = try ChildProcess(
             executable: python,
