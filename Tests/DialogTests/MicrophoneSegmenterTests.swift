@@ -79,7 +79,8 @@ import Testing
 
     @Test func wakeModeOpensNothingForSpeechWithoutADetection() {
         let run = Self.run(.wake)
-        #expect(run.actions.isEmpty, "\(run.actions.map(\.action))")
+        let actions = run.actions.count
+        #expect(actions == 0, "segments: \(run.segments.map { "\($0.trigger) frames \($0.frames.first ?? -1)...\($0.frames.last ?? -1)" })")
     }
 
     @Test func aDetectionInQuietOpensASegmentWithThePreRollThatEndsWithTheNextSpeech() {
