@@ -171,6 +171,8 @@ public final class HubMicrophone: Service, Sendable {
     }
 
     private func listen(to stream: CaptureStream) async throws {
+        // A detection of audio from before this stream (the device was reopened) opens nothing.
+        _ = wake?.takeDetection()
         var segmenter = MicrophoneSegmenter(mode: wake == nil ? .vad : configuration.wake.mode, vad: configuration.vad)
         var segment: Segment?
         var seenOverruns = 0

@@ -48,8 +48,8 @@ public final class WakeWordListener: Sendable {
     /// Distinct detection names that become metric labels when `audio.wake.names` is empty.
     static let maxNameLabels = 8
     /// A wake-word server sends a few small events (`detection`, `not-detected`), no payloads: a conversation
-    /// that gets more than 10,000 events, or one larger than 64 KiB, is a server gone wrong, and costs a
-    /// reconnect (after at most 640 MiB read, however it floods).
+    /// that gets more than 10,000 events, or one event larger than 64 KiB, is a server gone wrong and costs a
+    /// reconnect (a flood is cut off after at most 10,000 events; one event at a time is held).
     static let limits = WyomingLimits(maxDataBytes: 64 * 1024, maxPayloadBytes: 64 * 1024, maxEventsPerCall: 10_000)
 
     private let configuration: WakeWordConfiguration
