@@ -360,7 +360,7 @@ let package = Package(
             name: "DialogTests",
             dependencies: [
                 "Dialog", "DeviceLink", "GatewayCore", "MLLink", "MLFake", "Outbox", "Users", "BrokerTestSupport",
-                "Audio",  // MicrophoneSegmenterTests feed it frames
+                "Audio", "Wyoming",  // MicrophoneSegmenterTests, WakeWordListenerTests
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],

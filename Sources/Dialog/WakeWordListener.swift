@@ -63,6 +63,7 @@ public final class WakeWordListener: Sendable {
     private let pending = Mutex<String?>(nil)
     private let labels = Mutex<[String: Counter]>([:])
     private let streak = Mutex(FailureStreak())
+    private let droppedCount = Atomic<Int>(0)
     private let metrics = Metrics()
 
     struct Metrics: Sendable {
@@ -72,6 +73,9 @@ public final class WakeWordListener: Sendable {
                 ($0, Counter(label: "gateway.audio.wake.connection.failures.total", dimensions: [("reason", $0.rawValue)]))
             })
     }
+
+    /// Frames dropped because the server fell behind, since start (`gateway.audio.wake.frames.dropped.total`).
+    public var droppedFrames: Int { droppedCount.load(ordering: .relaxed) }
 
     /// The values the status page reads.
     public var state: PublishedState<State> { publisher.reader }
@@ -109,7 +113,10 @@ public final class WakeWordListener: Sendable {
                 bytes[2 * index] = UInt8(truncatingIfNeeded: value)
                 bytes[2 * index + 1] = UInt8(truncatingIfNeeded: value >> 8)
             }
-            if case .dropped = continuation.yield(bytes) { metrics.dropped.increment() }
+            if case .dropped = continuation.yield(bytes) {
+                droppedCount.add(1, ordering: .relaxed)
+                metrics.dropped.increment()
+            }
         }
     }
 
@@ -195,12 +202,13 @@ public final class WakeWordListener: Sendable {
         let name = String((name ?? "").prefix(Self.maxNameLength))
         let shown = name.isEmpty ? (configuration.names.first ?? "wake word") : name
         counter(for: shown).increment()
+        // Before the state says so: whoever sees the count can take it.
+        pending.withLock { $0 = shown }
         publisher.update { state in
             state.detections += 1
             state.lastDetectionName = shown
             state.lastDetectionMs = Self.nowMs()
         }
-        pending.withLock { $0 = shown }
         logger.info("wake word detected", metadata: ["audio.wake.name": "\(shown)", "audio.wake.timestamp_ms": "\(timestamp.map(String.init) ?? "-")"])
     }
 

@@ -187,25 +187,6 @@ extension IntegrationSuite {
             }
         }
 
-        /// `audio.wake.bufferMs`: a server that stops reading backs the socket up; the audio waiting for it is
-        /// dropped oldest first and counted, and the stuck write fails the conversation at the call deadline.
-        @Test func aWakeServerThatStopsReadingCostsDroppedAudioNotMemory() async throws {
-            try await withSandbox { sandbox in
-                try await WyomingPeer.with(["--mode", "wake", "--hostile", "stall"]) { peer in
-                    let hub = try await Self.start(
-                        in: sandbox, room: Mic.noise(seconds: 90, seed: 71), wakePort: peer.port, extra: ["audio.wake.bufferMs": 100])
-                    // The kernel's socket buffers take some seconds of audio first.
-                    _ = try await hub.admin.waitForMetric("gateway_audio_wake_frames_dropped_total", timeout: .seconds(60)) { $0 >= 1 }
-                    _ = try await hub.admin.waitForMetric(
-                        #"gateway_audio_wake_connection_failures_total{reason="deadlineExceeded"}"#, timeout: .seconds(60)) { $0 >= 1 }
-                    let pid = try #require(hub.voice.bed.gateway.pid)
-                    #expect(try UnitLimitsTests.usage(of: pid).rss < 200 * 1024 * 1024)
-                    #expect(try await hub.admin.get("/healthz").status == 200)
-                    await hub.ml.stop()
-                }
-            }
-        }
-
         @Test(arguments: ["flood", "huge-length", "bad-json"])
         func aHostileWakeServerCostsReconnectsNeverMemory(kind: String) async throws {
             try await withSandbox { sandbox in
