@@ -178,7 +178,7 @@ let package = Package(
             name: "Dialog",
             dependencies: [
                 "GatewayCore", "Outbox", "MLLink", "Users", "Audio", "Reporting", "DeviceLink",
-                "Wyoming",  // HubSpeaker speaks replies through a Wyoming TTS server (audio.tts)
+                "Wyoming",  // HubSpeaker speaks replies through a Wyoming TTS server (audio.tts); the microphone's wake-word server
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -364,6 +364,7 @@ let package = Package(
             name: "DialogTests",
             dependencies: [
                 "Dialog", "DeviceLink", "GatewayCore", "MLLink", "MLFake", "Outbox", "Users", "BrokerTestSupport",
+                "Audio", "Wyoming",  // MicrophoneSegmenterTests, WakeWordListenerTests
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],

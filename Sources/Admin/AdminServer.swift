@@ -152,6 +152,7 @@ public final class AdminServer: Service, Sendable {
         let (traffic, outbox, links, disk, problems) = (
             encoded(hub.traffic), encoded(hub.outbox), encoded(hub.links), encoded(hub.disk), encoded(hub.problems)
         )
+        let wake = hub.wake.map { encoded($0) }
         return { json in
             json.field("outboxDepth", int: depth.count)
             json.field("outboxBytes", int: depth.bytes)
@@ -164,6 +165,7 @@ public final class AdminServer: Service, Sendable {
             json.field("links", rawJSON: links)
             json.field("disk", rawJSON: disk)
             json.field("problems", rawJSON: problems)
+            if let wake { json.field("wake", rawJSON: wake) }
         }
     }
 

@@ -82,6 +82,38 @@ public struct AdminSources: Sendable {
         }
     }
 
+    /// The hub microphone's wake-word server (`audio.wake.endpoint`), as the status page shows it.
+    public struct Wake: Sendable, Equatable, Codable {
+        /// `host:port` of the server.
+        public var address: String
+        /// `audio.wake.mode`: `wake` or `both`.
+        public var mode: String
+        /// `connected` (a `detect` conversation stands) or `down`.
+        public var state: String
+        /// When the state last changed (ms since the epoch); nil before the first change.
+        public var sinceMs: Int64?
+        /// Why the last conversation failed.
+        public var lastError: String?
+        /// Detections since start, the last one's name and when it came (ms since the epoch).
+        public var detections: Int64
+        public var lastName: String?
+        public var lastMs: Int64?
+
+        public init(
+            address: String, mode: String, state: String, sinceMs: Int64?, lastError: String?, detections: Int64, lastName: String?,
+            lastMs: Int64?
+        ) {
+            self.address = address
+            self.mode = mode
+            self.state = state
+            self.sinceMs = sinceMs
+            self.lastError = lastError
+            self.detections = detections
+            self.lastName = lastName
+            self.lastMs = lastMs
+        }
+    }
+
     /// Device events since the daemon started, as the ingress and the forwarder count them.
     public struct Traffic: Sendable, Equatable, Codable {
         /// Acked `stored`.
@@ -139,6 +171,8 @@ public struct AdminSources: Sendable {
     /// Bytes the daemon made the kernel write to storage since it started (its SQLite stores);
     /// nil where the kernel does not count them.
     public var diskWritten: @Sendable () -> Int64?
+    /// The wake-word server; nil without one (or with the microphone off).
+    public var wake: @Sendable () -> Wake?
     /// Brings gauges that are read rather than pushed (outbox depth and age, link states) up to
     /// date before `/metrics` is rendered.
     public var refreshMetrics: @Sendable () async -> Void
@@ -159,6 +193,7 @@ public struct AdminSources: Sendable {
         traffic: @escaping @Sendable () -> Traffic = { .init() },
         recentProblems: @escaping @Sendable () -> [RecentLog.Entry] = { [] },
         diskWritten: @escaping @Sendable () -> Int64? = { nil },
+        wake: @escaping @Sendable () -> Wake? = { nil },
         refreshMetrics: @escaping @Sendable () async -> Void
     ) {
         self.hubID = hubID
@@ -174,6 +209,7 @@ public struct AdminSources: Sendable {
         self.traffic = traffic
         self.recentProblems = recentProblems
         self.diskWritten = diskWritten
+        self.wake = wake
         self.refreshMetrics = refreshMetrics
     }
 }

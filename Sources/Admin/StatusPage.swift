@@ -19,6 +19,7 @@ enum StatusPage {
         enum CodingKeys: String, CodingKey {
             case hubId, readiness, outboxDepth, outboxBytes, mlEndpoints, history, recent
             case now, traffic, outbox, links, devices, disk, problems
+            case wake
         }
 
         func encode(to encoder: any Encoder) throws {
@@ -37,6 +38,7 @@ enum StatusPage {
             try container.encode(hub.devices, forKey: .devices)
             try container.encode(hub.disk, forKey: .disk)
             try container.encode(hub.problems, forKey: .problems)
+            try container.encodeIfPresent(hub.wake, forKey: .wake)
         }
     }
 
@@ -115,6 +117,9 @@ enum StatusPage {
         <tr><td colspan="4" class="err" id="link-device-error"></td></tr>
         <tr id="link-upstream"><td>upstream</td><td class="address">…</td><td class="state">…</td><td class="since"></td></tr>
         <tr><td colspan="4" class="err" id="link-upstream-error"></td></tr>
+        <tr id="link-wake" hidden><td>wake word</td><td class="address">…</td><td class="state">…</td><td class="since"></td></tr>
+        <tr><td colspan="4" class="err" id="link-wake-error"></td></tr>
+        <tr id="wake-detections" hidden><td colspan="4" class="small"></td></tr>
         </tbody></table>
         <h2 style="margin-top:.8em">ML endpoints</h2>
         <table><thead><tr><th>endpoint</th><th>breaker</th><th>health</th><th class="num">in flight</th></tr></thead>
@@ -283,6 +288,17 @@ enum StatusPage {
           link('link-device', l.deviceBroker, now);
           link('link-upstream', l.upstream, now);
         }
+        function wake(w, now) {
+          // The hub microphone's wake-word server (audio.wake.endpoint): absent without one.
+          if (!w) return;
+          document.getElementById('link-wake').hidden = false;
+          link('link-wake', w, now);
+          const row = document.getElementById('wake-detections');
+          row.hidden = false;
+          row.firstElementChild.textContent = 'wake words heard (' + w.mode + ' mode): ' + count(w.detections)
+            + (w.lastName ? ', last “' + w.lastName + '” at ' + clock(w.lastMs) + ' (' + duration((now - w.lastMs) / 1000) + ' ago)' : '')
+            + (w.state === 'down' && w.mode === 'wake' ? ' — the server is down: only push-to-talk opens a dialog' : '');
+        }
         function endpoints(list) {
           const body = document.getElementById('endpoints');
           body.innerHTML = list.length === 0
@@ -343,7 +359,7 @@ enum StatusPage {
         }
         function hub(s, ts) {
           traffic(s.traffic); outbox(s.outbox, s.outboxDepth, s.outboxBytes);
-          links(s.links, s.now || ts); deviceList(s.devices, s.now || ts); disk(s.disk); problems(s.problems);
+          links(s.links, s.now || ts); wake(s.wake, s.now || ts); deviceList(s.devices, s.now || ts); disk(s.disk); problems(s.problems);
           if (s.mlEndpoints) endpoints(s.mlEndpoints);
           addSample(s.now || ts, s.traffic); draw();
         }

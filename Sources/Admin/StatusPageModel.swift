@@ -75,6 +75,8 @@ extension StatusPage {
         var disk: Disk
         /// The last warnings and errors logged, newest first.
         var problems: [RecentLog.Entry]
+        /// The hub microphone's wake-word server; nil without one.
+        var wake: AdminSources.Wake?
 
         init(
             sources: AdminSources, stats: OutboxStats?, onlineSeconds: Int, history: DepthHistory? = nil,
@@ -84,6 +86,7 @@ extension StatusPage {
             let written = sources.diskWritten()
             disk = Disk(writtenBytes: written, writtenPerDayBytes: history?.writtenPerDay(now: (now, written)))
             problems = sources.recentProblems()
+            wake = sources.wake()
             let counts = sources.traffic()
             traffic = Traffic(
                 stored: counts.stored, duplicate: counts.duplicate, rejected: counts.rejected, forwarded: counts.forwarded,

@@ -4,6 +4,7 @@ import Foundation
 import GatewayCore
 import Logging
 import Metrics
+import Reporting
 import ServiceLifecycle
 import Synchronization
 
@@ -13,6 +14,10 @@ import Synchronization
 ///
 /// Push-to-talk: a message on `hub/{hubId}/listen` (optional JSON `{"seconds": n}`) opens a
 /// segment at once, whatever the detector says, for `n` seconds (`audio.listenSeconds`).
+///
+/// Wake word: with `audio.wake.endpoint` (and `audio.wake.mode` `wake` or `both`) every frame also goes to a
+/// Wyoming wake-word server (``WakeWordListener``), and a detection opens a segment
+/// (``MicrophoneSegmenter`` decides which source opens one).
 ///
 /// A missing or busy capture device is logged (once per new problem) and retried with backoff up
 /// to 30 s; the rest of the daemon does not notice. Overruns are recovered by the capture and
@@ -27,6 +32,8 @@ public final class HubMicrophone: Service, Sendable {
     /// A push-to-talk request waiting for the next frame: how many frames it listens for.
     private let listenRequest = Mutex<Int?>(nil)
     private let metrics = Metrics()
+    /// The wake-word server's connection, when `audio.wake.endpoint` is set and the mode uses it.
+    private let wake: WakeWordListener?
 
     struct Metrics: Sendable {
         let overruns = Counter(label: "gateway.audio.overruns.total")
@@ -34,6 +41,16 @@ public final class HubMicrophone: Service, Sendable {
         let captureErrors = Counter(label: "gateway.audio.capture.errors.total")
         let vadSegments = Counter(label: "gateway.audio.segments.total", dimensions: [("trigger", "vad")])
         let pushToTalkSegments = Counter(label: "gateway.audio.segments.total", dimensions: [("trigger", "push_to_talk")])
+        let wakeSegments = Counter(label: "gateway.audio.segments.total", dimensions: [("trigger", "wake")])
+        let ignoredDetections = Counter(label: "gateway.audio.wake.detections.ignored.total")
+
+        func segments(_ trigger: SegmentTrigger) -> Counter {
+            switch trigger {
+            case .vad: vadSegments
+            case .wake: wakeSegments
+            case .pushToTalk: pushToTalkSegments
+            }
+        }
     }
 
     /// - Parameters:
@@ -49,12 +66,28 @@ public final class HubMicrophone: Service, Sendable {
         self.dialog = dialog
         self.listenRequests = listenRequests
         self.logger = logger
+        if configuration.wake.host != nil, configuration.wake.mode != .vad {
+            wake = WakeWordListener(
+                configuration: configuration.wake, sampleRate: configuration.sampleRate,
+                framesPerSecond: max(1, configuration.sampleRate / Self.periodFrames), logger: logger)
+        } else {
+            wake = nil
+        }
     }
+
+    /// Samples per captured frame (20 ms at 16 kHz).
+    static let periodFrames = 320
+
+    /// The wake-word server's state for the status page; nil without one.
+    public var wakeState: PublishedState<WakeWordListener.State>? { wake?.state }
 
     public func run() async throws {
         await withTaskGroup(of: Void.self) { group in
             if let listenRequests {
                 group.addTask { await self.takeListenRequests(listenRequests) }
+            }
+            if let wake {
+                group.addTask { await wake.run() }
             }
             await captureUntilShutdown()
             listenRequests?.pauseReading()
@@ -135,12 +168,12 @@ public final class HubMicrophone: Service, Sendable {
         let session = UUID()
         let encoder: OpusEncoder
         var sequence: UInt32 = 0
-        /// Push-to-talk: frames still to send; the segment ends then rather than when speech ends.
-        var remaining: Int?
     }
 
     private func listen(to stream: CaptureStream) async throws {
-        var detector = VoiceActivityDetector(configuration: configuration.vad)
+        // A detection of audio from before this stream (the device was reopened) opens nothing.
+        _ = wake?.takeDetection()
+        var segmenter = MicrophoneSegmenter(mode: wake == nil ? .vad : configuration.wake.mode, vad: configuration.vad)
         var segment: Segment?
         var seenOverruns = 0
         var seenDropped = 0
@@ -154,42 +187,41 @@ public final class HubMicrophone: Service, Sendable {
                 metrics.dropped.increment(by: Int64(stream.droppedFrames - seenDropped))
                 seenDropped = stream.droppedFrames
             }
-            let event = detector.process(frame)
-            // Push-to-talk wins over the detector.
-            if let frames = listenRequest.withLock({ request in defer { request = nil }; return request }) {
-                if segment != nil { end(&segment) }
-                segment = try begin(frames: frames)
-                metrics.pushToTalkSegments.increment()
-            }
-            if let remaining = segment?.remaining {
-                send(frame, in: &segment)
-                segment?.remaining = remaining - 1
-                if remaining <= 1 { end(&segment) }
-                continue
-            }
-            switch event {
-            case .speechStarted(let preRoll):
-                segment = try begin(frames: nil)
-                metrics.vadSegments.increment()
-                for earlier in preRoll { send(earlier, in: &segment) }
-            case .speechEnded:
-                end(&segment)
-            case nil:
-                if detector.isSpeaking, segment != nil { send(frame, in: &segment) }
+            wake?.offer(frame)
+            let pushToTalk = listenRequest.withLock { request in defer { request = nil }; return request }
+            let detection = wake?.takeDetection()
+            for action in segmenter.process(frame, pushToTalk: pushToTalk, detection: detection != nil) {
+                switch action {
+                case .begin(let trigger, let frames):
+                    segment = try begin(trigger: trigger, frames: frames)
+                    metrics.segments(trigger).increment()
+                    if trigger == .wake {
+                        logger.info("wake word heard: listening", metadata: ["session.id": "\(segment!.session)", "audio.wake.name": "\(detection ?? "")"])
+                    }
+                case .send(let samples):
+                    send(samples, in: &segment)
+                case .end:
+                    end(&segment)
+                case .ignoredDetection:
+                    metrics.ignoredDetections.increment()
+                    logger.debug("wake word heard while a segment is open: ignored", metadata: ["audio.wake.name": "\(detection ?? "")"])
+                }
             }
         }
         end(&segment)
     }
 
-    private func begin(frames: Int?) throws -> Segment {
+    private func begin(trigger: SegmentTrigger, frames: Int?) throws -> Segment {
         let encoder = try OpusEncoder(
             sampleRate: Int32(configuration.sampleRate), channels: 1, bitrate: Int32(configuration.opusBitrate))
-        let segment = Segment(encoder: encoder, remaining: frames)
+        let segment = Segment(encoder: encoder)
         let start = AudioMessage.AudioStart(
             session: segment.session, codec: .opus, sampleRate: configuration.sampleRate, channels: 1,
             language: configuration.language, userID: userID)
         dialog.submit(audio: AudioMessage.start(start).bytes, from: hubID)
-        logger.debug("speech segment started", metadata: ["session.id": "\(segment.session)", "audio.push_to_talk": "\(frames != nil)"])
+        logger.debug(
+            "speech segment started",
+            metadata: ["session.id": "\(segment.session)", "audio.trigger": "\(trigger.rawValue)", "audio.push_to_talk": "\(frames != nil)"])
         return segment
     }
 

@@ -14,7 +14,7 @@ public struct HubMicrophoneConfiguration: Sendable, Equatable {
     public var replyCommand: [String]?
     /// A Wyoming text-to-speech server that speaks the replies (`audio.tts`, `wyoming://host:port`); nil:
     /// `replyCommand` or the chime. Never set together with `replyCommand` (the configuration refuses it).
-    public var tts: TTSServer?
+    public var tts: WyomingServerAddress?
     /// The voice asked of the TTS server (`audio.ttsVoice`); nil: the server's default voice.
     public var ttsVoice: String?
     /// How long the TTS server may take for one reply before the chime plays instead (`audio.ttsTimeoutSeconds`).
@@ -35,12 +35,14 @@ public struct HubMicrophoneConfiguration: Sendable, Equatable {
     /// How long a push-to-talk request (`hub/{hubId}/listen`) listens when it names no length
     /// (`audio.listenSeconds`).
     public var listenSeconds = 5.0
+    /// A wake-word server in front of the microphone (`audio.wake.*`).
+    public var wake = WakeWordConfiguration()
 
     public init() {}
 }
 
-/// Where a Wyoming text-to-speech server listens (`audio.tts: wyoming://host:port`).
-public struct TTSServer: Sendable, Hashable, CustomStringConvertible {
+/// Where a Wyoming server of the hub microphone listens (`audio.tts`, `audio.wake.endpoint`: `wyoming://host:port`).
+public struct WyomingServerAddress: Sendable, Hashable, CustomStringConvertible {
     public var host: String
     public var port: Int
 

@@ -168,7 +168,7 @@ public final class HubSpeaker: LiveSink, Sendable {
     /// A Wyoming text-to-speech server and what one reply may cost (`audio.tts`, `audio.ttsVoice`,
     /// `audio.ttsTimeoutSeconds`, `audio.ttsMaxSeconds`).
     public struct Speech: Sendable {
-        public let server: TTSServer
+        public let server: WyomingServerAddress
         public let voice: String?
         /// The longest reply played, in seconds of audio.
         public let maxSeconds: Double
@@ -177,7 +177,7 @@ public final class HubSpeaker: LiveSink, Sendable {
         /// The client's deadline is `timeoutSeconds` for the whole call (connect included). It holds at most
         /// `maxSeconds` of 48 kHz stereo 16-bit audio (192,000 bytes a second) while the reply arrives; a
         /// longer reply at its own rate is refused after it arrived.
-        public init(server: TTSServer, voice: String?, timeoutSeconds: Double, maxSeconds: Double) {
+        public init(server: WyomingServerAddress, voice: String?, timeoutSeconds: Double, maxSeconds: Double) {
             self.server = server
             self.voice = voice
             self.maxSeconds = maxSeconds

@@ -81,6 +81,11 @@ import Testing
         ("STORE_WHEN_FULL", "sometimes", "store.whenFull (from environment variable STORE_WHEN_FULL): 'sometimes' is not one of"),
         ("ML_BREAKER_FAILURE_RATIO", "2", "ml.breaker.failureRatio (from environment variable ML_BREAKER_FAILURE_RATIO): 2.0 is out of range"),
         ("AUDIO_VAD_MIN_SPEECH_MS", "1", "audio.vad.minSpeechMs (from environment variable AUDIO_VAD_MIN_SPEECH_MS): 1 is out of range"),
+        ("AUDIO_WAKE_ENDPOINT", "tcp://127.0.0.1:10400", "audio.wake.endpoint (from environment variable AUDIO_WAKE_ENDPOINT): 'tcp://127.0.0.1:10400' is not wyoming://host:port"),
+        ("AUDIO_WAKE_ENDPOINT", "wyoming://127.0.0.1:99999", "audio.wake.endpoint (from environment variable AUDIO_WAKE_ENDPOINT): 'wyoming://127.0.0.1:99999' is not wyoming://host:port"),
+        ("AUDIO_WAKE_MODE", "sometimes", "audio.wake.mode (from environment variable AUDIO_WAKE_MODE): 'sometimes' is not one of: vad, wake, both"),
+        ("AUDIO_WAKE_MODE", "wake", "audio.wake.mode (from environment variable AUDIO_WAKE_MODE): 'wake' needs a wake-word server: set audio.wake.endpoint"),
+        ("AUDIO_WAKE_BUFFER_MS", "5", "audio.wake.bufferMs (from environment variable AUDIO_WAKE_BUFFER_MS): 5 is out of range"),
     ])
     func aBadValueFromTheEnvironmentNamesTheVariable(variable: String, value: String, message: String) async throws {
         do {
@@ -90,6 +95,25 @@ import Testing
             #expect(errors.errors.count == 1, "\(errors)")
             #expect(errors.description.contains(message), "\(errors)")
         }
+    }
+
+    /// `audio.wake.*`: the endpoint's host and port, the mode it implies, and an endpoint the mode does not use.
+    @Test func aWakeEndpointImpliesWakeModeAndIsWarnedAboutWhereItIsNotUsed() async throws {
+        let base = ["AUDIO_ENABLED": "true", "ML_ENDPOINTS": "127.0.0.1:9", "AUDIO_WAKE_ENDPOINT": "wyoming://[::1]:10400"]
+        let wake = try await GatewayConfiguration.load(file: nil, environment: base.merging(["AUDIO_WAKE_NAMES": "ok_nabu,hey_jarvis"]) { $1 })
+        #expect(wake.audio.wake.host == "::1" && wake.audio.wake.port == 10400)
+        #expect(wake.audio.wake.mode == .wake)
+        #expect(wake.audio.wake.names == ["ok_nabu", "hey_jarvis"])
+        #expect(wake.resolved["audio.wake.mode"]?.value == "wake")
+        #expect(wake.warnings.isEmpty, "\(wake.warnings)")
+        let both = try await GatewayConfiguration.load(file: nil, environment: base.merging(["AUDIO_WAKE_MODE": "both"]) { $1 })
+        #expect(both.audio.wake.mode == .both)
+        let unused = try await GatewayConfiguration.load(file: nil, environment: base.merging(["AUDIO_WAKE_MODE": "vad"]) { $1 })
+        #expect(unused.warnings.map(\.key) == ["audio.wake.endpoint"], "\(unused.warnings)")
+        let off = try await GatewayConfiguration.load(file: nil, environment: base.merging(["AUDIO_ENABLED": "false"]) { $1 })
+        #expect(off.warnings.map(\.key) == ["audio.wake.endpoint"], "\(off.warnings)")
+        let none = try await GatewayConfiguration.load(file: nil, environment: [:])
+        #expect(none.audio.wake.host == nil && none.audio.wake.mode == .vad)
     }
 
     @Test func fileCheckGivesTheReasonInPlainWords() throws {

@@ -136,7 +136,7 @@ struct GatewayServices: Sendable {
                 configuration: configuration.admin,
                 sources: adminSources(
                     configuration, outbox: outbox, ingress: ingress.state, upstream: upstream.state, activity: activity, ml: ml,
-                    localRegistry: localRegistry, registration: registration, cloudToDevice: cloudToDevice),
+                    localRegistry: localRegistry, registration: registration, cloudToDevice: cloudToDevice, wake: microphone?.wakeState),
                 registry: registry, live: live, logger: Logger(label: "edge-gateway.admin"))
             : nil
         let statusLine = StatusLine(outbox: outbox, ingress: ingress.state, upstream: upstream.state)
@@ -301,7 +301,8 @@ struct GatewayServices: Sendable {
     static func adminSources(
         _ configuration: GatewayConfiguration, outbox: Outbox, ingress: PublishedState<DeviceIngress.State>,
         upstream: PublishedState<UpstreamForwarder.State>, activity: DeviceActivity,
-        ml: MLEndpointPool, localRegistry: LocalRegistry?, registration: RegistrationService?, cloudToDevice: CloudToDevice?
+        ml: MLEndpointPool, localRegistry: LocalRegistry?, registration: RegistrationService?, cloudToDevice: CloudToDevice?,
+        wake: PublishedState<WakeWordListener.State>? = nil
     ) -> AdminSources {
         let oldestAge = Gauge(label: "gateway.outbox.oldest_age_seconds")
         let upstreamConnected = Gauge(label: "gateway.upstream.connected")
@@ -394,6 +395,12 @@ struct GatewayServices: Sendable {
             },
             recentProblems: { LoggingSetup.recent.all },
             diskWritten: { ProcessIO.writtenBytes() },
+            wake: {
+                guard let state = wake?.current else { return nil }
+                return .init(
+                    address: state.address, mode: state.mode.rawValue, state: state.connected ? "connected" : "down", sinceMs: state.sinceMs,
+                    lastError: state.lastError, detections: state.detections, lastName: state.lastDetectionName, lastMs: state.lastDetectionMs)
+            },
             refreshMetrics: {
                 let current = outbox.depth
                 depth.record(current.count)

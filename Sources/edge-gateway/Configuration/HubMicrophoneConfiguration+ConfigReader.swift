@@ -1,3 +1,4 @@
+import Foundation
 import Audio
 import Dialog
 
@@ -22,7 +23,7 @@ extension HubMicrophoneConfiguration {
         }
         let tts = v.string("audio.tts", default: "")
         if !tts.isEmpty {
-            self.tts = TTSServer(url: tts)
+            self.tts = WyomingServerAddress(url: tts)
             if self.tts == nil {
                 v.fail("audio.tts", "'\(tts)' is not wyoming://host:port (e.g. wyoming://127.0.0.1:10200 for wyoming-piper)")
             } else if replyCommand != nil {
@@ -50,6 +51,47 @@ extension HubMicrophoneConfiguration {
         vad.preRollMs = v.int("audio.vad.preRollMs", default: vad.preRollMs, range: 0...2000)
         vad.maxSegmentSeconds = v.double("audio.vad.maxSegmentSeconds", default: vad.maxSegmentSeconds, range: 1...300)
         self.vad = vad
+        wake = WakeWordConfiguration(&v, microphoneEnabled: enabled)
         if device.isEmpty { v.fail("audio.device", "must name an ALSA PCM (see `arecord -L`)") }
+    }
+}
+
+extension WakeWordConfiguration {
+    /// `audio.wake.*`: the wake-word server in front of the hub microphone.
+    init(_ v: inout ConfigValues, microphoneEnabled: Bool) {
+        self.init()
+        let endpoint = v.string("audio.wake.endpoint", default: "")
+        if !endpoint.isEmpty {
+            if let (host, port) = Self.parseEndpoint(endpoint) {
+                self.host = host
+                self.port = port
+            } else {
+                v.fail("audio.wake.endpoint", "'\(endpoint)' is not wyoming://host:port (e.g. wyoming://127.0.0.1:10400)")
+            }
+        }
+        names = v.stringList("audio.wake.names", default: [])
+        if let long = names.first(where: { $0.count > WakeWordListener.maxNameLength }) {
+            v.fail("audio.wake.names", "'\(long.prefix(20))…' is longer than \(WakeWordListener.maxNameLength) characters")
+        }
+        // Empty (the sample file's value): wake with an endpoint, vad without one.
+        let modeText = v.string("audio.wake.mode", default: "").trimmingCharacters(in: .whitespaces)
+        if modeText.isEmpty {
+            mode = endpoint.isEmpty ? .vad : .wake
+            v.resolve("audio.wake.mode", to: mode.rawValue, endpoint.isEmpty ? "no audio.wake.endpoint" : "audio.wake.endpoint is set")
+        } else if let chosen = WakeMode(rawValue: modeText) {
+            mode = chosen
+        } else {
+            v.fail("audio.wake.mode", "'\(modeText)' is not one of: \(WakeMode.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        bufferMs = v.int("audio.wake.bufferMs", default: bufferMs, range: 100...10_000)
+        if mode != .vad, endpoint.isEmpty {
+            v.fail("audio.wake.mode", "'\(mode.rawValue)' needs a wake-word server: set audio.wake.endpoint (wyoming://host:port) or use vad")
+        }
+        if host != nil, mode == .vad {
+            v.warn("audio.wake.endpoint", "audio.wake.mode is vad: the wake-word server is not used")
+        }
+        if host != nil, !microphoneEnabled {
+            v.warn("audio.wake.endpoint", "audio.enabled is off: the wake-word server is not used")
+        }
     }
 }

@@ -101,6 +101,13 @@ public final class RawHTTPConnection {
         }
     }
 
+    /// Reads until what the server sent (after the replies already read) satisfies `condition`; returns it.
+    /// Waits as long as the server sends nothing: bound the test with a time limit.
+    public func read(until condition: ([UInt8]) -> Bool) async throws -> [UInt8] {
+        while !condition(buffer) { try await fill() }
+        return buffer
+    }
+
     private func fill() async throws {
         guard let chunk = try await inbound.next() else { throw Closed() }
         buffer += chunk.readableBytesView
