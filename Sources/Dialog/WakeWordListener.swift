@@ -62,7 +62,11 @@ public final class WakeWordListener: Sendable {
     private let resampler: Mutex<PCMResampler>
     private let pending = Mutex<String?>(nil)
     private let labels = Mutex<[String: Counter]>([:])
-    private let streak = Mutex(FailureStreak())
+    private let streak = Mutex(FailureStreak(messages: FailureStreak.Messages(
+        first: "the wake-word server cannot be used; retrying with backoff (no wake word is heard meanwhile)",
+        newReason: "the wake-word server cannot be used, now for another reason; retrying",
+        reminder: { seconds, attempts in "the wake-word server still cannot be used after \(seconds) s and \(attempts) attempts" },
+        recovered: { seconds, attempts in "the wake-word server works again after \(seconds) s and \(attempts) failed attempts" })))
     private let droppedCount = Atomic<Int>(0)
     private let metrics = Metrics()
 
@@ -249,44 +253,4 @@ struct StartingAudio: AsyncSequence, Sendable {
     }
 
     func makeAsyncIterator() -> Iterator { Iterator(base: base.makeAsyncIterator(), onStart: onStart) }
-}
-
-/// How the listener reports a server it cannot use (as the MQTT clients do): the first failure of a streak,
-/// and each new reason, at error; the same one again at debug, with a reminder at warning every minute;
-/// one line when a conversation stands again.
-struct FailureStreak {
-    private var failures = 0
-    private var since: ContinuousClock.Instant?
-    private var lastReminder: ContinuousClock.Instant?
-    private var lastReason: String?
-
-    mutating func failed(reason: String, at now: ContinuousClock.Instant = .now) -> (Logger.Level, String)? {
-        failures += 1
-        defer { lastReason = reason }
-        guard let since else {
-            since = now
-            lastReminder = now
-            return (.error, "the wake-word server cannot be used; retrying with backoff (no wake word is heard meanwhile)")
-        }
-        if reason != lastReason {
-            lastReminder = now
-            return (.error, "the wake-word server cannot be used, now for another reason; retrying")
-        }
-        if let lastReminder, lastReminder.duration(to: now) >= .seconds(60) {
-            self.lastReminder = now
-            return (.warning, "the wake-word server still cannot be used after \(since.duration(to: now).components.seconds) s and \(failures) attempts")
-        }
-        return nil
-    }
-
-    mutating func recovered(at now: ContinuousClock.Instant = .now) -> String? {
-        defer {
-            failures = 0
-            since = nil
-            lastReminder = nil
-            lastReason = nil
-        }
-        guard let since, failures > 0 else { return nil }
-        return "the wake-word server works again after \(since.duration(to: now).components.seconds) s and \(failures) failed attempts"
-    }
 }
