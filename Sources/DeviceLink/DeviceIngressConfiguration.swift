@@ -9,6 +9,11 @@ public struct DeviceIngressConfiguration: Sendable, Equatable {
     /// Events of devices without a registration on this hub are rejected (`devices.requireRegistration`).
     /// Off: any valid device id may send events (the open mode of a hub without registration).
     public var requireRegistration = false
+    /// The QoS of acks to devices on `device/{id}/ack` (`devices.ackQos`, 0 or 1). QoS 0 keeps the
+    /// guarantee (a device re-sends until it sees `stored` or `duplicate`, CONTRACTS.md §1; a lost
+    /// ack costs one re-send that dedup answers `duplicate`) and spares the broker and the device a
+    /// PUBACK per ack.
+    public var ackQoS: Int32 = 0
 
     public init(hubID: String) {
         self.hubID = hubID

@@ -3,6 +3,7 @@ import Logging
 import MQTT
 import Outbox
 import ServiceLifecycle
+import Synchronization
 
 /// The connections to the device broker's configurations, one per job. Each is its own broker
 /// identity (client id `{mqtt.clientId}` or `{mqtt.clientId}-{suffix}`, and with
@@ -115,7 +116,7 @@ public final class DeviceLink: Service, Sendable {
                 client: connection($0, subscribing: [BrokerAccounts.responseTopic], label: "dynsec.mqtt"),
                 logger: Logger(label: "\(logger.label).accounts"))
         }
-        replies = Replies(events: eventsClient, audio: audioClient, registrations: registrationsClient)
+        replies = Replies(events: eventsClient, audio: audioClient, registrations: registrationsClient, ackQoS: ingressConfiguration.ackQoS)
         let commandsClient = configuration.commands.map {
             connection($0, subscribing: [DeviceTopic.filter(.commandResult), DeviceTopic.filter(.shadowReport), DeviceTopic.filter(.shadowGet)], label: "commands.mqtt")
         }
@@ -137,6 +138,13 @@ public final class DeviceLink: Service, Sendable {
         audio = DeviceInbox(client: audioClient) { DeviceInbound.read($0, channels: Self.audioChannels) }
         registrations = registrationsClient.map { client in DeviceInbox(client: client) { DeviceInbound.read($0, channels: Self.registerChannels) } }
         listenRequests = listenClient.map { client in DeviceInbox(client: client) { ListenRequest(payload: $0.payload) } }
+    }
+
+    /// Applies new device settings (configuration reload): the ingress's limits and the acks' QoS,
+    /// from the next message and the next ack.
+    public func update(_ ingress: DeviceIngressConfiguration) {
+        self.ingress.update(ingress)
+        replies.ackQoSSetting.set(ingress.ackQoS)
     }
 
     /// The channels each connection reads (made once, not per message).
@@ -191,15 +199,34 @@ public final class DeviceLink: Service, Sendable {
     }
 
     /// Sends acks and responses on the connection whose broker identity may publish them:
-    /// acks on the events connection, registration results on the registration connection,
-    /// everything else on the dialog connection.
+    /// acks on the events connection (at `devices.ackQos`), registration results on the
+    /// registration connection, everything else on the dialog connection (QoS 1).
     public struct Replies: DeviceReplies {
         let events: MQTTClient
         let audio: MQTTClient
         let registrations: MQTTClient?
+        /// The acks' QoS (0 or 1), changed by ``DeviceLink/update(_:)``.
+        let ackQoSSetting: AckQoS
+
+        final class AckQoS: Sendable {
+            private let value: Atomic<Int32>
+            init(_ qos: Int32) { value = Atomic(qos) }
+            var qos: Int32 { value.load(ordering: .relaxed) }
+            func set(_ qos: Int32) { value.store(qos, ordering: .relaxed) }
+        }
+
+        init(events: MQTTClient, audio: MQTTClient, registrations: MQTTClient?, ackQoS: Int32) {
+            self.events = events
+            self.audio = audio
+            self.registrations = registrations
+            ackQoSSetting = AckQoS(ackQoS)
+        }
+
+        /// The QoS acks go out at now.
+        public var ackQoS: Int32 { ackQoSSetting.qos }
 
         public func send(_ ack: DeviceAck) throws(DeviceReplyError) {
-            try Self.publish(on: events, topic: DeviceTopic.ack(for: ack.device), payload: ack.payload)
+            try Self.publish(on: events, topic: DeviceTopic.ack(for: ack.device), payload: ack.payload, qos: ackQoS)
         }
 
         public func send(_ response: DeviceResponse) throws(DeviceReplyError) {
@@ -207,9 +234,9 @@ public final class DeviceLink: Service, Sendable {
             try Self.publish(on: client, topic: DeviceTopic.response(for: response.device), payload: response.bytes)
         }
 
-        private static func publish(on client: MQTTClient, topic: String, payload: [UInt8]) throws(DeviceReplyError) {
+        private static func publish(on client: MQTTClient, topic: String, payload: [UInt8], qos: Int32 = 1) throws(DeviceReplyError) {
             do {
-                try client.publish(topic: topic, payload: payload, qos: 1)
+                try client.publish(topic: topic, payload: payload, qos: qos)
             } catch {
                 throw DeviceReplyError("\(error)")
             }

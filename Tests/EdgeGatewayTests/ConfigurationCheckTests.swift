@@ -86,6 +86,7 @@ import Testing
         ("AUDIO_WAKE_MODE", "sometimes", "audio.wake.mode (from environment variable AUDIO_WAKE_MODE): 'sometimes' is not one of: vad, wake, both"),
         ("AUDIO_WAKE_MODE", "wake", "audio.wake.mode (from environment variable AUDIO_WAKE_MODE): 'wake' needs a wake-word server: set audio.wake.endpoint"),
         ("AUDIO_WAKE_BUFFER_MS", "5", "audio.wake.bufferMs (from environment variable AUDIO_WAKE_BUFFER_MS): 5 is out of range"),
+        ("DEVICES_ACK_QOS", "2", "devices.ackQos (from environment variable DEVICES_ACK_QOS): 2 is out of range 0...1"),
     ])
     func aBadValueFromTheEnvironmentNamesTheVariable(variable: String, value: String, message: String) async throws {
         do {
@@ -95,6 +96,15 @@ import Testing
             #expect(errors.errors.count == 1, "\(errors)")
             #expect(errors.description.contains(message), "\(errors)")
         }
+    }
+
+    /// `devices.ackQos`: 0 unless set (the device re-sends until it sees `stored` or `duplicate`).
+    @Test func theAckQoSIsZeroByDefaultAndOneWhenAsked() async throws {
+        let byDefault = try await GatewayConfiguration.load(file: nil, environment: [:])
+        #expect(byDefault.ingress.ackQoS == 0)
+        #expect(byDefault.effective.first { $0.key == "devices.ackQos" }?.value == "0")
+        let one = try await GatewayConfiguration.load(file: nil, environment: ["DEVICES_ACK_QOS": "1"])
+        #expect(one.ingress.ackQoS == 1)
     }
 
     /// `audio.wake.*`: the endpoint's host and port, the mode it implies, and an endpoint the mode does not use.

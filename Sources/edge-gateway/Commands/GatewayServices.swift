@@ -202,7 +202,7 @@ struct GatewayServices: Sendable {
         if new.requireRegistrationIgnored, touched("devices.requireRegistration") {
             logger.warning("devices.requireRegistration is on but registration.enabled is off: events from any device are taken")
         }
-        if touched("limits.maxPayloadBytes") || touched("devices.requireRegistration") { deviceLink.ingress.update(new.ingress) }
+        if touched("limits.maxPayloadBytes") || touched("devices.requireRegistration") || touched("devices.ackQos") { deviceLink.update(new.ingress) }
         if touched("dialog") || touched("ml") || touched("users.unknownUserPolicy") { dialog.update(new.dialog) }
         if touched("ml") { await ml.update(new.ml) }
         if touched("upstream") { upstream.update(client: new.upstreamBroker, configuration: new.upstream) }

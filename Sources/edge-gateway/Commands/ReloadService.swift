@@ -13,7 +13,7 @@ struct ReloadService: Service, CustomStringConvertible {
 
     /// Keys (or key prefixes ending in `.`) that take effect without a restart.
     static let liveKeys = [
-        "log.level", "limits.maxPayloadBytes", "devices.requireRegistration", "dialog.", "ml.", "upstream.",
+        "log.level", "limits.maxPayloadBytes", "devices.requireRegistration", "devices.ackQos", "dialog.", "ml.", "upstream.",
         "users.unknownUserPolicy", "commands.maxPayloadBytes", "commands.maxPerDevice", "commands.maxTotal", "commands.inflightPerDevice",
         "commands.ackTimeoutSeconds", "commands.retentionSeconds", "commands.maxTtlSeconds",
     ]

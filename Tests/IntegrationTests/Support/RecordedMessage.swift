@@ -4,6 +4,8 @@ import Foundation
 struct RecordedMessage: Sendable, CustomStringConvertible {
     let topic: String
     let payload: Data
+    /// The QoS it arrived at, from a recorder that notes it (`recordsQoS`); else nil.
+    var qos: Int? = nil
 
     var text: String { String(decoding: payload, as: UTF8.self) }
 

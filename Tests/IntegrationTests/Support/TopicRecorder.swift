@@ -19,17 +19,27 @@ final class TopicRecorder {
     let outputFile: URL
     private let errorFile: URL
     private let connectionOptions: [String]
+    /// Each line starts with the QoS the message arrived at (``RecordedMessage/qos``).
+    private let recordsQoS: Bool
     private let sandbox: Sandbox
     private var child: ChildProcess?
 
-    /// - Parameter connectionOptions: extra `mosquitto_sub`/`mosquitto_pub` options, e.g. `--cafile`, `-u`, `-P`.
-    init(_ name: String, brokerPort: Int, filters: [String], in sandbox: Sandbox, connectionOptions: [String] = []) {
+    /// - Parameters:
+    ///   - connectionOptions: extra `mosquitto_sub`/`mosquitto_pub` options, e.g. `--cafile`, `-u`, `-P`.
+    ///   - recordsQoS: note the QoS each message arrived at (`-F '%q %x %t'`): the lower of the
+    ///     publisher's and this subscription's (QoS 1).
+    ///   - clientId: a fixed client id, for a recorder that stands for a device (its session).
+    init(
+        _ name: String, brokerPort: Int, filters: [String], in sandbox: Sandbox, connectionOptions: [String] = [],
+        recordsQoS: Bool = false, clientId: String? = nil
+    ) {
         self.name = name
+        self.recordsQoS = recordsQoS
         self.brokerPort = brokerPort
         self.filters = filters
         self.sandbox = sandbox
         self.connectionOptions = connectionOptions
-        clientId = "recorder-\(name)-\(UUID().uuidString.prefix(8))"
+        self.clientId = clientId ?? "recorder-\(name)-\(UUID().uuidString.prefix(8))"
         outputFile = sandbox.url("recorder-\(name).out")
         errorFile = sandbox.url("recorder-\(name).err")
     }
@@ -42,7 +52,7 @@ final class TopicRecorder {
         guard child == nil else { return }
         // stdout is the record; stderr goes elsewhere so error text cannot be mistaken for a message.
         let arguments =
-            ["-h", "127.0.0.1", "-p", String(brokerPort), "-q", "1", "-c", "-i", clientId, "-F", "%x %t"]
+            ["-h", "127.0.0.1", "-p", String(brokerPort), "-q", "1", "-c", "-i", clientId, "-F", recordsQoS ? "%q %x %t" : "%x %t"]
             + connectionOptions + filters.flatMap { ["-t", $0] }
         let child = try ChildProcess(
             executable: Self.subscriber,
@@ -109,7 +119,8 @@ final class TopicRecorder {
         let probeTopic = filters[0].split(separator: "/", omittingEmptySubsequences: false)
             .map { $0 == "+" || $0 == "#" ? Self.probeMarker : String($0) }
             .joined(separator: "/")
-        let payload = Self.probeMarker + clientId
+        // Fresh for every start: a restarted recorder (same client id) must see its new probe.
+        let payload = Self.probeMarker + clientId + "-" + UUID().uuidString.prefix(8)
         let deadline = ContinuousClock.now + timeout
         while true {
             try await publishProbe(topic: probeTopic, payload: payload)
@@ -140,15 +151,23 @@ final class TopicRecorder {
 
     // MARK: - Parsing
 
-    /// Complete lines of the output file: `<hex payload> <topic>`.
+    /// Complete lines of the output file: `<hex payload> <topic>` (`<qos> <hex payload> <topic>`
+    /// with `recordsQoS`).
     private func allLines() -> [RecordedMessage] {
         let text = LogFile.text(outputFile)
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         lines.removeLast()  // empty after the final newline, or a line still being written
-        return lines.compactMap { line in
+        return lines.compactMap { whole in
+            var line = whole
+            var qos: Int?
+            if recordsQoS {
+                guard let space = line.firstIndex(of: " "), let value = Int(line[..<space]) else { return nil }
+                qos = value
+                line = line[line.index(after: space)...]
+            }
             guard let space = line.firstIndex(of: " ") else { return nil }
             guard let payload = Data(hex: line[..<space]) else { return nil }
-            return RecordedMessage(topic: String(line[line.index(after: space)...]), payload: payload)
+            return RecordedMessage(topic: String(line[line.index(after: space)...]), payload: payload, qos: qos)
         }
     }
 }
