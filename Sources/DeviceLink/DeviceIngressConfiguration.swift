@@ -12,8 +12,8 @@ public struct DeviceIngressConfiguration: Sendable, Equatable {
     /// The QoS of acks to devices on `device/{id}/ack` (`devices.ackQos`, 0 or 1). QoS 0 keeps the
     /// guarantee (a device re-sends until it sees `stored` or `duplicate`, CONTRACTS.md §1; a lost
     /// ack costs one re-send that dedup answers `duplicate`) and spares the broker and the device a
-    /// PUBACK per ack.
-    public var ackQoS: Int32 = 0
+    /// PUBACK per ack. Default 1: CONTRACTS.md §1 sends everything gateway → device at QoS 1.
+    public var ackQoS: Int32 = 1
 
     public init(hubID: String) {
         self.hubID = hubID

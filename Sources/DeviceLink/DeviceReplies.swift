@@ -14,7 +14,7 @@ public struct DeviceReplyError: Error, Sendable, CustomStringConvertible {
 /// results, errors). The topic and the connection it goes out on are the device edge's business.
 ///
 /// Sending does not wait: it hands the reply to the connection (acks at `devices.ackQos`, default
-/// 0; responses at QoS 1) or fails at once when the connection to the device broker is down.
+/// 1; responses at QoS 1) or fails at once when the connection to the device broker is down.
 /// Callers decide whether to try again. An ack lost on the way (QoS 0, or a device not subscribed
 /// at the moment) costs the device one re-send, which dedup answers `duplicate` (CONTRACTS.md §1).
 public protocol DeviceReplies: Sendable {

@@ -98,13 +98,13 @@ import Testing
         }
     }
 
-    /// `devices.ackQos`: 0 unless set (the device re-sends until it sees `stored` or `duplicate`).
-    @Test func theAckQoSIsZeroByDefaultAndOneWhenAsked() async throws {
+    /// `devices.ackQos`: 1 (the contract's QoS) unless set (the device re-sends until it sees `stored` or `duplicate`).
+    @Test func theAckQoSIsOneByDefaultAndZeroWhenAsked() async throws {
         let byDefault = try await GatewayConfiguration.load(file: nil, environment: [:])
-        #expect(byDefault.ingress.ackQoS == 0)
-        #expect(byDefault.effective.first { $0.key == "devices.ackQos" }?.value == "0")
-        let one = try await GatewayConfiguration.load(file: nil, environment: ["DEVICES_ACK_QOS": "1"])
-        #expect(one.ingress.ackQoS == 1)
+        #expect(byDefault.ingress.ackQoS == 1)
+        #expect(byDefault.effective.first { $0.key == "devices.ackQos" }?.value == "1")
+        let zero = try await GatewayConfiguration.load(file: nil, environment: ["DEVICES_ACK_QOS": "0"])
+        #expect(zero.ingress.ackQoS == 0)
     }
 
     /// `audio.wake.*`: the endpoint's host and port, the mode it implies, and an endpoint the mode does not use.

@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 extension IntegrationSuite {
-    /// `devices.ackQos`: the QoS of the acks on `device/{id}/ack` (0 by default). The guarantee does
+    /// `devices.ackQos`: the QoS of the acks on `device/{id}/ack` (1 by default, the contract's QoS). The guarantee does
     /// not rest on it: a device re-sends until it sees `stored` or `duplicate` (CONTRACTS.md §1), so
     /// an ack it misses costs one re-send that is answered `duplicate`.
     @Suite struct AckQoSTests {
@@ -22,7 +22,7 @@ extension IntegrationSuite {
                 try await bed.device("qos-1").publish(DeviceEvent.series(deviceId: "qos-1", count: 3))
                 let acks = try await recorder.waitFor(count: 3)
                 #expect(acks.map { Ack($0).status } == ["stored", "stored", "stored"], "\(acks)")
-                let expected = ackQos ?? 0  // the default
+                let expected = ackQos ?? 1  // the default (CONTRACTS.md §1)
                 #expect(acks.map(\.qos) == Array(repeating: expected, count: 3), "\(acks.map(\.qos))")
             }
         }
