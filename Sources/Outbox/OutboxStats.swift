@@ -22,7 +22,7 @@ public struct OutboxStats: Sendable, Codable, Equatable {
     public struct Wear: Sendable, Codable, Equatable {
         /// Commits (each one fsync of the WAL with `synchronous: full`).
         public var commits: Int64
-        /// WAL frames written by commits plus frames checkpoints copied, in bytes.
+        /// WAL frames written by commits (page size + 24 bytes each), in bytes; checkpoints not included.
         public var writtenBytes: Int64
         /// Seconds the daemon ran while these were counted.
         public var seconds: Int64

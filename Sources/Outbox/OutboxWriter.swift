@@ -141,7 +141,9 @@ final class OutboxWriter: @unchecked Sendable {
         let autocheckpoint = try db.scalarInt("PRAGMA wal_autocheckpoint") ?? 1000
         let fsyncPerCommit: Int64 = configuration.synchronous == .full ? 1 : 0
         db.onCommitWritten(autocheckpointPages: Int(autocheckpoint)) { [wear, metrics] write in
-            let bytes = Int64(write.frames) * (pageSize + 24) + Int64(write.checkpointedPages) * pageSize
+            // The WAL frames only: a checkpoint then copies each page changed since the last one
+            // once, which SQLite does not count (its frame count would overstate it many times).
+            let bytes = Int64(write.frames) * (pageSize + 24)
             wear.commits += 1
             wear.writtenBytes += bytes
             metrics.commits.increment()
