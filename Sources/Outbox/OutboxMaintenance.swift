@@ -63,12 +63,12 @@ extension OutboxWriter {
     /// Deletes the oldest events received before `cutoff`, walking in sequence order and stopping
     /// at the first younger one, so the cost is what is deleted, not the backlog.
     private func expireOldest(before cutoff: Int64, limit: Int) throws -> Int64 {
-        let oldest = try db.statement("SELECT seq, size, received_at, device, event_id FROM events ORDER BY seq LIMIT ?")
+        let oldest = try db.statement("SELECT seq, size, received_at, device FROM events ORDER BY seq LIMIT ?")
         try oldest.bind(1, Int64(limit))
-        var victims: [(seq: Int64, size: Int64, device: String, eventID: String, receivedAt: Int64)] = []
+        var victims: [(seq: Int64, size: Int64, device: String)] = []
         while try oldest.step() {
             guard oldest.int64(2) < cutoff else { break }
-            victims.append((oldest.int64(0), oldest.int64(1), oldest.text(3), oldest.text(4), oldest.int64(2)))
+            victims.append((oldest.int64(0), oldest.int64(1), oldest.text(3)))
         }
         oldest.reset()
         let delete = try db.statement("DELETE FROM events WHERE seq = ?")
@@ -76,7 +76,6 @@ extension OutboxWriter {
             delete.reset()
             try delete.bind(1, victim.seq)
             try delete.step()
-            try keepDedupEntry(seq: victim.seq, device: victim.device, eventID: victim.eventID, receivedAt: victim.receivedAt)
             totals.count -= 1
             totals.bytes -= victim.size
             totals.account(victim.device, -victim.size)

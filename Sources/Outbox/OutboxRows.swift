@@ -6,7 +6,7 @@ import SQLite
 extension OutboxWriter {
     func removeRows(_ seqs: [Int64]) throws {
         guard !seqs.isEmpty else { return }
-        let stmt = try db.statement("DELETE FROM events WHERE seq = ? RETURNING size, device, event_id, received_at")
+        let stmt = try db.statement("DELETE FROM events WHERE seq = ? RETURNING size, device")
         for seq in seqs {
             stmt.reset()
             try stmt.bind(1, seq)
@@ -15,67 +15,24 @@ extension OutboxWriter {
                 totals.count -= 1
                 totals.bytes -= stmt.int64(0)
                 if totals.deviceBytes != nil { totals.account(stmt.text(1), -stmt.int64(0)) }
-                try keepDedupEntry(seq: seq, device: stmt.text(1), eventID: stmt.text(2), receivedAt: stmt.int64(3))
                 while try stmt.step() {}
             }
         }
     }
 
-    /// An event is being deleted in this transaction: if its row was its only dedup entry, the
-    /// entry moves to `seen` in the same transaction, so the id is recognised for
-    /// `dedupRetentionSeconds` after it is gone.
-    func keepDedupEntry(seq: Int64, device: String, eventID: String, receivedAt: Int64) throws {
-        guard seq > totals.seenThrough else { return }
-        let markSeen = try db.statement("INSERT OR IGNORE INTO seen(device, event_id, seen_at) VALUES (?, ?, ?)")
-        try markSeen.bind(1, device)
-        try markSeen.bind(2, eventID)
-        try markSeen.bind(3, receivedAt)
-        try markSeen.step()
-    }
-
-    /// Writes the dedup entries of every waiting event after `seenThrough` to `seen`, in one go.
-    func flushUnseen() throws {
-        let flush = try db.statement(
-            "INSERT OR IGNORE INTO seen(device, event_id, seen_at) SELECT device, event_id, received_at FROM events WHERE seq > ? ORDER BY seq")
-        try flush.bind(1, totals.seenThrough)
-        try flush.step()
-        totals.seenThrough = totals.lastSeq
-        rowsDeleted = true  // the totals row carries seen_through: write it with this transaction
-    }
-
-    /// After a commit: forgets the in-memory entries that `seen` now holds.
-    func pruneUnseen() {
-        guard unseen.count >= configuration.maxBatch else { return }
-        let through = totals.seenThrough
-        unseen = unseen.filter { $0.value > through }
-    }
-
-    /// Whether `(device, eventId)` is stored: a waiting event after `seenThrough` (checked against
-    /// its row), or an entry in `seen`.
-    private func isStored(_ key: DedupKey) throws -> Bool {
-        if let seq = unseen[key], seq > totals.seenThrough {
-            let row = try db.statement("SELECT device, event_id FROM events WHERE seq = ?")
-            try row.bind(1, seq)
-            let matches = try row.step() && row.text(0) == key.device && row.text(1) == key.eventID
-            row.reset()
-            if matches { return true }
-        }
-        let seen = try db.statement("SELECT 1 FROM seen WHERE device = ? AND event_id = ?")
-        try seen.bind(1, key.device)
-        try seen.bind(2, key.eventID)
-        let found = try seen.step()
-        seen.reset()
-        return found
-    }
-
     func appendRows(_ records: [OutboxRecord], counters: inout [String: Int64]) throws -> [AppendOutcome] {
+        let markSeen = try db.statement("INSERT OR IGNORE INTO seen(device, event_id, seen_at) VALUES (?, ?, ?)")
         let insert = try db.statement(
             "INSERT INTO events(seq, device, event_id, key, received_at, size, payload, topic) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         var outcomes: [AppendOutcome] = []
         outcomes.reserveCapacity(records.count)
         for record in records {
-            let key = DedupKey(device: record.device, eventID: record.eventID)
-            if try isStored(key) {
+            markSeen.reset()
+            try markSeen.bind(1, record.device)
+            try markSeen.bind(2, record.eventID)
+            try markSeen.bind(3, record.receivedAt)
+            try markSeen.step()
+            if db.changes == 0 {
                 outcomes.append(.duplicate)
                 continue
             }
@@ -89,7 +46,10 @@ extension OutboxWriter {
                     fits = try evictOldest(toFit: size, counters: &counters)
                 }
                 if !fits {
-                    // Not stored, so not remembered: it can be stored once there is room.
+                    let forget = try db.statement("DELETE FROM seen WHERE device = ? AND event_id = ?")
+                    try forget.bind(1, record.device)
+                    try forget.bind(2, record.eventID)
+                    try forget.step()
                     counters[Self.storeFullCounter, default: 0] += 1
                     outcomes.append(.rejectedStoreFull)
                     continue
@@ -106,7 +66,6 @@ extension OutboxWriter {
             try insert.bind(7, blob: record.payload)
             if let topic = record.topic { try insert.bind(8, topic) } else { try insert.bindNull(8) }
             try insert.step()
-            unseen[key] = seq
             totals.lastSeq = seq
             totals.count += 1
             totals.bytes += size
@@ -133,7 +92,7 @@ extension OutboxWriter {
         // Rows of one device in sequence order; without an index on device this walks the table
         // from its oldest row and stops after 64 matches, which is short for the heaviest device.
         let oldest = try db.statement("SELECT seq, size FROM events WHERE device = ? ORDER BY seq LIMIT 64")
-        let delete = try db.statement("DELETE FROM events WHERE seq = ? RETURNING device, event_id, received_at")
+        let delete = try db.statement("DELETE FROM events WHERE seq = ?")
         var dropped: Int64 = 0
         while totals.bytes + size > configuration.maxBytes {
             guard let heaviest = totals.deviceBytes?.max(by: { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) })?.key
@@ -152,10 +111,7 @@ extension OutboxWriter {
                 if let current = totals.deviceBytes?[heaviest], let top = totals.deviceBytes?.values.max(), current < top { break }
                 delete.reset()
                 try delete.bind(1, seq)
-                if try delete.step() {
-                    try keepDedupEntry(seq: seq, device: delete.text(0), eventID: delete.text(1), receivedAt: delete.int64(2))
-                    while try delete.step() {}
-                }
+                try delete.step()
                 rowsDeleted = true
                 totals.count -= 1
                 totals.bytes -= victimSize

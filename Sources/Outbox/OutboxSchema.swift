@@ -37,13 +37,6 @@ enum OutboxSchema {
         """
         ALTER TABLE events ADD COLUMN topic TEXT;
         """,
-        // 3: a pending event's dedup entry is its own row; it moves to `seen` when the event is
-        // deleted (or in bulk, see OutboxWriter.unseen). Every event up to seen_through has its
-        // entry in `seen` (until now every event had).
-        """
-        ALTER TABLE totals ADD COLUMN seen_through INTEGER NOT NULL DEFAULT 0;
-        UPDATE totals SET seen_through = max(last_seq, coalesce((SELECT max(seq) FROM events), 0));
-        """,
     ]
 
     static var currentVersion: Int64 { Int64(migrations.count) }

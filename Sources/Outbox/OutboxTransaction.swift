@@ -9,9 +9,6 @@ extension OutboxWriter {
         var count: Int64
         var bytes: Int64
         var lastSeq: Int64
-        /// Every event up to this seq has its dedup entry in `seen`; the later ones have theirs in
-        /// their own row (and in `OutboxWriter.unseen`) until they are deleted or flushed.
-        var seenThrough: Int64 = 0
         /// Bytes waiting per device, for fair eviction under `dropOldest`. Read from the table the
         /// first time the store is full (never at start, which must stay fast with a large
         /// backlog), then kept with every change; rolled back with the rest of the totals.
@@ -99,16 +96,10 @@ extension OutboxWriter {
                 // The totals row is not rewritten by every commit (one page less per commit): only
                 // with a deletion, which the start could not see, and every `totalsInterval` appends,
                 // which bounds what the start counts from the table.
-                // Bound what the start loads into memory (and the memory): dedup entries of
-                // waiting events go to `seen` in bulk once there are maxBatch of them.
-                if unseen.count >= configuration.maxBatch {
-                    try flushUnseen()
-                }
                 if rowsDeleted || totals.lastSeq - totalsWrittenThrough >= Self.totalsInterval {
                     try writeTotals()
                 }
             }
-            pruneUnseen()
             if !accepting, appendCount > 0 {
                 dropLog.warning(
                     key: "reserve", count: Int64(appendCount),
@@ -183,11 +174,10 @@ extension OutboxWriter {
     }
 
     func writeTotals() throws {
-        let stmt = try db.statement("UPDATE totals SET count = ?, bytes = ?, last_seq = ?, seen_through = ? WHERE id = 1")
+        let stmt = try db.statement("UPDATE totals SET count = ?, bytes = ?, last_seq = ? WHERE id = 1")
         try stmt.bind(1, totals.count)
         try stmt.bind(2, totals.bytes)
         try stmt.bind(3, totals.lastSeq)
-        try stmt.bind(4, totals.seenThrough)
         try stmt.step()
         totalsWrittenThrough = totals.lastSeq
     }

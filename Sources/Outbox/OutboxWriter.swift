@@ -49,16 +49,6 @@ final class OutboxWriter: @unchecked Sendable {
     var totalsWrittenThrough: Int64 = 0  // writer thread only
     /// Set by whatever deletes events inside the current transaction (the totals row must go with it).
     var rowsDeleted = false  // writer thread only
-    /// Dedup keys of events stored after `totals.seenThrough`, with their seq: their only durable
-    /// dedup entry is their own row, so a commit touches the event's page and no dedup index page.
-    /// An entry is trusted only while the row with that seq still holds that key (a rolled-back
-    /// or deleted event's entry is stale and harmless); entries up to `seenThrough` are pruned.
-    var unseen: [DedupKey: Int64] = [:]  // writer thread only
-
-    struct DedupKey: Hashable {
-        var device: String
-        var eventID: String
-    }
     /// What the store wrote (filled by the WAL hook on the writer thread) and what of it is persisted.
     let wear = WearTally()  // writer thread only
     var unflushedCounters: [String: Int64] = [:]  // writer thread only
@@ -89,15 +79,10 @@ final class OutboxWriter: @unchecked Sendable {
         self.reserve = SpaceReserve(databasePath: configuration.path, bytes: configuration.reserveBytes)
         self.onCommit = onCommit
         self.onFailure = onFailure
-        let stmt = try db.statement("SELECT count, bytes, last_seq, seen_through FROM totals WHERE id = 1")
+        let stmt = try db.statement("SELECT count, bytes, last_seq FROM totals WHERE id = 1")
         guard try stmt.step() else { throw SQLiteError.corrupt("the totals row is missing") }
-        totals = Totals(count: stmt.int64(0), bytes: stmt.int64(1), lastSeq: stmt.int64(2), seenThrough: stmt.int64(3))
+        totals = Totals(count: stmt.int64(0), bytes: stmt.int64(1), lastSeq: stmt.int64(2))
         stmt.reset()
-        // Waiting events whose dedup entry is only their row (at most about maxBatch of them).
-        let keys = try db.statement("SELECT seq, device, event_id FROM events WHERE seq > ?")
-        try keys.bind(1, totals.seenThrough)
-        while try keys.step() { unseen[DedupKey(device: keys.text(1), eventID: keys.text(2))] = keys.int64(0) }
-        keys.reset()
         // The totals row is written with every commit that deletes events and at least every
         // `totalsInterval` appends, so it counts every event up to its `last_seq`; the events
         // appended after it (a short range scan) are added here.

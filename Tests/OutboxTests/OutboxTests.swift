@@ -120,43 +120,6 @@ let testLogger = Logger(label: "outbox-test")
         await reopened.close()
     }
 
-    @Test func aWaitingEventsDedupEntryIsItsRowAndMovesToSeenWithItsRemoval() async throws {
-        let store = try TemporaryStore()
-        let outbox = try Outbox.open(configuration: store.configuration(), logger: testLogger)
-        _ = await outbox.append((1...6).map { record("d\($0 % 3)", "e\($0)") })
-        let db = try SQLiteConnection.open(path: store.path, readOnly: true)
-        // Storing wrote the events' rows only: no dedup index page per device.
-        #expect(try db.scalarInt("SELECT count(*) FROM seen") == 0)
-        outbox.remove([1, 2, 3])
-        await outbox.waitForQueuedWrites()
-        #expect(try db.scalarInt("SELECT count(*) FROM seen") == 3)
-        let image = try TemporaryStore()
-        try Self.crashImage(of: store, to: image)
-        await outbox.close()
-        // After a crash: removed ones are found in `seen`, waiting ones by their rows.
-        let recovered = try Outbox.open(configuration: image.configuration(), logger: testLogger)
-        #expect(await recovered.append((1...6).map { record("d\($0 % 3)", "e\($0)") }) == Array(repeating: .duplicate, count: 6))
-        #expect(await recovered.append([record("d0", "e7")]) == [.stored(seq: 7)])
-        await recovered.close()
-    }
-
-    @Test func dedupEntriesOfWaitingEventsGoToSeenInBulkOnceThereAreMaxBatch() async throws {
-        let store = try TemporaryStore()
-        let outbox = try Outbox.open(configuration: store.configuration { $0.maxBatch = 5 }, logger: testLogger)
-        for index in 1...12 { _ = await outbox.append([record("d\(index % 4)", "e\(index)")]) }
-        let db = try SQLiteConnection.open(path: store.path, readOnly: true)
-        // Flushed at 5 and at 10 waiting entries; the last two are in their rows only.
-        #expect(try db.scalarInt("SELECT count(*) FROM seen") == 10)
-        #expect(try db.scalarInt("SELECT seen_through FROM totals") == 10)
-        let image = try TemporaryStore()
-        try Self.crashImage(of: store, to: image)
-        await outbox.close()
-        let recovered = try Outbox.open(configuration: image.configuration { $0.maxBatch = 5 }, logger: testLogger)
-        #expect(await recovered.append((1...12).map { record("d\($0 % 4)", "e\($0)") }) == Array(repeating: .duplicate, count: 12))
-        #expect(try await recovered.pending(after: 0, limit: 100).count == 12)
-        await recovered.close()
-    }
-
     @Test func waitForQueuedWritesCommitsWaitingRemovals() async throws {
         let store = try TemporaryStore()
         let outbox = try Outbox.open(
