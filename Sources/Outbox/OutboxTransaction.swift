@@ -88,8 +88,9 @@ extension OutboxWriter {
                     for (records, _) in appends {
                         outcomes.append(try appendRows(records, counters: &counterUpdates))
                     }
-                } else if appendCount > 0 {
-                    counterUpdates[Self.storeFullCounter, default: 0] += Int64(appendCount)
+                } else {
+                    if appendCount > 0 { counterUpdates[Self.storeFullCounter, default: 0] += Int64(appendCount) }
+                    // One outcome list per request, also for an empty one (waitForQueuedWrites).
                     outcomes = appends.map { Array(repeating: .rejectedStoreFull, count: $0.0.count) }
                 }
                 try writeCounters(counterUpdates)
