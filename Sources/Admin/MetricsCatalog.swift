@@ -35,6 +35,9 @@ public enum MetricsCatalog {
         "gateway.outbox.events.appended.total": counter("Events stored in the outbox (repeats of a stored event not counted)."),
         "gateway.outbox.events.acked.total": counter("Events removed from the outbox after the upstream broker acknowledged them."),
         "gateway.outbox.events.dropped.total": counter("Events dropped by the outbox's caps, by reason (capacity, expired)."),
+        "gateway.outbox.commits.total": counter("Transactions the outbox committed (device events share one under group commit)."),
+        "gateway.outbox.fsyncs.total": counter("fsyncs of the outbox: one per commit with store.synchronous full, two per checkpoint."),
+        "gateway.outbox.written.bytes.total": counter("Bytes the outbox's commits wrote to its WAL (page plus 24-byte header a frame); checkpoints not included."),
 
         // The device edge (Sources/DeviceLink).
         "gateway.ingress.events.stored.total": counter("Device events committed and acknowledged as stored."),

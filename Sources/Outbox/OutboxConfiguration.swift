@@ -34,8 +34,13 @@ public struct OutboxConfiguration: Sendable, Equatable {
     public var synchronous: Synchronous = .full
     /// How long an append may wait for others to share its commit.
     public var commitIntervalMs: Int = 2
-    /// Most appends in one commit.
+    /// Most appends in one commit; also the most forwarded events whose removal waits in memory.
     public var maxBatch: Int = 2000
+    /// How long the removal of forwarded events may wait in memory before it is committed
+    /// (`store.removalDelayMs`). Removals are not urgent (a crash only sends the events again, with
+    /// their `eventId`), and removing many at once rewrites each page once instead of once per
+    /// commit. They go sooner when the store needs the room, at close and before an upstream switch.
+    public var removalDelayMs: Int = 1000
     /// How long a repeat of `(device, eventId)` is recognised after the event was forwarded.
     public var dedupRetentionSeconds: Int64 = 24 * 3600
     /// Most `(device, eventId)` pairs remembered for dedup; the oldest are forgotten first. Bounds

@@ -25,8 +25,11 @@ extension OutboxWriter {
             var expired: Int64 = 0
             var forgotten = 0
             let before = totals
+            // What the store wrote since the last round, for `outbox stats` (one counters page).
+            let (wearCounters, wearNow) = wear.unpersisted()
             do {
                 try applyInTransaction {
+                    try writeCounters(wearCounters)
                     if clockTrusted {
                         expired = try expireOldest(before: now - configuration.maxAgeSeconds * 1000, limit: 500)
                     }
@@ -40,6 +43,7 @@ extension OutboxWriter {
                 totals = before
                 throw error
             }
+            wear.persisted = wearNow
             if expired > 0 {
                 metrics.dropped(.expired, count: expired)
                 dropLog.warning(

@@ -10,6 +10,12 @@ struct OutboxMetrics: Sendable {
     let appended = Counter(label: "gateway.outbox.events.appended.total")
     /// Events removed after the upstream broker acknowledged them.
     let acked = Counter(label: "gateway.outbox.events.acked.total")
+    /// Store commits (transactions written), fsyncs, and bytes written: the WAL frames (page +
+    /// 24-byte header) of every commit. Checkpoints copy each page changed since the last one into
+    /// the database once more; that is not in it.
+    let commits = Counter(label: "gateway.outbox.commits.total")
+    let fsyncs = Counter(label: "gateway.outbox.fsyncs.total")
+    let writtenBytes = Counter(label: "gateway.outbox.written.bytes.total")
     let dropped: [String: Counter] = Dictionary(
         uniqueKeysWithValues: DropReason.allCases.map {
             ($0.rawValue, Counter(label: "gateway.outbox.events.dropped.total", dimensions: [("reason", $0.rawValue)]))

@@ -74,7 +74,10 @@ final class OutboxReader: @unchecked Sendable {
         }
         try db.execute("BEGIN")
         defer { try? db.execute("COMMIT") }
-        let totals = try db.statement("SELECT count, bytes FROM totals WHERE id = 1")
+        // The totals row counts the events up to its last_seq (the writer does not rewrite it with
+        // every commit); the few appended after it are counted from the table.
+        let totals = try db.statement(
+            "SELECT t.count + (SELECT count(*) FROM events WHERE seq > t.last_seq), t.bytes + (SELECT coalesce(sum(size), 0) FROM events WHERE seq > t.last_seq) FROM totals t WHERE t.id = 1")
         guard try totals.step() else { throw OutboxError(.corrupt, "totals row missing") }
         let depth = totals.int64(0)
         let bytes = totals.int64(1)
@@ -91,6 +94,7 @@ final class OutboxReader: @unchecked Sendable {
         }
         var drops: [String: Int64] = Dictionary(uniqueKeysWithValues: DropReason.allCases.map { ($0.rawValue, 0) })
         var rejects: [String: Int64] = [:]
+        var wear: [String: Int64] = [:]
         let counters = try db.statement("SELECT name, value FROM counters")
         while try counters.step() {
             let name = counters.text(0)
@@ -98,9 +102,13 @@ final class OutboxReader: @unchecked Sendable {
                 drops[String(name.dropFirst(5)), default: 0] += counters.int64(1)
             } else if name.hasPrefix("reject.") {
                 rejects[String(name.dropFirst(7)), default: 0] += counters.int64(1)
+            } else if name.hasPrefix("wear.") {
+                wear[String(name.dropFirst(5)), default: 0] += counters.int64(1)
             }
         }
         return OutboxStats(
-            depth: depth, bytes: bytes, oldestAgeSeconds: age(oldest), devices: devices, drops: drops, rejects: rejects)
+            depth: depth, bytes: bytes, oldestAgeSeconds: age(oldest), devices: devices, drops: drops, rejects: rejects,
+            wear: wear.isEmpty
+                ? nil : OutboxStats.Wear(commits: wear["commits"] ?? 0, writtenBytes: wear["writtenBytes"] ?? 0, seconds: wear["seconds"] ?? 0))
     }
 }

@@ -11,6 +11,7 @@ extension OutboxWriter {
             stmt.reset()
             try stmt.bind(1, seq)
             if try stmt.step() {
+                rowsDeleted = true
                 totals.count -= 1
                 totals.bytes -= stmt.int64(0)
                 if totals.deviceBytes != nil { totals.account(stmt.text(1), -stmt.int64(0)) }
@@ -111,6 +112,7 @@ extension OutboxWriter {
                 delete.reset()
                 try delete.bind(1, seq)
                 try delete.step()
+                rowsDeleted = true
                 totals.count -= 1
                 totals.bytes -= victimSize
                 totals.account(heaviest, -victimSize)

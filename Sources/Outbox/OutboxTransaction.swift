@@ -30,16 +30,37 @@ extension OutboxWriter {
         for (name, value) in unflushedCounters { counters[name, default: 0] += value }
         unflushedCounters.removeAll()
         var maintenance = false
+        // An empty append is `waitForQueuedWrites()`: it wants the removals committed too.
+        var flushRequested = false
+        var incomingBytes: Int64 = 0
         for request in work {
             switch request {
-            case .append(let records, let completion): appends.append((records, completion))
-            case .remove(let seqs): removals.append(contentsOf: seqs)
+            case .append(let records, let completion):
+                appends.append((records, completion))
+                if records.isEmpty { flushRequested = true }
+                for record in records { incomingBytes += record.accountedSize }
+            case .remove(let seqs):
+                if deferredSince == nil, !seqs.isEmpty { deferredSince = .now() }
+                deferredRemovals.append(contentsOf: seqs)
             case .maintenance: maintenance = true
             }
         }
         // New events are taken only while the disk reserve is held (see SpaceReserve).
         if !reserveHeld { reserveHeld = reserve.hold(roomInFile: freeBytesInFile()) }
         let accepting = reserveHeld
+        // Removals wait in memory until they have waited removalDelayMs or fill a batch, unless
+        // the room they free is needed now or someone waits for them.
+        if let since = deferredSince {
+            let waited = Double(DispatchTime.now().uptimeNanoseconds - since.uptimeNanoseconds) / 1e9
+            // Maintenance too: expiry must not count a forwarded event as dropped.
+            if flushRequested || maintenance || !accepting || deferredRemovals.count >= configuration.maxBatch
+                || waited >= Double(configuration.removalDelayMs) / 1000
+                || totals.bytes + incomingBytes > configuration.maxBytes {
+                removals.append(contentsOf: deferredRemovals)
+                deferredRemovals.removeAll()
+                deferredSince = nil
+            }
+        }
         let appendCount = appends.reduce(0) { $0 + $1.0.count }
         var counterUpdates = counters
         let before = totals
@@ -61,17 +82,24 @@ extension OutboxWriter {
             try applyInTransaction {
                 outcomes = []
                 counterUpdates = counters
+                rowsDeleted = false
                 try removeRows(removals)
                 if accepting {
                     for (records, _) in appends {
                         outcomes.append(try appendRows(records, counters: &counterUpdates))
                     }
-                } else if appendCount > 0 {
-                    counterUpdates[Self.storeFullCounter, default: 0] += Int64(appendCount)
+                } else {
+                    if appendCount > 0 { counterUpdates[Self.storeFullCounter, default: 0] += Int64(appendCount) }
+                    // One outcome list per request, also for an empty one (waitForQueuedWrites).
                     outcomes = appends.map { Array(repeating: .rejectedStoreFull, count: $0.0.count) }
                 }
                 try writeCounters(counterUpdates)
-                try writeTotals()
+                // The totals row is not rewritten by every commit (one page less per commit): only
+                // with a deletion, which the start could not see, and every `totalsInterval` appends,
+                // which bounds what the start counts from the table.
+                if rowsDeleted || totals.lastSeq - totalsWrittenThrough >= Self.totalsInterval {
+                    try writeTotals()
+                }
             }
             if !accepting, appendCount > 0 {
                 dropLog.warning(
@@ -81,6 +109,10 @@ extension OutboxWriter {
             }
         } catch let error as SQLiteError where !error.isCorruption {
             totals = before
+            // Out of space (or an I/O error): the removals waiting in memory free space now.
+            removals.append(contentsOf: deferredRemovals)
+            deferredRemovals.removeAll()
+            deferredSince = nil
             outcomes = recover(from: error, removals: removals, appends: appends.map(\.0), counters: counters)
         } catch {
             totals = before
@@ -114,6 +146,9 @@ extension OutboxWriter {
         }
     }
 
+    /// Most events appended between two writes of the totals row.
+    static let totalsInterval: Int64 = 1000
+
     static let storeFullCounter = "reject.\(RejectReason.storeFull.rawValue)"
 
     func applyInTransaction(_ body: () throws -> Void) throws {
@@ -145,5 +180,6 @@ extension OutboxWriter {
         try stmt.bind(2, totals.bytes)
         try stmt.bind(3, totals.lastSeq)
         try stmt.step()
+        totalsWrittenThrough = totals.lastSeq
     }
 }

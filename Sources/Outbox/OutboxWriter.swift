@@ -42,6 +42,15 @@ final class OutboxWriter: @unchecked Sendable {
     let metrics: OutboxMetrics
     var totals: Totals  // writer thread only
     var unflushedRemovals: [Int64] = []  // writer thread only
+    /// Forwarded events whose removal waits in memory (`store.removalDelayMs`), and since when.
+    var deferredRemovals: [Int64] = []  // writer thread only
+    var deferredSince: DispatchTime?  // writer thread only
+    /// `totals.lastSeq` when the totals row was last written: the row counts every event up to it.
+    var totalsWrittenThrough: Int64 = 0  // writer thread only
+    /// Set by whatever deletes events inside the current transaction (the totals row must go with it).
+    var rowsDeleted = false  // writer thread only
+    /// What the store wrote (filled by the WAL hook on the writer thread) and what of it is persisted.
+    let wear = WearTally()  // writer thread only
     var unflushedCounters: [String: Int64] = [:]  // writer thread only
     var warnedUnsyncedClock = false  // writer thread only
     let reserve: SpaceReserve
@@ -74,14 +83,61 @@ final class OutboxWriter: @unchecked Sendable {
         guard try stmt.step() else { throw SQLiteError.corrupt("the totals row is missing") }
         totals = Totals(count: stmt.int64(0), bytes: stmt.int64(1), lastSeq: stmt.int64(2))
         stmt.reset()
-        // The last committed seq also bounds what is in the table (a crash can't leave rows above it,
-        // since both are written in one transaction); take the max for safety.
-        if let maxSeq = try db.scalarInt("SELECT max(seq) FROM events"), maxSeq > totals.lastSeq {
-            totals.lastSeq = maxSeq
+        // The totals row is written with every commit that deletes events and at least every
+        // `totalsInterval` appends, so it counts every event up to its `last_seq`; the events
+        // appended after it (a short range scan) are added here.
+        totalsWrittenThrough = totals.lastSeq
+        let since = try db.statement("SELECT count(*), coalesce(sum(size), 0), max(seq) FROM events WHERE seq > ?")
+        try since.bind(1, totals.lastSeq)
+        if try since.step() {
+            totals.count += since.int64(0)
+            totals.bytes += since.int64(1)
+            if !since.isNull(2) { totals.lastSeq = max(totals.lastSeq, since.int64(2)) }
         }
+        since.reset()
+        try installWearHook()
     }
 
     var initialTotals: Totals { totals }
+
+    /// Commits and bytes written, counted by the WAL hook (writer thread only).
+    final class WearTally {
+        var commits: Int64 = 0
+        var writtenBytes: Int64 = 0
+        let startedAt = DispatchTime.now()
+        var persisted = (commits: Int64(0), writtenBytes: Int64(0), seconds: Int64(0))
+
+        /// Counter increments for what is not persisted yet, and the tally they bring it to.
+        func unpersisted() -> ([String: Int64], (commits: Int64, writtenBytes: Int64, seconds: Int64)) {
+            let seconds = Int64((DispatchTime.now().uptimeNanoseconds - startedAt.uptimeNanoseconds) / 1_000_000_000)
+            let now = (commits: commits, writtenBytes: writtenBytes, seconds: seconds)
+            let delta = [
+                "wear.commits": now.commits - persisted.commits,
+                "wear.writtenBytes": now.writtenBytes - persisted.writtenBytes,
+                "wear.seconds": now.seconds - persisted.seconds,
+            ].filter { $0.value != 0 }
+            return (delta, now)
+        }
+    }
+
+    /// Counts every commit's WAL frames (and the automatic checkpoints', which the hook now runs).
+    private func installWearHook() throws {
+        let pageSize = try db.scalarInt("PRAGMA page_size") ?? 4096
+        let autocheckpoint = try db.scalarInt("PRAGMA wal_autocheckpoint") ?? 1000
+        let fsyncPerCommit: Int64 = configuration.synchronous == .full ? 1 : 0
+        db.onCommitWritten(autocheckpointPages: Int(autocheckpoint)) { [wear, metrics] write in
+            // The WAL frames only: a checkpoint then copies each page changed since the last one
+            // once, which SQLite does not count (its frame count would overstate it many times).
+            let bytes = Int64(write.frames) * (pageSize + 24)
+            wear.commits += 1
+            wear.writtenBytes += bytes
+            metrics.commits.increment()
+            if bytes > 0 { metrics.writtenBytes.increment(by: bytes) }
+            // A commit syncs the WAL; a checkpoint syncs the WAL and then the database.
+            let fsyncs = fsyncPerCommit + (write.checkpointedPages > 0 ? 2 : 0)
+            if fsyncs > 0 { metrics.fsyncs.increment(by: fsyncs) }
+        }
+    }
 
     func start() {
         let thread = Thread { [self] in self.loop() }
@@ -160,7 +216,14 @@ final class OutboxWriter: @unchecked Sendable {
         while true {
             condition.lock()
             while queue.isEmpty && pendingCounters.isEmpty && !closing {
-                condition.wait()
+                // Deferred removals are committed once they have waited `removalDelayMs`.
+                guard let since = deferredSince else {
+                    condition.wait()
+                    continue
+                }
+                let remaining = Double(configuration.removalDelayMs) / 1000 - Self.seconds(since: since)
+                if remaining <= 0 { break }
+                _ = condition.wait(until: Date(timeIntervalSinceNow: remaining))
             }
             if queue.isEmpty && pendingCounters.isEmpty && closing {
                 condition.unlock()
@@ -202,7 +265,17 @@ final class OutboxWriter: @unchecked Sendable {
 
     private func finish() {
         if failure == nil {
-            if !unflushedRemovals.isEmpty { _ = try? applyInTransaction { try removeRows(unflushedRemovals) } }
+            let removals = unflushedRemovals + deferredRemovals
+            if !removals.isEmpty {
+                _ = try? applyInTransaction {
+                    try removeRows(removals)
+                    try writeTotals()
+                }
+            }
+            let (wearCounters, wearNow) = wear.unpersisted()
+            if !wearCounters.isEmpty, (try? applyInTransaction { try writeCounters(wearCounters) }) != nil {
+                wear.persisted = wearNow
+            }
             do {
                 try db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             } catch {

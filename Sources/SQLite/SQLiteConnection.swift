@@ -12,6 +12,7 @@ public final class SQLiteConnection {
     }
 
     deinit {
+        sqlite3_wal_hook(handle, nil, nil)
         statements.removeAll()
         sqlite3_close_v2(handle)
     }
@@ -53,6 +54,60 @@ public final class SQLiteConnection {
         let statement = SQLiteStatement(handle: stmt, connection: self)
         statements[sql] = statement
         return statement
+    }
+
+    /// What one commit wrote, as seen by ``onCommitWritten(autocheckpointPages:_:)``.
+    public struct CommitWrite: Sendable {
+        /// WAL frames (pages) the commit appended.
+        public var frames: Int
+        /// WAL frames an automatic checkpoint after the commit copied into the database (0 when none
+        /// ran); each page is written once however many of its frames the WAL holds, so this is an
+        /// upper bound of the pages written.
+        public var checkpointedPages: Int
+    }
+
+    private final class WALHookBox {
+        let autocheckpointPages: Int
+        let body: (CommitWrite) -> Void
+        var lastFrames = 0
+        var lastCheckpointed = 0
+        init(autocheckpointPages: Int, body: @escaping (CommitWrite) -> Void) {
+            self.autocheckpointPages = autocheckpointPages
+            self.body = body
+        }
+    }
+
+    private var walHookBox: WALHookBox?
+
+    /// Calls `body` after every commit of this connection in WAL mode, on the committing thread,
+    /// with the frames it appended to the WAL. This replaces SQLite's automatic checkpoint, so the
+    /// hook runs it instead: a passive checkpoint once the WAL holds `autocheckpointPages` frames
+    /// (what `PRAGMA wal_autocheckpoint` does), with the pages it copied reported.
+    public func onCommitWritten(autocheckpointPages: Int, _ body: @escaping (CommitWrite) -> Void) {
+        let box = WALHookBox(autocheckpointPages: autocheckpointPages, body: body)
+        walHookBox = box
+        sqlite3_wal_hook(handle, { context, db, name, pages in
+            guard let context else { return SQLITE_OK }
+            let box = Unmanaged<WALHookBox>.fromOpaque(context).takeUnretainedValue()
+            let total = Int(pages)
+            // The WAL starts again from its beginning after a complete checkpoint.
+            let frames = total >= box.lastFrames ? total - box.lastFrames : total
+            if total < box.lastFrames { box.lastCheckpointed = 0 }
+            box.lastFrames = total
+            var checkpointed: Int32 = 0
+            if box.autocheckpointPages > 0, total >= box.autocheckpointPages {
+                var logFrames: Int32 = 0
+                if sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &logFrames, &checkpointed) != SQLITE_OK {
+                    checkpointed = 0
+                }
+                // The count is of the whole WAL: what this checkpoint added is the difference.
+                let cumulative = Int(max(checkpointed, 0))
+                checkpointed = Int32(max(cumulative - box.lastCheckpointed, 0))
+                box.lastCheckpointed = cumulative
+            }
+            box.body(CommitWrite(frames: frames, checkpointedPages: Int(checkpointed)))
+            return SQLITE_OK
+        }, Unmanaged.passUnretained(box).toOpaque())
     }
 
     /// Rows changed by the last INSERT, UPDATE or DELETE.

@@ -205,6 +205,11 @@ public final class UpstreamForwarder: Service, Sendable {
             state.generation = generation
             state.cursor = 0
             state.inflight.removeAll()
+            // Forwarding restarts from the oldest stored event: the removals of events already
+            // acknowledged wait in memory for a while (store.removalDelayMs); commit them first so
+            // those events are not sent again.
+            flushAcks(&state)
+            await outbox.waitForQueuedWrites()
             publisher.update { setConnected(true, error: nil, in: &$0) }
             logger.info("upstream link up", metadata: ["outbox.depth": "\(outbox.depth.count)"])
         case .mqtt(_, .disconnected(let generation, let reason)):

@@ -23,6 +23,8 @@ extension IntegrationSuite {
                 _ = try await bed.waitForUpstream(count: 3)
                 #expect(try await admin.get("/api/devices", token: "wrong").status == 401)
                 _ = try await admin.waitForMetric("gateway_upstream_events_forwarded_total") { $0 >= 3 }
+                // Their removal waits up to store.removalDelayMs to share a commit.
+                _ = try await admin.waitForMetric("gateway_outbox_events_acked_total") { $0 >= 3 }
 
                 let metrics = try await admin.get("/metrics").text
                 // The families the traffic touched are there, under their new names, with samples.
@@ -33,6 +35,7 @@ extension IntegrationSuite {
                     "gateway_admin_requests_unauthorized_total", "gateway_ingress_commit_window_seconds_count",
                     "gateway_upstream_publish_duration_seconds_count", "gateway_outbox_depth", "gateway_outbox_bytes",
                     "gateway_outbox_oldest_age_seconds", "gateway_upstream_connected", "gateway_device_broker_subscribed",
+                    "gateway_outbox_commits_total", "gateway_outbox_fsyncs_total", "gateway_outbox_written_bytes_total",
                 ] {
                     #expect((AdminClient.value(of: sample, in: metrics) ?? 0) >= (sample.hasSuffix("_total") || sample.hasSuffix("_count") ? 1 : 0),
                             "\(sample) missing or zero")

@@ -66,8 +66,9 @@ let testLogger = Logger(label: "outbox-test")
         let first = await outbox.append([record("d", "e1"), record("d", "e1"), record("other", "e1")])
         #expect(first == [.stored(seq: 1), .duplicate, .stored(seq: 2)])
         outbox.remove([1, 2])
-        // The removal is applied with the next commit; the repeat still counts as a duplicate.
+        // The removal waits in memory (store.removalDelayMs); the repeat still counts as a duplicate.
         #expect(await outbox.append([record("d", "e1")]) == [.duplicate])
+        await outbox.waitForQueuedWrites()
         #expect(try await outbox.pending(after: 0, limit: 10).isEmpty)
         await outbox.close()
     }
@@ -87,6 +88,97 @@ let testLogger = Logger(label: "outbox-test")
         }
         let reopened = try Outbox.open(configuration: store.configuration(), logger: testLogger)
         #expect(try await reopened.pending(after: 0, limit: 10).map(\.eventID) == ["e4"])
+        await reopened.close()
+    }
+
+    /// Copies the database and its WAL while the writer is idle: what a power cut would leave.
+    static func crashImage(of store: borrowing TemporaryStore, to image: borrowing TemporaryStore) throws {
+        for suffix in ["", "-wal"] where FileManager.default.fileExists(atPath: store.path + suffix) {
+            try FileManager.default.copyItem(atPath: store.path + suffix, toPath: image.path + suffix)
+        }
+    }
+
+    @Test func removalsWaitingInMemoryAreLostInACrashAsResendsNeverAsLosses() async throws {
+        let store = try TemporaryStore()
+        let outbox = try Outbox.open(
+            configuration: store.configuration { $0.removalDelayMs = 60_000 }, logger: testLogger)
+        _ = await outbox.append((1...10).map { record("d\($0 % 3)", "e\($0)") })
+        // Forwarded and acknowledged upstream; the removal waits for company.
+        outbox.remove(Array(1...6))
+        // A commit happens meanwhile (a new event): it does not carry the removal.
+        #expect(await outbox.append([record("d0", "e11")]) == [.stored(seq: 11)])
+        #expect(outbox.depth.count == 11)
+        let image = try TemporaryStore()
+        try Self.crashImage(of: store, to: image)
+        // After the crash every event is still there (the forwarded ones go again) and every id is
+        // still recognised.
+        let recovered = try Outbox.open(configuration: image.configuration(), logger: testLogger)
+        #expect(try await recovered.pending(after: 0, limit: 100).map(\.seq) == Array(1...11))
+        #expect(recovered.depth.count == 11)
+        #expect(try await recovered.stats().depth == 11)
+        #expect(await recovered.append([record("d1", "e1"), record("d0", "e11")]) == [.duplicate, .duplicate])
+        await recovered.close()
+        // Without the crash the removal is committed by the close.
+        await outbox.close()
+        let reopened = try Outbox.open(configuration: store.configuration(), logger: testLogger)
+        #expect(try await reopened.pending(after: 0, limit: 100).map(\.seq) == Array(7...11))
+        #expect(reopened.depth.count == 5)
+        await reopened.close()
+    }
+
+    @Test func waitForQueuedWritesCommitsWaitingRemovals() async throws {
+        let store = try TemporaryStore()
+        let outbox = try Outbox.open(
+            configuration: store.configuration { $0.removalDelayMs = 60_000 }, logger: testLogger)
+        _ = await outbox.append((1...4).map { record("d", "e\($0)") })
+        outbox.remove([1, 2])
+        await outbox.waitForQueuedWrites()
+        #expect(outbox.depth.count == 2)
+        #expect(try await outbox.pending(after: 0, limit: 10).map(\.seq) == [3, 4])
+        await outbox.close()
+    }
+
+    @Test func depthAndBytesAreRightAfterACrashWhenTheTotalsRowLagsBehind() async throws {
+        let store = try TemporaryStore()
+        let outbox = try Outbox.open(configuration: store.configuration { $0.removalDelayMs = 0 }, logger: testLogger)
+        // 1,500 appends (the totals row is written after 1,000), a removal (it writes the row), then more appends.
+        for round in 0..<15 {
+            _ = await outbox.append((0..<100).map { record("d\($0 % 5)", "a\(round)-\($0)", size: 50) })
+        }
+        outbox.remove(Array(1...300))
+        await outbox.waitForQueuedWrites()
+        _ = await outbox.append((0..<7).map { record("d9", "b\($0)", size: 50) })
+        let live = outbox.depth
+        #expect(live.count == 1207)
+        #expect(try await outbox.stats().depth == 1207)
+        #expect(try await outbox.stats().bytes == live.bytes)
+        let image = try TemporaryStore()
+        try Self.crashImage(of: store, to: image)
+        await outbox.close()
+        let recovered = try Outbox.open(configuration: image.configuration(), logger: testLogger)
+        #expect(recovered.depth.count == live.count && recovered.depth.bytes == live.bytes && recovered.depth.lastSeq == 1507)
+        let stats = try await recovered.stats()
+        #expect(stats.depth == 1207 && stats.bytes == live.bytes)
+        #expect(stats.devices.reduce(0) { $0 + $1.depth } == 1207)
+        // Sequence numbers go on from the last one.
+        #expect(await recovered.append([record("d9", "c1", size: 50)]) == [.stored(seq: 1508)])
+        await recovered.close()
+    }
+
+    @Test func statsShowWhatTheStoreWroteAndHowOftenItCommitted() async throws {
+        let store = try TemporaryStore()
+        do {
+            let outbox = try Outbox.open(configuration: store.configuration(), logger: testLogger)
+            for round in 0..<5 {
+                _ = await outbox.append([record("d", "e\(round)", size: 256)])
+            }
+            await outbox.close()
+        }
+        let reopened = try Outbox.open(configuration: store.configuration(), logger: testLogger)
+        let wear = try #require(try await reopened.stats().wear)
+        // Five commits of at least one page each (4,096 + 24 bytes), recorded at close.
+        #expect(wear.commits >= 5)
+        #expect(wear.writtenBytes >= 5 * 4120)
         await reopened.close()
     }
 

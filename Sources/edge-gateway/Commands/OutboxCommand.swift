@@ -42,6 +42,12 @@ struct OutboxCommand: AsyncParsableCommand {
             print("oldest age   \(stats.oldestAgeSeconds.map { formatAge($0) } ?? "-")")
             print("drops        " + stats.drops.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
             print("rejects      " + (stats.rejects.isEmpty ? "-" : stats.rejects.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")))
+            if let wear = stats.wear {
+                let seconds = Double(max(wear.seconds, 1))
+                print(String(
+                    format: "written      %lld bytes in %lld commits over %lld s (%.1f commits/s, %.0f bytes/s)",
+                    wear.writtenBytes, wear.commits, wear.seconds, Double(wear.commits) / seconds, Double(wear.writtenBytes) / seconds))
+            }
             if !shownDevices.isEmpty {
                 print("")
                 print("DEVICE".padding(toLength: 66, withPad: " ", startingAt: 0) + "   DEPTH      BYTES  OLDEST")

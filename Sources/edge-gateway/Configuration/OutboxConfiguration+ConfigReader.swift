@@ -24,6 +24,7 @@ extension OutboxConfiguration {
         synchronous = v.choice("store.synchronous", default: synchronous)
         commitIntervalMs = v.int("store.commitIntervalMs", default: commitIntervalMs, range: 0...1000)
         maxBatch = v.int("store.maxBatch", default: maxBatch, range: 1...100_000)
+        removalDelayMs = v.int("store.removalDelayMs", default: removalDelayMs, range: 0...60_000)
         dedupRetentionSeconds = Int64(v.int("store.dedupRetentionSeconds", default: Int(dedupRetentionSeconds), range: 0...Int(Int32.max)))
         dedupMaxEntries = v.int("store.dedupMaxEntries", default: dedupMaxEntries, range: 1...100_000_000)
         requireSyncedClock = v.bool("store.requireSyncedClock", default: requireSyncedClock)
