@@ -287,7 +287,12 @@ public final class UpstreamForwarder: Service, Sendable {
         let count = Int64(state.acked.count)
         outbox.remove(state.acked)
         state.acked.removeAll(keepingCapacity: true)
-        publisher.update { $0.eventsForwarded += count }
+        // One update: a reader never sees the events forwarded and still in flight.
+        let inflight = state.inflight.count
+        publisher.update {
+            $0.eventsForwarded += count
+            $0.upstreamInflight = inflight
+        }
     }
 
     /// Publishes stored events until the window is full. Returns `false` when it stopped on an
