@@ -37,9 +37,11 @@ extension IntegrationSuite {
                 _ = try await bed.waitForAcks(count: 6)
                 _ = try await bed.waitForUpstream(count: 5)
 
-                let status = try await Self.waitForStatus(admin, "5 stored and forwarded") { status in
+                // Forwarded events leave the outbox up to store.removalDelayMs later (their removal shares a commit).
+                let status = try await Self.waitForStatus(admin, "5 stored and forwarded, none left in the outbox") { status in
                     let traffic = status["traffic"] as? [String: Any]
-                    return traffic?["stored"] as? Int == 5 && traffic?["forwarded"] as? Int == 5
+                    let outbox = status["outbox"] as? [String: Any]
+                    return traffic?["stored"] as? Int == 5 && traffic?["forwarded"] as? Int == 5 && outbox?["depth"] as? Int == 0
                 }
                 let traffic = try #require(status["traffic"] as? [String: Any])
                 #expect(traffic["rejected"] as? Int == 1 && traffic["duplicate"] as? Int == 0 && traffic["received"] as? Int == 6)
