@@ -87,6 +87,8 @@ import Testing
         ("AUDIO_WAKE_MODE", "wake", "audio.wake.mode (from environment variable AUDIO_WAKE_MODE): 'wake' needs a wake-word server: set audio.wake.endpoint"),
         ("AUDIO_WAKE_BUFFER_MS", "5", "audio.wake.bufferMs (from environment variable AUDIO_WAKE_BUFFER_MS): 5 is out of range"),
         ("DEVICES_ACK_QOS", "2", "devices.ackQos (from environment variable DEVICES_ACK_QOS): 2 is out of range 0...1"),
+        ("STORE_REMOVAL_DELAY_MS", "60001", "store.removalDelayMs (from environment variable STORE_REMOVAL_DELAY_MS): 60001 is out of range"),
+        ("STORE_REMOVAL_DELAY_MS", "-1", "store.removalDelayMs (from environment variable STORE_REMOVAL_DELAY_MS): -1 is out of range"),
     ])
     func aBadValueFromTheEnvironmentNamesTheVariable(variable: String, value: String, message: String) async throws {
         do {
