@@ -72,7 +72,7 @@ public final class Outbox: Service, Sendable {
         let initial = writer.initialTotals
         state.withLock { $0 = State(lastSeq: initial.lastSeq, count: initial.count, bytes: initial.bytes) }
         self.state = state
-        reader = try OutboxReader(path: configuration.path)
+        reader = try OutboxReader(path: configuration.path, tallies: writer.tallies)
         writer.start()
     }
 
@@ -227,6 +227,17 @@ public final class Outbox: Service, Sendable {
         guard let receivedAt = try await reader.oldestReceivedAt() else { return nil }
         return max(0, Date().timeIntervalSince1970 - Double(receivedAt) / 1000)
     }
+
+    /// A read-only view on a connection of its own (for the admin API, whose queries must not hold
+    /// up the forwarder's reads) that takes the per-device list from this outbox's counts in memory
+    /// instead of grouping the whole table.
+    public func makeInspector() throws -> OutboxInspector {
+        try OutboxInspector(path: configuration.path, tallies: writer.tallies)
+    }
+
+    /// Whether the per-device counts are complete (a store opened with a backlog is counted in
+    /// the background first; until then the per-device list comes from a query).
+    var perDeviceCountsReady: Bool { !writer.tallies.isScanning }
 
     /// Full statistics (per device, oldest age, drops, rejects).
     public func stats() async throws -> OutboxStats {

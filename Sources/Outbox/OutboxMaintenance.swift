@@ -79,6 +79,7 @@ extension OutboxWriter {
             totals.count -= 1
             totals.bytes -= victim.size
             totals.account(victim.device, -victim.size)
+            totals.tallyChanges.append(.deleted(seq: victim.seq, device: victim.device, size: victim.size))
         }
         return Int64(victims.count)
     }

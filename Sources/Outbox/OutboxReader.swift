@@ -8,8 +8,11 @@ final class OutboxReader: @unchecked Sendable {
     // `db` is only touched on `queue`.
     private let db: SQLiteConnection
     private let queue = DispatchQueue(label: "outbox-reader")
+    /// The writer's per-device counts, when this reader belongs to a running outbox.
+    private let tallies: DeviceTallies?
 
-    init(path: String, readOnly: Bool = false) throws {
+    init(path: String, readOnly: Bool = false, tallies: DeviceTallies? = nil) throws {
+        self.tallies = tallies
         db = try SQLiteConnection.open(path: path, readOnly: readOnly)
         try db.execute("PRAGMA query_only=1")
     }
@@ -27,7 +30,7 @@ final class OutboxReader: @unchecked Sendable {
     }
 
     func stats() async throws -> OutboxStats {
-        try await onQueue { db in try Self.stats(db) }
+        try await onQueue { [tallies] db in try Self.stats(db, tallies: tallies) }
     }
 
     func oldestReceivedAt() async throws -> Int64? {
@@ -67,11 +70,45 @@ final class OutboxReader: @unchecked Sendable {
         return events
     }
 
-    static func stats(_ db: SQLiteConnection) throws -> OutboxStats {
+    /// The per-device list from the writer's tallies, most events first. A device whose oldest
+    /// event was deleted gets the next one looked up from that point (a range read from there on,
+    /// usually a few rows), and the answer kept for the next time.
+    private static func devices(
+        _ db: SQLiteConnection, snapshot: [String: DeviceTallies.Tally], tallies: DeviceTallies,
+        age: (Int64?) -> Double?
+    ) throws -> [OutboxStats.Device] {
+        let next = try db.statement("SELECT seq, received_at FROM events WHERE seq > ? AND device = ? ORDER BY seq LIMIT 1")
+        var devices: [OutboxStats.Device] = []
+        devices.reserveCapacity(snapshot.count)
+        for (device, tally) in snapshot {
+            var oldest: Int64?
+            switch tally.oldest {
+            case .known(_, let receivedAt), .tentative(_, let receivedAt):
+                oldest = receivedAt
+            case .after(let bound):
+                next.reset()
+                try next.bind(1, bound)
+                try next.bind(2, device)
+                if try next.step() {
+                    oldest = next.int64(1)
+                    tallies.resolved(device, deletions: tally.deletions, seq: next.int64(0), receivedAt: next.int64(1))
+                }
+            }
+            devices.append(OutboxStats.Device(deviceId: device, depth: tally.count, bytes: tally.bytes, oldestAgeSeconds: age(oldest)))
+        }
+        next.reset()
+        devices.sort { $0.depth != $1.depth ? $0.depth > $1.depth : $0.deviceId < $1.deviceId }
+        return devices
+    }
+
+    static func stats(_ db: SQLiteConnection, tallies: DeviceTallies? = nil) throws -> OutboxStats {
         let now = Date().timeIntervalSince1970
         func age(_ receivedAtMs: Int64?) -> Double? {
             receivedAtMs.map { max(0, now - Double($0) / 1000) }
         }
+        // The tallies before the read transaction: every change they show is committed, so the
+        // transaction sees it (a lookup of an oldest event must not find a row they know is gone).
+        let snapshot = tallies?.snapshot()
         try db.execute("BEGIN")
         defer { try? db.execute("COMMIT") }
         // The totals row counts the events up to its last_seq (the writer does not rewrite it with
@@ -85,12 +122,17 @@ final class OutboxReader: @unchecked Sendable {
         let oldest = try db.scalarInt("SELECT received_at FROM events ORDER BY seq LIMIT 1")
 
         var devices: [OutboxStats.Device] = []
-        let perDevice = try db.statement(
-            "SELECT device, count(*), sum(size), min(received_at) FROM events GROUP BY device ORDER BY count(*) DESC, device")
-        while try perDevice.step() {
-            devices.append(OutboxStats.Device(
-                deviceId: perDevice.text(0), depth: perDevice.int64(1), bytes: perDevice.int64(2),
-                oldestAgeSeconds: age(perDevice.int64(3))))
+        if let tallies, let snapshot {
+            devices = try Self.devices(db, snapshot: snapshot, tallies: tallies, age: age)
+        } else {
+            // No running writer, or it is still counting a backlog it opened with: ask the table.
+            let perDevice = try db.statement(
+                "SELECT device, count(*), sum(size), min(received_at) FROM events GROUP BY device ORDER BY count(*) DESC, device")
+            while try perDevice.step() {
+                devices.append(OutboxStats.Device(
+                    deviceId: perDevice.text(0), depth: perDevice.int64(1), bytes: perDevice.int64(2),
+                    oldestAgeSeconds: age(perDevice.int64(3))))
+            }
         }
         var drops: [String: Int64] = Dictionary(uniqueKeysWithValues: DropReason.allCases.map { ($0.rawValue, 0) })
         var rejects: [String: Int64] = [:]

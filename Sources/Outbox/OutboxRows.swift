@@ -15,6 +15,7 @@ extension OutboxWriter {
                 totals.count -= 1
                 totals.bytes -= stmt.int64(0)
                 if totals.deviceBytes != nil { totals.account(stmt.text(1), -stmt.int64(0)) }
+                totals.tallyChanges.append(.deleted(seq: seq, device: stmt.text(1), size: stmt.int64(0)))
                 while try stmt.step() {}
             }
         }
@@ -70,6 +71,7 @@ extension OutboxWriter {
             totals.count += 1
             totals.bytes += size
             totals.account(record.device, size)
+            totals.tallyChanges.append(.inserted(seq: seq, device: record.device, size: size, receivedAt: record.receivedAt))
             outcomes.append(.stored(seq: seq))
         }
         return outcomes
@@ -116,6 +118,7 @@ extension OutboxWriter {
                 totals.count -= 1
                 totals.bytes -= victimSize
                 totals.account(heaviest, -victimSize)
+                totals.tallyChanges.append(.deleted(seq: seq, device: heaviest, size: victimSize))
                 dropped += 1
             }
         }

@@ -13,6 +13,9 @@ extension OutboxWriter {
         /// first time the store is full (never at start, which must stay fast with a large
         /// backlog), then kept with every change; rolled back with the rest of the totals.
         var deviceBytes: [String: Int64]?
+        /// Inserts and deletions of this transaction, for ``DeviceTallies`` once it commits
+        /// (a rollback restores the totals, and these with them).
+        var tallyChanges: [DeviceTallies.Change] = []
 
         mutating func account(_ device: String, _ delta: Int64) {
             guard deviceBytes != nil else { return }
@@ -30,6 +33,7 @@ extension OutboxWriter {
         for (name, value) in unflushedCounters { counters[name, default: 0] += value }
         unflushedCounters.removeAll()
         var maintenance = false
+        var scanTallies = false
         // An empty append is `waitForQueuedWrites()`: it wants the removals committed too.
         var flushRequested = false
         var incomingBytes: Int64 = 0
@@ -43,6 +47,7 @@ extension OutboxWriter {
                 if deferredSince == nil, !seqs.isEmpty { deferredSince = .now() }
                 deferredRemovals.append(contentsOf: seqs)
             case .maintenance: maintenance = true
+            case .scanTallies: scanTallies = true
             }
         }
         // New events are taken only while the disk reserve is held (see SpaceReserve).
@@ -120,6 +125,7 @@ extension OutboxWriter {
             outcomes = appends.map { Array(repeating: .rejectedStoreFull, count: $0.0.count) }
         } }
 
+        publishTallyChanges()
         // The write is finished: stop the stall clock before anyone hears of it.
         condition.lock()
         pendingSince = queue.isEmpty ? nil : .now
@@ -144,7 +150,47 @@ extension OutboxWriter {
             if !closing { queue.append(.maintenance) }
             condition.unlock()
         }
+        publishTallyChanges()
+        if scanTallies, failure == nil, scanTallyChunk() {
+            condition.lock()
+            if !closing { queue.append(.scanTallies) }
+            condition.unlock()
+        }
     }
+
+    /// Hands the committed inserts and deletions to the per-device tallies.
+    func publishTallyChanges() {
+        guard !totals.tallyChanges.isEmpty else { return }
+        tallies.apply(totals.tallyChanges)
+        totals.tallyChanges.removeAll(keepingCapacity: true)
+    }
+
+    /// Counts the next rows of a store opened with a backlog into the tallies; whether more is left.
+    func scanTallyChunk() -> Bool {
+        guard let range = tallies.scanRange else { return false }
+        do {
+            let stmt = try db.statement(
+                "SELECT seq, device, size, received_at FROM events WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?")
+            try stmt.bind(1, range.next)
+            try stmt.bind(2, range.end)
+            try stmt.bind(3, Int64(Self.tallyScanChunk))
+            var rows: [DeviceTallies.Row] = []
+            rows.reserveCapacity(Self.tallyScanChunk)
+            while try stmt.step() {
+                rows.append(DeviceTallies.Row(seq: stmt.int64(0), device: stmt.text(1), size: stmt.int64(2), receivedAt: stmt.int64(3)))
+            }
+            stmt.reset()
+            let through = rows.count == Self.tallyScanChunk ? rows[rows.count - 1].seq : range.end
+            tallies.scanChunk(rows, through: through)
+        } catch {
+            // Readers keep using the query; the scan is tried again with the next round.
+            logger.warning("outbox: counting the stored events per device failed", metadata: ["error": "\(error)"])
+        }
+        return tallies.isScanning
+    }
+
+    /// Rows counted per round of the scan of a store opened with a backlog.
+    static let tallyScanChunk = 20_000
 
     /// Most events appended between two writes of the totals row.
     static let totalsInterval: Int64 = 1000

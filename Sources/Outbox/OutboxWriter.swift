@@ -41,6 +41,8 @@ final class OutboxWriter: @unchecked Sendable {
     let dropLog: RateLimitedLog
     let metrics: OutboxMetrics
     var totals: Totals  // writer thread only
+    /// Per-device counts for readers; the writer applies its committed changes.
+    let tallies: DeviceTallies
     var unflushedRemovals: [Int64] = []  // writer thread only
     /// Forwarded events whose removal waits in memory (`store.removalDelayMs`), and since when.
     var deferredRemovals: [Int64] = []  // writer thread only
@@ -62,6 +64,8 @@ final class OutboxWriter: @unchecked Sendable {
         case append([OutboxRecord], @Sendable ([AppendOutcome]) -> Void)
         case remove([Int64])
         case maintenance
+        /// The next chunk of the per-device count of a store opened with a backlog.
+        case scanTallies
     }
 
     init(
@@ -95,6 +99,7 @@ final class OutboxWriter: @unchecked Sendable {
             if !since.isNull(2) { totals.lastSeq = max(totals.lastSeq, since.int64(2)) }
         }
         since.reset()
+        tallies = DeviceTallies(lastSeq: totals.lastSeq, empty: totals.count == 0)
         try installWearHook()
     }
 
@@ -143,6 +148,7 @@ final class OutboxWriter: @unchecked Sendable {
         let thread = Thread { [self] in self.loop() }
         thread.name = "outbox-writer"
         thread.start()
+        if tallies.isScanning { enqueue(.scanTallies) }
     }
 
     // MARK: - Producers (any thread)
@@ -267,9 +273,14 @@ final class OutboxWriter: @unchecked Sendable {
         if failure == nil {
             let removals = unflushedRemovals + deferredRemovals
             if !removals.isEmpty {
-                _ = try? applyInTransaction {
+                let before = totals
+                if (try? applyInTransaction({
                     try removeRows(removals)
                     try writeTotals()
+                })) != nil {
+                    publishTallyChanges()
+                } else {
+                    totals = before
                 }
             }
             let (wearCounters, wearNow) = wear.unpersisted()

@@ -309,8 +309,9 @@ struct GatewayServices: Sendable {
         let deviceSubscribed = Gauge(label: "gateway.device_broker.subscribed")
         let needsAttention = Gauge(label: "gateway.registration.needs_attention")
         // Its own read-only connection: a statistics query over a large backlog must not hold up the
-        // forwarder's reads on the outbox's reader.
-        let inspector = try? OutboxInspector(path: configuration.store.path)
+        // forwarder's reads on the outbox's reader. The per-device list comes from the outbox's
+        // counts in memory (no GROUP BY over a million rows).
+        let inspector = try? outbox.makeInspector()
         let depth = Gauge(label: "gateway.outbox.depth")
         let bytes = Gauge(label: "gateway.outbox.bytes")
         let written = DiskWrittenCounter()
