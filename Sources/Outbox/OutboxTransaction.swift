@@ -182,6 +182,9 @@ extension OutboxWriter {
             stmt.reset()
             let through = rows.count == Self.tallyScanChunk ? rows[rows.count - 1].seq : range.end
             tallies.scanChunk(rows, through: through)
+            // The scan filled the connection's page cache with pages the writer will not need again
+            // (the old end of the table): give them back rather than keep them as private memory.
+            if !tallies.isScanning { try db.execute("PRAGMA shrink_memory") }
         } catch {
             // Readers keep using the query; the scan is tried again with the next round.
             logger.warning("outbox: counting the stored events per device failed", metadata: ["error": "\(error)"])
