@@ -70,18 +70,20 @@ import Testing
         ])
     }
 
+    static let thirtyThree: String = (1...33).map { (index: Int) -> String in "n\(index):1883" }.joined(separator: ",")
+
     @Test(arguments: [
         (["UPSTREAM_HOSTS": "a:1,b:70000"], "upstream.hosts (from environment variable UPSTREAM_HOSTS): 'b:70000': the port must be a number in 1...65535"),
         (["UPSTREAM_HOSTS": "a:1,::1"], "upstream.hosts (from environment variable UPSTREAM_HOSTS): '::1': write an IPv6 address in brackets"),
         (["UPSTREAM_HOSTS": "a:1,a:1"], "upstream.hosts (from environment variable UPSTREAM_HOSTS): 'a:1': a:1 is listed twice"),
         (["UPSTREAM_HOSTS": "a b:1"], "upstream.hosts (from environment variable UPSTREAM_HOSTS): 'a b:1': 'a b' is not a host name"),
         (["UPSTREAM_HOSTS": "a:1", "UPSTREAM_HOST": "cloud.example"], "upstream.hosts (from environment variable UPSTREAM_HOSTS): and upstream.host are both set"),
-        (["UPSTREAM_HOSTS": (1...33).map { "n\($0):1883" }.joined(separator: ",")], "upstream.hosts (from environment variable UPSTREAM_HOSTS): lists 33 addresses; at most 32"),
+        (["UPSTREAM_HOSTS": thirtyThree], "upstream.hosts (from environment variable UPSTREAM_HOSTS): lists 33 addresses; at most 32"),
         (["UPSTREAM_HOST_ORDER": "roundRobin"], "upstream.hostOrder (from environment variable UPSTREAM_HOST_ORDER): 'roundRobin' is not one of: ordered, random"),
         (["UPSTREAM_MIN_CONNECTED_SECONDS": "3601"], "upstream.minConnectedSeconds (from environment variable UPSTREAM_MIN_CONNECTED_SECONDS): 3601 is out of range 0...3600"),
         (["UPSTREAM_MIN_CONNECTED_SECONDS": "-1"], "upstream.minConnectedSeconds (from environment variable UPSTREAM_MIN_CONNECTED_SECONDS): -1 is out of range"),
         (["UPSTREAM_START_JITTER_SECONDS": "3601"], "upstream.startJitterSeconds (from environment variable UPSTREAM_START_JITTER_SECONDS): 3601 is out of range 0...3600"),
-    ])
+    ] as [([String: String], String)])
     func aBadSettingIsOneErrorNamingTheKeyAndTheEntry(environment: [String: String], message: String) async {
         let problems = await problems(environment)
         #expect(problems?.contains(message) == true, "\(problems ?? "accepted")")
