@@ -20,7 +20,8 @@ extension IntegrationSuite {
             let gateway: GatewayProcess
             let admin: AdminClient
 
-            init(in sandbox: Sandbox) async throws {
+            /// - Parameter environment: added to the daemon's (systemd's NOTIFY_SOCKET, say).
+            init(in sandbox: Sandbox, environment: [String: String] = [:]) async throws {
                 self.sandbox = sandbox
                 deviceBroker = try MosquittoBroker("device", in: sandbox)
                 try await deviceBroker.start()
@@ -43,6 +44,7 @@ extension IntegrationSuite {
                         "upstream.minConnectedSeconds": 1,
                     ])
                 admin = AdminClient(port: adminPort)
+                gateway.extraEnvironment = environment
                 try await gateway.start()
             }
 
@@ -121,7 +123,9 @@ extension IntegrationSuite {
 
         @Test func killingTheNodeInUseMovesTheDaemonToAnotherAndEveryAckedEventArrives() async throws {
             try await withSandbox { sandbox in
-                let bed = try await ClusterBed(in: sandbox)
+                let notify = try NotifySocket()
+                defer { notify.close() }
+                let bed = try await ClusterBed(in: sandbox, environment: ["NOTIFY_SOCKET": notify.path])
                 // Ordered: the first address.
                 try await bed.waitUntilConnected(toOneOf: [0])
                 #expect(try await bed.admin.waitForMetric(#"gateway_upstream_address_info{address="\#(bed.address(0))"}"#) { $0 == 1 } == 1)
@@ -143,6 +147,8 @@ extension IntegrationSuite {
                 let link = try await bed.upstreamLink()
                 #expect((link["failovers"] as? Int ?? 0) >= 1, "\(link)")
                 #expect((link["addresses"] as? [String]) == [0, 1, 2].map(bed.address), "\(link)")
+                // systemctl status shows the address in use (STATUS= every 10 s).
+                try await notify.waitFor("STATUS= naming \(bed.address(node))") { $0.hasPrefix("STATUS=") && $0.contains("upstream up at \(bed.address(node)) (") }
 
                 try await traffic.value
                 let upstream = try await bed.expectDelivered(sent)
