@@ -152,6 +152,20 @@ extension IntegrationSuite {
 
                 try await traffic.value
                 let upstream = try await bed.expectDelivered(sent)
+
+                // Commands use the same link: the subscription was made again on the new node, and
+                // the hub's answer comes back through the outbox.
+                let statuses = TopicRecorder(
+                    "statuses", brokerPort: bed.cluster.nodes[2].mqttPort, filters: ["hubs/\(ClusterBed.hubId)/commands/+/status"], in: sandbox)
+                try await statuses.start(timeout: .seconds(60))
+                try await DeviceClient.publishOnce(
+                    topic: "hubs/\(ClusterBed.hubId)/commands/dev-1", payload: Data(#"{"commandId": "after-failover", "name": "blink"}"#.utf8),
+                    brokerPort: bed.cluster.nodes[2].mqttPort, in: sandbox.directory)
+                let answers = try await statuses.waitUntil("a status for the command") { messages in
+                    messages.contains { JSON.string(JSON.object($0.payload)?["commandId"]) == "after-failover" }
+                }
+                #expect(answers.contains { JSON.string(JSON.object($0.payload)?["status"]) == "queued" }, "\(answers)")
+
                 let repeats = DeliveryCheck.duplicates(upstream)
                 print("UpstreamClusterTests: \(upstream.count) messages for 400 events, \(repeats.count) sent more than once (at least once)")
             }

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -42,13 +45,20 @@ public final class NATSCluster: @unchecked Sendable {
     public init(in sandbox: Sandbox, size: Int = 3) throws {
         self.sandbox = sandbox
         let directory = try sandbox.makeDirectory("nats")
+        // Four ports per node, all distinct: each is held (bound) until every one is chosen, or the
+        // kernel could hand out a port just released again.
+        var held: [(fd: Int32, port: Int)] = []
+        defer { for socket in held { close(socket.fd) } }
+        for _ in 0..<(4 * size) { held.append(try FreePort.boundSocket()) }
+        let ports = held.map(\.port)
         var nodes: [Node] = []
         for index in 1...size {
             let name = "n\(index)"
+            let base = 4 * (index - 1)
             nodes.append(
                 Node(
-                    name: name, clientPort: try FreePort.next(), clusterPort: try FreePort.next(), monitorPort: try FreePort.next(),
-                    mqttPort: try FreePort.next(), configFile: directory.appendingPathComponent("\(name).conf"),
+                    name: name, clientPort: ports[base], clusterPort: ports[base + 1], monitorPort: ports[base + 2],
+                    mqttPort: ports[base + 3], configFile: directory.appendingPathComponent("\(name).conf"),
                     logFile: directory.appendingPathComponent("\(name).log"),
                     storeDirectory: directory.appendingPathComponent("store-\(name)", isDirectory: true)))
         }
