@@ -73,12 +73,21 @@ public struct AdminSources: Sendable {
         public var sinceMs: Int64?
         /// Why the link is (or was last) down.
         public var lastError: String?
+        /// Upstream with several addresses (`upstream.hosts`): all of them, in order (``address`` is
+        /// the one in use); nil with one.
+        public var addresses: [String]?
+        /// Upstream: moves to another address after a failure since the start (failovers).
+        public var failovers: Int64?
 
-        public init(address: String, state: String, sinceMs: Int64?, lastError: String?) {
+        public init(
+            address: String, state: String, sinceMs: Int64?, lastError: String?, addresses: [String]? = nil, failovers: Int64? = nil
+        ) {
             self.address = address
             self.state = state
             self.sinceMs = sinceMs
             self.lastError = lastError
+            self.addresses = addresses
+            self.failovers = failovers
         }
     }
 

@@ -51,6 +51,9 @@ public enum MetricsCatalog {
 
         // The upstream link (Sources/Upstream).
         "gateway.upstream.connected": gauge("1 while the connection to the upstream broker is up, else 0."),
+        "gateway.upstream.connects.total": counter("Connect attempts to the upstream broker, by result (ok: CONNACK accepted, failed: refused, unreachable or no CONNACK)."),
+        "gateway.upstream.failovers.total": counter("Moves to another upstream address (upstream.hosts) after a failed connect or a lost connection."),
+        "gateway.upstream.address.info": gauge("1 for the upstream address in use (label address), 0 for the other configured ones."),
         "gateway.upstream.publish.duration.seconds": histogram("Time from publishing an event upstream to the broker's PUBACK."),
         "gateway.upstream.events.forwarded.total": counter("Events the upstream broker acknowledged."),
         "gateway.upstream.events.dropped.total": counter("Events dropped instead of forwarded, by reason (unpublishable)."),

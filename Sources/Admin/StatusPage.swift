@@ -264,7 +264,10 @@ enum StatusPage {
         }
         function link(id, l, now) {
           const row = document.getElementById(id);
-          row.querySelector('.address').textContent = l.address || '–';
+          // Several upstream addresses (upstream.hosts): the one in use, of how many, and the failovers so far.
+          row.querySelector('.address').textContent = (l.address || '–')
+            + (l.addresses && l.addresses.length > 1 ? ' (of ' + l.addresses.length + ': ' + l.addresses.join(', ') + ')' : '')
+            + (l.failovers ? ' · ' + count(l.failovers) + (l.failovers === 1 ? ' failover' : ' failovers') : '');
           const state = row.querySelector('.state');
           state.textContent = l.state;
           state.className = 'state ' + (l.state === 'down' ? 'down' : l.state === 'connected' && id === 'link-device' ? 'warn' : 'up');

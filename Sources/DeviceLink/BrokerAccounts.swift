@@ -74,7 +74,7 @@ public final class BrokerAccounts: Sendable {
                     switch event {
                     case .subscribed: self.subscribed.withLock { $0 = true }
                     case .disconnected, .connectFailed: self.subscribed.withLock { $0 = false }
-                    case .connected, .published: break
+                    case .connected, .published, .addressChanged: break
                     }
                 }
             }

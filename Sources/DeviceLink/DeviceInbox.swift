@@ -132,7 +132,7 @@ extension LinkChange {
         case .connected: self = .connected
         case .subscribed: self = .subscribed
         case .disconnected(_, let reason), .connectFailed(let reason): self = .down(reason: reason)
-        case .published: return nil
+        case .published, .addressChanged: return nil
         }
     }
 }

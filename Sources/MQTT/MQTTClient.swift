@@ -6,6 +6,8 @@ import Logging
 /// - Connects and reconnects forever with exponential backoff and full jitter; a connection
 ///   without CONNACK within `connectTimeoutSeconds` is abandoned (a broker that accepts TCP and
 ///   never answers does not hang the client).
+/// - With several `addresses` (the nodes of a cluster), each attempt that ends moves to the next
+///   address (``ConnectPlan``), reported as ``MQTTEvent/addressChanged(from:to:reason:)``.
 /// - Subscribes to `configuration.subscriptions` (QoS 1) after every connect.
 /// - Received messages arrive through ``messages`` (bounded, with backpressure); connection
 ///   changes and PUBACKs through ``events``.
@@ -28,7 +30,7 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
 
     private let eventsContinuation: AsyncStream<MQTTEvent>.Continuation
     private let logger: Logger
-    private let backoff: ReconnectBackoff
+    private let startJitterMs: Double
 
     // Guarded by `condition`.
     private let condition = NSCondition()
@@ -40,6 +42,7 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
     private var readingPaused = false
     private var threadFinished = false
     private var finishWaiters: [CheckedContinuation<Void, Never>] = []
+    private var address: MQTTBrokerAddress
 
     // Network thread only.
     private var connackReceived = false
@@ -47,15 +50,25 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
     private var optionalSubscriptionIDs: [Int32: String] = [:]
     private var lostReason: String?
     private var failureLog: ConnectFailureLog
+    private var plan: ConnectPlan
+    private var connackAt: ContinuousClock.Instant?
 
     public init(configuration: MQTTClientConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
         self.messages = MessageBuffer(
             capacity: configuration.messageBufferCapacity, byteCapacity: configuration.messageBufferBytes)
-        self.failureLog = ConnectFailureLog(broker: "\(configuration.host):\(configuration.port)")
-        self.backoff = ReconnectBackoff(
-            baseMilliseconds: configuration.reconnectBaseMs, capMilliseconds: configuration.reconnectCapMs)
+        var generator = SystemRandomNumberGenerator()
+        let plan = ConnectPlan(
+            addresses: configuration.addresses,
+            startIndex: ConnectPlan.startIndex(count: configuration.addresses.count, order: configuration.addressOrder, using: &generator),
+            backoff: ReconnectBackoff(baseMilliseconds: configuration.reconnectBaseMs, capMilliseconds: configuration.reconnectCapMs),
+            minConnected: .milliseconds(Int64(configuration.minConnectedSeconds * 1000)))
+        self.plan = plan
+        self.address = plan.current
+        self.failureLog = ConnectFailureLog(broker: plan.current.description)
+        self.startJitterMs = ConnectPlan.startDelayMilliseconds(
+            jitterSeconds: configuration.startJitterSeconds, unit: Double.random(in: 0...1))
         (events, eventsContinuation) = AsyncStream.makeStream(of: MQTTEvent.self, bufferingPolicy: .unbounded)
     }
 
@@ -68,6 +81,13 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
         let thread = Thread { [self] in self.networkLoop() }
         thread.name = "mqtt-\(configuration.clientID)"
         thread.start()
+    }
+
+    /// The broker address in use: of the connection that is up, or of the attempt under way or next.
+    public var currentAddress: MQTTBrokerAddress {
+        condition.lock()
+        defer { condition.unlock() }
+        return address
     }
 
     /// Whether a connection with CONNACK is up right now.
@@ -93,16 +113,17 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
         condition.lock()
         let current = connected ? handle : nil
         let currentGeneration = self.generation
+        let address = self.address
         condition.unlock()
         guard let current, generation == nil || generation == currentGeneration else {
-            throw MQTTError(.notConnected, "not connected to \(configuration.host):\(configuration.port)")
+            throw MQTTError(.notConnected, "not connected to \(address)")
         }
         let (rc, mid) = current.publish(topic: topic, payload: payload, qos: qos, retain: retain)
         switch rc {
         case MosquittoHandle.success:
             return PublishTicket(generation: currentGeneration, messageID: mid)
         case MosquittoHandle.noConnection:
-            throw MQTTError(.notConnected, "not connected to \(configuration.host):\(configuration.port)")
+            throw MQTTError(.notConnected, "not connected to \(address)")
         case MosquittoHandle.payloadTooLarge, MosquittoHandle.invalid:
             throw MQTTError(.invalidMessage, "cannot publish to \(topic): \(MosquittoHandle.describe(rc))")
         default:
@@ -139,7 +160,12 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
     // MARK: - Network thread
 
     private func networkLoop() {
-        var attempt = 0
+        if startJitterMs > 0 {
+            logger.info(
+                "waiting before the first connect (startJitterSeconds)",
+                metadata: ["mqtt.delay_ms": "\(Int(startJitterMs))", "mqtt.broker": "\(plan.current)"])
+            sleep(milliseconds: startJitterMs)
+        }
         while !isStopRequested {
             if isReadingPaused {
                 // Not connected and told not to read: nothing more can arrive.
@@ -147,16 +173,22 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
                 sleep(milliseconds: 1000)
                 continue
             }
-            let startedAt = ContinuousClock.now
-            let wasConnected = runOneConnection()
+            let (connectedFor, reason) = runOneConnection()
             if isStopRequested { break }
-            if wasConnected, startedAt.duration(to: .now) > .seconds(10) {
-                attempt = 0
+            let step = plan.ended(connectedFor: connectedFor, unit: Double.random(in: 0...1))
+            if step.changesAddress {
+                condition.lock()
+                address = step.to
+                condition.unlock()
+                logger.debug(
+                    "trying the next broker address",
+                    metadata: ["mqtt.from": "\(step.from)", "mqtt.broker": "\(step.to)", "reason": "\(reason)"])
+                eventsContinuation.yield(.addressChanged(from: step.from, to: step.to, reason: reason))
             }
-            let delayMs = backoff.delay(attempt: attempt)
-            attempt += 1
-            logger.debug("reconnecting after backoff", metadata: ["mqtt.delay_ms": "\(Int(delayMs))", "mqtt.attempt": "\(attempt)"])
-            sleep(milliseconds: delayMs)
+            logger.debug(
+                "reconnecting after backoff",
+                metadata: ["mqtt.delay_ms": "\(Int(step.delayMilliseconds))", "mqtt.attempt": "\(step.attempt)", "mqtt.broker": "\(step.to)"])
+            sleep(milliseconds: step.delayMilliseconds)
         }
         messages.finish()
         eventsContinuation.finish()
@@ -190,17 +222,20 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
         condition.unlock()
     }
 
-    /// One connection from connect to loss. Returns whether CONNACK was received.
-    private func runOneConnection() -> Bool {
+    /// One connection from connect to loss, to the plan's current address. Returns how long it was
+    /// up (nil: no CONNACK) and why it ended.
+    private func runOneConnection() -> (connectedFor: Duration?, reason: String) {
+        let address = plan.current
         let newHandle: MosquittoHandle
         do {
             newHandle = try MosquittoHandle.make(configuration: configuration, delegate: self)
         } catch {
             logger.error("cannot set up MQTT client", metadata: ["error": "\(error)"])
             eventsContinuation.yield(.connectFailed(reason: error.message))
-            return false
+            return (nil, error.message)
         }
         connackReceived = false
+        connackAt = nil
         pendingSubscriptions = []
         optionalSubscriptionIDs = [:]
         lostReason = nil
@@ -217,11 +252,11 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
             condition.unlock()
         }
 
-        let rc = newHandle.connectAsync(host: configuration.host, port: configuration.port, keepAlive: configuration.keepAliveSeconds)
+        let rc = newHandle.connectAsync(host: address.host, port: address.port, keepAlive: configuration.keepAliveSeconds)
         guard rc == MosquittoHandle.success else {
             let reason = MosquittoHandle.describe(rc)
-            connectFailed(reason)
-            return false
+            connectFailed(reason, address: address)
+            return (nil, reason)
         }
         let connectStarted = ContinuousClock.now
         var disconnectSentAt: ContinuousClock.Instant?
@@ -265,20 +300,21 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
         if connackReceived {
             let reason = lostReason ?? "disconnected"
             if !isStopRequested {
-                logger.warning("MQTT connection lost", metadata: ["mqtt.broker": "\(configuration.host):\(configuration.port)", "reason": "\(reason)"])
+                logger.warning("MQTT connection lost", metadata: ["mqtt.broker": "\(address)", "reason": "\(reason)"])
             }
             eventsContinuation.yield(.disconnected(generation: currentGeneration, reason: reason))
-            return true
+            return ((connackAt ?? .now).duration(to: .now), reason)
         }
-        connectFailed(lostReason ?? "connection failed")
-        return false
+        let reason = lostReason ?? "connection failed"
+        connectFailed(reason, address: address)
+        return (nil, reason)
     }
 
     /// A connect that failed: logged as ``ConnectFailureLog`` says (one error per streak, then
     /// reminders), and reported to the consumer.
-    private func connectFailed(_ reason: String) {
+    private func connectFailed(_ reason: String, address: MQTTBrokerAddress) {
         let metadata: Logger.Metadata = [
-            "mqtt.broker": "\(configuration.host):\(configuration.port)", "mqtt.client_id": "\(configuration.clientID)", "error": "\(reason)",
+            "mqtt.broker": "\(address)", "mqtt.client_id": "\(configuration.clientID)", "error": "\(reason)",
         ]
         if let (level, message) = failureLog.failed(reason: reason) {
             logger.log(level: level, "\(message)", metadata: metadata)
@@ -300,15 +336,16 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
             return
         }
         connackReceived = true
+        connackAt = .now
         condition.lock()
         connected = true
         let handle = self.handle
         let currentGeneration = generation
         condition.unlock()
         if let summary = failureLog.connected() {
-            logger.notice("\(summary)", metadata: ["mqtt.broker": "\(configuration.host):\(configuration.port)"])
+            logger.notice("\(summary)", metadata: ["mqtt.broker": "\(plan.current)"])
         }
-        logger.info("MQTT connected", metadata: ["mqtt.broker": "\(configuration.host):\(configuration.port)", "mqtt.client_id": "\(configuration.clientID)"])
+        logger.info("MQTT connected", metadata: ["mqtt.broker": "\(plan.current)", "mqtt.client_id": "\(configuration.clientID)"])
         eventsContinuation.yield(.connected(generation: currentGeneration))
         guard let handle else { return }
         if configuration.subscriptions.isEmpty, configuration.optionalSubscriptions.isEmpty {

@@ -18,8 +18,24 @@ public struct MQTTClientConfiguration: Sendable, Equatable {
         }
     }
 
-    public var host: String
-    public var port: Int
+    /// Every address of the broker (the nodes of a cluster), never empty; the client connects to one
+    /// at a time and moves to the next after a failed connect or a lost connection. Same client id,
+    /// credentials and TLS for all.
+    public var addresses: [MQTTBrokerAddress] {
+        didSet { precondition(!addresses.isEmpty, "an MQTT client needs at least one broker address") }
+    }
+    /// Where in ``addresses`` the client starts.
+    public var addressOrder: MQTTAddressOrder = .ordered
+    /// The first address's host (the one-address form).
+    public var host: String {
+        get { addresses[0].host }
+        set { addresses[0].host = newValue }
+    }
+    /// The first address's port (the one-address form).
+    public var port: Int {
+        get { addresses[0].port }
+        set { addresses[0].port = newValue }
+    }
     public var clientID: String
     /// `false` keeps a persistent session: the broker queues QoS 1 messages while we are away.
     public var cleanSession: Bool
@@ -38,6 +54,12 @@ public struct MQTTClientConfiguration: Sendable, Equatable {
     /// Reconnect delay: random in `0 ... min(cap, base * 2^attempt)` (exponential backoff, full jitter).
     public var reconnectBaseMs: Int = 500
     public var reconnectCapMs: Int = 30_000
+    /// The backoff streak starts over only after a connection held this long (from CONNACK); one
+    /// that drops sooner counts as a failure, so a flapping broker cannot pull a fleet into a tight loop.
+    public var minConnectedSeconds: Double = 10
+    /// The first connect waits a random time in `0 ... startJitterSeconds` (0: none), so hubs
+    /// powered on together do not connect together.
+    public var startJitterSeconds: Double = 0
     /// Messages buffered between the network thread and the consumer; when full the network
     /// thread waits, and backpressure reaches the broker through TCP.
     public var messageBufferCapacity: Int = 4096
@@ -51,8 +73,7 @@ public struct MQTTClientConfiguration: Sendable, Equatable {
     public var reportsPublishAcks: Bool = false
 
     public init(host: String, port: Int, clientID: String, cleanSession: Bool) {
-        self.host = host
-        self.port = port
+        self.addresses = [MQTTBrokerAddress(host: host, port: port)]
         self.clientID = clientID
         self.cleanSession = cleanSession
     }

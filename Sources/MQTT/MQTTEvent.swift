@@ -10,6 +10,9 @@ public enum MQTTEvent: Sendable, Equatable {
     case disconnected(generation: Int, reason: String)
     /// The broker acknowledged (PUBACK) a QoS 1 publish.
     case published(PublishTicket)
+    /// The next attempt goes to another of the configured addresses (failover), after an attempt
+    /// at `from` ended (a failed connect or a lost connection) for `reason`.
+    case addressChanged(from: MQTTBrokerAddress, to: MQTTBrokerAddress, reason: String)
 }
 
 /// Identifies a publish: the connection it went out on and its message id there.

@@ -1,3 +1,4 @@
+import MQTT
 import Metrics
 
 /// Forwarder metrics, created once per forwarder.
@@ -12,4 +13,17 @@ struct ForwarderMetrics: Sendable {
     }
 
     func dropped() { unpublishable.increment() }
+
+    let failovers = Counter(label: "gateway.upstream.failovers.total")
+    let connectsOK = Counter(label: "gateway.upstream.connects.total", dimensions: [("result", "ok")])
+    let connectsFailed = Counter(label: "gateway.upstream.connects.total", dimensions: [("result", "failed")])
+
+    /// `gateway_upstream_address_info{address}`: 1 for the address in use, 0 for the other
+    /// configured ones (so the label values are bounded by `upstream.hosts`).
+    func addressInUse(_ current: MQTTBrokerAddress, of addresses: [MQTTBrokerAddress]) {
+        for address in addresses where address != current {
+            Gauge(label: "gateway.upstream.address.info", dimensions: [("address", address.description)]).record(0)
+        }
+        Gauge(label: "gateway.upstream.address.info", dimensions: [("address", current.description)]).record(1)
+    }
 }

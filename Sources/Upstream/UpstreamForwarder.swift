@@ -59,7 +59,12 @@ public final class UpstreamForwarder: Service, Sendable {
         self.outbox = outbox
         self.configuration = configuration
         self.logger = logger
-        publisher.update { $0.upstreamBroker = "\(link.configuration.host):\(link.configuration.port)" }
+        let address = link.currentAddress
+        publisher.update {
+            $0.upstreamBroker = address.description
+            $0.upstreamAddresses = link.configuration.addresses.map(\.description)
+        }
+        metrics.addressInUse(address, of: link.configuration.addresses)
     }
 
     /// Sets the link's up/down state, and since when when it changed.
@@ -114,7 +119,10 @@ public final class UpstreamForwarder: Service, Sendable {
                         state.pending = (clientSettings, settings)
                         logger.info(
                             "upstream settings changed; switching once the publishes under way are acknowledged",
-                            metadata: ["upstream.inflight": "\(state.inflight.count)", "upstream.broker": "\(clientSettings.host):\(clientSettings.port)"])
+                            metadata: [
+                                "upstream.inflight": "\(state.inflight.count)",
+                                "upstream.broker": "\(clientSettings.addresses.map(\.description).joined(separator: ","))",
+                            ])
                         let (epoch, grace) = (state.epoch, state.settings.shutdownGrace)
                         Task {
                             try? await Task.sleep(for: grace)
@@ -155,20 +163,23 @@ public final class UpstreamForwarder: Service, Sendable {
         // The new connection starts from the oldest stored event: the acknowledged ones must be
         // gone from the table by then, or they would go to the new broker too.
         await outbox.waitForQueuedWrites()
+        let previous = state.client.configuration.addresses
         await state.client.stop()
+        let next = makeLink(clientSettings)
         publisher.update {
             setConnected(false, error: nil, in: &$0)
             $0.upstreamInflight = 0
-            $0.upstreamBroker = "\(clientSettings.host):\(clientSettings.port)"
+            $0.upstreamBroker = next.currentAddress.description
+            $0.upstreamAddresses = clientSettings.addresses.map(\.description)
         }
-        let next = makeLink(clientSettings)
+        metrics.addressInUse(next.currentAddress, of: previous + clientSettings.addresses)
         let epoch = state.epoch + 1
         state = ForwardingState(client: next, settings: settings)
         state.epoch = epoch
         next.start()
         logger.info(
             "upstream connection switched to the new settings",
-            metadata: ["upstream.broker": "\(clientSettings.host):\(clientSettings.port)", "upstream.tls": "\(clientSettings.tls != nil)"])
+            metadata: ["upstream.broker": "\(next.currentAddress)", "upstream.tls": "\(clientSettings.tls != nil)"])
         return next
     }
 
@@ -211,7 +222,9 @@ public final class UpstreamForwarder: Service, Sendable {
             flushAcks(&state)
             await outbox.waitForQueuedWrites()
             publisher.update { setConnected(true, error: nil, in: &$0) }
-            logger.info("upstream link up", metadata: ["outbox.depth": "\(outbox.depth.count)"])
+            metrics.connectsOK.increment()
+            logger.info(
+                "upstream link up", metadata: ["outbox.depth": "\(outbox.depth.count)", "upstream.broker": "\(state.client.currentAddress)"])
         case .mqtt(_, .disconnected(let generation, let reason)):
             guard generation == state.generation else { return .continue }
             state.generation = nil
@@ -224,10 +237,23 @@ public final class UpstreamForwarder: Service, Sendable {
             if state.draining { return .stop }
             return .continue
         case .mqtt(_, .connectFailed(let reason)):
+            metrics.connectsFailed.increment()
             publisher.update { setConnected(false, error: reason, in: &$0) }
             if state.draining { return .stop }
             return .continue
         case .mqtt(_, .subscribed):
+            return .continue
+        case .mqtt(_, .addressChanged(let from, let to, let reason)):
+            // The next connection (to `to`) starts again from the oldest stored event, as any reconnect.
+            metrics.failovers.increment()
+            metrics.addressInUse(to, of: state.client.configuration.addresses)
+            publisher.update {
+                $0.upstreamBroker = to.description
+                $0.upstreamFailovers += 1
+            }
+            logger.info(
+                "upstream failover from \(from) to \(to): \(reason)",
+                metadata: ["upstream.from": "\(from)", "upstream.broker": "\(to)", "reason": "\(reason)"])
             return .continue
         case .mqtt(_, .published(let ticket)):
             guard ticket.generation == state.generation,

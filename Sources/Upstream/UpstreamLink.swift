@@ -17,6 +17,9 @@ import MQTT
 public protocol UpstreamLink: AnyObject, Sendable {
     /// The broker settings the link was made with.
     var configuration: MQTTClientConfiguration { get }
+    /// The one of `configuration.addresses` in use (or tried next); a change is reported as
+    /// `.addressChanged` in ``events``.
+    var currentAddress: MQTTBrokerAddress { get }
     /// Connection changes and PUBACKs. One consumer.
     var events: AsyncStream<MQTTEvent> { get }
     /// Messages from the broker on the link's subscriptions (cloud → hub: commands, shadow
@@ -41,3 +44,8 @@ public typealias CloudMessageHandler = @Sendable ([MQTTMessage]) async -> Void
 public typealias UpstreamLinkFactory = @Sendable (MQTTClientConfiguration) -> any UpstreamLink
 
 extension MQTTClient: UpstreamLink {}
+
+extension UpstreamLink {
+    /// A link that does not rotate: its first address.
+    public var currentAddress: MQTTBrokerAddress { configuration.addresses[0] }
+}

@@ -89,3 +89,56 @@ import Testing
         await client.stop()
     }
 }
+
+/// An `MQTTClient` with several addresses against real brokers.
+@Suite(.serialized, .timeLimit(.minutes(1))) struct MQTTClientFailoverTests {
+    func configuration(ports: [Int]) -> MQTTClientConfiguration {
+        var configuration = MQTTClientConfiguration(
+            host: "127.0.0.1", port: ports[0], clientID: "mqtt-failover-\(UUID().uuidString.prefix(8))", cleanSession: true)
+        configuration.addresses = ports.map { MQTTBrokerAddress(host: "127.0.0.1", port: $0) }
+        configuration.subscriptions = ["t/#"]
+        configuration.reconnectBaseMs = 50
+        configuration.reconnectCapMs = 200
+        configuration.connectTimeoutSeconds = 1
+        return configuration
+    }
+
+    func next(
+        _ iterator: inout AsyncStream<MQTTEvent>.Iterator, where predicate: @escaping @Sendable (MQTTEvent) -> Bool
+    ) async throws -> MQTTEvent {
+        while let event = await iterator.next() {
+            if predicate(event) { return event }
+        }
+        throw HarnessError("event stream ended")
+    }
+
+    @Test func aRefusedAddressIsLeftForTheNextAndALostOneToo() async throws {
+        let dead = try FreePort.next()  // nothing listens: connection refused
+        let first = try MosquittoBroker("first")
+        let second = try MosquittoBroker("second")
+        try await first.start()
+        try await second.start()
+        let client = MQTTClient(configuration: configuration(ports: [dead, first.port, second.port]), logger: Logger(label: "test"))
+        #expect(client.currentAddress.port == dead)
+        client.start()
+        var events = client.events.makeAsyncIterator()
+
+        // The refused address, then the first broker.
+        let moved = try await next(&events, where: { if case .addressChanged = $0 { true } else { false } })
+        guard case .addressChanged(let refused, let following, let reason) = moved else { return }
+        #expect(refused.port == dead && following.port == first.port)
+        #expect(!reason.isEmpty)
+        _ = try await next(&events, where: { if case .subscribed = $0 { true } else { false } })
+        #expect(client.currentAddress.port == first.port)
+
+        // The first broker dies: the next connection is to the second.
+        first.kill()
+        let lost = try await next(&events, where: { if case .addressChanged = $0 { true } else { false } })
+        guard case .addressChanged(let from, let to, _) = lost else { return }
+        #expect(from.port == first.port && to.port == second.port)
+        _ = try await next(&events, where: { if case .subscribed = $0 { true } else { false } })
+        #expect(client.currentAddress.port == second.port)
+        #expect(client.isConnected)
+        await client.stop()
+    }
+}

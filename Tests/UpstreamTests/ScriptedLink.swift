@@ -123,6 +123,11 @@ final class ScriptedLink: UpstreamLink {
         }
     }
 
+    /// The next attempt goes to another address (a failover), as `MQTTClient` reports it.
+    func moveAddress(from: MQTTBrokerAddress, to: MQTTBrokerAddress, reason: String) {
+        continuation.yield(.addressChanged(from: from, to: to, reason: reason))
+    }
+
     /// A connect attempt fails before CONNACK.
     func refuse(reason: String) {
         script.withLock { script in

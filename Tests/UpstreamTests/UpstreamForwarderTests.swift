@@ -127,6 +127,32 @@ struct UpstreamForwarderTests {
         }
     }
 
+    @Test func aFailoverToAnotherAddressIsShownAndResendsFromTheOldestUnacknowledgedEvent() async throws {
+        try await ForwarderBed.run { bed in
+            #expect(bed.forwarder.state.current.upstreamBroker == "127.0.0.1:18830")
+            try await bed.append([("d1", "a-1"), ("d2", "b-1"), ("d1", "a-2")])
+            bed.first.connect()
+            try await eventually("3 publishes") { bed.first.published.count >= 3 }
+            bed.first.acknowledge([bed.first.published[0]])
+            try await eventually("a-1 forwarded") { bed.forwarder.state.current.eventsForwarded == 1 }
+
+            // The node dies; the link moves to the next address and connects there.
+            bed.first.drop(reason: "connection reset by peer")
+            let from = MQTTBrokerAddress(host: "127.0.0.1", port: 18_830)
+            let to = MQTTBrokerAddress(host: "::1", port: 18_831)
+            bed.first.moveAddress(from: from, to: to, reason: "connection reset by peer")
+            try await eventually("the address in use and the failover count changed") {
+                let state = bed.forwarder.state.current
+                return state.upstreamBroker == "[::1]:18831" && state.upstreamFailovers == 1 && !state.upstreamConnected
+            }
+            let failover = bed.logs.entries(startingWith: "upstream failover from 127.0.0.1:18830 to [::1]:18831")
+            #expect(failover.map(\.level) == [.info], "\(bed.logs.all.map(\.message))")
+            bed.first.connect()
+            try await eventually("the unacknowledged ones again") { bed.first.published(onGeneration: 2).count >= 2 }
+            #expect(bed.first.published(onGeneration: 2).map(\.eventID) == ["b-1", "a-2"])
+        }
+    }
+
     @Test func anEventNoBrokerWouldTakeIsDroppedAndTheOthersGoOn() async throws {
         try await ForwarderBed.run(maxPayloadBytes: 1024) { bed in
             try await bed.append([("d1", "small-1")])
@@ -152,6 +178,7 @@ struct UpstreamForwarderTests {
             let state = bed.forwarder.state
             var initial = UpstreamForwarder.State()
             initial.upstreamBroker = "127.0.0.1:18830"
+            initial.upstreamAddresses = ["127.0.0.1:18830"]
             #expect(state.current == initial)
 
             bed.first.refuse(reason: "connection refused")

@@ -385,7 +385,9 @@ struct GatewayServices: Sendable {
                         sinceMs: device.linkSinceMs, lastError: device.linkLastError),
                     upstream: .init(
                         address: link.upstreamBroker, state: link.upstreamConnected ? "connected" : "down",
-                        sinceMs: link.upstreamSinceMs, lastError: link.upstreamLastError)
+                        sinceMs: link.upstreamSinceMs, lastError: link.upstreamLastError,
+                        addresses: link.upstreamAddresses.count > 1 ? link.upstreamAddresses : nil,
+                        failovers: link.upstreamFailovers)
                 )
             },
             traffic: {

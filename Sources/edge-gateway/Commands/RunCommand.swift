@@ -37,7 +37,7 @@ struct RunCommand: AsyncParsableCommand {
                 "version": "\(GatewayVersion.version) (\(GatewayVersion.commit))",
                 "config.file": "\(options.config ?? "-")", "store.path": "\(configuration.store.path)",
                 "mqtt.broker": "\(configuration.deviceBroker.host):\(configuration.deviceBroker.port)",
-                "upstream.broker": "\(configuration.upstreamBroker.host):\(configuration.upstreamBroker.port)",
+                "upstream.broker": "\(configuration.upstreamBroker.addresses.map(\.description).joined(separator: ","))",
                 "upstream.tls": "\(configuration.upstreamBroker.tls != nil)",
             ])
         // Contradicting settings and protections turned off (`check-config` lists the same).

@@ -47,7 +47,10 @@ final class StatusLine: Service, Sendable {
             defer { period.maxCommitWindowMs = 0 }
             return period.maxCommitWindowMs
         }
-        return "outbox \(depth.count) events; upstream \(upstream.current.upstreamConnected ? "up" : "down")"
+        let link = upstream.current
+        // With several upstream addresses (upstream.hosts), the one in use and the failovers so far.
+        let address = link.upstreamAddresses.count > 1 ? " at \(link.upstreamBroker) (\(link.upstreamFailovers) failovers)" : ""
+        return "outbox \(depth.count) events; upstream \(link.upstreamConnected ? "up" : "down")\(address)"
             + "; devices \(ingress.current.deviceSubscribed ? "subscribed" : "not subscribed")"
             + String(format: "; max commit window %.1f ms", window)
     }

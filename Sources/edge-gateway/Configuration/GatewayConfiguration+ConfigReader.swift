@@ -62,7 +62,7 @@ extension GatewayConfiguration {
         let device = MQTTClientConfiguration.deviceBroker(&v, hubID: hubID)
         let upstream = UpstreamConfiguration(&v, hubID: hubID)
         var up = MQTTClientConfiguration.upstreamBroker(&v, hubID: hubID, inflight: upstream.inflight)
-        if up.clientID == device.clientID, up.host == device.host, up.port == device.port {
+        if up.clientID == device.clientID, up.addresses.contains(device.addresses[0]) {
             v.fail("upstream.clientId", "must differ from mqtt.clientId when both point at the same broker")
         }
         let store = OutboxConfiguration(&v, environment: environment)

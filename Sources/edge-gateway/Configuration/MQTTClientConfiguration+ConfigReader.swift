@@ -26,15 +26,32 @@ extension MQTTClientConfiguration {
         return device
     }
 
-    /// The cloud broker: `upstream.host`, `port`, `clientId`, credentials, keepalive, backoff, TLS.
+    /// The most addresses `upstream.hosts` may list.
+    static let maxUpstreamHosts = 32
+
+    /// The cloud broker: `upstream.host`, `port` (or `hosts`, `hostOrder`), `clientId`, credentials,
+    /// keepalive, backoff (`minConnectedSeconds`, `startJitterSeconds`), TLS.
     /// `inflight` is the forwarder's window, which libmosquitto's own window follows.
     static func upstreamBroker(_ v: inout ConfigValues, hubID: String, inflight: Int) -> MQTTClientConfiguration {
+        let defaultHost = "127.0.0.1"
         var up = MQTTClientConfiguration(
-            host: v.string("upstream.host", default: "127.0.0.1"),
+            host: v.string("upstream.host", default: defaultHost),
             port: v.int("upstream.port", default: 1883, range: 1...65535),
             clientID: v.string("upstream.clientId", default: "edge-gateway-{hubId}-upstream")
                 .replacingOccurrences(of: "{hubId}", with: hubID),
             cleanSession: true)
+        // upstream.hosts, when set, replaces upstream.host (one of the two, not both); an entry
+        // without a port uses upstream.port.
+        let hosts = upstreamHosts(&v, defaultPort: up.port)
+        if !hosts.isEmpty {
+            if up.host != defaultHost {
+                v.fail("upstream.hosts", "and upstream.host are both set: list every address in upstream.hosts and leave upstream.host unset")
+            }
+            up.addresses = hosts
+        }
+        up.addressOrder = v.choice("upstream.hostOrder", default: up.addressOrder)
+        up.minConnectedSeconds = Double(v.int("upstream.minConnectedSeconds", default: Int(up.minConnectedSeconds), range: 0...3600))
+        up.startJitterSeconds = Double(v.int("upstream.startJitterSeconds", default: Int(up.startJitterSeconds), range: 0...3600))
         up.reportsPublishAcks = true
         up.maxInflightMessages = inflight
         up.username = v.string("upstream.username", default: "").nonEmpty
@@ -46,6 +63,29 @@ extension MQTTClientConfiguration {
         up.tls = tls(&v)
         noteContradictions(&v, up, prefix: "upstream")
         return up
+    }
+
+    /// `upstream.hosts`: at most ``maxUpstreamHosts`` distinct `host:port` or `[v6]:port` entries.
+    private static func upstreamHosts(_ v: inout ConfigValues, defaultPort: Int) -> [MQTTBrokerAddress] {
+        let entries = v.stringList("upstream.hosts", default: [])
+        if entries.count > maxUpstreamHosts {
+            v.fail("upstream.hosts", "lists \(entries.count) addresses; at most \(maxUpstreamHosts)")
+            return []
+        }
+        var addresses: [MQTTBrokerAddress] = []
+        for entry in entries {
+            switch MQTTBrokerAddress.parse(entry, defaultPort: defaultPort) {
+            case .success(let address):
+                if addresses.contains(address) {
+                    v.fail("upstream.hosts", "'\(entry)': \(address) is listed twice")
+                } else {
+                    addresses.append(address)
+                }
+            case .failure(let problem):
+                v.fail("upstream.hosts", "\(problem) (expected host:port or [v6]:port)")
+            }
+        }
+        return addresses
     }
 
     /// Warnings for settings of one connection that the daemon would silently not use.
