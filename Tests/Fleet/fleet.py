@@ -511,6 +511,16 @@ class Fleet:
         connects = connects_since(self.cluster, up_wall, None)
         hub_connects = [c for c in connects if c[1] in ids]
         opened = open_since(self.cluster)
+        # The daemon's own account, one line per hub when its link came back (ConnectFailureLog):
+        # "MQTT broker reachable again after S s and N failed attempts".
+        attempts, down_for = [], []
+        for hub in self.hubs:
+            lines = [line for line in hub.gateway.log_text().splitlines()
+                     if "reachable again after" in line and hub.client_id in line]
+            m = re.search(r"after (\d+) s and (\d+) failed attempts", lines[-1]) if lines else None
+            if m:
+                down_for.append(float(m.group(1)))
+                attempts.append(float(m.group(2)))
         per_node = Counter(node for start, client, node in connects_since(self.cluster, up_wall, ids)
                            if opened.get(client) == start)
         return {
@@ -521,6 +531,7 @@ class Fleet:
             "drained_per_hub_s": spread(list(per_hub_done.values())),
             "hub_connects": len(hub_connects), "other_connects": len(connects) - len(hub_connects),
             "hubs_per_node": dict(sorted(per_node.items())),
+            "failed_attempts_per_hub": spread(attempts), "link_down_s_per_hub": spread(down_for),
             "load": load(),
             **{k: v for k, v in histogram(hub_connects, up_wall).items() if k != "connects"},
         }
@@ -590,7 +601,9 @@ class Fleet:
             say(f"   every hub reconnected {o['all_reconnected_s']} s after the restart; peak {o['peak_per_second']} "
                 f"hub connects/s ({o['peak_per_100ms']} in 100 ms), {o['hub_connects']} hub connects in all, first at "
                 f"{o['first_s']} s; backlog of {o['backlog_events']} events at the subscriber after {o['drained_s']} s "
-                f"(per hub median {o['drained_per_hub_s']['median']} s); hubs per node afterwards {o['hubs_per_node']}")
+                f"(per hub median {o['drained_per_hub_s']['median']} s); hubs per node afterwards {o['hubs_per_node']}; "
+                f"failed connect attempts per hub during the outage {o['failed_attempts_per_hub']['median']} "
+                f"(max {o['failed_attempts_per_hub']['max']}), {o['other_connects']} other connects at the cluster")
 
         if a.start_jitter:
             if self.caps["startJitterSeconds"]:
