@@ -390,7 +390,7 @@ class Fleet:
     # -- gateways --
 
     def gateway_settings(self, hub: Hub, cap_ms: int | None, start_jitter: float | None) -> tuple[dict, dict]:
-        settings: dict[str, object] = {"upstream.host": "127.0.0.1"}
+        settings: dict[str, object] = {}
         env: dict[str, str] = {}
         home = hub.index % 3
         nodes = self.cluster.nodes
@@ -400,6 +400,7 @@ class Fleet:
             if self.args.host_order == "random" and self.caps["hostOrder"]:
                 env["UPSTREAM_HOST_ORDER"] = "random"
         else:
+            settings["upstream.host"] = "127.0.0.1"
             settings["upstream.port"] = nodes[home].mqtt_port
         if cap_ms is not None:
             settings["upstream.reconnectCapMs"] = cap_ms
@@ -483,6 +484,7 @@ class Fleet:
         depth_peak = {}
         for t, hub, m in self.sampler.since(killed):
             depth_peak[hub] = max(depth_peak.get(hub, 0), m.get("gateway_outbox_depth", 0))
+        gateways_cpu_before = sum(cpu_seconds(h.gateway.pid) for h in self.hubs)
         up_wall, up = time.time(), time.monotonic()
         for node in self.cluster.nodes:
             node.start()
@@ -502,6 +504,8 @@ class Fleet:
             return all(k in got for k in backlog)
 
         wait_until(drained, limit, f"the backlog at the subscriber ({label})", interval=0.5)
+        nats_cpu = sum(cpu_seconds(n.proc.pid) for n in self.cluster.nodes)  # since their restart
+        gateways_cpu = sum(cpu_seconds(h.gateway.pid) for h in self.hubs) - gateways_cpu_before
         first_arrival: dict[tuple[str, str], float] = {}
         for a in self.subscriber.snapshot():
             first_arrival.setdefault((a.device, a.event_id), a.at)
@@ -529,6 +533,8 @@ class Fleet:
             "all_reconnected_s": round(all_connected, 2),
             "drained_s": round(max(per_hub_done.values(), default=0.0), 2),
             "drained_per_hub_s": spread(list(per_hub_done.values())),
+            "recovery_cpu_s": {"nats": round(nats_cpu, 1), "gateways": round(gateways_cpu, 1),
+                               "wall": round(time.monotonic() - up, 1)},
             "hub_connects": len(hub_connects), "other_connects": len(connects) - len(hub_connects),
             "hubs_per_node": dict(sorted(per_node.items())),
             "failed_attempts_per_hub": spread(attempts), "link_down_s_per_hub": spread(down_for),
