@@ -520,7 +520,7 @@ class Fleet:
         attempts, down_for = [], []
         for hub in self.hubs:
             lines = [line for line in hub.gateway.log_text().splitlines()
-                     if "reachable again after" in line and hub.client_id in line]
+                     if "reachable again after" in line and "edge-gateway.upstream.mqtt" in line]
             m = re.search(r"after (\d+) s and (\d+) failed attempts", lines[-1]) if lines else None
             if m:
                 down_for.append(float(m.group(1)))
