@@ -331,6 +331,21 @@ def connects_since(cluster: NatsCluster, since_wall: float, client_ids: set[str]
     return sorted(out)
 
 
+def closed_reasons(cluster: NatsCluster, since_wall: float, client_ids: set[str]) -> dict[str, int]:
+    """Why the cluster closed hub connections it accepted since ``since_wall`` (NATS' ``reason``)."""
+    out: Counter = Counter()
+    for node in cluster.nodes:
+        for c in node.connections():
+            if c.get("type") != "mqtt" or not c.get("stop") or (c.get("mqtt_client") or "") not in client_ids:
+                continue
+            try:
+                if parse_time(c["start"]) >= since_wall:
+                    out[c.get("reason") or "?"] += 1
+            except (KeyError, ValueError):
+                pass
+    return dict(out)
+
+
 def open_since(cluster: NatsCluster) -> dict[str, float]:
     """Hub client id -> start time of its open connection (the latest when there are several)."""
     out: dict[str, float] = {}
@@ -536,6 +551,7 @@ class Fleet:
             "recovery_cpu_s": {"nats": round(nats_cpu, 1), "gateways": round(gateways_cpu, 1),
                                "wall": round(time.monotonic() - up, 1)},
             "hub_connects": len(hub_connects), "other_connects": len(connects) - len(hub_connects),
+            "hub_connections_closed": closed_reasons(self.cluster, up_wall, ids),
             "hubs_per_node": dict(sorted(per_node.items())),
             "failed_attempts_per_hub": spread(attempts), "link_down_s_per_hub": spread(down_for),
             "load": load(),
@@ -609,7 +625,8 @@ class Fleet:
                 f"{o['first_s']} s; backlog of {o['backlog_events']} events at the subscriber after {o['drained_s']} s "
                 f"(per hub median {o['drained_per_hub_s']['median']} s); hubs per node afterwards {o['hubs_per_node']}; "
                 f"failed connect attempts per hub during the outage {o['failed_attempts_per_hub']['median']} "
-                f"(max {o['failed_attempts_per_hub']['max']}), {o['other_connects']} other connects at the cluster")
+                f"(max {o['failed_attempts_per_hub']['max']}), {o['other_connects']} other connects at the cluster; hub connections the cluster closed: "
+                f"{o['hub_connections_closed'] or 'none'}")
 
         if a.start_jitter:
             if self.caps["startJitterSeconds"]:
