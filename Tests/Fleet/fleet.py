@@ -467,14 +467,17 @@ class Fleet:
                 rss[h.name].append(rss_kb(h.gateway.pid))
             time.sleep(min(2.0, max(0.1, seconds - (time.monotonic() - began))))
         elapsed = time.monotonic() - began
-        events = len(self.subscriber) - arrivals_before
+        snapshot = self.subscriber.snapshot()
+        seen = {(x.device, x.event_id) for x in snapshot[:arrivals_before]}
+        events = len({(x.device, x.event_id) for x in snapshot[arrivals_before:]} - seen)
+        repeats = len(snapshot) - arrivals_before - events
         gw_cpu = [(cpu_seconds(h.gateway.pid) - gw[h.name]) / elapsed * 100 for h in self.hubs]
         br_cpu = [(cpu_seconds(h.broker.proc.pid) - br[h.name]) / elapsed * 100 for h in self.hubs]
         nats_cpu = (sum(cpu_seconds(n.proc.pid) for n in self.cluster.nodes) - nats) / elapsed * 100
         own_cpu = (sum(os.times()[:2]) - own) / elapsed * 100
         rss_max = [max(v) for v in rss.values()]
         return {
-            "seconds": round(elapsed, 1), "upstream_messages": events,
+            "seconds": round(elapsed, 1), "upstream_events": events, "upstream_repeats": repeats,
             "events_per_s": round(events / elapsed, 1), "events_per_s_per_hub": round(events / elapsed / len(self.hubs), 2),
             "gateway_cpu_percent_per_hub": spread(gw_cpu), "gateway_cpu_percent_total": round(sum(gw_cpu), 1),
             "device_broker_cpu_percent_per_hub": spread(br_cpu),
@@ -601,7 +604,8 @@ class Fleet:
         say(f"== steady state, {a.steady_seconds:g} s")
         st = self.steady(a.steady_seconds)
         self.result["steady"] = st
-        say(f"   {st['events_per_s']} events/s upstream ({st['events_per_s_per_hub']} per hub); gateway CPU per hub "
+        say(f"   {st['events_per_s']} events/s upstream ({st['events_per_s_per_hub']} per hub; distinct events, "
+            f"{st['upstream_repeats']} repeats besides); gateway CPU per hub "
             f"{st['gateway_cpu_percent_per_hub']['median']} % of a core (max {st['gateway_cpu_percent_per_hub']['max']}), "
             f"device mosquitto {st['device_broker_cpu_percent_per_hub']['median']} %; NATS (3 nodes) "
             f"{st['nats_cpu_percent_total']} %; simulator {st['simulator_cpu_percent']} %; gateway RSS "
