@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import threading
 import time
+import traceback
 import urllib.request
 from collections import Counter, defaultdict
 from datetime import datetime, timezone
@@ -744,6 +745,9 @@ def main(argv: list[str]) -> int:
     except HarnessError as error:
         print(f"fleet: {error}", file=sys.stderr)
         code = 1
+    except Exception:
+        traceback.print_exc()
+        code = 1
     finally:
         if fleet is not None:
             fleet.driver.stopping.set()
@@ -756,11 +760,8 @@ def main(argv: list[str]) -> int:
                 say(f"   result: {args.json}")
             except OSError as error:
                 print(f"fleet: cannot write {args.json}: {error}", file=sys.stderr)
-            for d in fleet.devices:
-                try:
-                    d.client.loop_stop()
-                except Exception:
-                    pass
+            # The devices' network threads are daemon threads: stopping 500 of them one by one takes
+            # minutes (each waits for its select timeout); the brokers go away with the sandbox.
             if fleet.subscriber is not None:
                 fleet.subscriber.close()
         sandbox.close(keep=args.keep)
