@@ -17,6 +17,7 @@ import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import threading
 import time
 import traceback
@@ -588,7 +589,8 @@ class Fleet:
             hub.broker.start()
         for d in self.devices:
             d.start()
-        wait_until(lambda: all(d.connected.is_set() for d in self.devices), 60, "every device connected")
+        wait_until(lambda: all(d.connected.is_set() for d in self.devices), 120, "every device connected",
+                   details=lambda: f"{sum(d.connected.is_set() for d in self.devices)} of {len(self.devices)} connected")
 
         caps = [int(c) for c in a.caps.split(",") if c]
         first_cap = caps[0] if caps else None
@@ -718,6 +720,13 @@ def main(argv: list[str]) -> int:
         binary, kind = str(ROOT / ".build/debug/edge-gateway"), "DEBUG build: no release build found, CPU figures are not representative"
     else:
         print("fleet: no edge-gateway binary (swift build -c release)", file=sys.stderr)
+        return 2
+    # paho-mqtt 1.x waits with select(), which takes no descriptor above 1023, and every client holds
+    # three (its socket and a socket pair to wake its thread): about 300 devices per process.
+    if args.hubs * args.devices_per_hub > 300:
+        print(f"fleet: {args.hubs} hubs x {args.devices_per_hub} devices is more than the 300 simulated devices "
+              "one paho-mqtt 1.x process can hold (select() limit); use fewer --devices-per-hub "
+              "(the events/s per hub stay --rate)", file=sys.stderr)
         return 2
     for tool in (NATS, "mosquitto"):
         if not shutil.which(tool) and not Path(tool).exists():
