@@ -37,6 +37,19 @@ HUB_UPSTREAM = "edge-gateway-{hub}-upstream"   # the daemon's default upstream.c
 SUBSCRIBER_ID = "fleet-subscriber"
 
 
+_ports_given: set[int] = set()
+
+
+def unique_port() -> int:
+    """A free loopback port not handed out before in this run (free_port alone may repeat one across
+    the ~200 ports of a large fleet)."""
+    while True:
+        port = free_port()
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+
+
 def say(text: str = "") -> None:
     print(text, flush=True)
 
@@ -84,7 +97,7 @@ class NatsNode:
     def __init__(self, sandbox: Sandbox, index: int, cluster_ports: list[int]):
         self.sandbox = sandbox
         self.name = f"n{index + 1}"
-        self.client_port, self.mqtt_port, self.http_port = free_port(), free_port(), free_port()
+        self.client_port, self.mqtt_port, self.http_port = unique_port(), unique_port(), unique_port()
         self.cluster_port = cluster_ports[index]
         self.dir = sandbox.mkdir(f"nats-{self.name}")
         self.config = self.dir / "nats.conf"
@@ -132,7 +145,7 @@ class NatsNode:
 
 class NatsCluster:
     def __init__(self, sandbox: Sandbox):
-        ports = [free_port() for _ in range(3)]
+        ports = [unique_port() for _ in range(3)]
         self.nodes = [NatsNode(sandbox, i, ports) for i in range(3)]
 
     def start(self, timeout: float = 60) -> float:
@@ -255,8 +268,8 @@ class Hub:
     def __init__(self, sandbox: Sandbox, binary: str, index: int, devices: int, rate: float):
         self.index = index
         self.name = f"fleet-h{index + 1:03d}"
-        self.broker = Mosquitto(sandbox, self.name)
-        self.gateway = FleetGateway(sandbox, binary, self.name, self.broker.port, free_port())
+        self.broker = Mosquitto(sandbox, self.name, port=unique_port())
+        self.gateway = FleetGateway(sandbox, binary, self.name, self.broker.port, unique_port())
         self.devices = [FleetDevice(f"h{index + 1:03d}-d{k + 1}", self.broker.port, rate=rate / devices,
                                     window=50, resend_after=5.0) for k in range(devices)]
         self.client_id = HUB_UPSTREAM.format(hub=self.name)
