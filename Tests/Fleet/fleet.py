@@ -603,7 +603,9 @@ class Fleet:
         for d in self.devices:
             d.start()
         wait_until(lambda: all(d.connected.is_set() for d in self.devices), 120, "every device connected",
-                   details=lambda: f"{sum(d.connected.is_set() for d in self.devices)} of {len(self.devices)} connected")
+                   details=lambda: f"{sum(d.connected.is_set() for d in self.devices)} of {len(self.devices)} connected; "
+                   + ", ".join(f"{d.id} (broker {h.broker.port} {'running' if h.broker.running else 'EXITED'})"
+                               for h in self.hubs for d in h.devices if not d.connected.is_set())[:1500])
 
         caps = [int(c) for c in a.caps.split(",") if c]
         first_cap = caps[0] if caps else None
