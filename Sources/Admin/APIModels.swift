@@ -1,6 +1,7 @@
 import BuildInfo
 import Foundation
 import MLLink
+import Outbox
 
 /// `GET /api`: which daemon answers, and what else the API offers.
 struct APIIndex: Encodable {
@@ -11,7 +12,7 @@ struct APIIndex: Encodable {
     var startedAt: Int64
     var uptimeSeconds: Int64
     var routes = [
-        "GET /api/status", "GET /api/outbox?devices=N", "GET /api/devices", "POST /api/devices", "GET /api/registrations",
+        "GET /api/status", "GET /api/outbox?devices=N", "GET /api/outbox/peek?device=&limit=", "GET /api/devices", "POST /api/devices", "GET /api/registrations",
         "GET /api/ml/endpoints", "GET /api/commands?device=ID", "POST /api/commands", "DELETE /api/commands/{deviceId}/{commandId}",
         "GET /api/shadows/{deviceId}",
         "GET /metrics", "GET /healthz", "GET /readyz", "WS /live",
@@ -82,5 +83,23 @@ struct RegistrationSummary: Codable, Equatable {
         reason = record.reason
         compensationFailed = record.compensationFailed.map(\.rawValue)
         completed = record.done.map(\.rawValue)
+    }
+}
+
+/// One event of `GET /api/outbox/peek`: what `edge-gateway outbox peek` prints.
+struct PeekedEvent: Codable, Sendable {
+    var seq: Int64
+    var deviceId: String
+    var eventId: String
+    var receivedAt: Int64
+    /// The payload as text (invalid UTF-8 replaced).
+    var payload: String
+
+    init(_ event: StoredEvent) {
+        seq = event.seq
+        deviceId = event.device
+        eventId = event.eventID
+        receivedAt = event.receivedAt
+        payload = String(decoding: event.payload, as: UTF8.self)
     }
 }

@@ -106,9 +106,21 @@ final class OutboxWriter: @unchecked Sendable {
         // it is turned off now; then it is emptied into the database and removed.
         let logPath = configuration.path + "-events"
         let logWanted = configuration.eventLogBytes > 0 && configuration.synchronous == .full
-        if logWanted || FileManager.default.fileExists(atPath: logPath) {
+        let logExists = FileManager.default.fileExists(atPath: logPath)
+        // Never more than an eighth of the free space (a small file system keeps its room for the
+        // stores), and not at all below 64 KiB; a log that exists keeps what it has.
+        let existing = logExists ? ((try? FileManager.default.attributesOfItem(atPath: logPath))?[.size] as? Int64 ?? 0) : 0
+        let free = (try? FileManager.default.attributesOfFileSystem(forPath: (logPath as NSString).deletingLastPathComponent))?[
+            .systemFreeSize] as? Int64 ?? Int64.max
+        let room = max(existing - EventLog.dataStart, min(configuration.eventLogBytes, free / 8) / 4096 * 4096)
+        if logWanted, !logExists, room < 65536 {
+            logger.warning(
+                "outbox: too little free space for the event log; every group commits to the database",
+                metadata: ["path": "\(logPath)", "free": "\(free)", "store.eventLogBytes": "\(configuration.eventLogBytes)"])
+        }
+        if logWanted && room >= 65536 || logExists {
             do {
-                eventLog = try EventLog(path: logPath, capacity: max(configuration.eventLogBytes, 65536))
+                eventLog = try EventLog(path: logPath, capacity: max(room, 4096))
             } catch {
                 // Nothing in it to recover (an existing log with records opens at its size).
                 logger.warning(

@@ -402,6 +402,10 @@ struct GatewayServices: Sendable {
                     address: state.address, mode: state.mode.rawValue, state: state.connected ? "connected" : "down", sinceMs: state.sinceMs,
                     lastError: state.lastError, detections: state.detections, lastName: state.lastDetectionName, lastMs: state.lastDetectionMs)
             },
+            outboxPeek: { device, limit in
+                if let inspector { return try await inspector.peek(device: device, limit: limit) }
+                return try await outbox.pending(after: 0, limit: limit).filter { device == nil || $0.device == device }
+            },
             refreshMetrics: {
                 let current = outbox.depth
                 depth.record(current.count)
