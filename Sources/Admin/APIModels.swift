@@ -8,6 +8,8 @@ struct APIIndex: Encodable {
     var version = GatewayVersion.version
     var commit = GatewayVersion.commit
     var hubId: String
+    /// `store.path` as configured (the CLI checks it is talking to the daemon of its configuration).
+    var storePath: String
     /// When the daemon started (ms since the epoch) and how long ago, in seconds.
     var startedAt: Int64
     var uptimeSeconds: Int64
@@ -18,8 +20,9 @@ struct APIIndex: Encodable {
         "GET /metrics", "GET /healthz", "GET /readyz", "WS /live",
     ]
 
-    init(hubID: String, startedMs: Int64, nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) {
+    init(hubID: String, storePath: String = "", startedMs: Int64, nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) {
         hubId = hubID
+        self.storePath = storePath
         startedAt = startedMs
         uptimeSeconds = max(0, (nowMs - startedMs) / 1000)
     }

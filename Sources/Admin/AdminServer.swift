@@ -220,7 +220,7 @@ public final class AdminServer: Service, Sendable {
         }
         let api = router.group("api")
         router.get("api") { [sources, started] _, _ -> Response in
-            try Self.json(APIIndex(hubID: sources.hubID, startedMs: started))
+            try Self.json(APIIndex(hubID: sources.hubID, storePath: sources.storePath, startedMs: started))
         }
         api.get("outbox") { [sources] request, _ -> Response in
             var stats = try await sources.outboxStats()

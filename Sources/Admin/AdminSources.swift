@@ -151,6 +151,9 @@ public struct AdminSources: Sendable {
     }
 
     public var hubID: String
+    /// `store.path` as configured: `GET /api` names it, so the CLI knows the daemon it reaches is
+    /// the one of its configuration.
+    public var storePath = ""
     public var readiness: @Sendable () -> Readiness
     public var outboxStats: @Sendable () async throws -> OutboxStats
     /// The next events to be sent (of one device or all), at most `limit`.

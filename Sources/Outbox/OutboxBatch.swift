@@ -138,6 +138,28 @@ extension OutboxWriter {
         replayLog(stillPending: stillPending)
     }
 
+    /// While the log's events wait to go into the database (`logPending`): removals of them (they
+    /// were forwarded) only take them out of what waits; the rest is for the database. Returns the rest.
+    func removeWaiting(_ seqs: [Int64]) -> [Int64] {
+        guard logPending, var keep = replayKeep, !seqs.isEmpty else { return seqs }
+        var rest: [Int64] = []
+        var gone: [Int64] = []
+        for seq in seqs {
+            if keep.remove(seq) != nil { gone.append(seq) } else { rest.append(seq) }
+        }
+        replayKeep = keep
+        if !gone.isEmpty {
+            let view = uncommitted.snapshot()
+            let goneSet = Set(gone)
+            let waiting = view.inserted.filter { !goneSet.contains($0.seq) }
+            let bytes = view.inserted.filter { goneSet.contains($0.seq) }.reduce(Int64(0)) {
+                $0 + Int64($1.payload.count + $1.device.utf8.count + $1.eventID.utf8.count + $1.key.utf8.count + ($1.topic?.utf8.count ?? 0) + 64)
+            }
+            uncommitted.showWaiting(waiting, count: (view.depth?.count ?? 0) - Int64(gone.count), bytes: (view.depth?.bytes ?? 0) - bytes)
+        }
+        return rest
+    }
+
     /// Puts the log's events into the database (those it has are recognised by their dedup entry
     /// and skipped) in one commit, then empties the log. When that fails, new events are refused
     /// until it succeeds (tried again with every group): the log's events are acked and must not
@@ -173,13 +195,19 @@ extension OutboxWriter {
                 do {
                     try applyInTransaction(putBack)
                 } catch let error as SQLiteError where error.isFull {
-                    // The file is full: forget dedup entries of events that are gone (as a plain
-                    // append would), hand the WAL's space back, and try once more.
+                    // The file (or the file system) is full: forget dedup entries of events that are
+                    // gone (as a plain append would), give up the disk reserve (what it is for), hand
+                    // the WAL's space back, and try once more.
                     totals = before
                     var forgotten = 0
                     try? applyInTransaction { forgotten = try self.forgetSeenToMakeRoom(limit: 5000) }
+                    let released = reserveHeld && configuration.reserveBytes > 0
+                    if released {
+                        reserve.release()
+                        reserveHeld = false
+                    }
                     _ = try? db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                    guard forgotten > 0 else { throw error }
+                    guard forgotten > 0 || released else { throw error }
                     do {
                         try applyInTransaction(putBack)
                     } catch {
@@ -202,6 +230,7 @@ extension OutboxWriter {
             replayDelete = []
             if logPending {
                 logPending = false
+                uncommitted.clear()
                 logger.notice("outbox: the event log is empty again; taking new events")
             }
         } catch {
@@ -211,7 +240,18 @@ extension OutboxWriter {
                     metadata: ["error": "\(error)", "path": "\(eventLog.path)"])
             }
             logPending = true
-            replayKeep = stillPending
+            // The events waiting in the log stay forwardable (readers see them as before); one
+            // forwarded meanwhile goes back only as a dedup entry, which makes the next try smaller.
+            let all = (try? eventLog.recover()) ?? []
+            let waiting = all.filter { stillPending?.contains($0.seq) ?? true }
+            replayKeep = Set(waiting.map(\.seq))
+            uncommitted.showWaiting(
+                waiting.map {
+                    StoredEvent(
+                        seq: $0.seq, device: $0.record.device, eventID: $0.record.eventID, key: $0.record.key,
+                        receivedAt: $0.record.receivedAt, payload: $0.record.payload, topic: $0.record.topic)
+                },
+                count: totals.count + Int64(waiting.count), bytes: totals.bytes + waiting.reduce(0) { $0 + $1.record.accountedSize })
         }
     }
 }

@@ -55,7 +55,11 @@ extension OutboxWriter {
         }
         // A failure outside a group (upkeep) may have rolled back the open transaction.
         if batchOpen, db.isAutocommit { abandonBatch(SQLiteError(code: 1, message: "the open transaction was rolled back")) }
-        if logPending { replayLog() }
+        if logPending {
+            removals = removeWaiting(removals)
+            deferredRemovals = removeWaiting(deferredRemovals)
+            replayLog()
+        }
         // New events are taken only while the disk reserve is held (see SpaceReserve).
         if !reserveHeld { reserveHeld = reserve.hold(roomInFile: freeBytesInFile()) }
         // With the event log, this group is a savepoint of the open transaction and its events
@@ -157,6 +161,14 @@ extension OutboxWriter {
         } }
 
         publishTallyChanges()
+        if logPending {
+            // What readers count: the database and the log's events that wait for it.
+            let view = uncommitted.snapshot()
+            let bytes = view.inserted.reduce(Int64(0)) {
+                $0 + Int64($1.payload.count + $1.device.utf8.count + $1.eventID.utf8.count + $1.key.utf8.count + ($1.topic?.utf8.count ?? 0) + 64)
+            }
+            uncommitted.showWaiting(view.inserted, count: totals.count + Int64(view.inserted.count), bytes: totals.bytes + bytes)
+        }
         // The write is finished: stop the stall clock before anyone hears of it.
         condition.lock()
         pendingSince = queue.isEmpty ? nil : .now

@@ -78,6 +78,12 @@ final class UncommittedView: Sendable {
         }
     }
 
+    /// The event log's events that wait to go into the database (no transaction open): readers see
+    /// them as stored.
+    func showWaiting(_ events: [StoredEvent], count: Int64, bytes: Int64) {
+        state.withLock { $0 = State(inserted: events, hidden: [], depth: (count, bytes), counters: [:]) }
+    }
+
     /// The open transaction committed (or was rolled back): the database is the truth again.
     func clear() { state.withLock { $0 = State() } }
 }

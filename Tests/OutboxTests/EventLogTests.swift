@@ -7,6 +7,9 @@ import SQLite
 /// Issue 17: new events are made durable in the event log (`<path>-events`) while the database's
 /// transaction stays open; a crash puts them back from the log.
 @Suite struct EventLogTests {
+    /// The event log is off by default (`store.eventLogBytes` 0); these turn it on.
+    private func withLog(_ configuration: inout OutboxConfiguration) { configuration.eventLogBytes = 1 << 20 }
+
     private static func committedSeqs(_ path: String) throws -> [Int64] {
         let db = try SQLiteConnection.open(path: path, readOnly: true)
         let stmt = try db.statement("SELECT seq FROM events ORDER BY seq")
@@ -18,7 +21,7 @@ import SQLite
 
     @Test func acknowledgedEventsOnlyInTheLogSurviveACrashWithTheirSequenceNumbers() async throws {
         let store = try TemporaryStore()
-        let outbox = try Outbox.open(configuration: store.configuration(), logger: testLogger)
+        let outbox = try Outbox.open(configuration: store.configuration(withLog), logger: testLogger)
         var outcomes: [AppendOutcome] = []
         for index in 1...40 {
             outcomes += await outbox.append([record("d\(index % 4)", "e\(index)", size: 200)])
@@ -35,7 +38,7 @@ import SQLite
 
         let image = try TemporaryStore()
         try OutboxTests.crashImage(of: store, to: image)
-        let recovered = try Outbox.open(configuration: image.configuration(), logger: testLogger)
+        let recovered = try Outbox.open(configuration: image.configuration(withLog), logger: testLogger)
         // Every acked event is back with its sequence number (the removals were not committed:
         // those go upstream again, with their eventId).
         #expect(try await recovered.pending(after: 0, limit: 100).map(\.seq) == Array(1...41))
@@ -50,7 +53,7 @@ import SQLite
 
     @Test func aTornLastRecordEndsTheLogAndTheEventsBeforeItAreKept() async throws {
         let store = try TemporaryStore()
-        let outbox = try Outbox.open(configuration: store.configuration(), logger: testLogger)
+        let outbox = try Outbox.open(configuration: store.configuration(withLog), logger: testLogger)
         for index in 1...5 { _ = await outbox.append([record("d", "e\(index)", size: 300)]) }
         let image = try TemporaryStore()
         try OutboxTests.crashImage(of: store, to: image)
@@ -66,14 +69,14 @@ import SQLite
         try handle.seek(toOffset: UInt64(lastRecord + 40))
         try handle.write(contentsOf: Data(repeating: 0x5A, count: 16))
         try handle.close()
-        let recovered = try Outbox.open(configuration: image.configuration(), logger: testLogger)
+        let recovered = try Outbox.open(configuration: image.configuration(withLog), logger: testLogger)
         #expect(try await recovered.pending(after: 0, limit: 10).map(\.eventID) == ["e1", "e2", "e3", "e4"])
         await recovered.close()
     }
 
     @Test func theTransactionCommitsAfterEventLogSeconds() async throws {
         let store = try TemporaryStore()
-        let outbox = try Outbox.open(configuration: store.configuration { $0.eventLogSeconds = 1 }, logger: testLogger)
+        let outbox = try Outbox.open(configuration: store.configuration { withLog(&$0); $0.eventLogSeconds = 1 }, logger: testLogger)
         _ = await outbox.append([record("d", "e1")])
         var committed = try Self.committedSeqs(store.path)
         for _ in 0..<200 where committed.isEmpty {
@@ -86,7 +89,7 @@ import SQLite
 
     @Test func aFullLogCommitsTheTransactionAndEveryEventIsKept() async throws {
         let store = try TemporaryStore()
-        let outbox = try Outbox.open(configuration: store.configuration { $0.eventLogBytes = 65536 }, logger: testLogger)
+        let outbox = try Outbox.open(configuration: store.configuration { withLog(&$0); $0.eventLogBytes = 65536 }, logger: testLogger)
         // About 400 bytes a record: 500 events fill the 64 KiB log three times over.
         for index in 1...500 {
             #expect(await outbox.append([record("d\(index % 7)", "e\(index)", size: 300)]) == [.stored(seq: Int64(index))])
@@ -95,7 +98,7 @@ import SQLite
         #expect(try await outbox.pending(after: 0, limit: 1000).count == 500)
         let image = try TemporaryStore()
         try OutboxTests.crashImage(of: store, to: image)
-        let recovered = try Outbox.open(configuration: image.configuration { $0.eventLogBytes = 65536 }, logger: testLogger)
+        let recovered = try Outbox.open(configuration: image.configuration { withLog(&$0); $0.eventLogBytes = 65536 }, logger: testLogger)
         #expect(try await recovered.pending(after: 0, limit: 1000).map(\.seq) == (1...500).map { Int64($0) })
         await recovered.close()
         await outbox.close()
@@ -103,7 +106,7 @@ import SQLite
 
     @Test func turnedOffTheLogIsEmptiedIntoTheDatabaseAndRemoved() async throws {
         let store = try TemporaryStore()
-        let outbox = try Outbox.open(configuration: store.configuration(), logger: testLogger)
+        let outbox = try Outbox.open(configuration: store.configuration(withLog), logger: testLogger)
         _ = await outbox.append([record("d", "e1"), record("d", "e2")])
         let image = try TemporaryStore()
         try OutboxTests.crashImage(of: store, to: image)

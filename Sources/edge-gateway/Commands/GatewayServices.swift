@@ -316,7 +316,7 @@ struct GatewayServices: Sendable {
         let bytes = Gauge(label: "gateway.outbox.bytes")
         let written = DiskWrittenCounter()
         let online = Gauge(label: "gateway.devices.online")
-        return AdminSources(
+        var sources = AdminSources(
             hubID: configuration.hubID,
             readiness: {
                 // The hub's status, assembled from what the ingress and the forwarder publish.
@@ -420,6 +420,8 @@ struct GatewayServices: Sendable {
                 let presence = activity.presenceSeconds.load(ordering: .relaxed)
                 online.record(activity.all.filter { $0.isOnline(nowMs: now, presenceSeconds: presence) }.count)
             })
+        sources.storePath = configuration.store.path
+        return sources
     }
 }
 

@@ -104,10 +104,14 @@ struct OutboxCommand: AsyncParsableCommand {
 }
 
 /// What the running daemon of this configuration answers on its admin API, or nil when none answers
-/// (or another hub does): then the CLI reads the files. The daemon's answer is current; the files
+/// (or another daemon does: `GET /api` must name this hub and this `store.path`): then the CLI reads
+/// the files. Only when the store has an event log (`<store.path>-events`): without one the files are
+/// current. The daemon's answer is current; the files
 /// lag behind while it runs, by up to `store.eventLogSeconds` (its open transaction).
 private func fromRunningDaemon<T: Decodable>(_ options: ConfigOption, _ path: String) async -> T? {
-    guard let configuration = try? await options.load(), configuration.admin.enabled else { return nil }
+    guard let configuration = try? await options.load(), configuration.admin.enabled,
+        FileManager.default.fileExists(atPath: configuration.store.path + "-events")
+    else { return nil }
     let host =
         switch configuration.admin.host {
         case "0.0.0.0", "": "127.0.0.1"
@@ -126,13 +130,16 @@ private func fromRunningDaemon<T: Decodable>(_ options: ConfigOption, _ path: St
     }
     // The daemon on that port must be this configuration's hub.
     guard let index = await get("/api").flatMap({ try? JSONDecoder().decode(DaemonIndex.self, from: Data($0)) }),
-        index.hubId == configuration.hubID, let body = await get(path)
+        index.hubId == configuration.hubID, index.storePath == configuration.store.path, let body = await get(path)
     else { return nil }
     return try? JSONDecoder().decode(T.self, from: Data(body))
 }
 
 /// The part of `GET /api` that names the hub.
-private struct DaemonIndex: Decodable { var hubId: String }
+private struct DaemonIndex: Decodable {
+    var hubId: String
+    var storePath: String?
+}
 
 /// Opens the configured store read-only; on a problem says what it is in plain words and exits 1.
 private func openInspector(_ options: ConfigOption) async throws -> (OutboxInspector, path: String) {
