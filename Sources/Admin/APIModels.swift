@@ -1,24 +1,28 @@
 import BuildInfo
 import Foundation
 import MLLink
+import Outbox
 
 /// `GET /api`: which daemon answers, and what else the API offers.
 struct APIIndex: Encodable {
     var version = GatewayVersion.version
     var commit = GatewayVersion.commit
     var hubId: String
+    /// `store.path` as configured (the CLI checks it is talking to the daemon of its configuration).
+    var storePath: String
     /// When the daemon started (ms since the epoch) and how long ago, in seconds.
     var startedAt: Int64
     var uptimeSeconds: Int64
     var routes = [
-        "GET /api/status", "GET /api/outbox?devices=N", "GET /api/devices", "POST /api/devices", "GET /api/registrations",
+        "GET /api/status", "GET /api/outbox?devices=N", "GET /api/outbox/peek?device=&limit=", "GET /api/devices", "POST /api/devices", "GET /api/registrations",
         "GET /api/ml/endpoints", "GET /api/commands?device=ID", "POST /api/commands", "DELETE /api/commands/{deviceId}/{commandId}",
         "GET /api/shadows/{deviceId}",
         "GET /metrics", "GET /healthz", "GET /readyz", "WS /live",
     ]
 
-    init(hubID: String, startedMs: Int64, nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) {
+    init(hubID: String, storePath: String = "", startedMs: Int64, nowMs: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) {
         hubId = hubID
+        self.storePath = storePath
         startedAt = startedMs
         uptimeSeconds = max(0, (nowMs - startedMs) / 1000)
     }
@@ -82,5 +86,23 @@ struct RegistrationSummary: Codable, Equatable {
         reason = record.reason
         compensationFailed = record.compensationFailed.map(\.rawValue)
         completed = record.done.map(\.rawValue)
+    }
+}
+
+/// One event of `GET /api/outbox/peek`: what `edge-gateway outbox peek` prints.
+struct PeekedEvent: Codable, Sendable {
+    var seq: Int64
+    var deviceId: String
+    var eventId: String
+    var receivedAt: Int64
+    /// The payload as text (invalid UTF-8 replaced).
+    var payload: String
+
+    init(_ event: StoredEvent) {
+        seq = event.seq
+        deviceId = event.device
+        eventId = event.eventID
+        receivedAt = event.receivedAt
+        payload = String(decoding: event.payload, as: UTF8.self)
     }
 }

@@ -220,7 +220,7 @@ public final class AdminServer: Service, Sendable {
         }
         let api = router.group("api")
         router.get("api") { [sources, started] _, _ -> Response in
-            try Self.json(APIIndex(hubID: sources.hubID, startedMs: started))
+            try Self.json(APIIndex(hubID: sources.hubID, storePath: sources.storePath, startedMs: started))
         }
         api.get("outbox") { [sources] request, _ -> Response in
             var stats = try await sources.outboxStats()
@@ -228,6 +228,13 @@ public final class AdminServer: Service, Sendable {
             let limit = request.uri.queryParameters.get("devices", as: Int.self) ?? 100
             stats.devices = Array(stats.devices.prefix(max(0, limit)))
             return try Self.json(stats)
+        }
+        api.get("outbox/peek") { [sources] request, _ -> Response in
+            // What `edge-gateway outbox peek` shows: the next events to be sent, payloads as text.
+            let limit = min(max(request.uri.queryParameters.get("limit", as: Int.self) ?? 10, 1), 1000)
+            let device: String? = request.uri.queryParameters.get("device").map { String($0) }
+            let events = try await sources.outboxPeek(device, limit)
+            return try Self.json(events.map(PeekedEvent.init))
         }
         api.get("devices") { [sources] _, _ -> Response in
             try Self.json(sources.devices())

@@ -160,8 +160,13 @@ public struct AdminSources: Sendable {
     }
 
     public var hubID: String
+    /// `store.path` as configured: `GET /api` names it, so the CLI knows the daemon it reaches is
+    /// the one of its configuration.
+    public var storePath = ""
     public var readiness: @Sendable () -> Readiness
     public var outboxStats: @Sendable () async throws -> OutboxStats
+    /// The next events to be sent (of one device or all), at most `limit`.
+    public var outboxPeek: @Sendable (_ device: String?, _ limit: Int) async throws -> [StoredEvent]
     /// Depth and bytes as of the last commit (cheap: no disk).
     public var outboxDepth: @Sendable () -> (count: Int64, bytes: Int64)
     public var devices: @Sendable () -> [Device]
@@ -203,8 +208,10 @@ public struct AdminSources: Sendable {
         recentProblems: @escaping @Sendable () -> [RecentLog.Entry] = { [] },
         diskWritten: @escaping @Sendable () -> Int64? = { nil },
         wake: @escaping @Sendable () -> Wake? = { nil },
+        outboxPeek: @escaping @Sendable (String?, Int) async throws -> [StoredEvent] = { _, _ in [] },
         refreshMetrics: @escaping @Sendable () async -> Void
     ) {
+        self.outboxPeek = outboxPeek
         self.hubID = hubID
         self.readiness = readiness
         self.outboxStats = outboxStats

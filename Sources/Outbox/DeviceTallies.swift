@@ -60,6 +60,12 @@ final class DeviceTallies: Sendable {
         state = Mutex(State(scanning: !empty, scanNext: 0, scanEnd: lastSeq))
     }
 
+    /// Forgets everything and counts the store again (after the writer rolled back a transaction
+    /// whose changes were applied here).
+    func restart(lastSeq: Int64, empty: Bool) {
+        state.withLock { $0 = State(scanning: !empty, scanNext: 0, scanEnd: lastSeq) }
+    }
+
     var isScanning: Bool { state.withLock { $0.scanning } }
 
     /// Where the next scan chunk starts and where the scan ends; nil once the scan is through.

@@ -136,7 +136,7 @@ extension OutboxWriter {
     /// Forgets the oldest dedup entries of events that are gone (forwarded, dropped or expired)
     /// when the file is full: a small `store.maxFileBytes` must not fill up with dedup memory and
     /// refuse events while the outbox is empty. The caller logs how many, once committed.
-    private func forgetSeenToMakeRoom(limit: Int) throws -> Int {
+    func forgetSeenToMakeRoom(limit: Int) throws -> Int {
         let oldestPending = try db.scalarInt("SELECT received_at FROM events ORDER BY seq LIMIT 1") ?? Int64.max
         let candidates = try db.statement("SELECT id, seen_at FROM seen ORDER BY id LIMIT ?")
         try candidates.bind(1, Int64(limit))

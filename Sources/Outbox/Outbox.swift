@@ -72,7 +72,7 @@ public final class Outbox: Service, Sendable {
         let initial = writer.initialTotals
         state.withLock { $0 = State(lastSeq: initial.lastSeq, count: initial.count, bytes: initial.bytes) }
         self.state = state
-        reader = try OutboxReader(path: configuration.path, tallies: writer.tallies)
+        reader = try OutboxReader(path: configuration.path, tallies: writer.tallies, uncommitted: writer.uncommitted)
         writer.start()
     }
 
@@ -232,7 +232,7 @@ public final class Outbox: Service, Sendable {
     /// up the forwarder's reads) that takes the per-device list from this outbox's counts in memory
     /// instead of grouping the whole table.
     public func makeInspector() throws -> OutboxInspector {
-        try OutboxInspector(path: configuration.path, tallies: writer.tallies)
+        try OutboxInspector(path: configuration.path, tallies: writer.tallies, uncommitted: writer.uncommitted)
     }
 
     /// Whether the per-device counts are complete (a store opened with a backlog is counted in

@@ -41,6 +41,15 @@ public struct OutboxConfiguration: Sendable, Equatable {
     /// their `eventId`), and removing many at once rewrites each page once instead of once per
     /// commit. They go sooner when the store needs the room, at close and before an upstream switch.
     public var removalDelayMs: Int = 1000
+    /// Bytes of the event log (`<path>-events`, written full once): new events are made durable
+    /// there, a few hundred bytes each with one `fdatasync` per group, while the database's
+    /// transaction stays open and commits once per ``eventLogSeconds`` or when the log is full
+    /// (`store.eventLogBytes`; 0 commits every group to the database, as before). Only with
+    /// `synchronous: full`.
+    public var eventLogBytes: Int64 = 0
+    /// Longest the database's transaction stays open while new events are only in the event log
+    /// (`store.eventLogSeconds`): what a crash puts back from the log at the next start.
+    public var eventLogSeconds: Int = 60
     /// How long a repeat of `(device, eventId)` is recognised after the event was forwarded.
     public var dedupRetentionSeconds: Int64 = 24 * 3600
     /// Most `(device, eventId)` pairs remembered for dedup; the oldest are forgotten first. Bounds

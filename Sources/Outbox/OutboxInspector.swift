@@ -8,16 +8,18 @@ public struct OutboxInspector: Sendable {
 
     /// Opens `path` read-only; fails if it does not exist or is not an outbox.
     public init(path: String) throws {
-        try self.init(path: path, tallies: nil)
+        try self.init(path: path, tallies: nil, uncommitted: nil)
     }
 
     /// With a running outbox's per-device counts (``Outbox/makeInspector()``).
-    init(path: String, tallies: DeviceTallies?) throws {
+    init(path: String, tallies: DeviceTallies?, uncommitted: UncommittedView?) throws {
         guard FileManager.default.fileExists(atPath: path) else {
             throw OutboxError(.openFailed, "no outbox at \(path)")
         }
         do {
-            reader = try OutboxReader(path: path, readOnly: true, tallies: tallies)
+            reader = try OutboxReader(
+                path: path, readOnly: true, tallies: tallies, uncommitted: uncommitted,
+                logPath: uncommitted == nil ? path + "-events" : nil)
         } catch let error as SQLiteError {
             throw OutboxError(error.isCorruption ? .corrupt : .openFailed, "\(path): \(error)")
         }

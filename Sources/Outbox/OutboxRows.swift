@@ -21,13 +21,15 @@ extension OutboxWriter {
         }
     }
 
-    func appendRows(_ records: [OutboxRecord], counters: inout [String: Int64]) throws -> [AppendOutcome] {
+    /// - Parameter replaying: the sequence numbers the records were stored with in the event log;
+    ///   they are acked, so no cap refuses them.
+    func appendRows(_ records: [OutboxRecord], counters: inout [String: Int64], replaying: [Int64]? = nil) throws -> [AppendOutcome] {
         let markSeen = try db.statement("INSERT OR IGNORE INTO seen(device, event_id, seen_at) VALUES (?, ?, ?)")
         let insert = try db.statement(
             "INSERT INTO events(seq, device, event_id, key, received_at, size, payload, topic) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         var outcomes: [AppendOutcome] = []
         outcomes.reserveCapacity(records.count)
-        for record in records {
+        for (index, record) in records.enumerated() {
             markSeen.reset()
             try markSeen.bind(1, record.device)
             try markSeen.bind(2, record.eventID)
@@ -38,7 +40,7 @@ extension OutboxWriter {
                 continue
             }
             let size = record.accountedSize
-            if totals.bytes + size > configuration.maxBytes {
+            if replaying == nil, totals.bytes + size > configuration.maxBytes {
                 let fits: Bool
                 switch configuration.whenFull {
                 case .rejectNew:
@@ -56,7 +58,7 @@ extension OutboxWriter {
                     continue
                 }
             }
-            let seq = totals.lastSeq + 1
+            let seq = max(replaying?[index] ?? 0, totals.lastSeq + 1)
             insert.reset()
             try insert.bind(1, seq)
             try insert.bind(2, record.device)

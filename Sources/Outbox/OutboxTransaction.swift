@@ -16,6 +16,9 @@ extension OutboxWriter {
         /// Inserts and deletions of this transaction, for ``DeviceTallies`` once it commits
         /// (a rollback restores the totals, and these with them).
         var tallyChanges: [DeviceTallies.Change] = []
+        /// Counter increments written in this group of the event log's open transaction, for
+        /// readers until it commits.
+        var counterChanges: [String: Int64] = [:]
 
         mutating func account(_ device: String, _ delta: Int64) {
             guard deviceBytes != nil else { return }
@@ -50,12 +53,30 @@ extension OutboxWriter {
             case .scanTallies: scanTallies = true
             }
         }
+        // A failure outside a group (upkeep) may have rolled back the open transaction.
+        if batchOpen, db.isAutocommit { abandonBatch(SQLiteError(code: 1, message: "the open transaction was rolled back")) }
+        if logPending {
+            removals = removeWaiting(removals)
+            deferredRemovals = removeWaiting(deferredRemovals)
+            replayLog()
+        }
         // New events are taken only while the disk reserve is held (see SpaceReserve).
         if !reserveHeld { reserveHeld = reserve.hold(roomInFile: freeBytesInFile()) }
-        let accepting = reserveHeld
+        // With the event log, this group is a savepoint of the open transaction and its events
+        // go to the log (OutboxBatch.swift).
+        let logging = beginBatchIfLogging(accepting: reserveHeld)
+        if batchOpen, !logging {
+            do { try commitBatch() } catch { abandonBatch(error) }
+        }
+        let accepting = reserveHeld && !logPending
         // Removals wait in memory until they have waited removalDelayMs or fill a batch, unless
-        // the room they free is needed now or someone waits for them.
-        if let since = deferredSince {
+        // the room they free is needed now or someone waits for them. In the open transaction
+        // they cost no commit of their own: they go at once.
+        if logging {
+            removals.append(contentsOf: deferredRemovals)
+            deferredRemovals.removeAll()
+            deferredSince = nil
+        } else if let since = deferredSince {
             let waited = Double(DispatchTime.now().uptimeNanoseconds - since.uptimeNanoseconds) / 1e9
             // Maintenance too: expiry must not count a forwarded event as dropped.
             if flushRequested || maintenance || !accepting || deferredRemovals.count >= configuration.maxBatch
@@ -112,6 +133,20 @@ extension OutboxWriter {
                     "file system nearly full: new events are refused with 'store full' until store.reserveBytes can be set aside",
                     metadata: ["store.reserveBytes": "\(configuration.reserveBytes)", "reserve": "\(reserve.path)"])
             }
+            if logging {
+                try logGroup(appends.map(\.0), outcomes: outcomes, flush: flushRequested)
+            }
+        } catch where logging && !((error as? SQLiteError)?.isCorruption ?? false) {
+            // This group is not durable (its savepoint, or the whole transaction, was rolled back, or
+            // the log could not be written); the transaction's earlier groups are in the log. Put
+            // those into the database and do this group again the plain way, which knows what to do
+            // about a full disk.
+            totals = before
+            abandonBatch(error)
+            unflushedRemovals = removals + unflushedRemovals
+            unflushedCounters = counters
+            process(work, counters: [:])
+            return
         } catch let error as SQLiteError where !error.isCorruption {
             totals = before
             // Out of space (or an I/O error): the removals waiting in memory free space now.
@@ -126,6 +161,14 @@ extension OutboxWriter {
         } }
 
         publishTallyChanges()
+        if logPending {
+            // What readers count: the database and the log's events that wait for it.
+            let view = uncommitted.snapshot()
+            let bytes = view.inserted.reduce(Int64(0)) {
+                $0 + Int64($1.payload.count + $1.device.utf8.count + $1.eventID.utf8.count + $1.key.utf8.count + ($1.topic?.utf8.count ?? 0) + 64)
+            }
+            uncommitted.showWaiting(view.inserted, count: totals.count + Int64(view.inserted.count), bytes: totals.bytes + bytes)
+        }
         // The write is finished: stop the stall clock before anyone hears of it.
         condition.lock()
         pendingSince = queue.isEmpty ? nil : .now
@@ -160,7 +203,20 @@ extension OutboxWriter {
 
     /// Hands the committed inserts and deletions to the per-device tallies.
     func publishTallyChanges() {
+        if batchOpen, !totals.counterChanges.isEmpty {
+            uncommitted.publish(counters: totals.counterChanges)
+        }
+        totals.counterChanges.removeAll()
         guard !totals.tallyChanges.isEmpty else { return }
+        if batchOpen {
+            // Deletions in the open transaction (removals, eviction, expiry): readers on other
+            // connections still see those rows and must leave them out.
+            var deleted: [Int64] = []
+            for change in totals.tallyChanges {
+                if case .deleted(let seq, _, _) = change { deleted.append(seq) }
+            }
+            uncommitted.publish(inserted: [], deleted: deleted, count: totals.count, bytes: totals.bytes)
+        }
         tallies.apply(totals.tallyChanges)
         totals.tallyChanges.removeAll(keepingCapacity: true)
     }
@@ -200,7 +256,24 @@ extension OutboxWriter {
 
     static let storeFullCounter = "reject.\(RejectReason.storeFull.rawValue)"
 
+    /// Runs `body` in a transaction of its own, or, while the event log's transaction is open, in
+    /// a savepoint of it (rolled back alone when `body` fails, unless the failure rolled back the
+    /// whole transaction, which the caller sees as `batchOpen` with no transaction left).
     func applyInTransaction(_ body: () throws -> Void) throws {
+        if batchOpen {
+            try db.execute("SAVEPOINT grp")
+            do {
+                try body()
+                try db.execute("RELEASE grp")
+            } catch {
+                if !db.isAutocommit {
+                    try? db.execute("ROLLBACK TO grp")
+                    try? db.execute("RELEASE grp")
+                }
+                throw error
+            }
+            return
+        }
         try db.execute("BEGIN IMMEDIATE")
         do {
             try body()
@@ -213,6 +286,9 @@ extension OutboxWriter {
 
     func writeCounters(_ counters: [String: Int64]) throws {
         guard !counters.isEmpty else { return }
+        if batchOpen {
+            for (name, value) in counters where value != 0 { totals.counterChanges[name, default: 0] += value }
+        }
         let stmt = try db.statement(
             "INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value")
         for (name, value) in counters where value != 0 {

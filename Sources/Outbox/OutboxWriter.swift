@@ -57,6 +57,22 @@ final class OutboxWriter: @unchecked Sendable {
     var warnedUnsyncedClock = false  // writer thread only
     let reserve: SpaceReserve
     var reserveHeld = false  // writer thread only
+    /// Where new events are made durable while the database's transaction stays open (nil: off).
+    let eventLog: EventLog?  // writer thread only
+    /// What the open transaction holds, for readers on other connections.
+    let uncommitted = UncommittedView()
+    /// The database transaction that stays open across groups while their events are in the log.
+    var batchOpen = false  // writer thread only
+    var batchSince: DispatchTime?  // writer thread only
+    /// Off after a failure inside the open transaction, until `logRetryAt`.
+    var logMode = true  // writer thread only
+    var logRetryAt: DispatchTime?  // writer thread only
+    /// The log holds events the database does not have (putting them in failed): new events wait.
+    var logPending = false  // writer thread only
+    /// While `logPending` after a failed transaction: its events that were not forwarded yet.
+    var replayKeep: Set<Int64>?  // writer thread only
+    /// … and the committed events it had deleted (forwarded), to delete again.
+    var replayDelete: [Int64] = []  // writer thread only
     let onCommit: @Sendable (_ lastSeq: Int64, _ count: Int64, _ bytes: Int64) -> Void
     private let onFailure: @Sendable (OutboxError) -> Void
 
@@ -83,14 +99,56 @@ final class OutboxWriter: @unchecked Sendable {
         self.reserve = SpaceReserve(databasePath: configuration.path, bytes: configuration.reserveBytes)
         self.onCommit = onCommit
         self.onFailure = onFailure
+        totals = try Self.readTotals(db)
+        totalsWrittenThrough = totals.lastSeq
+        tallies = DeviceTallies(lastSeq: totals.lastSeq, empty: totals.count == 0)
+        // The log is opened whenever it exists (a crash may have left events in it), even when
+        // it is turned off now; then it is emptied into the database and removed.
+        let logPath = configuration.path + "-events"
+        let logWanted = configuration.eventLogBytes > 0 && configuration.synchronous == .full
+        let logExists = FileManager.default.fileExists(atPath: logPath)
+        // Never more than an eighth of the free space (a small file system keeps its room for the
+        // stores), and not at all below 64 KiB; a log that exists keeps what it has.
+        let existing = logExists ? ((try? FileManager.default.attributesOfItem(atPath: logPath))?[.size] as? Int64 ?? 0) : 0
+        let free = (try? FileManager.default.attributesOfFileSystem(forPath: (logPath as NSString).deletingLastPathComponent))?[
+            .systemFreeSize] as? Int64 ?? Int64.max
+        let room = max(existing - EventLog.dataStart, min(configuration.eventLogBytes, free / 8) / 4096 * 4096)
+        if logWanted, !logExists, room < 65536 {
+            logger.warning(
+                "outbox: too little free space for the event log; every group commits to the database",
+                metadata: ["path": "\(logPath)", "free": "\(free)", "store.eventLogBytes": "\(configuration.eventLogBytes)"])
+        }
+        if logWanted && room >= 65536 || logExists {
+            do {
+                eventLog = try EventLog(path: logPath, capacity: max(room, 4096))
+            } catch {
+                // Nothing in it to recover (an existing log with records opens at its size).
+                logger.warning(
+                    "outbox: cannot set up the event log; every group commits to the database",
+                    metadata: ["error": "\(error)", "path": "\(logPath)"])
+                eventLog = nil
+            }
+        } else {
+            eventLog = nil
+        }
+        try installWearHook()
+        replayLog()
+        if !logWanted, eventLog != nil, !logPending {
+            eventLog?.close()
+            try? FileManager.default.removeItem(atPath: logPath)
+            logMode = false
+        }
+    }
+
+    /// Depth, bytes and the last sequence number as the database has them. The totals row is
+    /// written with every commit that deletes events and at least every `totalsInterval` appends,
+    /// so it counts every event up to its `last_seq`; the events appended after it (a short range
+    /// scan) are added.
+    static func readTotals(_ db: SQLiteConnection) throws -> Totals {
         let stmt = try db.statement("SELECT count, bytes, last_seq FROM totals WHERE id = 1")
         guard try stmt.step() else { throw SQLiteError.corrupt("the totals row is missing") }
-        totals = Totals(count: stmt.int64(0), bytes: stmt.int64(1), lastSeq: stmt.int64(2))
+        var totals = Totals(count: stmt.int64(0), bytes: stmt.int64(1), lastSeq: stmt.int64(2))
         stmt.reset()
-        // The totals row is written with every commit that deletes events and at least every
-        // `totalsInterval` appends, so it counts every event up to its `last_seq`; the events
-        // appended after it (a short range scan) are added here.
-        totalsWrittenThrough = totals.lastSeq
         let since = try db.statement("SELECT count(*), coalesce(sum(size), 0), max(seq) FROM events WHERE seq > ?")
         try since.bind(1, totals.lastSeq)
         if try since.step() {
@@ -99,8 +157,7 @@ final class OutboxWriter: @unchecked Sendable {
             if !since.isNull(2) { totals.lastSeq = max(totals.lastSeq, since.int64(2)) }
         }
         since.reset()
-        tallies = DeviceTallies(lastSeq: totals.lastSeq, empty: totals.count == 0)
-        try installWearHook()
+        return totals
     }
 
     var initialTotals: Totals { totals }
@@ -214,7 +271,7 @@ final class OutboxWriter: @unchecked Sendable {
     /// Longest a removal waits for company before it is committed on its own (seconds).
     static let removalDelay = 0.1
 
-    private static func seconds(since instant: DispatchTime) -> Double {
+    static func seconds(since instant: DispatchTime) -> Double {
         Double(DispatchTime.now().uptimeNanoseconds - instant.uptimeNanoseconds) / 1e9
     }
 
@@ -222,12 +279,19 @@ final class OutboxWriter: @unchecked Sendable {
         while true {
             condition.lock()
             while queue.isEmpty && pendingCounters.isEmpty && !closing {
-                // Deferred removals are committed once they have waited `removalDelayMs`.
-                guard let since = deferredSince else {
+                // Deferred removals are committed once they have waited `removalDelayMs`, the open
+                // transaction once it has been open `eventLogSeconds`.
+                var remaining = Double.infinity
+                if let since = deferredSince {
+                    remaining = Double(configuration.removalDelayMs) / 1000 - Self.seconds(since: since)
+                }
+                if batchOpen, let since = batchSince {
+                    remaining = min(remaining, Double(configuration.eventLogSeconds) - Self.seconds(since: since))
+                }
+                guard remaining.isFinite else {
                     condition.wait()
                     continue
                 }
-                let remaining = Double(configuration.removalDelayMs) / 1000 - Self.seconds(since: since)
                 if remaining <= 0 { break }
                 _ = condition.wait(until: Date(timeIntervalSinceNow: remaining))
             }
@@ -270,6 +334,9 @@ final class OutboxWriter: @unchecked Sendable {
     }
 
     private func finish() {
+        if failure == nil, batchOpen {
+            do { try commitBatch() } catch { abandonBatch(error) }
+        }
         if failure == nil {
             let removals = unflushedRemovals + deferredRemovals
             if !removals.isEmpty {

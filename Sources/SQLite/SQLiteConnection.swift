@@ -113,6 +113,9 @@ public final class SQLiteConnection {
     /// Rows changed by the last INSERT, UPDATE or DELETE.
     public var changes: Int { Int(sqlite3_changes(handle)) }
 
+    /// No transaction is open (none was begun, or an error such as a full disk rolled it back).
+    public var isAutocommit: Bool { sqlite3_get_autocommit(handle) != 0 }
+
     /// Reads one integer from a single-row query (for PRAGMAs and aggregates).
     public func scalarInt(_ sql: String) throws(SQLiteError) -> Int64? {
         let stmt = try statement(sql)

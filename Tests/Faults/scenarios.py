@@ -586,9 +586,11 @@ def corruption(ctx: Context) -> None:
     are a prefix of its store order (no holes); events acked in commits after the cut are gone
     (reported, not a failure: their bytes were destroyed). Everything acked after the restart
     must arrive."""
-    ctx.result.cycles = "3"
+    ctx.result.cycles = "4"
     bed = Bed(ctx, "corrupt")
-    gw = bed.gateway()
+    # (a)-(c) are about the database and its WAL: without the event log (the default) every group
+    # commits to them. (d) tears the event log itself.
+    gw = bed.gateway(**{"store.eventLogBytes": 0})
     fleet = bed.fleet("corrupt", 3, rate=30, window=30, resend_after=2.0)
     gw.start()
     fleet.start()
@@ -692,6 +694,81 @@ def corruption(ctx: Context) -> None:
         ctx.result.fail(f"(c) survivors of the torn WAL are not a prefix of the store order: {holes[:5]}")
     report = conclude(ctx, fleet, arrivals, gw, expected_loss=torn)
     ctx.result.note(f"(c) acked events lost behind the WAL cut (expected): {len(report.expected_lost)}")
+    gw.check_alive()
+    gw.terminate()
+    fleet.close()
+    _torn_event_log(ctx)
+
+
+def _torn_event_log(ctx: Context) -> None:
+    """(d) a torn event log: the daemon (with store.eventLogBytes set) is SIGKILLed mid-ingest with the
+    upstream down, so the acked events are in ``outbox.db-events`` and in no database commit; then
+    the log is overwritten with zeros from a point inside its records (the bytes a power cut never
+    wrote). The start must not quarantine anything, must put the intact records before the cut into
+    the database, and for each device the survivors must be a prefix of its store order; events
+    behind the cut are reported (their bytes were destroyed), everything acked after the restart
+    must arrive."""
+    bed = Bed(ctx, "tornlog")
+    gw = bed.gateway(**{"store.eventLogBytes": 1048576})
+    fleet = bed.fleet("tornlog", 3, rate=30, window=30, resend_after=2.0)
+    store = gw.store_path
+    log = Path(str(store) + "-events")
+    bed.upstream.stop()
+    d_start = time.monotonic()
+    gw.start()
+    fleet.start()
+    try:
+        wait_until(lambda: sum(len(d.stored_rank) for d in fleet) >= 40, 30, "events acked into the event log",
+                   interval=0.05)
+    except HarnessError as error:
+        ctx.result.fail(f"(d) {error}")
+    time.sleep(ctx.rng.uniform(0.0, 0.3))
+    gw.kill()
+    data = log.read_bytes()
+    end = 4096
+    while end + 8 <= len(data):
+        length = int.from_bytes(data[end:end + 4], "little")
+        if length == 0 or end + 8 + length > len(data):
+            break
+        end += 8 + length
+    cut = ctx.rng.randint(4096 + (end - 4096) // 4, max(4096 + (end - 4096) // 4, 4096 + 3 * (end - 4096) // 4))
+    with open(log, "r+b") as f:
+        f.seek(cut)
+        f.write(b"\0" * (end - cut))
+    quarantined_before = _quarantined(gw)
+    time.sleep(0.3)
+    boundary = time.monotonic()
+    ctx.log(f"(d) killed mid-ingest; event log records end at byte {end}; zeroed from byte {cut}")
+    gw.start()
+    if _quarantined(gw) != quarantined_before:
+        ctx.result.fail(f"(d) a torn event log made the daemon quarantine the store: {_quarantined(gw)}")
+    if "put events from the event log into the database" not in gw.log_text():
+        ctx.result.fail(f"(d) the start did not put the event log's events into the database\n{gw.log_tail()}")
+    bed.upstream.start()
+    time.sleep(ctx.pick(1.5, 3.0))
+    gw.check_alive()
+    settle(ctx, fleet, gw, bed.recorder.snapshot)
+    arrivals = bed.recorder.snapshot()
+    received = _keys(arrivals)
+    torn: set[tuple[str, str]] = set()
+    holes = []
+    for d in fleet:
+        with d.lock:
+            before = [(eid, s) for eid, s in d.events.items()
+                      if s.acked_at is not None and d_start <= s.acked_at < boundary]
+            ranked = sorted((d.stored_rank[eid], eid) for eid, _ in before if eid in d.stored_rank)
+        missing_seen = None
+        for _, eid in ranked:
+            if (d.id, eid) in received:
+                if missing_seen is not None:
+                    holes.append(f"{d.id}: {eid} survived but {missing_seen} (stored before it) did not")
+            elif missing_seen is None:
+                missing_seen = eid
+        torn |= {(d.id, eid) for eid, s in before if (d.id, eid) not in received}
+    if holes:
+        ctx.result.fail(f"(d) survivors of the torn event log are not a prefix of the store order: {holes[:5]}")
+    report = conclude(ctx, fleet, arrivals, gw, expected_loss=torn)
+    ctx.result.note(f"(d) acked events lost behind the event log cut (expected): {len(report.expected_lost)}")
     gw.check_alive()
 
 

@@ -316,7 +316,7 @@ struct GatewayServices: Sendable {
         let bytes = Gauge(label: "gateway.outbox.bytes")
         let written = DiskWrittenCounter()
         let online = Gauge(label: "gateway.devices.online")
-        return AdminSources(
+        var sources = AdminSources(
             hubID: configuration.hubID,
             readiness: {
                 // The hub's status, assembled from what the ingress and the forwarder publish.
@@ -404,6 +404,10 @@ struct GatewayServices: Sendable {
                     address: state.address, mode: state.mode.rawValue, state: state.connected ? "connected" : "down", sinceMs: state.sinceMs,
                     lastError: state.lastError, detections: state.detections, lastName: state.lastDetectionName, lastMs: state.lastDetectionMs)
             },
+            outboxPeek: { device, limit in
+                if let inspector { return try await inspector.peek(device: device, limit: limit) }
+                return try await outbox.pending(after: 0, limit: limit).filter { device == nil || $0.device == device }
+            },
             refreshMetrics: {
                 let current = outbox.depth
                 depth.record(current.count)
@@ -418,6 +422,8 @@ struct GatewayServices: Sendable {
                 let presence = activity.presenceSeconds.load(ordering: .relaxed)
                 online.record(activity.all.filter { $0.isOnline(nowMs: now, presenceSeconds: presence) }.count)
             })
+        sources.storePath = configuration.store.path
+        return sources
     }
 }
 

@@ -1,5 +1,7 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
+import NIOCore
 import Outbox
 
 struct OutboxCommand: AsyncParsableCommand {
@@ -22,8 +24,13 @@ struct OutboxCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON instead of a table.") var json = false
 
         func run() async throws {
-            let (inspector, path) = try await openInspector(options)
-            var stats = try await reading(path) { try await inspector.stats() }
+            var stats: OutboxStats
+            if let live: OutboxStats = await fromRunningDaemon(options, "/api/outbox?devices=100000") {
+                stats = live
+            } else {
+                let (inspector, path) = try await openInspector(options)
+                stats = try await reading(path) { try await inspector.stats() }
+            }
             if let device {
                 stats.devices = stats.devices.filter { $0.deviceId == device }
                 if stats.devices.isEmpty { printError("device \(device) has no events in the outbox") }
@@ -72,16 +79,66 @@ struct OutboxCommand: AsyncParsableCommand {
         @Option(help: "How many events.") var limit: Int = 10
 
         func run() async throws {
-            let (inspector, path) = try await openInspector(options)
-            let events = try await reading(path) { try await inspector.peek(device: device, limit: max(limit, 1)) }
-            if events.isEmpty {
+            var lines: [String]
+            let query = "/api/outbox/peek?limit=\(min(max(limit, 1), 1000))" + (device.map { "&device=" + AdminAPI.escaped($0) } ?? "")
+            if let live: [PeekLine] = await fromRunningDaemon(options, query), limit <= 1000 {
+                lines = live.map { "#\($0.seq) \($0.deviceId) \($0.eventId) \($0.payload)" }
+            } else {
+                let (inspector, path) = try await openInspector(options)
+                let events = try await reading(path) { try await inspector.peek(device: device, limit: max(limit, 1)) }
+                lines = events.map { "#\($0.seq) \($0.device) \($0.eventID) \(String(decoding: $0.payload, as: UTF8.self))" }
+            }
+            if lines.isEmpty {
                 printError(device.map { "device \($0) has no events in the outbox" } ?? "the outbox is empty")
             }
-            for event in events {
-                print("#\(event.seq) \(event.device) \(event.eventID) \(String(decoding: event.payload, as: UTF8.self))")
-            }
+            for line in lines { print(line) }
+        }
+
+        struct PeekLine: Decodable {
+            var seq: Int64
+            var deviceId: String
+            var eventId: String
+            var payload: String
         }
     }
+}
+
+/// What the running daemon of this configuration answers on its admin API, or nil when none answers
+/// (or another daemon does: `GET /api` must name this hub and this `store.path`): then the CLI reads
+/// the files. Only when the store has an event log (`<store.path>-events`): without one the files are
+/// current. The daemon's answer is current; the files
+/// lag behind while it runs, by up to `store.eventLogSeconds` (its open transaction).
+private func fromRunningDaemon<T: Decodable>(_ options: ConfigOption, _ path: String) async -> T? {
+    guard let configuration = try? await options.load(), configuration.admin.enabled,
+        FileManager.default.fileExists(atPath: configuration.store.path + "-events")
+    else { return nil }
+    let host =
+        switch configuration.admin.host {
+        case "0.0.0.0", "": "127.0.0.1"
+        case "::": "[::1]"
+        case let name where name.contains(":"): "[\(name)]"
+        case let name: name
+        }
+    let base = "http://\(host):\(configuration.admin.port)"
+    func get(_ path: String) async -> [UInt8]? {
+        var request = HTTPClientRequest(url: base + path)
+        if let token = configuration.admin.token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        guard let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(3)), response.status.code == 200,
+            let body = try? await response.body.collect(upTo: 64 * 1024 * 1024)
+        else { return nil }
+        return Array(buffer: body)
+    }
+    // The daemon on that port must be this configuration's hub.
+    guard let index = await get("/api").flatMap({ try? JSONDecoder().decode(DaemonIndex.self, from: Data($0)) }),
+        index.hubId == configuration.hubID, index.storePath == configuration.store.path, let body = await get(path)
+    else { return nil }
+    return try? JSONDecoder().decode(T.self, from: Data(body))
+}
+
+/// The part of `GET /api` that names the hub.
+private struct DaemonIndex: Decodable {
+    var hubId: String
+    var storePath: String?
 }
 
 /// Opens the configured store read-only; on a problem says what it is in plain words and exits 1.

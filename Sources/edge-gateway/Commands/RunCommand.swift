@@ -3,6 +3,7 @@ import Admin
 import Foundation
 import Logging
 import BuildInfo
+import Platform
 import Reporting
 import ServiceLifecycle
 
@@ -63,6 +64,13 @@ struct RunCommand: AsyncParsableCommand {
             logger.critical("gateway stopped on an error", metadata: ["error": "\(error)"])
             throw ExitCode(1)
         }
-        logger.info("edge-gateway stopped", metadata: ["outbox.depth": "\(parts.outbox.depth.count)"])
+        // What the process made the kernel write since it started, its last commit and checkpoint
+        // included (SD-card wear; scripts/bench wear reads it).
+        logger.info(
+            "edge-gateway stopped",
+            metadata: [
+                "outbox.depth": "\(parts.outbox.depth.count)",
+                "disk.writtenBytes": "\(ProcessIO.writtenBytes().map(String.init) ?? "unknown")",
+            ])
     }
 }

@@ -24,6 +24,11 @@ extension OutboxConfiguration {
         synchronous = v.choice("store.synchronous", default: synchronous)
         commitIntervalMs = v.int("store.commitIntervalMs", default: commitIntervalMs, range: 0...1000)
         maxBatch = v.int("store.maxBatch", default: maxBatch, range: 1...100_000)
+        eventLogBytes = Int64(v.int("store.eventLogBytes", default: Int(eventLogBytes), range: 0...(256 << 20)))
+        if eventLogBytes > 0, eventLogBytes < 65536 {
+            v.fail("store.eventLogBytes", "must be 0 (off) or at least 65536")
+        }
+        eventLogSeconds = v.int("store.eventLogSeconds", default: eventLogSeconds, range: 1...3600)
         removalDelayMs = v.int("store.removalDelayMs", default: removalDelayMs, range: 0...60_000)
         dedupRetentionSeconds = Int64(v.int("store.dedupRetentionSeconds", default: Int(dedupRetentionSeconds), range: 0...Int(Int32.max)))
         dedupMaxEntries = v.int("store.dedupMaxEntries", default: dedupMaxEntries, range: 1...100_000_000)

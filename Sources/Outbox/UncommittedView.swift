@@ -1,0 +1,89 @@
+import Synchronization
+
+/// What the writer's open transaction holds that other connections cannot see yet: events made
+/// durable in the event log but not committed to the database, and committed events it has
+/// deleted. Readers (the forwarder, the admin API) merge it into what they read, so an event is
+/// forwardable the moment it is acked. Emptied when the transaction commits.
+///
+/// A reader takes ``snapshot()`` before it starts its read transaction: whatever the view no
+/// longer holds was committed before that, so the read sees it.
+final class UncommittedView: Sendable {
+    struct State: Sendable {
+        /// Events appended in the open transaction and not deleted since, in `seq` order.
+        var inserted: [StoredEvent] = []
+        /// Committed events the open transaction deleted.
+        var hidden: Set<Int64> = []
+        /// Depth and bytes including the open transaction (nil when none is open).
+        var depth: (count: Int64, bytes: Int64)?
+        /// Counter increments (drops, rejects, wear) the open transaction wrote.
+        var counters: [String: Int64] = [:]
+
+        var isEmpty: Bool { inserted.isEmpty && hidden.isEmpty && depth == nil && counters.isEmpty }
+
+        /// What a reader without the writer (`edge-gateway outbox stats` beside a running daemon)
+        /// knows of the open transaction: the events in the event log after the last committed one.
+        /// Its deletions and counters are not in the log.
+        static func fromLog(_ entries: [(seq: Int64, record: OutboxRecord)], after lastCommitted: Int64) -> State {
+            var state = State()
+            for (seq, record) in entries where seq > lastCommitted {
+                state.inserted.append(StoredEvent(
+                    seq: seq, device: record.device, eventID: record.eventID, key: record.key,
+                    receivedAt: record.receivedAt, payload: record.payload, topic: record.topic))
+            }
+            return state
+        }
+
+        /// `committed` (rows read with `seq > after`, in order, at least `limit` of them or all)
+        /// merged with the open transaction: its deletions taken out, its events added.
+        func merge(_ committed: [StoredEvent], after: Int64, limit: Int, device: String? = nil) -> [StoredEvent] {
+            guard !isEmpty else { return Array(committed.prefix(limit)) }
+            var result = committed.filter { !hidden.contains($0.seq) }
+            for event in inserted where event.seq > after && (device == nil || event.device == device) {
+                result.append(event)
+            }
+            // A row committed between the snapshot and the read is in both: once is enough.
+            var seen = Set<Int64>()
+            result = result.filter { seen.insert($0.seq).inserted }
+            result.sort { $0.seq < $1.seq }
+            return Array(result.prefix(limit))
+        }
+    }
+
+    private let state = Mutex(State())
+
+    func snapshot() -> State { state.withLock { $0 } }
+
+    var hiddenCount: Int { state.withLock { $0.hidden.count } }
+
+    /// After a group of the open transaction: its new events, what it deleted, the depth.
+    func publish(inserted: [StoredEvent], deleted: [Int64], count: Int64, bytes: Int64) {
+        state.withLock { state in
+            let gone = Set(deleted)
+            if !gone.isEmpty {
+                // Events of this transaction that are gone again leave the list; the other
+                // deletions are of committed rows, which readers must no longer see.
+                var own = Set(state.inserted.map(\.seq))
+                for event in inserted { own.insert(event.seq) }
+                state.inserted.removeAll { gone.contains($0.seq) }
+                for seq in gone where !own.contains(seq) { state.hidden.insert(seq) }
+            }
+            state.inserted.append(contentsOf: gone.isEmpty ? inserted : inserted.filter { !gone.contains($0.seq) })
+            state.depth = (count, bytes)
+        }
+    }
+
+    func publish(counters: [String: Int64]) {
+        state.withLock { state in
+            for (name, value) in counters { state.counters[name, default: 0] += value }
+        }
+    }
+
+    /// The event log's events that wait to go into the database (no transaction open): readers see
+    /// them as stored.
+    func showWaiting(_ events: [StoredEvent], count: Int64, bytes: Int64) {
+        state.withLock { $0 = State(inserted: events, hidden: [], depth: (count, bytes), counters: [:]) }
+    }
+
+    /// The open transaction committed (or was rolled back): the database is the truth again.
+    func clear() { state.withLock { $0 = State() } }
+}
