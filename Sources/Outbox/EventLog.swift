@@ -41,28 +41,52 @@ final class EventLog {
             try writeHeader()
         }
         let size = try file.size()
-        let wanted = Self.dataStart + capacity
-        if size < wanted {
-            do {
-                // One page per write: a file written in large writes is cached in large folios on
-                // current kernels (6.18 here, ext4), and an append then dirties, writes and counts
-                // the whole folio: 1 MiB per 372-byte append was measured; 4 KiB pages cost 4 KiB.
-                let zeros = [UInt8](repeating: 0, count: 4096)
-                var offset = max(size, Self.dataStart)
-                while offset < wanted {
-                    let chunk = Int(min(Int64(zeros.count), wanted - offset))
-                    try file.write(chunk == zeros.count ? zeros : Array(zeros[0..<chunk]), at: offset)
-                    offset += Int64(chunk)
-                }
-                try file.syncData()
-            } catch {
-                // No room to grow it (a full disk): a log with room for records stays usable at
-                // its size, so what it holds is recovered; one without is not used.
-                let usable = ((try? file.size()) ?? size) - Self.dataStart
-                guard usable >= 4096 else { throw error }
-                self.capacity = usable
-            }
+        do {
+            try fill(from: size, to: Self.dataStart + capacity)
+        } catch {
+            // No room to grow it (a full disk): a log with room for records stays usable at its
+            // size, so what it holds is recovered; one without is not used.
+            let usable = ((try? file.size()) ?? size) - Self.dataStart
+            guard usable >= 4096 else { throw error }
+            self.capacity = usable
         }
+    }
+
+    /// Writes zeros from `size` up to `wanted` bytes and syncs them. One page per write: a file
+    /// written in large writes is cached in large folios on current kernels (6.18 here, ext4), and
+    /// an append then dirties, writes and counts the whole folio (1 MiB per 372-byte append was
+    /// measured); a file written a page at a time costs a page per append.
+    private func fill(from size: Int64, to wanted: Int64) throws {
+        guard size < wanted else { return }
+        let zeros = [UInt8](repeating: 0, count: 4096)
+        var offset = max(size, Self.dataStart)
+        while offset < wanted {
+            let chunk = Int(min(Int64(zeros.count), wanted - offset))
+            try file.write(chunk == zeros.count ? zeros : Array(zeros[0..<chunk]), at: offset)
+            offset += Int64(chunk)
+        }
+        try file.syncData()
+    }
+
+    /// Gives the space of an empty log back to the file system (the disk filled up): only the
+    /// header stays, and nothing fits until ``grow(to:)``.
+    func shrink() throws {
+        try file.truncate(to: Self.dataStart)
+        capacity = 0
+        tail = Self.dataStart
+    }
+
+    /// Takes `newCapacity` bytes for records again (after ``shrink()``).
+    func grow(to newCapacity: Int64) throws {
+        let size = try file.size()
+        do {
+            try fill(from: size, to: Self.dataStart + newCapacity)
+        } catch {
+            try? file.truncate(to: Self.dataStart)
+            throw error
+        }
+        capacity = newCapacity
+        tail = Self.dataStart
     }
 
     /// The records of the current generation, in the order they were appended. Leaves the log's end

@@ -15,6 +15,14 @@ extension OutboxWriter {
     /// Opens the long transaction if the log is to be used for this group.
     func beginBatchIfLogging(accepting: Bool) -> Bool {
         guard let eventLog, accepting, !logPending else { return false }
+        if eventLog.capacity == 0 {
+            // Given back when the disk filled: taken again once the reserve is held and there is room.
+            let free = (try? FileManager.default.attributesOfFileSystem(forPath: (eventLog.path as NSString).deletingLastPathComponent))?[
+                .systemFreeSize] as? Int64 ?? 0
+            let room = min(configuration.eventLogBytes, free / 8) / 4096 * 4096
+            guard reserveHeld, room >= 65536, (try? eventLog.grow(to: room)) != nil else { return false }
+            logger.notice("outbox: the event log has its space again", metadata: ["bytes": "\(room)"])
+        }
         if !logMode {
             guard let retry = logRetryAt, DispatchTime.now() >= retry else { return false }
             logMode = true
@@ -228,6 +236,16 @@ extension OutboxWriter {
             try eventLog.reset()
             replayKeep = nil
             replayDelete = []
+            if !reserveHeld, configuration.reserveBytes > 0, eventLog.capacity > 0 {
+                // The disk is full and the reserve given up: the log's pre-written space goes too,
+                // so the database has the room the store had without a log.
+                do {
+                    try eventLog.shrink()
+                    logger.notice("outbox: gave the event log's space back (file system full)", metadata: ["path": "\(eventLog.path)"])
+                } catch {
+                    logger.warning("outbox: cannot give the event log's space back", metadata: ["error": "\(error)"])
+                }
+            }
             if logPending {
                 logPending = false
                 uncommitted.clear()

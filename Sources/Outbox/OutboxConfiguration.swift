@@ -46,7 +46,7 @@ public struct OutboxConfiguration: Sendable, Equatable {
     /// transaction stays open and commits once per ``eventLogSeconds`` or when the log is full
     /// (`store.eventLogBytes`; 0 commits every group to the database, as before). Only with
     /// `synchronous: full`.
-    public var eventLogBytes: Int64 = 0
+    public var eventLogBytes: Int64 = 1024 * 1024
     /// Longest the database's transaction stays open while new events are only in the event log
     /// (`store.eventLogSeconds`): what a crash puts back from the log at the next start.
     public var eventLogSeconds: Int = 60

@@ -69,6 +69,14 @@ public final class DurableFile: @unchecked Sendable {
         return bytes
     }
 
+    /// Cuts the file to `size` bytes (freeing the blocks after it).
+    public func truncate(to size: Int64) throws {
+        while ftruncate(descriptor, off_t(size)) != 0 {
+            if errno == EINTR { continue }
+            throw Failure(operation: "ftruncate", path: path, code: errno)
+        }
+    }
+
     /// `fdatasync`: the data written so far (and the size) is on the disk when this returns.
     public func syncData() throws {
         while fdatasync(descriptor) != 0 {

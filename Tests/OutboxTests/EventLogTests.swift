@@ -7,7 +7,7 @@ import SQLite
 /// Issue 17: new events are made durable in the event log (`<path>-events`) while the database's
 /// transaction stays open; a crash puts them back from the log.
 @Suite struct EventLogTests {
-    /// The event log is off by default (`store.eventLogBytes` 0); these turn it on.
+    /// The event log is on by default; these say so, whatever the default becomes.
     private func withLog(_ configuration: inout OutboxConfiguration) { configuration.eventLogBytes = 1 << 20 }
 
     private static func committedSeqs(_ path: String) throws -> [Int64] {
