@@ -672,15 +672,29 @@ def corruption(ctx: Context) -> None:
     # Acked before the restart and gone: allowed only as the tail (in store order) of each device.
     settle(ctx, fleet, gw, bed.recorder.snapshot)
     arrivals = bed.recorder.snapshot()
-    received = _keys(arrivals)
+    # Only events acked in part (c) before the restart can be behind the cut (earlier parts were
+    # drained before it began).
+    torn, holes = _lost_behind_cut(fleet, _keys(arrivals), c_start, boundary)
+    if holes:
+        ctx.result.fail(f"(c) survivors of the torn WAL are not a prefix of the store order: {holes[:5]}")
+    report = conclude(ctx, fleet, arrivals, gw, expected_loss=torn)
+    ctx.result.note(f"(c) acked events lost behind the WAL cut (expected): {len(report.expected_lost)}")
+    gw.check_alive()
+    gw.terminate()
+    fleet.close()
+    _torn_event_log(ctx)
+
+
+def _lost_behind_cut(fleet, received: set[tuple[str, str]], start: float, boundary: float):
+    """The events acked between `start` and `boundary` that did not arrive upstream, and the holes:
+    a survivor stored after one that is gone (for each device the survivors must be a prefix of its
+    store order)."""
     torn: set[tuple[str, str]] = set()
     holes = []
     for d in fleet:
         with d.lock:
-            # Only events acked in part (c) before the restart can be behind the cut (earlier
-            # parts were drained before it began).
             before = [(eid, s) for eid, s in d.events.items()
-                      if s.acked_at is not None and c_start <= s.acked_at < boundary]
+                      if s.acked_at is not None and start <= s.acked_at < boundary]
             ranked = sorted((d.stored_rank[eid], eid) for eid, _ in before if eid in d.stored_rank)
         missing_seen = None
         for _, eid in ranked:
@@ -690,14 +704,7 @@ def corruption(ctx: Context) -> None:
             elif missing_seen is None:
                 missing_seen = eid
         torn |= {(d.id, eid) for eid, s in before if (d.id, eid) not in received}
-    if holes:
-        ctx.result.fail(f"(c) survivors of the torn WAL are not a prefix of the store order: {holes[:5]}")
-    report = conclude(ctx, fleet, arrivals, gw, expected_loss=torn)
-    ctx.result.note(f"(c) acked events lost behind the WAL cut (expected): {len(report.expected_lost)}")
-    gw.check_alive()
-    gw.terminate()
-    fleet.close()
-    _torn_event_log(ctx)
+    return torn, holes
 
 
 def _torn_event_log(ctx: Context) -> None:
@@ -749,22 +756,7 @@ def _torn_event_log(ctx: Context) -> None:
     gw.check_alive()
     settle(ctx, fleet, gw, bed.recorder.snapshot)
     arrivals = bed.recorder.snapshot()
-    received = _keys(arrivals)
-    torn: set[tuple[str, str]] = set()
-    holes = []
-    for d in fleet:
-        with d.lock:
-            before = [(eid, s) for eid, s in d.events.items()
-                      if s.acked_at is not None and d_start <= s.acked_at < boundary]
-            ranked = sorted((d.stored_rank[eid], eid) for eid, _ in before if eid in d.stored_rank)
-        missing_seen = None
-        for _, eid in ranked:
-            if (d.id, eid) in received:
-                if missing_seen is not None:
-                    holes.append(f"{d.id}: {eid} survived but {missing_seen} (stored before it) did not")
-            elif missing_seen is None:
-                missing_seen = eid
-        torn |= {(d.id, eid) for eid, s in before if (d.id, eid) not in received}
+    torn, holes = _lost_behind_cut(fleet, _keys(arrivals), d_start, boundary)
     if holes:
         ctx.result.fail(f"(d) survivors of the torn event log are not a prefix of the store order: {holes[:5]}")
     report = conclude(ctx, fleet, arrivals, gw, expected_loss=torn)
