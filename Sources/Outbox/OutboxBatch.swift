@@ -78,10 +78,13 @@ extension OutboxWriter {
         }
     }
 
-    /// Open for `store.eventLogSeconds`, or holding more deletions than readers should filter.
+    /// Open for `store.eventLogSeconds`, idle for `store.eventLogIdleMs`, or holding more deletions than readers should filter.
     var batchDue: Bool {
         guard batchOpen else { return false }
         if let since = batchSince, Self.seconds(since: since) >= Double(configuration.eventLogSeconds) { return true }
+        // Quiet for a moment: commit, so the database file is current for whoever reads it
+        // directly (a steady stream keeps the transaction open; a pause closes it).
+        if Self.seconds(since: lastWorkAt) * 1000 >= Double(configuration.eventLogIdleMs) { return true }
         return uncommitted.hiddenCount > Self.maxHiddenDeletions
     }
 

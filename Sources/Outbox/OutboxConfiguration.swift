@@ -44,12 +44,17 @@ public struct OutboxConfiguration: Sendable, Equatable {
     /// Bytes of the event log (`<path>-events`, written full once): new events are made durable
     /// there, a few hundred bytes each with one `fdatasync` per group, while the database's
     /// transaction stays open and commits once per ``eventLogSeconds`` or when the log is full
-    /// (`store.eventLogBytes`; 0 commits every group to the database, as before). Only with
-    /// `synchronous: full`.
-    public var eventLogBytes: Int64 = 1024 * 1024
+    /// (`store.eventLogBytes`; 0, the default for now, commits every group to the database). Only
+    /// with `synchronous: full`. Not the default yet: tools that open the database file directly see
+    /// it up to ``eventLogIdleMs`` / ``eventLogSeconds`` behind while the daemon runs.
+    public var eventLogBytes: Int64 = 0
     /// Longest the database's transaction stays open while new events are only in the event log
     /// (`store.eventLogSeconds`): what a crash puts back from the log at the next start.
     public var eventLogSeconds: Int = 60
+    /// The open transaction also commits once the writer has had nothing to do for this long
+    /// (`store.eventLogIdleMs`), so after a pause the database file is current for readers that
+    /// open it directly.
+    public var eventLogIdleMs: Int = 1000
     /// How long a repeat of `(device, eventId)` is recognised after the event was forwarded.
     public var dedupRetentionSeconds: Int64 = 24 * 3600
     /// Most `(device, eventId)` pairs remembered for dedup; the oldest are forgotten first. Bounds

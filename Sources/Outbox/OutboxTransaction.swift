@@ -28,6 +28,7 @@ extension OutboxWriter {
     }
 
     func process(_ work: [Request], counters: [String: Int64]) {
+        if !work.isEmpty || !counters.isEmpty { lastWorkAt = .now() }
         var appends: [([OutboxRecord], @Sendable ([AppendOutcome]) -> Void)] = []
         var removals = unflushedRemovals
         unflushedRemovals.removeAll()

@@ -64,6 +64,8 @@ final class OutboxWriter: @unchecked Sendable {
     /// The database transaction that stays open across groups while their events are in the log.
     var batchOpen = false  // writer thread only
     var batchSince: DispatchTime?  // writer thread only
+    /// When the writer last had work (the open transaction commits after `eventLogIdleMs` without).
+    var lastWorkAt = DispatchTime.now()  // writer thread only
     /// Off after a failure inside the open transaction, until `logRetryAt`.
     var logMode = true  // writer thread only
     var logRetryAt: DispatchTime?  // writer thread only
@@ -280,13 +282,14 @@ final class OutboxWriter: @unchecked Sendable {
             condition.lock()
             while queue.isEmpty && pendingCounters.isEmpty && !closing {
                 // Deferred removals are committed once they have waited `removalDelayMs`, the open
-                // transaction once it has been open `eventLogSeconds`.
+                // transaction once it has been open `eventLogSeconds` or idle `eventLogIdleMs`.
                 var remaining = Double.infinity
                 if let since = deferredSince {
                     remaining = Double(configuration.removalDelayMs) / 1000 - Self.seconds(since: since)
                 }
                 if batchOpen, let since = batchSince {
                     remaining = min(remaining, Double(configuration.eventLogSeconds) - Self.seconds(since: since))
+                    remaining = min(remaining, Double(configuration.eventLogIdleMs) / 1000 - Self.seconds(since: lastWorkAt))
                 }
                 guard remaining.isFinite else {
                     condition.wait()

@@ -588,8 +588,8 @@ def corruption(ctx: Context) -> None:
     must arrive."""
     ctx.result.cycles = "4"
     bed = Bed(ctx, "corrupt")
-    # (a)-(c) are about the database and its WAL: without the event log every group commits to
-    # them. (d) tears the event log itself (on by default).
+    # (a)-(c) are about the database and its WAL: without the event log (the default) every group
+    # commits to them. (d) tears the event log itself.
     gw = bed.gateway(**{"store.eventLogBytes": 0})
     fleet = bed.fleet("corrupt", 3, rate=30, window=30, resend_after=2.0)
     gw.start()

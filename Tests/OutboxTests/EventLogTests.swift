@@ -7,8 +7,12 @@ import SQLite
 /// Issue 17: new events are made durable in the event log (`<path>-events`) while the database's
 /// transaction stays open; a crash puts them back from the log.
 @Suite struct EventLogTests {
-    /// The event log is on by default; these say so, whatever the default becomes.
-    private func withLog(_ configuration: inout OutboxConfiguration) { configuration.eventLogBytes = 1 << 20 }
+    /// The event log is off by default (`store.eventLogBytes` 0); these turn it on.
+    /// The idle commit is far away, so what a test sees in the database is what it asks for.
+    private func withLog(_ configuration: inout OutboxConfiguration) {
+        configuration.eventLogBytes = 1 << 20
+        configuration.eventLogIdleMs = 600_000
+    }
 
     private static func committedSeqs(_ path: String) throws -> [Int64] {
         let db = try SQLiteConnection.open(path: path, readOnly: true)
@@ -84,6 +88,23 @@ import SQLite
             committed = try Self.committedSeqs(store.path)
         }
         #expect(committed == [1], "committed by the writer's timer, with nothing else happening")
+        await outbox.close()
+    }
+
+    @Test func theTransactionCommitsWhenTheWriterIsIdle() async throws {
+        let store = try TemporaryStore()
+        let outbox = try Outbox.open(
+            configuration: store.configuration {
+                withLog(&$0)
+                $0.eventLogIdleMs = 200
+            }, logger: testLogger)
+        _ = await outbox.append([record("d", "e1"), record("d", "e2")])
+        var committed = try Self.committedSeqs(store.path)
+        for _ in 0..<200 where committed.count < 2 {
+            try await Task.sleep(for: .milliseconds(20))
+            committed = try Self.committedSeqs(store.path)
+        }
+        #expect(committed == [1, 2], "committed after a pause, long before eventLogSeconds")
         await outbox.close()
     }
 

@@ -29,6 +29,7 @@ extension OutboxConfiguration {
             v.fail("store.eventLogBytes", "must be 0 (off) or at least 65536")
         }
         eventLogSeconds = v.int("store.eventLogSeconds", default: eventLogSeconds, range: 1...3600)
+        eventLogIdleMs = v.int("store.eventLogIdleMs", default: eventLogIdleMs, range: 10...600_000)
         removalDelayMs = v.int("store.removalDelayMs", default: removalDelayMs, range: 0...60_000)
         dedupRetentionSeconds = Int64(v.int("store.dedupRetentionSeconds", default: Int(dedupRetentionSeconds), range: 0...Int(Int32.max)))
         dedupMaxEntries = v.int("store.dedupMaxEntries", default: dedupMaxEntries, range: 1...100_000_000)
