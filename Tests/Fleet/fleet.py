@@ -474,9 +474,9 @@ class Fleet:
         if cap_ms is not None:
             settings["upstream.reconnectCapMs"] = cap_ms
         if self.args.min_connected is not None and self.caps["minConnectedSeconds"]:
-            env["UPSTREAM_MIN_CONNECTED_SECONDS"] = str(self.args.min_connected)
+            env["UPSTREAM_MIN_CONNECTED_SECONDS"] = f"{self.args.min_connected:g}"  # whole seconds
         if start_jitter and self.caps["startJitterSeconds"]:
-            env["UPSTREAM_START_JITTER_SECONDS"] = str(start_jitter)
+            env["UPSTREAM_START_JITTER_SECONDS"] = f"{start_jitter:g}"  # whole seconds
         env.update(self.phase_env)
         return settings, env
 
