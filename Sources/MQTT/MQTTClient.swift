@@ -62,7 +62,9 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
         let plan = ConnectPlan(
             addresses: configuration.addresses,
             startIndex: ConnectPlan.startIndex(count: configuration.addresses.count, order: configuration.addressOrder, using: &generator),
-            backoff: ReconnectBackoff(baseMilliseconds: configuration.reconnectBaseMs, capMilliseconds: configuration.reconnectCapMs),
+            backoff: ReconnectBackoff(
+                baseMilliseconds: configuration.reconnectBaseMs, capMilliseconds: configuration.reconnectCapMs,
+                quickAttempts: configuration.quickRetries),
             minConnected: .milliseconds(Int64(configuration.minConnectedSeconds * 1000)))
         self.plan = plan
         self.address = plan.current

@@ -54,6 +54,9 @@ public struct MQTTClientConfiguration: Sendable, Equatable {
     /// Reconnect delay: random in `0 ... min(cap, base * 2^attempt)` (exponential backoff, full jitter).
     public var reconnectBaseMs: Int = 500
     public var reconnectCapMs: Int = 30_000
+    /// Retries at the start of every streak (also the failover after a link that held
+    /// ``minConnectedSeconds``) that wait at most 250 ms instead of the full-jitter backoff.
+    public var quickRetries: Int = 2
     /// The backoff streak starts over only after a connection held this long (from CONNACK); one
     /// that drops sooner counts as a failure, so a flapping broker cannot pull a fleet into a tight loop.
     public var minConnectedSeconds: Double = 10

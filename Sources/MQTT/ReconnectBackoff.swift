@@ -6,13 +6,15 @@
 public struct ReconnectBackoff: Sendable, Equatable {
     public var baseMilliseconds: Int
     public var capMilliseconds: Int
-    /// Retries at the start of a streak of failures that wait at most ``quickCeilingMilliseconds``.
+    /// Retries at the start of a streak of failures that wait at most ``quickCeilingMilliseconds``
+    /// (`upstream.quickRetries`; 0: the first retry already waits the full-jitter backoff).
     public var quickAttempts = 2
     public var quickCeilingMilliseconds = 250
 
-    public init(baseMilliseconds: Int, capMilliseconds: Int) {
+    public init(baseMilliseconds: Int, capMilliseconds: Int, quickAttempts: Int = 2) {
         self.baseMilliseconds = max(baseMilliseconds, 1)
         self.capMilliseconds = max(capMilliseconds, 1)
+        self.quickAttempts = max(quickAttempts, 0)
     }
 
     /// The upper bound of the wait before retry number `attempt` (0-based), in milliseconds.

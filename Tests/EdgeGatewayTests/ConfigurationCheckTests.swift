@@ -89,6 +89,8 @@ import Testing
         ("DEVICES_ACK_QOS", "2", "devices.ackQos (from environment variable DEVICES_ACK_QOS): 2 is out of range 0...1"),
         ("STORE_REMOVAL_DELAY_MS", "60001", "store.removalDelayMs (from environment variable STORE_REMOVAL_DELAY_MS): 60001 is out of range"),
         ("STORE_REMOVAL_DELAY_MS", "-1", "store.removalDelayMs (from environment variable STORE_REMOVAL_DELAY_MS): -1 is out of range"),
+        ("UPSTREAM_QUICK_RETRIES", "11", "upstream.quickRetries (from environment variable UPSTREAM_QUICK_RETRIES): 11 is out of range 0...10"),
+        ("UPSTREAM_QUICK_RETRIES", "-1", "upstream.quickRetries (from environment variable UPSTREAM_QUICK_RETRIES): -1 is out of range 0...10"),
     ])
     func aBadValueFromTheEnvironmentNamesTheVariable(variable: String, value: String, message: String) async throws {
         do {

@@ -29,6 +29,16 @@ import Testing
         #expect(configuration.upstreamBroker.addressOrder == .ordered)
         #expect(configuration.upstreamBroker.minConnectedSeconds == 10)
         #expect(configuration.upstreamBroker.startJitterSeconds == 0)
+        #expect(configuration.upstreamBroker.quickRetries == 2)
+    }
+
+    /// `upstream.quickRetries`: both ends of 0...10 are accepted and reach the client configuration.
+    @Test(arguments: [0, 10])
+    func quickRetriesAcceptsItsBounds(value: Int) async throws {
+        let configuration = try await load(["UPSTREAM_QUICK_RETRIES": "\(value)"])
+        #expect(configuration.upstreamBroker.quickRetries == value)
+        let effective = Dictionary(configuration.effective.map { ($0.key, $0.value) }) { $1 }
+        #expect(effective["upstream.quickRetries"] == "\(value)")
     }
 
     @Test func hostsFromTheEnvironmentAreCommaSeparatedAndAMissingPortIsUpstreamPort() async throws {

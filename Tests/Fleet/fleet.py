@@ -376,6 +376,39 @@ def open_since(cluster: NatsCluster) -> dict[str, float]:
     return out
 
 
+def open_nodes(cluster: NatsCluster) -> dict[str, str]:
+    """Hub client id -> the node of its open connection (the latest when there are several)."""
+    latest: dict[str, tuple[float, str]] = {}
+    for node in cluster.nodes:
+        for c in node.connections():
+            if c.get("type") != "mqtt" or c.get("stop"):
+                continue
+            client = c.get("mqtt_client") or ""
+            try:
+                start = parse_time(c["start"])
+            except (KeyError, ValueError):
+                continue
+            if start >= latest.get(client, (0.0, ""))[0]:
+                latest[client] = (start, node.name)
+    return {client: node for client, (start, node) in latest.items()}
+
+
+def upstream_attempts(hubs: list["Hub"]) -> dict[str, float]:
+    """The gateways' own count of upstream connect attempts, summed: gateway_upstream_connects_total by result."""
+    out: dict[str, float] = {"ok": 0.0, "failed": 0.0}
+    for hub in hubs:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{hub.gateway.admin_port}/metrics", timeout=2) as r:
+                text = r.read().decode()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            m = re.match(r'gateway_upstream_connects_total\{.*result="(\w+)".*\} ([0-9.e+]+)$', line)
+            if m:
+                out[m.group(1)] = out.get(m.group(1), 0.0) + float(m.group(2))
+    return out
+
+
 def histogram(connects: list[tuple[float, str, str]], origin: float) -> dict:
     per_second = Counter(int(t - origin) for t, _, _ in connects)
     per_100ms = Counter(int((t - origin) * 10) for t, _, _ in connects)
@@ -414,7 +447,11 @@ class Fleet:
             "hostOrder": accepts(binary, "UPSTREAM_HOST_ORDER", "random", "upstream.hostOrder"),
             "startJitterSeconds": accepts(binary, "UPSTREAM_START_JITTER_SECONDS", "5", "upstream.startJitterSeconds"),
             "minConnectedSeconds": accepts(binary, "UPSTREAM_MIN_CONNECTED_SECONDS", "10", "upstream.minConnectedSeconds"),
+            "quickRetries": accepts(binary, "UPSTREAM_QUICK_RETRIES", "0", "upstream.quickRetries"),
         }
+        # Settings of the current phase (node kill, flapping) on top of the run's.
+        self.phase_env: dict[str, str] = {}
+        self.phase_hosts: list[NatsNode] | None = None
         self.result: dict = {"capabilities": self.caps}
 
     # -- gateways --
@@ -424,7 +461,9 @@ class Fleet:
         env: dict[str, str] = {}
         home = hub.index % 3
         nodes = self.cluster.nodes
-        if self.caps["hosts"]:
+        if self.caps["hosts"] and self.phase_hosts is not None:
+            env["UPSTREAM_HOSTS"] = ",".join(f"127.0.0.1:{n.mqtt_port}" for n in self.phase_hosts)
+        elif self.caps["hosts"]:
             order = nodes[home:] + nodes[:home]
             env["UPSTREAM_HOSTS"] = ",".join(f"127.0.0.1:{n.mqtt_port}" for n in order)
             if self.args.host_order == "random" and self.caps["hostOrder"]:
@@ -435,9 +474,10 @@ class Fleet:
         if cap_ms is not None:
             settings["upstream.reconnectCapMs"] = cap_ms
         if self.args.min_connected is not None and self.caps["minConnectedSeconds"]:
-            env["UPSTREAM_MIN_CONNECTED_SECONDS"] = str(self.args.min_connected)
+            env["UPSTREAM_MIN_CONNECTED_SECONDS"] = f"{self.args.min_connected:g}"  # whole seconds
         if start_jitter and self.caps["startJitterSeconds"]:
-            env["UPSTREAM_START_JITTER_SECONDS"] = str(start_jitter)
+            env["UPSTREAM_START_JITTER_SECONDS"] = f"{start_jitter:g}"  # whole seconds
+        env.update(self.phase_env)
         return settings, env
 
     def start_gateways(self, cap_ms: int | None, start_jitter: float | None, label: str) -> dict:
@@ -576,6 +616,82 @@ class Fleet:
             **{k: v for k, v in histogram(hub_connects, up_wall).items() if k != "connects"},
         }
 
+    def wait_node_serving(self, node: NatsNode, timeout: float = 60) -> None:
+        wait_until(lambda: node.meta_leader() and accepts_connections(node.mqtt_port), timeout,
+                   f"node {node.name} back in the cluster", interval=0.1, details=node.log_tail)
+
+    def node_kill(self, label: str) -> dict:
+        """SIGKILL the node that serves the most hubs during traffic: how fast its hubs are on the other
+        nodes, the connects per second the survivors take; then the node restarts (and who comes back to it)."""
+        ids = {h.client_id for h in self.hubs}
+        where = open_nodes(self.cluster)
+        per_node = Counter(where.get(i, "?") for i in ids)
+        victim = max(self.cluster.nodes, key=lambda n: per_node.get(n.name, 0))
+        moved = {i for i in ids if where.get(i) == victim.name}
+        before = upstream_attempts(self.hubs)
+        kill_wall = time.time()
+        victim.kill()
+        say(f"   node {victim.name} SIGKILLed, it served {len(moved)} of {len(ids)} hubs ({dict(sorted(per_node.items()))})")
+
+        def all_moved() -> bool:
+            opened = open_since(self.cluster)  # the survivors only: the victim answers no more
+            return all(opened.get(i, 0) >= kill_wall for i in moved)
+
+        wait_until(all_moved, 120, f"the hubs of {victim.name} on other nodes ({label})", interval=0.2)
+        opened = open_since(self.cluster)
+        moved_s = [opened[i] - kill_wall for i in moved]
+        connects = connects_since(self.cluster, kill_wall, ids)
+        after = upstream_attempts(self.hubs)
+        restart_wall = time.time()
+        victim.start()
+        self.wait_node_serving(victim)
+        time.sleep(max(5.0, self.args.settle_seconds))
+        back = [c for c in connects_since(self.cluster, restart_wall, ids) if c[2] == victim.name]
+        return {
+            "label": label, "node": victim.name, "hubs_on_node": len(moved), "hubs": len(ids),
+            "all_moved_s": round(max(moved_s, default=0.0), 2), "moved_s_per_hub": spread(moved_s),
+            "hub_connects": len(connects), "failed_attempts": int(after.get("failed", 0) - before.get("failed", 0)),
+            "hub_connections_closed": closed_reasons(self.cluster, kill_wall, ids),
+            "connects_to_restarted_node": len(back), "load": load(),
+            **{k: v for k, v in histogram(connects, kill_wall).items() if k != "connects"},
+        }
+
+    def flapping(self, seconds: float, down_s: float, up_s: float, label: str) -> dict:
+        """One node killed (SIGKILL) and restarted again and again for ``seconds``; the hubs know only
+        that node in this phase (one address, like a load balancer in front of a crash-looping node).
+        Counts the connects the node takes and the hubs' failed attempts."""
+        node = self.phase_hosts[0]
+        ids = {h.client_id for h in self.hubs}
+        before = upstream_attempts(self.hubs)
+        began_wall, began = time.time(), time.monotonic()
+        cycles = 0
+        all_connects: list[tuple[float, str, str]] = []
+        while time.monotonic() - began < seconds:
+            since = time.time()
+            node.kill()  # its /connz goes with it: collect this life's connects first (below)
+            cycles += 1
+            time.sleep(down_s)
+            node.start()
+            life = time.time()
+            wait_until(lambda: accepts_connections(node.mqtt_port), 30, f"{node.name} listening", interval=0.05)
+            time.sleep(up_s)
+            all_connects += [c for c in connects_since(self.cluster, life - 0.5, ids) if c[2] == node.name]
+        elapsed = time.monotonic() - began
+        after = upstream_attempts(self.hubs)
+        self.wait_node_serving(node)
+        per_cycle = Counter()
+        for t, _, _ in all_connects:
+            per_cycle[int((t - began_wall) // (down_s + up_s))] += 1
+        return {
+            "label": label, "node": node.name, "seconds": round(elapsed, 1), "cycles": cycles,
+            "down_s": down_s, "up_s": up_s, "hub_connects": len(all_connects),
+            "connects_per_s": round(len(all_connects) / elapsed, 2),
+            "connects_per_cycle": [per_cycle.get(i, 0) for i in range(cycles)],
+            "failed_attempts": int(after.get("failed", 0) - before.get("failed", 0)),
+            "attempts_per_s": round((after.get("failed", 0) - before.get("failed", 0) + after.get("ok", 0) - before.get("ok", 0)) / elapsed, 2),
+            "load": load(),
+        }
+
     def args_cap_s(self, label: str) -> float:
         caps = [int(c) for c in self.args.caps.split(",") if c]
         return max(caps + [30000]) / 1000
@@ -650,6 +766,56 @@ class Fleet:
                 f"(max {o['failed_attempts_per_hub']['max']}), {o['other_connects']} other connects at the cluster; hub connections the cluster closed: "
                 f"{o['hub_connections_closed'] or 'none'}")
 
+        first_cap = caps[0] if caps else None
+        self.result["node_kills"] = []
+        for q in [int(x) for x in a.node_kill.split(",") if x != ""]:
+            if not self.caps["quickRetries"] and q != 2:
+                say(f"== node kill with upstream.quickRetries {q}: not available in this daemon (skipped)")
+                continue
+            if not self.caps["hosts"]:
+                say("== node kill: upstream.hosts not available in this daemon (skipped)")
+                break
+            label = f"quickRetries {q}"
+            self.phase_env = {"UPSTREAM_QUICK_RETRIES": str(q)} if self.caps["quickRetries"] else {}
+            cs = self.start_gateways(first_cap, None, f"restart with {label}")
+            self.result["cold_start"].append(cs)
+            time.sleep(max(5.0, a.settle_seconds))
+            say(f"== one node SIGKILLed in a healthy cluster, {label}")
+            k = self.node_kill(label)
+            k["quickRetries"] = q
+            self.result["node_kills"].append(k)
+            say(f"   its {k['hubs_on_node']} hubs on other nodes after {k['all_moved_s']} s (per hub median "
+                f"{k['moved_s_per_hub']['median']} s); {k['hub_connects']} connects at the survivors, peak "
+                f"{k['peak_per_second']}/s ({k['peak_per_100ms']} in 100 ms), per second from the kill "
+                f"{k['per_second']}; {k['failed_attempts']} failed attempts; hub connections closed {k['hub_connections_closed'] or 'none'}; "
+                f"{k['connects_to_restarted_node']} hubs went back to the restarted node; load {k['load']}")
+        self.phase_env = {}
+
+        self.result["flapping"] = []
+        for mc in [int(x) for x in a.flap.split(",") if x != ""]:
+            if not (self.caps["minConnectedSeconds"] and self.caps["hosts"]):
+                say("== flapping node: upstream.minConnectedSeconds or upstream.hosts not available (skipped)")
+                break
+            label = f"minConnectedSeconds {mc}"
+            self.phase_env = {"UPSTREAM_MIN_CONNECTED_SECONDS": str(mc)}
+            self.phase_hosts = [self.cluster.nodes[0]]
+            cs = self.start_gateways(first_cap, None, f"restart with {label}, one address")
+            self.result["cold_start"].append(cs)
+            time.sleep(max(5.0, a.settle_seconds))
+            say(f"== flapping node {self.phase_hosts[0].name} (down {a.flap_down:g} s, up {a.flap_up:g} s) for "
+                f"{a.flap_seconds:g} s, {label}")
+            f = self.flapping(a.flap_seconds, a.flap_down, a.flap_up, label)
+            f["minConnectedSeconds"] = mc
+            self.result["flapping"].append(f)
+            say(f"   {f['cycles']} cycles: {f['hub_connects']} hub connects at the node ({f['connects_per_s']}/s), "
+                f"per cycle {f['connects_per_cycle']}; {f['failed_attempts']} failed attempts by the hubs, "
+                f"{f['attempts_per_s']} attempts/s in all; load {f['load']}")
+        self.phase_env = {}
+        if self.phase_hosts is not None:
+            self.phase_hosts = None
+            cs = self.start_gateways(first_cap, None, "restart with all three nodes")
+            self.result["cold_start"].append(cs)
+
         if a.start_jitter:
             if self.caps["startJitterSeconds"]:
                 cs = self.start_gateways(first_cap, a.start_jitter, f"cold start, startJitterSeconds {a.start_jitter:g}")
@@ -697,6 +863,13 @@ class Fleet:
             say(f"   {'outage ' + str(o['outage_s']) + ' s, ' + o['label']:<38} {o['hub_connects']:>8} "
                 f"{o['peak_per_second']:>7} {o['peak_per_100ms']:>11} {o['all_reconnected_s']:>12} s "
                 f"{o['backlog_events']:>8} {o['drained_s']:>6} s")
+        for k in self.result.get("node_kills", []):
+            say(f"   {'node ' + k['node'] + ' killed, ' + k['label']:<38} {k['hub_connects']:>8} {k['peak_per_second']:>7} "
+                f"{k['peak_per_100ms']:>11} {k['all_moved_s']:>12} s {'-':>8} {'-':>8}   failed attempts {k['failed_attempts']}")
+        for f in self.result.get("flapping", []):
+            say(f"   {'flapping ' + f['node'] + ', ' + f['label']:<38} {f['hub_connects']:>8} "
+                f"{f['connects_per_s']:>5}/s {'-':>11} {'-':>14} {'-':>8} {'-':>8}   per cycle {f['connects_per_cycle']}, "
+                f"failed attempts {f['failed_attempts']}")
 
 
 def main(argv: list[str]) -> int:
@@ -714,6 +887,14 @@ def main(argv: list[str]) -> int:
                    help="upstream.minConnectedSeconds, when the daemon has it")
     p.add_argument("--host-order", choices=["ordered", "random"], default="ordered",
                    help="with upstream.hosts: each hub's home node first (ordered) or upstream.hostOrder random")
+    p.add_argument("--node-kill", default="",
+                   help="upstream.quickRetries per run of one node SIGKILLed in a healthy cluster, comma-separated "
+                        "(e.g. 2,0; empty: none)")
+    p.add_argument("--flap", default="",
+                   help="upstream.minConnectedSeconds per run of a flapping node, comma-separated (e.g. 10,0; empty: none)")
+    p.add_argument("--flap-seconds", type=float, default=60, help="how long a node flaps")
+    p.add_argument("--flap-down", type=float, default=2, help="seconds down per flap")
+    p.add_argument("--flap-up", type=float, default=4, help="seconds up per flap")
     p.add_argument("--settle-seconds", type=float, default=10, help="after a restart of the gateways, before an outage")
     p.add_argument("--quick", action="store_true", help="smoke run: 10 hubs, 10 s steady, 15 s outage, caps 30000")
     p.add_argument("--gateway", default=os.environ.get("EDGE_GATEWAY_BIN"))

@@ -61,6 +61,23 @@ import Testing
         #expect(plan.ended(connectedFor: .seconds(10), unit: 1).delayMilliseconds == 250)
     }
 
+    /// `upstream.quickRetries` 0: when a node that served for a while dies, the failover to the next
+    /// node waits the full-jitter backoff (0 ... base), so a fleet's hubs spread over that interval
+    /// instead of all retrying within 250 ms; a failure streak grows from the base.
+    @Test func withoutQuickRetriesTheFailoverAfterAHeldLinkWaitsTheFullJitterBackoff() {
+        let none = ReconnectBackoff(baseMilliseconds: 500, capMilliseconds: 30_000, quickAttempts: 0)
+        var plan = ConnectPlan(addresses: addresses, backoff: none, minConnected: .seconds(10))
+        let failover = plan.ended(connectedFor: .seconds(60), unit: 1)
+        #expect(failover.delayMilliseconds == 500)
+        #expect(failover.changesAddress)
+        #expect(plan.ended(connectedFor: .seconds(60), unit: 0.5).delayMilliseconds == 250)
+        let streak = (0..<4).map { _ in plan.ended(connectedFor: nil, unit: 1).delayMilliseconds }
+        #expect(streak == [1000, 2000, 4000, 8000])
+        // A flapping node (drops before minConnected) meets the same growing backoff.
+        var flapping = ConnectPlan(addresses: addresses, backoff: none, minConnected: .seconds(10))
+        #expect((0..<3).map { _ in flapping.ended(connectedFor: .seconds(2), unit: 1).delayMilliseconds } == [500, 1000, 2000])
+    }
+
     @Test func minConnectedZeroResetsOnEveryConnack() {
         var plan = plan(minConnected: .zero)
         for _ in 0..<5 { _ = plan.ended(connectedFor: nil, unit: 1) }

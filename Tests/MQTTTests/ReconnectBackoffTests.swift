@@ -14,6 +14,19 @@ import Testing
         #expect(ReconnectBackoff(baseMilliseconds: 100, capMilliseconds: 5000).ceiling(attempt: 0) == 100)
     }
 
+    @Test func withoutQuickRetriesTheFirstRetryAlreadyWaitsTheFullJitterBackoff() {
+        let none = ReconnectBackoff(baseMilliseconds: 500, capMilliseconds: 30_000, quickAttempts: 0)
+        #expect((0..<4).map { none.ceiling(attempt: $0) } == [500, 1000, 2000, 4000])
+        #expect(none.delay(attempt: 0, unit: 0.5) == 250)
+    }
+
+    @Test func moreQuickRetriesShiftTheExponentialPart() {
+        let five = ReconnectBackoff(baseMilliseconds: 500, capMilliseconds: 30_000, quickAttempts: 5)
+        #expect((0..<7).map { five.ceiling(attempt: $0) } == [250, 250, 250, 250, 250, 500, 1000])
+        // A negative count is none.
+        #expect(ReconnectBackoff(baseMilliseconds: 500, capMilliseconds: 30_000, quickAttempts: -1).quickAttempts == 0)
+    }
+
     @Test func thenTheCeilingDoublesPerAttemptUpToTheCap() {
         #expect(backoff.ceiling(attempt: 2) == 500)
         #expect(backoff.ceiling(attempt: 3) == 1000)

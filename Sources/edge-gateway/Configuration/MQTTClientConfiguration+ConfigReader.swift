@@ -30,7 +30,7 @@ extension MQTTClientConfiguration {
     static let maxUpstreamHosts = 32
 
     /// The cloud broker: `upstream.host`, `port` (or `hosts`, `hostOrder`), `clientId`, credentials,
-    /// keepalive, backoff (`minConnectedSeconds`, `startJitterSeconds`), TLS.
+    /// keepalive, backoff (`minConnectedSeconds`, `startJitterSeconds`, `quickRetries`), TLS.
     /// `inflight` is the forwarder's window, which libmosquitto's own window follows.
     static func upstreamBroker(_ v: inout ConfigValues, hubID: String, inflight: Int) -> MQTTClientConfiguration {
         let defaultHost = "127.0.0.1"
@@ -60,6 +60,7 @@ extension MQTTClientConfiguration {
         up.connectTimeoutSeconds = Double(v.int("upstream.connectTimeoutSeconds", default: Int(up.connectTimeoutSeconds), range: 1...600))
         up.reconnectBaseMs = v.int("upstream.reconnectBaseMs", default: up.reconnectBaseMs, range: 1...600_000)
         up.reconnectCapMs = v.int("upstream.reconnectCapMs", default: up.reconnectCapMs, range: 1...3_600_000)
+        up.quickRetries = v.int("upstream.quickRetries", default: up.quickRetries, range: 0...10)
         up.tls = tls(&v)
         noteContradictions(&v, up, prefix: "upstream")
         return up
