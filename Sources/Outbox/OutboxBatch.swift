@@ -163,9 +163,7 @@ extension OutboxWriter {
             let view = uncommitted.snapshot()
             let goneSet = Set(gone)
             let waiting = view.inserted.filter { !goneSet.contains($0.seq) }
-            let bytes = view.inserted.filter { goneSet.contains($0.seq) }.reduce(Int64(0)) {
-                $0 + Int64($1.payload.count + $1.device.utf8.count + $1.eventID.utf8.count + $1.key.utf8.count + ($1.topic?.utf8.count ?? 0) + 64)
-            }
+            let bytes = view.inserted.filter { goneSet.contains($0.seq) }.reduce(Int64(0)) { $0 + $1.accountedSize }
             uncommitted.showWaiting(waiting, count: (view.depth?.count ?? 0) - Int64(gone.count), bytes: (view.depth?.bytes ?? 0) - bytes)
         }
         return rest

@@ -168,9 +168,7 @@ final class OutboxReader: @unchecked Sendable {
         var logged: [String: (count: Int64, bytes: Int64, oldest: Int64)] = [:]
         if standalone, let view {
             for event in view.inserted {
-                let size = Int64(
-                    event.payload.count + event.device.utf8.count + event.eventID.utf8.count + event.key.utf8.count
-                        + (event.topic?.utf8.count ?? 0) + 64)
+                let size = event.accountedSize
                 depth += 1
                 bytes += size
                 let was = logged[event.device] ?? (0, 0, event.receivedAt)

@@ -49,6 +49,13 @@ public struct StoredEvent: Sendable, Equatable {
     public var topic: String? = nil
 }
 
+extension StoredEvent {
+    /// What the event counts against `store.maxBytes`, as ``OutboxRecord/accountedSize`` does.
+    var accountedSize: Int64 {
+        Int64(payload.count + device.utf8.count + eventID.utf8.count + key.utf8.count + (topic?.utf8.count ?? 0) + 64)
+    }
+}
+
 /// Why stored events were dropped without being forwarded.
 public enum DropReason: String, Sendable, CaseIterable {
     /// Evicted to stay under `store.maxBytes` (`whenFull: dropOldest`).

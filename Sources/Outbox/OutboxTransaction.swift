@@ -171,9 +171,7 @@ extension OutboxWriter {
         if logPending {
             // What readers count: the database and the log's events that wait for it.
             let view = uncommitted.snapshot()
-            let bytes = view.inserted.reduce(Int64(0)) {
-                $0 + Int64($1.payload.count + $1.device.utf8.count + $1.eventID.utf8.count + $1.key.utf8.count + ($1.topic?.utf8.count ?? 0) + 64)
-            }
+            let bytes = view.inserted.reduce(Int64(0)) { $0 + $1.accountedSize }
             uncommitted.showWaiting(view.inserted, count: totals.count + Int64(view.inserted.count), bytes: totals.bytes + bytes)
         }
         // The write is finished: stop the stall clock before anyone hears of it.

@@ -6,7 +6,7 @@ import HummingbirdTesting
 import Logging
 import Metrics
 import MLLink
-import Outbox
+@testable import Outbox
 import Prometheus
 import Registration
 import Reporting
@@ -28,6 +28,8 @@ import Testing
         ])
         let written = Mutex<Int64?>(4096)
         let problems = RecentLog(capacity: 5)
+        /// What `GET /api/outbox/peek` asked the outbox for.
+        let peeks = Mutex<[(String?, Int)]>([])
     }
 
     static func makeServer(
@@ -76,6 +78,10 @@ import Testing
             traffic: { .init(stored: 7, duplicate: 2, rejected: 1, forwarded: 4, rejectedByReason: ["invalid json": 1]) },
             recentProblems: { world.problems.all },
             diskWritten: { world.written.withLock { $0 } },
+            outboxPeek: { device, limit in
+                world.peeks.withLock { $0.append((device, limit)) }
+                return [StoredEvent(seq: 7, device: device ?? "d1", eventID: "e7", key: "k", receivedAt: 1, payload: [0x7B, 0xFF, 0x7D])]
+            },
             refreshMetrics: { world.refreshed.withLock { $0 += 1 } })
         return AdminServer(
             configuration: configuration, sources: sources, registry: registry,
@@ -357,6 +363,25 @@ import Testing
                 #expect(problems.first?["details"] as? String == "address=cloud:8883" && problems.first?["count"] as? Int == 1)
             }
         }
+    }
+
+    /// `GET /api/outbox/peek` (what `outbox stats`/`peek` use): the limit is bounded whatever is asked
+    /// (no unbounded read of a big backlog), a bad limit is the default, the device is passed as data,
+    /// and a payload that is not UTF-8 still makes valid JSON.
+    @Test func outboxPeekBoundsItsLimitAndEncodesWhateverThePayloadIs() async throws {
+        let world = World()
+        try await Self.makeServer(world: world).makeApplication().test(.live) { client in
+            for query in ["?limit=99999999999", "?limit=-5", "?limit=abc", "?device=%22%3E%3Cx%3E&limit=3"] {
+                try await client.execute(uri: "/api/outbox/peek" + query, method: .get) { response in
+                    #expect(response.status == .ok)
+                    let events = try #require(try Self.json(response) as? [[String: Any]])
+                    #expect(events.first?["payload"] as? String == "{\u{FFFD}}")
+                }
+            }
+        }
+        let asked = world.peeks.withLock { $0 }
+        #expect(asked.map(\.1) == [1000, 1, 10, 3])
+        #expect(asked.last?.0 == "\"><x>")
     }
 
     @Test func apiNamesTheVersionCommitHubAndRoutes() async throws {
