@@ -44,10 +44,11 @@ public struct OutboxConfiguration: Sendable, Equatable {
     /// Bytes of the event log (`<path>-events`, written full once): new events are made durable
     /// there, a few hundred bytes each with one `fdatasync` per group, while the database's
     /// transaction stays open and commits once per ``eventLogSeconds`` or when the log is full
-    /// (`store.eventLogBytes`; 0, the default for now, commits every group to the database). Only
-    /// with `synchronous: full`. Not the default yet: tools that open the database file directly see
-    /// it up to ``eventLogIdleMs`` / ``eventLogSeconds`` behind while the daemon runs.
-    public var eventLogBytes: Int64 = 0
+    /// (`store.eventLogBytes`, 1 MiB; 0 turns it off: every group commits to the database). Only
+    /// with `synchronous: full`. Tools that open the database file directly see it up to
+    /// ``eventLogIdleMs`` / ``eventLogSeconds`` behind while the daemon runs; the `outbox` commands
+    /// ask the running daemon instead.
+    public var eventLogBytes: Int64 = 1 << 20
     /// Longest the database's transaction stays open while new events are only in the event log
     /// (`store.eventLogSeconds`): what a crash puts back from the log at the next start.
     public var eventLogSeconds: Int = 60

@@ -91,6 +91,13 @@ import Testing
         ("STORE_REMOVAL_DELAY_MS", "-1", "store.removalDelayMs (from environment variable STORE_REMOVAL_DELAY_MS): -1 is out of range"),
         ("UPSTREAM_QUICK_RETRIES", "11", "upstream.quickRetries (from environment variable UPSTREAM_QUICK_RETRIES): 11 is out of range 0...10"),
         ("UPSTREAM_QUICK_RETRIES", "-1", "upstream.quickRetries (from environment variable UPSTREAM_QUICK_RETRIES): -1 is out of range 0...10"),
+        ("STORE_EVENT_LOG_BYTES", "-1", "store.eventLogBytes (from environment variable STORE_EVENT_LOG_BYTES): -1 is out of range"),
+        ("STORE_EVENT_LOG_BYTES", "268435457", "store.eventLogBytes (from environment variable STORE_EVENT_LOG_BYTES): 268435457 is out of range"),
+        ("STORE_EVENT_LOG_BYTES", "4096", "store.eventLogBytes (from environment variable STORE_EVENT_LOG_BYTES): must be 0 (off) or at least 65536"),
+        ("STORE_EVENT_LOG_SECONDS", "0", "store.eventLogSeconds (from environment variable STORE_EVENT_LOG_SECONDS): 0 is out of range"),
+        ("STORE_EVENT_LOG_SECONDS", "3601", "store.eventLogSeconds (from environment variable STORE_EVENT_LOG_SECONDS): 3601 is out of range"),
+        ("STORE_EVENT_LOG_IDLE_MS", "9", "store.eventLogIdleMs (from environment variable STORE_EVENT_LOG_IDLE_MS): 9 is out of range"),
+        ("STORE_EVENT_LOG_IDLE_MS", "600001", "store.eventLogIdleMs (from environment variable STORE_EVENT_LOG_IDLE_MS): 600001 is out of range"),
     ])
     func aBadValueFromTheEnvironmentNamesTheVariable(variable: String, value: String, message: String) async throws {
         do {
@@ -109,6 +116,17 @@ import Testing
         #expect(byDefault.effective.first { $0.key == "devices.ackQos" }?.value == "1")
         let zero = try await GatewayConfiguration.load(file: nil, environment: ["DEVICES_ACK_QOS": "0"])
         #expect(zero.ingress.ackQoS == 0)
+    }
+
+    /// `store.eventLogBytes`: the event log is on (1 MiB) unless set to 0; 0 and the smallest size are accepted.
+    @Test func theEventLogIsOnByDefaultAndOffAtZero() async throws {
+        let byDefault = try await GatewayConfiguration.load(file: nil, environment: [:])
+        #expect(byDefault.store.eventLogBytes == 1_048_576)
+        #expect(byDefault.effective.first { $0.key == "store.eventLogBytes" }?.value == "1048576")
+        let off = try await GatewayConfiguration.load(file: nil, environment: ["STORE_EVENT_LOG_BYTES": "0"])
+        #expect(off.store.eventLogBytes == 0)
+        let smallest = try await GatewayConfiguration.load(file: nil, environment: ["STORE_EVENT_LOG_BYTES": "65536"])
+        #expect(smallest.store.eventLogBytes == 65536)
     }
 
     /// `audio.wake.*`: the endpoint's host and port, the mode it implies, and an endpoint the mode does not use.

@@ -66,10 +66,13 @@ extension IntegrationSuite {
             }
         }
 
-        /// Runs the sqlite3 tool against the store and returns what it printed.
+        /// Runs the sqlite3 tool against the store and returns what it printed. It waits up to 10 s
+        /// for the write lock: with the event log the daemon's transaction stays open until the store
+        /// has been idle for `store.eventLogIdleMs`.
         static func sqlite(_ database: URL, _ sql: String, in sandbox: Sandbox) async throws -> String {
             let output = sandbox.url("sqlite-\(UUID().uuidString.prefix(8)).out")
-            let child = try ChildProcess(executable: "/usr/bin/sqlite3", arguments: [database.path, sql], outputFile: output)
+            let child = try ChildProcess(
+                executable: "/usr/bin/sqlite3", arguments: ["-cmd", ".timeout 10000", database.path, sql], outputFile: output)
             guard let exit = try await child.waitForExit(timeout: .seconds(30)), exit == .exited(0) else {
                 throw HarnessError("sqlite3 failed\n\(LogFile.tail(output))")
             }
