@@ -210,13 +210,27 @@ public final class BrokerAccounts: Sendable {
         let timeout = self.timeout
         let response: Response? = await withTaskGroup(of: Response?.self) { group in
             group.addTask {
-                await withCheckedContinuation { (continuation: CheckedContinuation<Response?, Never>) in
-                    self.pending.withLock { $0[correlation] = continuation }
-                    do {
-                        try self.client.publish(topic: Self.controlTopic, payload: Array(payload), qos: 1)
-                    } catch {
-                        self.resolve(correlation, Response(command: name, error: "__unsent__ \(error)"))
+                // Cancelled (the timeout came first; under load this task may not even have started
+                // by then): the waiter is resumed with nil, whether it was registered before or after.
+                await withTaskCancellationHandler {
+                    await withCheckedContinuation { (continuation: CheckedContinuation<Response?, Never>) in
+                        let cancelled = self.pending.withLock { pending in
+                            if Task.isCancelled { return true }
+                            pending[correlation] = continuation
+                            return false
+                        }
+                        if cancelled {
+                            continuation.resume(returning: nil)
+                            return
+                        }
+                        do {
+                            try self.client.publish(topic: Self.controlTopic, payload: Array(payload), qos: 1)
+                        } catch {
+                            self.resolve(correlation, Response(command: name, error: "__unsent__ \(error)"))
+                        }
                     }
+                } onCancel: {
+                    self.resolve(correlation, nil)
                 }
             }
             group.addTask {

@@ -79,7 +79,15 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
         condition.lock()
         precondition(!started, "MQTTClient.start() called twice")
         started = true
+        // Stopped before it started (a service stopped before its run() got to start it): no
+        // connection, and the streams end so their readers do.
+        let stoppedAlready = threadFinished
         condition.unlock()
+        if stoppedAlready {
+            messages.finish()
+            eventsContinuation.finish()
+            return
+        }
         let thread = Thread { [self] in self.networkLoop() }
         thread.name = "mqtt-\(configuration.clientID)"
         thread.start()

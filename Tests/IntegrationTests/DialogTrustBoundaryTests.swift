@@ -18,8 +18,8 @@ extension IntegrationSuite {
         }
 
         /// The ML service's record of a device's stream (it is written just after the stream ends).
-        static func stream(of device: String, at ml: FakeMLService) async throws -> FakeMLService.Stream {
-            let deadline = ContinuousClock.now + .seconds(10)
+        static func stream(of device: String, at ml: FakeMLService, within timeout: Duration = .seconds(10)) async throws -> FakeMLService.Stream {
+            let deadline = ContinuousClock.now + timeout
             while ContinuousClock.now < deadline {
                 if let stream = ml.streams.withLock({ $0.first { $0.config.deviceID == device } }) { return stream }
                 try await Task.sleep(for: .milliseconds(20))
@@ -84,8 +84,10 @@ extension IntegrationSuite {
                 let answer = try await voice.answer(device: "chatty-2", session: session)
                 #expect(answer.code == "session_limit", "\(answer)")
                 #expect((answer.payload["message"] as? String)?.contains("dialog.maxSessionAudioBytes") == true, "\(answer)")
-                let stream = try await Self.stream(of: "chatty-2", at: ml)
-                #expect(stream.chunks.reduce(0) { $0 + $1.count } <= 4096, "no more than the budget reached the service")
+                // Under load the session can be cut before its call to the service is opened: then
+                // nothing reached the service, which is within the budget too.
+                let stream = try? await Self.stream(of: "chatty-2", at: ml, within: .seconds(3))
+                #expect((stream?.chunks ?? []).reduce(0) { $0 + $1.count } <= 4096, "no more than the budget reached the service")
                 try await Self.honestEventIsStored(voice.bed, tag: "byte-budget")
                 await device.close()
                 await ml.stop()

@@ -173,10 +173,14 @@ extension IntegrationSuite {
 
                 // Commands use the same link: the subscription was made again on the new node, and
                 // the hub's answer comes back through the outbox.
-                // NATS may still close a new client's connection while it settles after the kill: a
-                // recorder that lost its connection is started again (three tries).
+                // NATS may still close a new client's connection, or deny its subscription ("All
+                // subscription requests were denied": JetStream has no leader for the sessions' stream
+                // yet), while it settles after the kill: the recorder is started again, a second
+                // apart, for up to a minute.
                 var answers: [RecordedMessage] = []
-                for attempt in 1...3 {
+                let settleDeadline = ContinuousClock.now + .seconds(60)
+                for attempt in 1... {
+                    let last = ContinuousClock.now >= settleDeadline
                     let statuses = TopicRecorder(
                         "statuses-\(attempt)", brokerPort: bed.cluster.nodes[2].mqttPort,
                         filters: ["hubs/\(ClusterBed.hubId)/commands/+/status"], in: sandbox)
@@ -190,8 +194,9 @@ extension IntegrationSuite {
                             messages.contains { JSON.string(JSON.object($0.payload)?["commandId"]) == "after-failover" }
                         }
                         break
-                    } catch where attempt < 3 {
+                    } catch where !last {
                         print("UpstreamClusterTests: status recorder attempt \(attempt): \(error)")
+                        try await Task.sleep(for: .seconds(1))
                     }
                 }
                 #expect(answers.contains { JSON.string(JSON.object($0.payload)?["status"]) == "queued" }, "\(answers)")

@@ -88,6 +88,21 @@ import Testing
         #expect(!client.isConnected)
         await client.stop()
     }
+
+    /// A service stopped before its `run()` started the client (shutdown right after start-up): a
+    /// later `start()` connects nowhere and ends the streams, so the service's loops end.
+    @Test func aClientStoppedBeforeItStartsNeverConnectsAndItsStreamsEnd() async throws {
+        let broker = try MosquittoBroker("stopped-first")
+        let client = MQTTClient(configuration: configuration(port: broker.port), logger: Logger(label: "test"))
+        await client.stop()
+        client.start()
+        for await _ in client.messages {}
+        var events: [MQTTEvent] = []
+        for await event in client.events { events.append(event) }
+        #expect(events.isEmpty, "\(events)")
+        #expect(!client.isConnected)
+        await client.stop()
+    }
 }
 
 /// An `MQTTClient` with several addresses against real brokers.

@@ -206,4 +206,15 @@ import Testing
         await accounts.stop()
         await running.value
     }
+
+    /// Stopped before `run()` got to start its client (the registration service stopped right after
+    /// start-up): `run()` returns at once instead of connecting for ever.
+    @Test(.timeLimit(.minutes(1))) func stoppedBeforeItRunsTheAccountsClientNeverStarts() async throws {
+        let broker = try DynsecBroker()
+        let admin = broker.client("edge-gateway-admin", username: broker.adminUser, password: broker.adminPassword, subscriptions: [BrokerAccounts.responseTopic])
+        let accounts = BrokerAccounts(client: admin, timeout: .milliseconds(300), logger: Logger(label: "accounts-test"))
+        await accounts.stop()
+        await accounts.run()
+        #expect(!accounts.isConnected)
+    }
 }
