@@ -38,7 +38,7 @@ final class OutboxReader: @unchecked Sendable {
 
     func pending(after seq: Int64, limit: Int) async throws -> [StoredEvent] {
         // The view before the read: what it no longer holds is committed, so the read sees it.
-        try await onQueue { [self] db in try Self.pending(db, after: seq, limit: limit, view: try self.view(db)) }
+        try await onQueue { [self] db in try Self.pending(db, after: seq, limit: limit, view: try self.view(db, after: seq, limit: limit)) }
     }
 
     func stats() async throws -> OutboxStats {
@@ -57,8 +57,12 @@ final class OutboxReader: @unchecked Sendable {
 
     /// What the writer's open transaction holds: from the writer in this process, else (a reader
     /// beside a running daemon) the events in the event log after the last committed one.
-    private func view(_ db: SQLiteConnection) throws -> UncommittedView.State? {
-        if let uncommitted { return uncommitted.snapshot() }
+    /// With `after` and `limit`: only what a read of the next `limit` events past `after` needs.
+    private func view(_ db: SQLiteConnection, after: Int64? = nil, limit: Int = 0) throws -> UncommittedView.State? {
+        if let uncommitted {
+            if let after { return uncommitted.window(after: after, limit: limit) }
+            return uncommitted.snapshot()
+        }
         guard let logPath else { return nil }
         let entries = EventLog.read(path: logPath)
         guard !entries.isEmpty else { return nil }

@@ -13,6 +13,8 @@ final class UncommittedView: Sendable {
         var inserted: [StoredEvent] = []
         /// Committed events the open transaction deleted.
         var hidden: Set<Int64> = []
+        /// The same, in ascending order (what lies past a reader's cursor is a suffix).
+        var hiddenInOrder: [Int64] = []
         /// Depth and bytes including the open transaction (nil when none is open).
         var depth: (count: Int64, bytes: Int64)?
         /// Counter increments (drops, rejects, wear) the open transaction wrote.
@@ -53,6 +55,49 @@ final class UncommittedView: Sendable {
 
     func snapshot() -> State { state.withLock { $0 } }
 
+    /// What `pending(after:limit:)` needs of the open transaction, taken under the lock: at most
+    /// `limit` of its events past `seq` (more could never be among the first `limit` merged) and
+    /// its deletions past `seq` (the only ones a read of `seq > after` meets). The forwarder asks
+    /// for every few acknowledged events; a copy of the whole state each time would also make the
+    /// writer's next change copy all of it (copy-on-write): the cost grew with the open
+    /// transaction (thousands of events at a flood).
+    func window(after seq: Int64, limit: Int) -> State {
+        state.withLock { state in
+            guard !state.isEmpty else { return State() }
+            var window = State(depth: state.depth, counters: state.counters)
+            let start = Self.firstIndex(in: state.inserted, after: seq)
+            window.inserted = Array(state.inserted[start..<min(start + max(limit, 0), state.inserted.count)])
+            let hiddenStart = Self.firstIndex(in: state.hiddenInOrder, after: seq)
+            if hiddenStart < state.hiddenInOrder.count {
+                window.hiddenInOrder = Array(state.hiddenInOrder[hiddenStart...])
+                window.hidden = Set(window.hiddenInOrder)
+            }
+            return window
+        }
+    }
+
+    /// The first index whose `seq` is greater than `after` (binary search; `events` is in `seq` order).
+    static func firstIndex(in events: [StoredEvent], after: Int64) -> Int {
+        var low = 0
+        var high = events.count
+        while low < high {
+            let middle = (low + high) / 2
+            if events[middle].seq > after { high = middle } else { low = middle + 1 }
+        }
+        return low
+    }
+
+    /// The first index whose value is greater than `after` (binary search; `values` ascending).
+    static func firstIndex(in values: [Int64], after: Int64) -> Int {
+        var low = 0
+        var high = values.count
+        while low < high {
+            let middle = (low + high) / 2
+            if values[middle] > after { high = middle } else { low = middle + 1 }
+        }
+        return low
+    }
+
     var hiddenCount: Int { state.withLock { $0.hidden.count } }
 
     /// After a group of the open transaction: its new events, what it deleted, the depth.
@@ -65,7 +110,15 @@ final class UncommittedView: Sendable {
                 var own = Set(state.inserted.map(\.seq))
                 for event in inserted { own.insert(event.seq) }
                 state.inserted.removeAll { gone.contains($0.seq) }
-                for seq in gone where !own.contains(seq) { state.hidden.insert(seq) }
+                var added: [Int64] = []
+                for seq in gone where !own.contains(seq) && state.hidden.insert(seq).inserted { added.append(seq) }
+                added.sort()
+                if let first = added.first, let last = state.hiddenInOrder.last, first < last {
+                    state.hiddenInOrder.append(contentsOf: added)
+                    state.hiddenInOrder.sort()
+                } else {
+                    state.hiddenInOrder.append(contentsOf: added)
+                }
             }
             state.inserted.append(contentsOf: gone.isEmpty ? inserted : inserted.filter { !gone.contains($0.seq) })
             state.depth = (count, bytes)
@@ -81,7 +134,7 @@ final class UncommittedView: Sendable {
     /// The event log's events that wait to go into the database (no transaction open): readers see
     /// them as stored.
     func showWaiting(_ events: [StoredEvent], count: Int64, bytes: Int64) {
-        state.withLock { $0 = State(inserted: events, hidden: [], depth: (count, bytes), counters: [:]) }
+        state.withLock { $0 = State(inserted: events, depth: (count, bytes)) }
     }
 
     /// The open transaction committed (or was rolled back): the database is the truth again.

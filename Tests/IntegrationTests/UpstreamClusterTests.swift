@@ -169,7 +169,12 @@ extension IntegrationSuite {
                 }
 
                 try await traffic.value
-                let upstream = try await bed.expectDelivered(sent)
+                // Nothing lost, repeats identical; the order of first arrivals is printed, not
+                // asserted: while JetStream elects new stream leaders after the kill, NATS 2.9 has
+                // acknowledged later QoS 1 messages of the connection before an earlier one (seen:
+                // dev-3's event 14 arrived after 99, when the daemon sent it again on the next node).
+                // README, "Running a fleet".
+                let upstream = try await bed.expectDelivered(sent, orderChecked: false)
 
                 // Commands use the same link: the subscription was made again on the new node, and
                 // the hub's answer comes back through the outbox.

@@ -108,6 +108,52 @@ import SQLite
         await outbox.close()
     }
 
+    /// The forwarder reads a few events at a time past its cursor (``UncommittedView/window(after:limit:)``):
+    /// paging through committed rows the open transaction deleted, its own events and its own
+    /// deletions gives every remaining event once, in order.
+    @Test func pagingInSmallStepsPastDeletionsGivesEveryRemainingEventOnceInOrder() async throws {
+        let store = try TemporaryStore()
+        let outbox = try Outbox.open(configuration: store.configuration(withLog), logger: testLogger)
+        for index in 1...20 { _ = await outbox.append([record("d\(index % 3)", "e\(index)")]) }
+        await outbox.waitForQueuedWrites()
+        #expect(try Self.committedSeqs(store.path).count == 20, "committed before the next transaction")
+        for index in 21...40 { _ = await outbox.append([record("d\(index % 3)", "e\(index)")]) }
+        outbox.remove([2, 3, 5, 19, 22, 23, 40])
+        _ = await outbox.append([record("d9", "e41")])
+        #expect(try Self.committedSeqs(store.path).count == 20, "the deletions and new events are in the open transaction")
+        let expected = (1...41).map { Int64($0) }.filter { ![2, 3, 5, 19, 22, 23, 40].contains($0) }
+        for step in [1, 2, 3, 7, 100] {
+            var cursor: Int64 = 0
+            var seen: [Int64] = []
+            while true {
+                let page = try await outbox.pending(after: cursor, limit: step)
+                guard let last = page.last else { break }
+                #expect(page.count <= step)
+                seen += page.map(\.seq)
+                cursor = last.seq
+            }
+            #expect(seen == expected, "pages of \(step)")
+        }
+        await outbox.close()
+    }
+
+    /// The window a reader takes: at most `limit` events past the cursor, and only the deletions past it.
+    @Test func theWindowHoldsOnlyWhatLiesPastTheCursor() {
+        let view = UncommittedView()
+        let events = (10...30).map { StoredEvent(seq: Int64($0), device: "d", eventID: "e\($0)", key: "d", receivedAt: 0, payload: [], topic: nil) }
+        view.publish(inserted: events, deleted: [3, 8, 1, 12, 15], count: 16, bytes: 0)
+        let window = view.window(after: 9, limit: 4)
+        #expect(window.inserted.map(\.seq) == [10, 11, 13, 14])
+        #expect(window.hiddenInOrder.isEmpty && window.hidden.isEmpty, "12 and 15 were the transaction's own events")
+        let early = view.window(after: 2, limit: 2)
+        #expect(early.hiddenInOrder == [3, 8] && early.hidden == [3, 8])
+        #expect(early.inserted.map(\.seq) == [10, 11])
+        #expect(view.window(after: 30, limit: 5).inserted.isEmpty)
+        #expect(view.window(after: 30, limit: 5).depth?.count == 16)
+        view.clear()
+        #expect(view.window(after: 0, limit: 5).isEmpty)
+    }
+
     @Test func aFullLogCommitsTheTransactionAndEveryEventIsKept() async throws {
         let store = try TemporaryStore()
         let outbox = try Outbox.open(configuration: store.configuration { withLog(&$0); $0.eventLogBytes = 65536 }, logger: testLogger)
