@@ -4,6 +4,9 @@
 #include <stdint.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 /* The network thread's own wake-up: an eventfd that any thread signals after queueing a
  * packet, and that the thread drains in one read however many signals piled up (libmosquitto's
@@ -19,4 +22,9 @@ static inline void edge_wakeup_drain(int fd) {
     ssize_t got = read(fd, &count, sizeof count);
     (void)got;
 }
+
+/* Holds the packets written while corked in the socket, sent as full segments when uncorked: a
+ * write pass of many small packets (acks, PUBACKs, forwarded events) costs a few TCP segments
+ * instead of one each (libmosquitto writes one packet per write, with TCP_NODELAY). */
+static inline void edge_tcp_cork(int fd, int on) { (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on); }
 #endif

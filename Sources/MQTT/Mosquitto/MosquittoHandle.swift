@@ -147,7 +147,10 @@ final class MosquittoHandle {
             }
         }
         if mosquitto_want_write(pointer) {
+            // One pass writes every queued packet, one write each: corked, they leave together.
+            edge_tcp_cork(socket, 1)
             let rc = mosquitto_loop_write(pointer, 1)
+            edge_tcp_cork(socket, 0)
             if rc != MOSQ_ERR_SUCCESS.rawValue { return rc }
         }
         return mosquitto_loop_misc(pointer)
