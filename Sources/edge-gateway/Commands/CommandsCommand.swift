@@ -117,10 +117,16 @@ struct AdminAPI {
 
     init(_ options: ConfigOption) async throws {
         let configuration = try await options.load()
-        guard configuration.admin.enabled else {
+        guard let api = AdminAPI(configuration) else {
             printError("the admin API is off (admin.enabled): the CLI reaches the daemon through it")
             throw ExitCode(2)
         }
+        self = api
+    }
+
+    /// The admin API of `configuration`; nil when it is off.
+    init?(_ configuration: GatewayConfiguration) {
+        guard configuration.admin.enabled else { return nil }
         // A daemon listening on every address is reached on loopback.
         let host =
             switch configuration.admin.host {

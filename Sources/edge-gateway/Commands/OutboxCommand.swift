@@ -109,20 +109,12 @@ struct OutboxCommand: AsyncParsableCommand {
 /// current. The daemon's answer is current; the files
 /// lag behind while it runs, by up to `store.eventLogSeconds` (its open transaction).
 private func fromRunningDaemon<T: Decodable>(_ options: ConfigOption, _ path: String) async -> T? {
-    guard let configuration = try? await options.load(), configuration.admin.enabled,
+    guard let configuration = try? await options.load(), let api = AdminAPI(configuration),
         FileManager.default.fileExists(atPath: configuration.store.path + "-events")
     else { return nil }
-    let host =
-        switch configuration.admin.host {
-        case "0.0.0.0", "": "127.0.0.1"
-        case "::": "[::1]"
-        case let name where name.contains(":"): "[\(name)]"
-        case let name: name
-        }
-    let base = "http://\(host):\(configuration.admin.port)"
     func get(_ path: String) async -> [UInt8]? {
-        var request = HTTPClientRequest(url: base + path)
-        if let token = configuration.admin.token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        var request = HTTPClientRequest(url: api.base + path)
+        if let token = api.token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         guard let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(3)), response.status.code == 200,
             let body = try? await response.body.collect(upTo: 64 * 1024 * 1024)
         else { return nil }
