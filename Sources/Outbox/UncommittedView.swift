@@ -78,22 +78,20 @@ final class UncommittedView: Sendable {
 
     /// The first index whose `seq` is greater than `after` (binary search; `events` is in `seq` order).
     static func firstIndex(in events: [StoredEvent], after: Int64) -> Int {
-        var low = 0
-        var high = events.count
-        while low < high {
-            let middle = (low + high) / 2
-            if events[middle].seq > after { high = middle } else { low = middle + 1 }
-        }
-        return low
+        firstIndex(of: events.count, after: after) { events[$0].seq }
     }
 
     /// The first index whose value is greater than `after` (binary search; `values` ascending).
     static func firstIndex(in values: [Int64], after: Int64) -> Int {
+        firstIndex(of: values.count, after: after) { values[$0] }
+    }
+
+    private static func firstIndex(of count: Int, after: Int64, seq: (Int) -> Int64) -> Int {
         var low = 0
-        var high = values.count
+        var high = count
         while low < high {
             let middle = (low + high) / 2
-            if values[middle] > after { high = middle } else { low = middle + 1 }
+            if seq(middle) > after { high = middle } else { low = middle + 1 }
         }
         return low
     }
