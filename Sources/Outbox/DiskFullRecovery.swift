@@ -40,6 +40,7 @@ extension OutboxWriter {
                     "file system full: released the outbox's reserve to keep removing forwarded events; new events are refused until it can be set aside again",
                     metadata: ["store.reserveBytes": "\(configuration.reserveBytes)", "error": "\(second)"])
             }
+            giveBackLogSpace()
             freed = removeInSmallSteps(removals)
             if freed { unflushedCounters = counters }
         } catch {

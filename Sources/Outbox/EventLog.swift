@@ -76,6 +76,17 @@ final class EventLog {
         tail = Self.dataStart
     }
 
+    /// Gives back the space after the records (the disk filled while they wait to go into the
+    /// database): the file ends at the page after the last record, and nothing more fits until the
+    /// log is emptied and grown again. Returns whether anything was given back.
+    func trimUnused() throws -> Bool {
+        let end = (tail + 4095) / 4096 * 4096
+        guard end < Self.dataStart + capacity else { return false }
+        try file.truncate(to: end)
+        capacity = end - Self.dataStart
+        return true
+    }
+
     /// Takes `newCapacity` bytes for records again (after ``shrink()``).
     func grow(to newCapacity: Int64) throws {
         let size = try file.size()

@@ -98,6 +98,28 @@ extension OutboxWriter {
     /// Deleted committed rows the readers filter out before the transaction must commit.
     static let maxHiddenDeletions = 20_000
 
+    /// The file system is (nearly) full and the reserve is not held: the log's pre-written space
+    /// goes back to the database. All of it when the log is empty; when its events wait to go into
+    /// the database (`logPending`: that needs room too), the part after them. Without this a full
+    /// disk could hold the log's space while the database needs it to take the log's events or
+    /// remove forwarded ones, and neither would ever happen (seen in `scripts/faults`, disk-full on
+    /// a 1 MiB tmpfs).
+    @discardableResult
+    func giveBackLogSpace() -> Bool {
+        guard !reserveHeld, configuration.reserveBytes > 0, !batchOpen, let eventLog, eventLog.capacity > 0 else { return false }
+        if eventLog.isEmpty {
+            guard (try? eventLog.shrink()) != nil else { return false }
+            logger.notice("outbox: gave the event log's space back (file system nearly full)", metadata: ["path": "\(eventLog.path)"])
+            return true
+        }
+        // No transaction is open: the records wait to go into the database.
+        guard (try? eventLog.trimUnused()) == true else { return false }
+        logger.notice(
+            "outbox: gave the event log's unused space back (file system full; its events wait to go into the database)",
+            metadata: ["path": "\(eventLog.path)", "bytes": "\(eventLog.capacity)"])
+        return true
+    }
+
     /// Commits the open transaction (durable with `synchronous: full`), then empties the log.
     func commitBatch() throws {
         guard batchOpen else { return }
@@ -215,8 +237,9 @@ extension OutboxWriter {
                         reserve.release()
                         reserveHeld = false
                     }
+                    let trimmed = giveBackLogSpace()
                     _ = try? db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                    guard forgotten > 0 || released else { throw error }
+                    guard forgotten > 0 || released || trimmed else { throw error }
                     do {
                         try applyInTransaction(putBack)
                     } catch {

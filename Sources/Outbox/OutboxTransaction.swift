@@ -63,12 +63,7 @@ extension OutboxWriter {
         }
         // New events are taken only while the disk reserve is held (see SpaceReserve).
         if !reserveHeld { reserveHeld = reserve.hold(roomInFile: freeBytesInFile()) }
-        if !reserveHeld, configuration.reserveBytes > 0, !batchOpen, !logPending, let eventLog, eventLog.capacity > 0, eventLog.isEmpty {
-            // The file system is nearly full: the log's pre-written space goes back to the database.
-            if (try? eventLog.shrink()) != nil {
-                logger.notice("outbox: gave the event log's space back (file system nearly full)", metadata: ["path": "\(eventLog.path)"])
-            }
-        }
+        giveBackLogSpace()
         // With the event log, this group is a savepoint of the open transaction and its events
         // go to the log (OutboxBatch.swift).
         let logging = beginBatchIfLogging(accepting: reserveHeld)

@@ -78,7 +78,7 @@ class Context:
     binary: str
     result: Result
     verbose: bool = False
-    rss_limit_mb: float = 60.0
+    rss_limit_mb: float = 64.0
     tmpfs_mb: int = 1
     skip: frozenset[str] = frozenset()
     started: float = field(default_factory=time.monotonic)

@@ -154,6 +154,21 @@ import SQLite
         #expect(view.window(after: 0, limit: 5).isEmpty)
     }
 
+    /// A full disk while the log's events wait to go into the database: the space after them goes
+    /// back, and they are all still read.
+    @Test func trimmingTheUnusedSpaceKeepsTheRecords() throws {
+        let store = try TemporaryStore()
+        let log = try EventLog(path: store.path + "-events", capacity: 1 << 20)
+        let entries = (1...30).map { (seq: Int64($0), record: record("d", "e\($0)", size: 300)) }
+        _ = try log.append(entries)
+        #expect(try log.trimUnused())
+        let size = try FileManager.default.attributesOfItem(atPath: store.path + "-events")[.size] as? Int64 ?? 0
+        #expect(size == EventLog.dataStart + log.capacity && size < 32 * 1024, "\(size)")
+        #expect(try log.recover().map(\.seq) == entries.map(\.seq))
+        #expect(!log.fits(4096), "nothing more fits until the log is emptied")
+        #expect(try !log.trimUnused(), "nothing more to give back")
+    }
+
     @Test func aFullLogCommitsTheTransactionAndEveryEventIsKept() async throws {
         let store = try TemporaryStore()
         let outbox = try Outbox.open(configuration: store.configuration { withLog(&$0); $0.eventLogBytes = 65536 }, logger: testLogger)
