@@ -290,9 +290,22 @@ let package = Package(
             // --static-swift-stdlib adds (60,000 symbols, 2.7 MB of them resident) is undone. The
             // package's idle PSS falls by a fifth, 39.8 to 31.5 MB (BENCHMARKS.md "Idle footprint of
             // the package"). A stripped package's crash backtraces then have addresses, not names.
+            // Package/edge-gateway.order (scripts/order-file) puts the functions that run from start
+            // to idle at the front of .text, so the kernel's fault-around windows hold code that runs:
+            // idle PSS 31.6 -> 22 MB (BENCHMARKS.md "Idle footprint with an ordered binary"). lld
+            // moves sections, not functions: the package is built with every Swift function in a
+            // section of its own, `-Xswiftc -Xfrontend -Xswiftc -function-sections` on the command
+            // line (a manifest cannot set flags for its dependencies; without it the file still
+            // helps, to 25.6 MB). Names it lists that no longer exist are ignored: a stale file costs
+            // memory, never correctness. SwiftPM does not see the file as an input: after
+            // regenerating it, relink (remove the built binary).
             linkerSettings: [
                 .unsafeFlags(
-                    ["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic"],
+                    [
+                        "-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic",
+                        "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/Package/edge-gateway.order",
+                        "-Xlinker", "--no-warn-symbol-ordering",
+                    ],
                     .when(platforms: [.linux], configuration: .release)
                 )
             ]
