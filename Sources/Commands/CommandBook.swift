@@ -8,8 +8,25 @@ struct CommandBook: Sendable {
     /// Each device's unfinished commands in queue order (`seq`).
     private(set) var order: [DeviceID: [CommandKey]] = [:]
 
+    /// Commands the device had accepted before the gateway stopped or crashed. Their final result
+    /// may have been lost with it (libmosquitto acknowledges a message to the broker before the
+    /// gateway has stored it, and a device sends its result once), so they are sent again, like
+    /// one not accepted yet, until the device answers anything (a repeated `accepted` too).
+    private(set) var unsure: Set<CommandKey> = []
+
     init(_ unfinished: [CommandRecord] = []) {
         for record in unfinished.sorted(by: { $0.seq < $1.seq }) { put(record) }
+        unsure = Set(unfinished.filter { $0.status == .delivered }.map(\.key))
+    }
+
+    /// The device answered `key` after a restart: its result is no longer in doubt.
+    mutating func heardFrom(_ key: CommandKey) {
+        unsure.remove(key)
+    }
+
+    /// Sent and waiting for `accepted` or a final result (re-sent after `commands.ackTimeoutSeconds`).
+    private func awaitsAnswer(_ record: CommandRecord) -> Bool {
+        record.isInFlight || (record.status == .delivered && unsure.contains(record.key))
     }
 
     var count: Int { records.count }
@@ -22,6 +39,7 @@ struct CommandBook: Sendable {
     mutating func put(_ record: CommandRecord) {
         let key = record.key
         if record.status.isFinal {
+            unsure.remove(key)
             guard records.removeValue(forKey: key) != nil else { return }
             order[record.device]?.removeAll { $0 == key }
             if order[record.device]?.isEmpty == true { order[record.device] = nil }
@@ -46,7 +64,7 @@ struct CommandBook: Sendable {
             for key in keys {
                 guard let record = records[key], !record.isExpired(at: nowMs), record.holdsInflightPlace else { continue }
                 held += 1
-                if record.isInFlight, let sent = record.lastSentAt, nowMs >= sent.addingClamped(ackTimeoutMs) {
+                if awaitsAnswer(record), let sent = record.lastSentAt, nowMs >= sent.addingClamped(ackTimeoutMs) {
                     deliveries.append(CommandDelivery(record: record))
                 }
             }
@@ -76,7 +94,7 @@ struct CommandBook: Sendable {
                 guard !record.isExpired(at: nowMs) else { continue }
                 if record.holdsInflightPlace {
                     held += 1
-                    if online, record.isInFlight, let sent = record.lastSentAt { consider(sent.addingClamped(ackTimeoutMs)) }
+                    if online, awaitsAnswer(record), let sent = record.lastSentAt { consider(sent.addingClamped(ackTimeoutMs)) }
                 } else {
                     waiting = true
                 }

@@ -180,8 +180,11 @@ public actor CommandQueue {
         defer { endChange() }
         var sent: [CommandRecord] = []
         for key in keys {
-            // A command that was accepted or finished meanwhile is not counted as sent again.
-            guard var record = book[key] ?? sent.last(where: { $0.key == key }), record.status == .queued else { continue }
+            // A command that was accepted or finished meanwhile is not counted as sent again (one
+            // accepted before a restart, whose result is in doubt, is).
+            guard var record = book[key] ?? sent.last(where: { $0.key == key }),
+                record.status == .queued || (record.status == .delivered && book.unsure.contains(key))
+            else { continue }
             sent.removeAll { $0.key == key }
             record.attempts += 1
             record.lastSentAt = nowMs
@@ -234,6 +237,7 @@ public actor CommandQueue {
                 ?? IgnoredResult(reason: .unknown, record: nil, detail: "no such command for this device")
             return ignore(ignored, device: device, commandID: result.commandID)
         }
+        book.heardFrom(key)
         let status = result.status.commandStatus
         guard status.rank > record.status.rank else {
             return ignore(

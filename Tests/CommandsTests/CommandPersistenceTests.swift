@@ -11,6 +11,36 @@ import Testing
         try await store.open(configure)
     }
 
+    /// The device's final result for a command it had accepted can be lost with a crash (libmosquitto
+    /// acknowledges it to the broker before the gateway stores it; seen in scripts/faults,
+    /// commands-in-flight: `delivered` for ever). After a restart such a command is sent again after
+    /// the ack timeout, until the device answers anything; then it waits for the final result as before.
+    @Test func aCommandAcceptedBeforeARestartIsAskedForAgainUntilTheDeviceAnswers() async throws {
+        var queue = try await open { $0.ackTimeoutSeconds = 30 }
+        try await Bed.queue(queue, "c1")
+        try await Bed.queue(queue, "c2")
+        #expect(try await Bed.sendDue(queue, at: Bed.t0) == ["dev-a/c1"])
+        _ = try await queue.result(device: Bed.deviceA, payload: Bed.resultPayload("c1", "accepted"), nowMs: Bed.t0 + 1)
+        #expect(await queue.due(nowMs: Bed.t0 + 10_000_000, isOnline: Bed.online).isEmpty, "accepted: not sent again while running")
+        await queue.close()
+
+        queue = try await open { $0.ackTimeoutSeconds = 30 }
+        #expect(await queue.due(nowMs: Bed.t0 + 29_999, isOnline: Bed.online).isEmpty)
+        #expect(await queue.nextWake(nowMs: Bed.t0 + 2, isOnline: Bed.online) == Bed.t0 + 30_000)
+        let again = await queue.due(nowMs: Bed.t0 + 30_000, isOnline: Bed.online)
+        #expect(Bed.ids(again) == ["dev-a/c1"] && again.first?.isResend == true, "c1 again; c2 still waits for its place")
+        let sent = try await queue.markSent(again.map(\.record.key), nowMs: Bed.t0 + 30_000)
+        #expect(sent.first?.attempts == 2 && sent.first?.status == .delivered, "sent again, still delivered upstream")
+        #expect(Bed.ids(await queue.due(nowMs: Bed.t0 + 60_000, isOnline: Bed.online)) == ["dev-a/c1"], "no answer yet: again")
+
+        // The device answers (here: accepted again): no more re-sends; the final result finishes it.
+        _ = try await queue.result(device: Bed.deviceA, payload: Bed.resultPayload("c1", "accepted"), nowMs: Bed.t0 + 60_001)
+        #expect(await queue.due(nowMs: Bed.t0 + 10_000_000, isOnline: Bed.online).isEmpty)
+        #expect(Bed.status(try await queue.result(device: Bed.deviceA, payload: Bed.resultPayload("c1", "succeeded"), nowMs: Bed.t0 + 70_000)) == .succeeded)
+        #expect(try await Bed.sendDue(queue, at: Bed.t0 + 70_001) == ["dev-a/c2"])
+        await queue.close()
+    }
+
     @Test func everythingSurvivesCloseAndReopenIncludingWhatIsNotReportedYet() async throws {
         var queue = try await open()
         try await Bed.queue(queue, "c1", #","params":{"n":1},"ttlSeconds":600"#)
