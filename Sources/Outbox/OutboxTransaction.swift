@@ -1,5 +1,6 @@
 import Foundation
 import GatewayCore
+import Platform
 import SQLite
 
 /// One group commit on the writer thread: the queued removals, appends and counters applied in
@@ -240,7 +241,11 @@ extension OutboxWriter {
             tallies.scanChunk(rows, through: through)
             // The scan filled the connection's page cache with pages the writer will not need again
             // (the old end of the table): give them back rather than keep them as private memory.
-            if !tallies.isScanning { try db.execute("PRAGMA shrink_memory") }
+            // And the heap hands the freed pages to the kernel now, not at the next periodic trim.
+            if !tallies.isScanning {
+                try db.execute("PRAGMA shrink_memory")
+                _ = HeapMemory.trim()
+            }
         } catch {
             // Readers keep using the query; the scan is tried again with the next round.
             logger.warning("outbox: counting the stored events per device failed", metadata: ["error": "\(error)"])
