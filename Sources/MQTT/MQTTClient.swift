@@ -49,6 +49,13 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
     private var pendingSubscriptions: Set<Int32> = []
     private var optionalSubscriptionIDs: [Int32: String] = [:]
     private var lostReason: String?
+    /// PUBACKs read in the current pass of the network loop, reported together after it (network thread only).
+    private var acknowledged: [PublishTicket] = []
+    /// Messages read in the current pass of the network loop, handed on together after it, or as soon as
+    /// they hold ``receivedFlushBytes`` of payload (network thread only; a pass reads at most 256 packets).
+    private var received: [MQTTMessage] = []
+    private var receivedBytes = 0
+    private static let receivedFlushBytes = 256 * 1024
     private var failureLog: ConnectFailureLog
     private var plan: ConnectPlan
     private var connackAt: ContinuousClock.Instant?
@@ -298,6 +305,8 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
             let loopRC = paused && connackReceived
                 ? newHandle.loopWithoutReading(timeoutMs: 20)
                 : newHandle.loop(timeoutMs: 200)
+            handOnReceived()
+            reportAcknowledged()
             if loopRC != MosquittoHandle.success {
                 if lostReason == nil { lostReason = MosquittoHandle.describe(loopRC) }
                 break
@@ -425,10 +434,30 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
         condition.lock()
         let currentGeneration = generation
         condition.unlock()
-        eventsContinuation.yield(.published(PublishTicket(generation: currentGeneration, messageID: messageID)))
+        acknowledged.append(PublishTicket(generation: currentGeneration, messageID: messageID))
+    }
+
+    /// Reports the PUBACKs of one loop pass as one event: under load a pass reads dozens, and one
+    /// event each cost the consumer a hop through the stream (and often a wake-up) per publish.
+    private func reportAcknowledged() {
+        guard !acknowledged.isEmpty else { return }
+        eventsContinuation.yield(.published(acknowledged))
+        acknowledged.removeAll(keepingCapacity: true)
     }
 
     func mosquittoDidReceive(_ message: MQTTMessage) {
-        messages.push(message)
+        received.append(message)
+        receivedBytes += message.payload.count
+        // Large messages go on at once: what waits here is not in the buffer's byte budget.
+        if receivedBytes >= Self.receivedFlushBytes { handOnReceived() }
+    }
+
+    /// Hands what the loop read to ``messages``: one lock and at most one consumer wake-up for the
+    /// lot, not one each. Blocks while the buffer is full (the backpressure).
+    private func handOnReceived() {
+        guard !received.isEmpty else { return }
+        messages.push(contentsOf: received)
+        received.removeAll(keepingCapacity: true)
+        receivedBytes = 0
     }
 }

@@ -8,8 +8,9 @@ public enum MQTTEvent: Sendable, Equatable {
     case connectFailed(reason: String)
     /// An established connection ended.
     case disconnected(generation: Int, reason: String)
-    /// The broker acknowledged (PUBACK) a QoS 1 publish.
-    case published(PublishTicket)
+    /// The broker acknowledged (PUBACK) these QoS 1 publishes, in the order the PUBACKs came:
+    /// those one pass of the network loop read, so a burst of PUBACKs is one event, not one each.
+    case published([PublishTicket])
     /// The next attempt goes to another of the configured addresses (failover), after an attempt
     /// at `from` ended (a failed connect or a lost connection) for `reason`.
     case addressChanged(from: MQTTBrokerAddress, to: MQTTBrokerAddress, reason: String)

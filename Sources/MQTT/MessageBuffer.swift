@@ -53,6 +53,44 @@ public final class MessageBuffer: AsyncSequence, @unchecked Sendable {
         }
     }
 
+    /// Called on the network thread with what one pass of its loop read, in order: one lock and at
+    /// most one wake-up of the consumer for the lot. Waits for room before each message that does
+    /// not fit (the consumer is handed what is there first); drops nothing.
+    func push(contentsOf batch: [MQTTMessage]) {
+        guard !batch.isEmpty else { return }
+        condition.lock()
+        for message in batch {
+            while (items.count >= capacity || (bytes + message.payload.count > byteCapacity && !items.isEmpty)) && !finished {
+                if let waiter {
+                    // The consumer waits for what this pass already added: hand it over, then look again.
+                    self.waiter = nil
+                    let taken = takeLocked()
+                    condition.unlock()
+                    waiter.resume(returning: taken)
+                    condition.lock()
+                    continue
+                }
+                waitingProducers += 1
+                condition.wait()
+                waitingProducers -= 1
+            }
+            if finished {
+                condition.unlock()
+                return
+            }
+            items.append(message)
+            bytes += message.payload.count
+        }
+        if let waiter {
+            self.waiter = nil
+            let taken = takeLocked()
+            condition.unlock()
+            waiter.resume(returning: taken)
+        } else {
+            condition.unlock()
+        }
+    }
+
     /// Whether a producer waits for room (backpressure is on); for tests to wait for, not to poll in the product.
     var isProducerWaiting: Bool {
         condition.lock()

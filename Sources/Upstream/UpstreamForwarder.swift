@@ -255,12 +255,15 @@ public final class UpstreamForwarder: Service, Sendable {
                 "upstream failover from \(from) to \(to): \(reason)",
                 metadata: ["upstream.from": "\(from)", "upstream.broker": "\(to)", "reason": "\(reason)"])
             return .continue
-        case .mqtt(_, .published(let ticket)):
-            guard ticket.generation == state.generation,
-                let entry = state.inflight.removeValue(forKey: ticket.messageID)
-            else { return .continue }
-            state.acked.append(entry.seq)
-            metrics.published(latency: entry.sentAt.duration(to: .now))
+        case .mqtt(_, .published(let tickets)):
+            let now = ContinuousClock.now
+            for ticket in tickets {
+                guard ticket.generation == state.generation,
+                    let entry = state.inflight.removeValue(forKey: ticket.messageID)
+                else { continue }
+                state.acked.append(entry.seq)
+                metrics.published(latency: entry.sentAt.duration(to: now))
+            }
         case .committed:
             break
         case .retry:

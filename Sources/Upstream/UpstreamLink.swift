@@ -10,7 +10,7 @@ import MQTT
 /// A link must behave as `MQTTClient` does:
 /// - ``events`` has one consumer and reports `.connected(generation:)` for each connection (with
 ///   CONNACK), `.disconnected` when it ends, `.connectFailed` for attempts that did not get that
-///   far, and `.published(_:)` for each PUBACK of a QoS 1 publish (``configuration`` has
+///   far, and `.published(_:)` with the PUBACKs of QoS 1 publishes, in order (``configuration`` has
 ///   `reportsPublishAcks` set); it ends once ``stop()`` has finished.
 /// - ``publish(topic:payload:qos:retain:onGeneration:)`` fails with `.notConnected` unless the
 ///   connection `generation` names is up, and with `.invalidMessage` for what no broker would take.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the C load tools (loadgen, sink, publisher) against libmosquitto.
+# Builds the C load tools (loadgen, sink, publisher, relay) against libmosquitto.
 #
 #   Tests/Benchmarks/build.sh [OUT_DIR]      # default: Tests/Benchmarks/bin (git-ignored)
 #
@@ -8,7 +8,7 @@ set -euo pipefail
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 out=${1:-$src/bin}
 mkdir -p "$out"
-for tool in loadgen sink publisher; do
+for tool in loadgen sink publisher relay; do
     gcc -O2 -Wall -Wextra -o "$out/$tool" "$src/$tool.c" -lmosquitto -lpthread
 done
-echo "built loadgen sink publisher in $out"
+echo "built loadgen sink publisher relay in $out"

@@ -142,7 +142,7 @@ final class ScriptedLink: UpstreamLink {
             for publish in publishes {
                 guard let index = script.unacknowledged.firstIndex(of: publish) else { continue }
                 script.unacknowledged.remove(at: index)
-                continuation.yield(.published(publish.ticket))
+                continuation.yield(.published([publish.ticket]))
             }
         }
     }
