@@ -63,6 +63,48 @@ func until(_ what: String, timeout: Duration = .seconds(10), _ condition: () -> 
         #expect(count == 3)
     }
 
+    @Test func aBatchLargerThanTheRoomWaitsPartwayDropsNothingAndKeepsOrder() async throws {
+        let buffer = MessageBuffer(capacity: 4, maxBatch: 3)
+        let batchesPushed = ManagedCounter()
+        let producer = Thread {
+            buffer.push(contentsOf: (0..<10).map(self.message))
+            batchesPushed.increment()
+            buffer.push(contentsOf: (10..<20).map(self.message))
+            batchesPushed.increment()
+            buffer.finish()
+        }
+        producer.start()
+        // Four fit; the fifth waits for the consumer.
+        try await until("the producer to wait for room") { buffer.isProducerWaiting }
+        #expect(batchesPushed.value == 0)
+
+        var received: [String] = []
+        for await batch in buffer {
+            #expect(batch.count <= 3)
+            received += batch.map { String(decoding: $0.payload, as: UTF8.self) }
+        }
+        #expect(received == (0..<20).map(String.init))
+        #expect(batchesPushed.value == 2)
+    }
+
+    @Test func aConsumerAlreadyWaitingIsHandedWhatFitsBeforeTheProducerWaits() async throws {
+        // Without the hand-over inside the batch, the producer would wait for room that only
+        // the waiting consumer can make, and the consumer for a wake-up that comes at the end.
+        let buffer = MessageBuffer(capacity: 2)
+        let consumer = Task { () -> [String] in
+            var received: [String] = []
+            for await batch in buffer { received += batch.map { String(decoding: $0.payload, as: UTF8.self) } }
+            return received
+        }
+        try await until("the consumer to wait") { buffer.isConsumerWaiting }
+        let producer = Thread {
+            buffer.push(contentsOf: (0..<7).map(self.message))
+            buffer.finish()
+        }
+        producer.start()
+        #expect(await consumer.value == (0..<7).map(String.init))
+    }
+
     @Test func finishLetsTheConsumerDrainWhatIsLeft() async {
         let buffer = MessageBuffer(capacity: 10)
         for index in 0..<5 { buffer.push(message(index)) }
