@@ -75,6 +75,7 @@ extension OutboxWriter {
             do {
                 try applyInTransaction {
                     outcomes = []
+                    evictionBudget = configuration.maxEvictionBytes
                     var retryCounters: [String: Int64] = [:]
                     for records in appends {
                         outcomes.append(try appendRows(records, counters: &retryCounters))

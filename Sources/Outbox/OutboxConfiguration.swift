@@ -30,6 +30,12 @@ public struct OutboxConfiguration: Sendable, Equatable {
     public var maxAgeSeconds: Int64 = 7 * 24 * 3600
     /// What happens at ``maxBytes``.
     public var whenFull: WhenFull = .dropOldest
+    /// Most bytes (as ``maxBytes`` counts them) one commit group evicts under `dropOldest`
+    /// (`store.maxEvictionBytes`). A store far over its cap (``maxBytes`` lowered on a hub with a
+    /// backlog) shrinks by this much a group, and takes new events over the cap meanwhile, instead
+    /// of evicting everything in one group: that held the writer for seconds and, inside the event
+    /// log's transaction, kept a copy of every page it touched in memory.
+    public var maxEvictionBytes: Int64 = 1024 * 1024
     /// fsync on every commit (`full`) or at checkpoints (`normal`).
     public var synchronous: Synchronous = .full
     /// How long an append may wait for others to share its commit.

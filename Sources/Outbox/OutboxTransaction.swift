@@ -112,6 +112,7 @@ extension OutboxWriter {
                 outcomes = []
                 counterUpdates = counters
                 rowsDeleted = false
+                evictionBudget = configuration.maxEvictionBytes
                 try removeRows(removals)
                 if accepting {
                     for (records, _) in appends {

@@ -51,6 +51,9 @@ final class OutboxWriter: @unchecked Sendable {
     var totalsWrittenThrough: Int64 = 0  // writer thread only
     /// Set by whatever deletes events inside the current transaction (the totals row must go with it).
     var rowsDeleted = false  // writer thread only
+    /// Bytes the current group may still evict under `dropOldest` (writer thread only; see
+    /// ``OutboxConfiguration/maxEvictionBytes``).
+    var evictionBudget: Int64 = 0
     /// What the store wrote (filled by the WAL hook on the writer thread) and what of it is persisted.
     let wear = WearTally()  // writer thread only
     var unflushedCounters: [String: Int64] = [:]  // writer thread only

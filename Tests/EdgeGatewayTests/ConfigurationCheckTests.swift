@@ -98,6 +98,7 @@ import Testing
         ("STORE_EVENT_LOG_SECONDS", "3601", "store.eventLogSeconds (from environment variable STORE_EVENT_LOG_SECONDS): 3601 is out of range"),
         ("STORE_EVENT_LOG_IDLE_MS", "9", "store.eventLogIdleMs (from environment variable STORE_EVENT_LOG_IDLE_MS): 9 is out of range"),
         ("STORE_EVENT_LOG_IDLE_MS", "600001", "store.eventLogIdleMs (from environment variable STORE_EVENT_LOG_IDLE_MS): 600001 is out of range"),
+        ("STORE_MAX_EVICTION_BYTES", "65535", "store.maxEvictionBytes (from environment variable STORE_MAX_EVICTION_BYTES): 65535 is out of range"),
     ])
     func aBadValueFromTheEnvironmentNamesTheVariable(variable: String, value: String, message: String) async throws {
         do {

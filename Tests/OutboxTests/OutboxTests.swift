@@ -289,6 +289,59 @@ let testLogger = Logger(label: "outbox-test")
         await outbox.close()
     }
 
+    /// A store far over a lowered cap shrinks by `maxEvictionBytes` a group and takes new events
+    /// meanwhile: one group evicting the whole excess held the writer for seconds (a 1,000,000-event
+    /// backlog over the default cap: 12 s) and, in the event log's transaction, kept every page it
+    /// touched in memory (83 MB).
+    @Test func aStoreFarOverALoweredCapShrinksByTheEvictionBudgetAGroup() async throws {
+        let store = try TemporaryStore()
+        do {
+            let outbox = try Outbox.open(configuration: store.configuration { $0.maxBytes = 2_000_000 }, logger: testLogger)
+            for chunk in 0..<10 {
+                _ = await outbox.append((0..<100).map { record("d\($0 % 4)", "old-\(chunk * 100 + $0)", size: 936) })
+            }
+            #expect(try await outbox.stats().depth == 1_000)
+            await outbox.close()
+        }
+        let outbox = try Outbox.open(
+            configuration: store.configuration {
+                $0.maxBytes = 200_000
+                $0.whenFull = .dropOldest
+                $0.maxEvictionBytes = 65_536
+            }, logger: testLogger)
+        let before = try await outbox.stats().bytes
+        #expect(before > 1_000_000)
+        func stored(_ outcomes: [AppendOutcome]) -> Bool { outcomes.allSatisfy { if case .stored = $0 { true } else { false } } }
+
+        // The first new event is stored over the cap; its group evicts the budget's worth (and the event that crosses it).
+        let first = record("new", "n0", size: 936)
+        #expect(stored(await outbox.append([first])))
+        var stats = try await outbox.stats()
+        let evicted = before + first.accountedSize - stats.bytes
+        #expect(evicted >= 65_536 && evicted < 65_536 + first.accountedSize, "evicted \(evicted) bytes")
+        #expect(stats.bytes > 200_000)
+        #expect(stats.drops["capacity"] == Int64(stats.depth < 1_000 ? 1_001 - stats.depth : 0))
+
+        // Each later group shrinks the store the same way until it is under the cap.
+        var groups = 1
+        while stats.bytes > 200_000, groups < 40 {
+            #expect(stored(await outbox.append([record("new", "n\(groups)", size: 936)])))
+            groups += 1
+            stats = try await outbox.stats()
+        }
+        #expect(stats.bytes <= 200_000)
+        #expect(groups > 10, "about (\(before) - 200,000) / 65,536 groups, not one: \(groups)")
+        // Under the cap, an event evicts only what it needs.
+        let depth = stats.depth
+        #expect(stored(await outbox.append([record("new", "n\(groups)", size: 936)])))
+        stats = try await outbox.stats()
+        #expect(stats.bytes <= 200_000 && stats.depth >= depth - 1 && stats.depth <= depth + 1)
+        let pending = try await outbox.pending(after: 0, limit: 1_000).map(\.eventID)
+        #expect(pending.suffix(groups + 1) == (0...groups).map { "n\($0)" })
+        #expect(!pending.contains("old-0"), "the oldest went first")
+        await outbox.close()
+    }
+
     /// Issue 12: under dropOldest one noisy device must not evict every other device's
     /// undelivered events; the device holding the most bytes loses its own oldest first.
     @Test func dropOldestEvictsTheNoisiestDevicesOldestEventsFirst() async throws {

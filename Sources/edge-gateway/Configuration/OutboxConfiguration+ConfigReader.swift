@@ -21,6 +21,7 @@ extension OutboxConfiguration {
         reserveBytes = Int64(v.int("store.reserveBytes", default: Int(reserveBytes), range: 0...(1 << 40)))
         maxAgeSeconds = Int64(v.int("store.maxAgeSeconds", default: Int(maxAgeSeconds), range: 1...Int(Int32.max)))
         whenFull = v.choice("store.whenFull", default: whenFull)
+        maxEvictionBytes = Int64(v.int("store.maxEvictionBytes", default: Int(maxEvictionBytes), range: 65536...large))
         synchronous = v.choice("store.synchronous", default: synchronous)
         commitIntervalMs = v.int("store.commitIntervalMs", default: commitIntervalMs, range: 0...1000)
         maxBatch = v.int("store.maxBatch", default: maxBatch, range: 1...100_000)
