@@ -29,28 +29,9 @@ public final class MessageBuffer: AsyncSequence, @unchecked Sendable {
         self.maxBatch = Swift.max(maxBatch, 1)
     }
 
-    /// Called on the network thread. Waits while full; drops nothing.
+    /// One message (as ``push(contentsOf:)``). Waits while full; drops nothing.
     func push(_ message: MQTTMessage) {
-        condition.lock()
-        while (items.count >= capacity || (bytes + message.payload.count > byteCapacity && !items.isEmpty)) && !finished {
-            waitingProducers += 1
-            condition.wait()
-            waitingProducers -= 1
-        }
-        if finished {
-            condition.unlock()
-            return
-        }
-        items.append(message)
-        bytes += message.payload.count
-        if let waiter {
-            self.waiter = nil
-            let batch = takeLocked()
-            condition.unlock()
-            waiter.resume(returning: batch)
-        } else {
-            condition.unlock()
-        }
+        push(contentsOf: [message])
     }
 
     /// Called on the network thread with what one pass of its loop read, in order: one lock and at
