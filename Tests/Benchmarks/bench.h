@@ -1,5 +1,5 @@
 /*
- * bench.h — small helpers shared by the bench tools (loadgen.c, sink.c, publisher.c).
+ * bench.h — small helpers shared by the bench tools (loadgen.c, sink.c, publisher.c, relay.c).
  *
  * Header-only (every function is static inline), so each tool still builds from its one .c file:
  *     gcc -O2 -Wall -Wextra -o loadgen loadgen.c -lmosquitto -lpthread
@@ -95,6 +95,19 @@ static inline void install_stop_signals(void)
  * publisher is not starved by a flood of incoming packets). A stale EAGAIN only ends the loop
  * early; the next poll then returns at once, so nothing is lost.
  */
+/* Reads every packet that is ready, at most max_rounds (callbacks run here); see pump(). */
+static inline int read_ready(struct mosquitto *mosq, int max_rounds)
+{
+    for (int round = 0; round < max_rounds; round++) {
+        errno = 0;
+        int rc = mosquitto_loop_read(mosq, 1);
+        if (rc != MOSQ_ERR_SUCCESS) return rc;
+        if (mosquitto_socket(mosq) < 0) return MOSQ_ERR_CONN_LOST;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+    }
+    return MOSQ_ERR_SUCCESS;
+}
+
 static inline int pump(struct mosquitto *mosq, int64_t wait_ns)
 {
     struct pollfd pfd = { .fd = mosquitto_socket(mosq), .events = POLLIN };
@@ -107,13 +120,8 @@ static inline int pump(struct mosquitto *mosq, int64_t wait_ns)
     if (ready < 0 && errno != EINTR) return MOSQ_ERR_ERRNO;
 
     if (ready > 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR))) {
-        for (int round = 0; round < 64; round++) {
-            errno = 0;
-            int rc = mosquitto_loop_read(mosq, 1);
-            if (rc != MOSQ_ERR_SUCCESS) return rc;
-            if (mosquitto_socket(mosq) < 0) return MOSQ_ERR_CONN_LOST;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-        }
+        int rc = read_ready(mosq, 64);
+        if (rc != MOSQ_ERR_SUCCESS) return rc;
     }
     if (mosquitto_want_write(mosq)) {
         int rc = mosquitto_loop_write(mosq, 1);

@@ -89,19 +89,6 @@ static struct mosquitto *connect_client(const char *suffix, int port, int inflig
     return mosq;
 }
 
-/* Reads every ready packet of one client (bounded), as pump() does. */
-static int read_ready(struct mosquitto *mosq)
-{
-    for (int round = 0; round < 256; round++) {
-        errno = 0;
-        int rc = mosquitto_loop_read(mosq, 1);
-        if (rc != MOSQ_ERR_SUCCESS) return rc;
-        if (mosquitto_socket(mosq) < 0) return MOSQ_ERR_CONN_LOST;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-    }
-    return MOSQ_ERR_SUCCESS;
-}
-
 int main(int argc, char **argv)
 {
     static const struct option long_options[] = {
@@ -152,7 +139,7 @@ int main(int argc, char **argv)
         if (poll(fds, 2, 100) < 0 && errno != EINTR) { perror("poll"); return EXIT_FAILED; }
         for (int i = 0; i < 2; i++) {
             int rc = MOSQ_ERR_SUCCESS;
-            if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) rc = read_ready(clients[i]);
+            if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) rc = read_ready(clients[i], 256);
             if (rc == MOSQ_ERR_SUCCESS) rc = mosquitto_loop_misc(clients[i]);
             if (rc != MOSQ_ERR_SUCCESS) { fprintf(stderr, "relay: %s\n", mosq_error(rc)); return EXIT_FAILED; }
         }
