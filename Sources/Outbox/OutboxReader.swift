@@ -37,8 +37,9 @@ final class OutboxReader: @unchecked Sendable {
     }
 
     func pending(after seq: Int64, limit: Int) async throws -> [StoredEvent] {
+        if let events = uncommitted?.pendingInMemory(after: seq, limit: limit) { return events }
         // The view before the read: what it no longer holds is committed, so the read sees it.
-        try await onQueue { [self] db in try Self.pending(db, after: seq, limit: limit, view: try self.view(db, after: seq, limit: limit)) }
+        return try await onQueue { [self] db in try Self.pending(db, after: seq, limit: limit, view: try self.view(db, after: seq, limit: limit)) }
     }
 
     func stats() async throws -> OutboxStats {

@@ -76,6 +76,19 @@ final class UncommittedView: Sendable {
         }
     }
 
+    /// The next `limit` events past `seq` when they can only be in the open transaction: every
+    /// committed row is older than the transaction's first event (sequence numbers grow), so with
+    /// the cursor at or past the oldest event the view holds, no committed row lies past it. Nil
+    /// otherwise (the reader reads the database). The forwarder at a flood is there nearly always,
+    /// and skips a read on the reader's queue (a thread hop each way) per refill of its window.
+    func pendingInMemory(after seq: Int64, limit: Int) -> [StoredEvent]? {
+        state.withLock { state in
+            guard let first = state.inserted.first, seq >= first.seq - 1 else { return nil }
+            let start = Self.firstIndex(in: state.inserted, after: seq)
+            return Array(state.inserted[start..<min(start + max(limit, 0), state.inserted.count)])
+        }
+    }
+
     /// The first index whose `seq` is greater than `after` (binary search; `events` is in `seq` order).
     static func firstIndex(in events: [StoredEvent], after: Int64) -> Int {
         firstIndex(of: events.count, after: after) { events[$0].seq }

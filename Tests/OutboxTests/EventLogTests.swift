@@ -154,6 +154,25 @@ import SQLite
         #expect(view.window(after: 0, limit: 5).isEmpty)
     }
 
+    /// Past the oldest event the open transaction holds, the next events come from memory; before
+    /// it (committed rows may lie there) the reader must read the database.
+    @Test func pendingFromMemoryOnlyWhereNoCommittedRowCanLie() {
+        let view = UncommittedView()
+        #expect(view.pendingInMemory(after: 0, limit: 5) == nil, "no open transaction")
+        let events = (10...30).map { StoredEvent(seq: Int64($0), device: "d", eventID: "e\($0)", key: "d", receivedAt: 0, payload: [], topic: nil) }
+        view.publish(inserted: events, deleted: [3, 8, 12], count: 20, bytes: 0)
+        #expect(view.pendingInMemory(after: 8, limit: 5) == nil, "committed rows up to 9 may be unread")
+        #expect(view.pendingInMemory(after: 9, limit: 3)?.map(\.seq) == [10, 11, 13])
+        #expect(view.pendingInMemory(after: 13, limit: 2)?.map(\.seq) == [14, 15])
+        #expect(view.pendingInMemory(after: 30, limit: 5)?.isEmpty == true)
+        // The oldest of the transaction's events forwarded and removed: still nothing committed past 9.
+        view.publish(inserted: [], deleted: [10, 11], count: 18, bytes: 0)
+        #expect(view.pendingInMemory(after: 12, limit: 2)?.map(\.seq) == [13, 14])
+        #expect(view.pendingInMemory(after: 11, limit: 1) == nil, "before the oldest it holds now: read")
+        view.clear()
+        #expect(view.pendingInMemory(after: 30, limit: 5) == nil)
+    }
+
     /// A full disk while the log's events wait to go into the database: the space after them goes
     /// back, and they are all still read.
     @Test func trimmingTheUnusedSpaceKeepsTheRecords() throws {
