@@ -275,7 +275,20 @@ extension IntegrationSuite {
                 // It returns (a JetStream cluster of 3 serves MQTT again with a quorum of 2).
                 try bed.cluster.launchAgain([0, 1, 2])
                 try await bed.cluster.waitUntilReady([0, 1, 2])
-                try await bed.subscriber.start(timeout: .seconds(60))
+                // While JetStream elects its leaders again NATS may close the consumer's connection
+                // ("The connection was lost.", seen under load): the consumer (same client id, so the
+                // same session and what it kept) is started again, a second apart, for up to 90 s.
+                let settleDeadline = ContinuousClock.now + .seconds(90)
+                for attempt in 1... {
+                    do {
+                        try await bed.subscriber.start(timeout: .seconds(30))
+                        break
+                    } catch where ContinuousClock.now < settleDeadline {
+                        print("UpstreamClusterTests: consumer start \(attempt) after the outage: \(error)")
+                        bed.subscriber.stop()
+                        try await Task.sleep(for: .seconds(1))
+                    }
+                }
                 try await bed.waitUntilConnected(toOneOf: [0, 1, 2], timeout: .seconds(90))
                 try await bed.expectDelivered(before.merging(during) { $0 + $1 })
                 let drained = try await bed.gateway.outboxStats(waitingUntil: { JSON.int($0["depth"]) == 0 }, timeout: .seconds(30))
