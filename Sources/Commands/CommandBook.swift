@@ -12,7 +12,7 @@ struct CommandBook: Sendable {
     /// may have been lost with it (libmosquitto acknowledges a message to the broker before the
     /// gateway has stored it, and a device sends its result once), so they are sent again, like
     /// one not accepted yet, until the device answers anything (a repeated `accepted` too).
-    private(set) var unsure: Set<CommandKey> = []
+    private var unsure: Set<CommandKey> = []
 
     init(_ unfinished: [CommandRecord] = []) {
         for record in unfinished.sorted(by: { $0.seq < $1.seq }) { put(record) }
@@ -24,9 +24,14 @@ struct CommandBook: Sendable {
         unsure.remove(key)
     }
 
+    /// Accepted before a restart and not heard of since: sent again like one not accepted yet.
+    func isInDoubt(_ record: CommandRecord) -> Bool {
+        record.status == .delivered && unsure.contains(record.key)
+    }
+
     /// Sent and waiting for `accepted` or a final result (re-sent after `commands.ackTimeoutSeconds`).
     private func awaitsAnswer(_ record: CommandRecord) -> Bool {
-        record.isInFlight || (record.status == .delivered && unsure.contains(record.key))
+        record.isInFlight || isInDoubt(record)
     }
 
     var count: Int { records.count }

@@ -182,8 +182,7 @@ public actor CommandQueue {
         for key in keys {
             // A command that was accepted or finished meanwhile is not counted as sent again (one
             // accepted before a restart, whose result is in doubt, is).
-            guard var record = book[key] ?? sent.last(where: { $0.key == key }),
-                record.status == .queued || (record.status == .delivered && book.unsure.contains(key))
+            guard var record = book[key] ?? sent.last(where: { $0.key == key }), record.status == .queued || book.isInDoubt(record)
             else { continue }
             sent.removeAll { $0.key == key }
             record.attempts += 1

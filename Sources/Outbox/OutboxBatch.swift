@@ -150,7 +150,7 @@ extension OutboxWriter {
         let stillPending = Set(view.inserted.map(\.seq))
         // Committed events it deleted (forwarded, evicted, expired) are deleted again with the
         // events put back: the forwarder has passed them and would not send them again soon.
-        replayDelete = Array(view.hidden).sorted()
+        replayDelete = view.hidden
         uncommitted.clear()
         logMode = false
         logRetryAt = .now() + .seconds(60)

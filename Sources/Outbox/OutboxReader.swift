@@ -39,7 +39,7 @@ final class OutboxReader: @unchecked Sendable {
     func pending(after seq: Int64, limit: Int) async throws -> [StoredEvent] {
         if let events = uncommitted?.pendingInMemory(after: seq, limit: limit) { return events }
         // The view before the read: what it no longer holds is committed, so the read sees it.
-        return try await onQueue { [self] db in try Self.pending(db, after: seq, limit: limit, view: try self.view(db, after: seq, limit: limit)) }
+        return try await onQueue { [self] db in try Self.pending(db, after: seq, limit: limit, view: try self.view(db, window: (seq, limit))) }
     }
 
     func stats() async throws -> OutboxStats {
@@ -58,10 +58,10 @@ final class OutboxReader: @unchecked Sendable {
 
     /// What the writer's open transaction holds: from the writer in this process, else (a reader
     /// beside a running daemon) the events in the event log after the last committed one.
-    /// With `after` and `limit`: only what a read of the next `limit` events past `after` needs.
-    private func view(_ db: SQLiteConnection, after: Int64? = nil, limit: Int = 0) throws -> UncommittedView.State? {
+    /// With `window`: only what a read of the next `limit` events past `after` needs.
+    private func view(_ db: SQLiteConnection, window: (after: Int64, limit: Int)? = nil) throws -> UncommittedView.State? {
         if let uncommitted {
-            if let after { return uncommitted.window(after: after, limit: limit) }
+            if let window { return uncommitted.window(after: window.after, limit: window.limit) }
             return uncommitted.snapshot()
         }
         guard let logPath else { return nil }
@@ -130,7 +130,7 @@ final class OutboxReader: @unchecked Sendable {
                     try next.bind(2, device)
                     guard try next.step() else { break }
                     let row = (seq: next.int64(0), receivedAt: next.int64(1))
-                    if view?.hidden.contains(row.seq) == true { bound = row.seq } else { found = row }
+                    if view?.isHidden(row.seq) == true { bound = row.seq } else { found = row }
                 }
                 if found == nil, let event = view?.inserted.first(where: { $0.device == device && $0.seq > bound }) {
                     found = (event.seq, event.receivedAt)

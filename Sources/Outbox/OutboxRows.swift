@@ -30,14 +30,6 @@ extension OutboxWriter {
         var outcomes: [AppendOutcome] = []
         outcomes.reserveCapacity(records.count)
         var overCap: Int64 = 0
-        defer {
-            if overCap > 0 {
-                dropLog.warning(
-                    key: "over-cap", count: overCap,
-                    "outbox over store.maxBytes: new events are taken while each commit evicts up to store.maxEvictionBytes of the oldest",
-                    metadata: ["store.maxBytes": "\(configuration.maxBytes)", "store.maxEvictionBytes": "\(configuration.maxEvictionBytes)", "outbox.bytes": "\(totals.bytes)"])
-            }
-        }
         for (index, record) in records.enumerated() {
             markSeen.reset()
             try markSeen.bind(1, record.device)
@@ -88,6 +80,12 @@ extension OutboxWriter {
             totals.account(record.device, size)
             totals.tallyChanges.append(.inserted(seq: seq, device: record.device, size: size, receivedAt: record.receivedAt))
             outcomes.append(.stored(seq: seq))
+        }
+        if overCap > 0 {
+            dropLog.warning(
+                key: "over-cap", count: overCap,
+                "outbox over store.maxBytes: new events are taken while each commit evicts up to store.maxEvictionBytes of the oldest",
+                metadata: ["store.maxBytes": "\(configuration.maxBytes)", "store.maxEvictionBytes": "\(configuration.maxEvictionBytes)", "outbox.bytes": "\(totals.bytes)"])
         }
         return outcomes
     }

@@ -11,16 +11,27 @@ final class UncommittedView: Sendable {
     struct State: Sendable {
         /// Events appended in the open transaction and not deleted since, in `seq` order.
         var inserted: [StoredEvent] = []
-        /// Committed events the open transaction deleted.
-        var hidden: Set<Int64> = []
-        /// The same, in ascending order (what lies past a reader's cursor is a suffix).
-        var hiddenInOrder: [Int64] = []
+        /// Committed events the open transaction deleted, ascending (what lies past a reader's
+        /// cursor is a suffix).
+        var hidden: [Int64] = []
         /// Depth and bytes including the open transaction (nil when none is open).
         var depth: (count: Int64, bytes: Int64)?
         /// Counter increments (drops, rejects, wear) the open transaction wrote.
         var counters: [String: Int64] = [:]
 
         var isEmpty: Bool { inserted.isEmpty && hidden.isEmpty && depth == nil && counters.isEmpty }
+
+        /// Whether the open transaction deleted the committed event `seq` (binary search).
+        func isHidden(_ seq: Int64) -> Bool {
+            let index = UncommittedView.firstIndex(in: hidden, after: seq - 1)
+            return index < hidden.count && hidden[index] == seq
+        }
+
+        /// At most `limit` of the transaction's events past `seq`.
+        func inserted(after seq: Int64, limit: Int) -> [StoredEvent] {
+            let start = UncommittedView.firstIndex(in: inserted, after: seq)
+            return Array(inserted[start..<min(start + max(limit, 0), inserted.count)])
+        }
 
         /// What a reader without the writer (`edge-gateway outbox stats` beside a running daemon)
         /// knows of the open transaction: the events in the event log after the last committed one.
@@ -39,7 +50,7 @@ final class UncommittedView: Sendable {
         /// merged with the open transaction: its deletions taken out, its events added.
         func merge(_ committed: [StoredEvent], after: Int64, limit: Int, device: String? = nil) -> [StoredEvent] {
             guard !isEmpty else { return Array(committed.prefix(limit)) }
-            var result = committed.filter { !hidden.contains($0.seq) }
+            var result = committed.filter { !isHidden($0.seq) }
             for event in inserted where event.seq > after && (device == nil || event.device == device) {
                 result.append(event)
             }
@@ -65,13 +76,8 @@ final class UncommittedView: Sendable {
         state.withLock { state in
             guard !state.isEmpty else { return State() }
             var window = State(depth: state.depth, counters: state.counters)
-            let start = Self.firstIndex(in: state.inserted, after: seq)
-            window.inserted = Array(state.inserted[start..<min(start + max(limit, 0), state.inserted.count)])
-            let hiddenStart = Self.firstIndex(in: state.hiddenInOrder, after: seq)
-            if hiddenStart < state.hiddenInOrder.count {
-                window.hiddenInOrder = Array(state.hiddenInOrder[hiddenStart...])
-                window.hidden = Set(window.hiddenInOrder)
-            }
+            window.inserted = state.inserted(after: seq, limit: limit)
+            window.hidden = Array(state.hidden[Self.firstIndex(in: state.hidden, after: seq)...])
             return window
         }
     }
@@ -84,8 +90,7 @@ final class UncommittedView: Sendable {
     func pendingInMemory(after seq: Int64, limit: Int) -> [StoredEvent]? {
         state.withLock { state in
             guard let first = state.inserted.first, seq >= first.seq - 1 else { return nil }
-            let start = Self.firstIndex(in: state.inserted, after: seq)
-            return Array(state.inserted[start..<min(start + max(limit, 0), state.inserted.count)])
+            return state.inserted(after: seq, limit: limit)
         }
     }
 
@@ -121,15 +126,11 @@ final class UncommittedView: Sendable {
                 var own = Set(state.inserted.map(\.seq))
                 for event in inserted { own.insert(event.seq) }
                 state.inserted.removeAll { gone.contains($0.seq) }
-                var added: [Int64] = []
-                for seq in gone where !own.contains(seq) && state.hidden.insert(seq).inserted { added.append(seq) }
-                added.sort()
-                if let first = added.first, let last = state.hiddenInOrder.last, first < last {
-                    state.hiddenInOrder.append(contentsOf: added)
-                    state.hiddenInOrder.sort()
-                } else {
-                    state.hiddenInOrder.append(contentsOf: added)
-                }
+                let added = gone.filter { !own.contains($0) && !state.isHidden($0) }.sorted()
+                // Removals come in sequence order, so this is nearly always an append.
+                let inOrder = (state.hidden.last ?? .min) < (added.first ?? .max)
+                state.hidden.append(contentsOf: added)
+                if !inOrder { state.hidden.sort() }
             }
             state.inserted.append(contentsOf: gone.isEmpty ? inserted : inserted.filter { !gone.contains($0.seq) })
             state.depth = (count, bytes)
