@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One end-to-end flood through the gateway (section 2's load: 20 devices x 2000 256-byte events,
-# QoS 1, acks on, a fresh device broker and upstream broker), printing the loadgen and sink lines
-# and the gateway's CPU time; with PERF=1 also `perf record -g` of the gateway into $OUT/perf.data
+# QoS 1, acks on, a fresh device broker and upstream broker), printing the loadgen and sink lines,
+# the rate as section 2 counts it and the gateway's CPU time; with PERF=1 also `perf record -g` of the gateway into $OUT/perf.data
 # (read it with `perf report -i $OUT/perf.data --children --sort sym`).
 #
 #   GW=.build/release/edge-gateway [ACKQOS=1] [PERF=1] [OUT=/tmp/e2e-profile] Tests/Benchmarks/e2e_profile.sh
@@ -48,4 +48,7 @@ after=$(awk '{print $14 + $15}' "/proc/$gw/stat")
 if [[ -n "${PERF:-}" ]]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
 echo "loadgen: $lg"
 echo "sink: $(cat "$T/sink.out")"
+# As scripts/bench section 2 counts it: from the first device publish to the last upstream arrival.
+first=$(sed -n 's/.*first_ns=\([0-9]*\).*/\1/p' <<<"$lg"); last=$(sed -n 's/.*last_ns=\([0-9]*\).*/\1/p' "$T/sink.out")
+echo "rate events/s: $(awk -v s="$first" -v e="$last" 'BEGIN {printf "%.0f", 40000 / ((e - s) / 1e9)}')"
 echo "gateway CPU s: $(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}')"
