@@ -35,6 +35,8 @@ extension OutboxWriter {
                 // space can be set aside again.
                 reserve.release()
                 reserveHeld = false
+                // The failed transaction's WAL frames hold the disk's last free space.
+                _ = try? db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 dropLog.warning(
                     key: "reserve-released", count: 1,
                     "file system full: released the outbox's reserve to keep removing forwarded events; new events are refused until it can be set aside again",
@@ -68,28 +70,38 @@ extension OutboxWriter {
             // Hand the WAL's space back to the file system (a checkpoint may fail while full).
             _ = try? db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         }
-        if appendCount > 0, forgotten > 0 || !removals.isEmpty, reserveHeld || reserve.hold(roomInFile: freeBytesInFile()) {
+        if appendCount > 0, reserveHeld || reserve.hold(roomInFile: freeBytesInFile()) {
             reserveHeld = true
-            let retryBefore = totals
-            var outcomes: [[AppendOutcome]] = []
-            do {
-                try applyInTransaction {
-                    outcomes = []
-                    evictionBudget = configuration.maxEvictionBytes
-                    var retryCounters: [String: Int64] = [:]
-                    for records in appends {
-                        outcomes.append(try appendRows(records, counters: &retryCounters))
+            if forgotten > 0 || !removals.isEmpty {
+                let retryBefore = totals
+                var outcomes: [[AppendOutcome]] = []
+                do {
+                    try applyInTransaction {
+                        outcomes = []
+                        evictionBudget = configuration.maxEvictionBytes
+                        var retryCounters: [String: Int64] = [:]
+                        for records in appends {
+                            outcomes.append(try appendRows(records, counters: &retryCounters))
+                        }
+                        try writeCounters(retryCounters)
+                        try writeTotals()
                     }
-                    try writeCounters(retryCounters)
-                    try writeTotals()
+                    return outcomes
+                } catch let third as SQLiteError where !third.isCorruption {
+                    totals = retryBefore
+                } catch {
+                    totals = retryBefore
+                    fail(error)
+                    return refused
                 }
+            }
+            // Too big for the space left as one transaction (its WAL frames need room beside the
+            // file's free pages): store what fits, a few events a commit. Devices resend a whole
+            // window at once, so refusing the group whole would refuse it again and again.
+            let (outcomes, refusedCount) = appendInSmallSteps(appends)
+            if refusedCount < appendCount {
+                if refusedCount > 0 { addCounters([Self.storeFullCounter: Int64(refusedCount)]) }
                 return outcomes
-            } catch let third as SQLiteError where !third.isCorruption {
-                totals = retryBefore
-            } catch {
-                totals = retryBefore
-                fail(error)
-                return refused
             }
         }
         if appendCount > 0 {
@@ -114,10 +126,10 @@ extension OutboxWriter {
     /// full for one transaction: each step needs WAL space for a few pages only, and the
     /// checkpoint hands that space back before the next. Stops at the first step that fails and
     /// keeps the rest for later. Returns whether everything was removed.
-    private func removeInSmallSteps(_ removals: [Int64]) -> Bool {
+    func removeInSmallSteps(_ removals: [Int64]) -> Bool {
         var start = 0
         while start < removals.count {
-            let step = Array(removals[start..<min(start + 16, removals.count)])
+            let step = Array(removals[start..<min(start + Self.smallStep, removals.count)])
             let before = totals
             do {
                 try applyInTransaction {
@@ -134,6 +146,54 @@ extension OutboxWriter {
         }
         return true
     }
+
+    /// Appends a few events a transaction, checkpointing after each so the next finds the WAL's
+    /// space again; stops at the first step that fails (what follows is refused, so a device's
+    /// stored events stay in its order). Returns each request's outcomes and how many events were
+    /// refused for want of space (not yet counted; refusals under `rejectNew` are).
+    private func appendInSmallSteps(_ appends: [[OutboxRecord]]) -> (outcomes: [[AppendOutcome]], refused: Int) {
+        var outcomes = appends.map { Array(repeating: AppendOutcome.rejectedStoreFull, count: $0.count) }
+        var refused = appends.reduce(0) { $0 + $1.count }
+        evictionBudget = configuration.maxEvictionBytes
+        for (request, records) in appends.enumerated() {
+            var start = 0
+            while start < records.count {
+                // At least one event, else up to 16 KB of them (a few pages of WAL).
+                var end = start + 1
+                var bytes = records[start].accountedSize
+                while end < records.count, bytes + records[end].accountedSize <= Self.smallStepBytes {
+                    bytes += records[end].accountedSize
+                    end += 1
+                }
+                let before = totals
+                var stepOutcomes: [AppendOutcome] = []
+                do {
+                    try applyInTransaction {
+                        var stepCounters: [String: Int64] = [:]
+                        stepOutcomes = try appendRows(Array(records[start..<end]), counters: &stepCounters)
+                        try writeCounters(stepCounters)
+                        try writeTotals()
+                    }
+                } catch {
+                    totals = before
+                    if let failure = error as? SQLiteError, failure.isCorruption { fail(failure) }
+                    return (outcomes, refused)
+                }
+                outcomes[request].replaceSubrange(start..<end, with: stepOutcomes)
+                refused -= end - start
+                // The next step writes the WAL from its start again, in the file's space (which a
+                // truncation would hand to the file system, where there may be none left).
+                if !batchOpen { _ = try? db.execute("PRAGMA wal_checkpoint(RESTART)") }
+                start = end
+            }
+        }
+        return (outcomes, refused)
+    }
+
+    /// Removals per transaction when the disk is too full for a whole group.
+    static let smallStep = 16
+    /// Bytes of new events per transaction then (at least one event).
+    static let smallStepBytes: Int64 = 16 * 1024
 
     /// Forgets the oldest dedup entries of events that are gone (forwarded, dropped or expired)
     /// when the file is full: a small `store.maxFileBytes` must not fill up with dedup memory and
@@ -152,3 +212,4 @@ extension OutboxWriter {
         return ids.count
     }
 }
+

@@ -263,6 +263,9 @@ class Gateway:
             "store.path": str(self.store_path),
             # This machine's clock reports itself unsynchronised; expiry is not what we test.
             "store.requireSyncedClock": False,
+            # Each its own admin port: with the default (8080) a gateway still stopping, or anything
+            # else on the machine, would take the API from the next and fill its log with retries.
+            "admin.port": free_port(),
             "log.level": "info",
             "log.format": "text",
         }

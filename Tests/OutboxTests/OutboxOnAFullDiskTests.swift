@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+
+@testable import Outbox
+
+/// A real file system that runs out of space: a 1 MiB tmpfs (needs root, as `scripts/faults`'
+/// disk-full scenario does; skipped where mounting is not allowed).
+final class SmallFileSystem {
+    let directory: URL
+    private var mounted = false
+
+    init(megabytes: Int) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("outbox-tmpfs-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        mounted = Self.run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(megabytes)m", "outbox-test-tmpfs", directory.path])
+    }
+
+    var path: String { directory.appendingPathComponent("outbox.db").path }
+
+    deinit {
+        if mounted { _ = Self.run("/bin/umount", ["-l", directory.path]) }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    static let canMount: Bool = {
+        guard getuid() == 0, let probe = try? SmallFileSystem(megabytes: 1) else { return false }
+        return probe.mounted
+    }()
+
+    private static func run(_ tool: String, _ arguments: [String]) -> Bool {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return false }
+        process.waitUntilExit()
+        return process.terminationStatus == 0
+    }
+}
+
+@Suite(.enabled(if: SmallFileSystem.canMount, "mounting a tmpfs needs root (CAP_SYS_ADMIN)"), .serialized)
+struct OutboxOnAFullDiskTests {
+    /// Seen in `scripts/faults` (disk-full on a 1 MiB tmpfs): after the disk filled and the
+    /// upstream took everything, the store was empty, yet every group of resent events was too
+    /// big for the WAL space left beside the database's free pages and was refused whole, again
+    /// and again (the devices resend their window together). What fits must be stored.
+    /// Also found here: with the reserve already given up, removing the forwarded events in one
+    /// transaction filled the last free space with WAL frames that no checkpoint could give back
+    /// (it needed to grow the file): the store never removed or took anything again. That
+    /// depends on where the fill stops; three rounds make it likely (about half the runs
+    /// without the fix).
+    @Test func aGroupTooBigForTheSpaceLeftIsStoredInPartsNotRefusedWhole() async throws {
+        let disk = try SmallFileSystem(megabytes: 1)
+        var configuration = OutboxConfiguration(path: disk.path)
+        configuration.commitIntervalMs = 0
+        configuration.requireSyncedClock = false
+        configuration.reserveBytes = 131_072
+        configuration.removalDelayMs = 0
+        let outbox = try Outbox.open(configuration: configuration, logger: testLogger)
+
+        for cycle in 0..<3 {
+            // Fill the disk with 3 KB events, a few at a time, until they are refused.
+            var stored: [Int64] = []
+            var round = 0
+            fill: while round < 1000 {
+                let group = (0..<4).map { record("d\($0 % 3)", "fill-\(cycle)-\(round)-\($0)", size: 3000) }
+                for outcome in await outbox.append(group) {
+                    guard case .stored(let seq) = outcome else { break fill }
+                    stored.append(seq)
+                }
+                round += 1
+            }
+            #expect(stored.count > 20, "cycle \(cycle): the 1 MiB file system took \(stored.count) events")
+
+            // Everything is forwarded and removed: the store is empty, its file mostly free pages.
+            outbox.remove(try await outbox.pending(after: 0, limit: 10_000).map(\.seq))
+            await outbox.waitForQueuedWrites()
+            let depth = try await outbox.stats().depth
+            #expect(depth == 0, "cycle \(cycle): forwarded events were not removed")
+
+            // Three devices resend a window of 20 events each, as one group.
+            var accepted = 0
+            for attempt in 0..<5 where accepted == 0 {
+                let outcomes = await outbox.append((0..<60).map { record("d\($0 % 3)", "new-\(cycle)-\(attempt)-\($0)", size: 3000) })
+                // What is stored is a prefix: nothing after a refused event (a device's order).
+                let storedCount = outcomes.prefix { if case .stored = $0 { true } else { false } }.count
+                #expect(outcomes.dropFirst(storedCount).allSatisfy { $0 == .rejectedStoreFull })
+                accepted = storedCount
+            }
+            #expect(accepted > 0, "cycle \(cycle): a group of 60 events was refused whole five times with an empty store")
+            guard accepted > 0, depth == 0 else { break }
+        }
+        await outbox.close()
+    }
+}
