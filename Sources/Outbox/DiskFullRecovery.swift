@@ -35,6 +35,7 @@ extension OutboxWriter {
                 // space can be set aside again.
                 reserve.release()
                 reserveHeld = false
+                freePagesStandIn = false
                 // The failed transaction's WAL frames hold the disk's last free space.
                 _ = try? db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 dropLog.warning(
@@ -70,7 +71,8 @@ extension OutboxWriter {
             // Hand the WAL's space back to the file system (a checkpoint may fail while full).
             _ = try? db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         }
-        if appendCount > 0, reserveHeld || reserve.hold(roomInFile: freeBytesInFile()) {
+        let incoming = appends.reduce(Int64(0)) { $0 + $1.reduce(Int64(0)) { $0 + $1.accountedSize } }
+        if appendCount > 0, reserveHeld || mayTakeNewEvents(incoming: incoming) {
             reserveHeld = true
             if forgotten > 0 || !removals.isEmpty {
                 let retryBefore = totals
@@ -113,6 +115,21 @@ extension OutboxWriter {
                 metadata: ["error": "\(error)"])
         }
         return refused
+    }
+
+    /// Whether new events may be taken, when the reserve is not held (or the file's free pages
+    /// stood in for it): the reserve set aside now, or else the free pages standing in.
+    func mayTakeNewEvents(incoming: Int64) -> Bool {
+        let room = freeBytesInFile()
+        freePagesStandIn = false
+        if reserve.hold(roomInFile: room) { return true }
+        if !batchOpen, (try? db.execute("PRAGMA wal_checkpoint(TRUNCATE)")) != nil {
+            // A write that failed for lack of space leaves the WAL file as long as it got: give
+            // that space back and look again (no commit comes to checkpoint it otherwise).
+            if reserve.hold(roomInFile: room) { return true }
+        }
+        freePagesStandIn = reserve.freePagesStandIn(roomInFile: room, incoming: incoming)
+        return freePagesStandIn
     }
 
     /// Bytes in the database file's free pages (reused before the file grows).

@@ -236,6 +236,7 @@ extension OutboxWriter {
                     if released {
                         reserve.release()
                         reserveHeld = false
+                        freePagesStandIn = false
                     }
                     let trimmed = giveBackLogSpace()
                     _ = try? db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -63,18 +63,13 @@ extension OutboxWriter {
             replayLog()
         }
         // New events are taken only while the disk reserve is held (see SpaceReserve).
-        if !reserveHeld {
-            reserveHeld = reserve.hold(roomInFile: freeBytesInFile())
-            if !reserveHeld, !batchOpen, (try? db.execute("PRAGMA wal_checkpoint(TRUNCATE)")) != nil {
-                // A write that failed for lack of space leaves the WAL file as long as it got: give
-                // that space back and look again (no commit comes to checkpoint it otherwise).
-                reserveHeld = reserve.hold(roomInFile: freeBytesInFile())
-            }
+        if !reserveHeld || freePagesStandIn {
+            reserveHeld = mayTakeNewEvents(incoming: incomingBytes)
         }
         giveBackLogSpace()
         // With the event log, this group is a savepoint of the open transaction and its events
-        // go to the log (OutboxBatch.swift).
-        let logging = beginBatchIfLogging(accepting: reserveHeld)
+        // go to the log (OutboxBatch.swift); not while the file system is full.
+        let logging = beginBatchIfLogging(accepting: reserveHeld && !freePagesStandIn)
         if batchOpen, !logging {
             do { try commitBatch() } catch { abandonBatch(error) }
         }
@@ -97,8 +92,8 @@ extension OutboxWriter {
                 deferredSince = nil
             }
         }
-        if !reserveHeld, configuration.reserveBytes > 0, !batchOpen, removals.count > Self.smallStep {
-            // The disk is (nearly) full and the reserve already given up: one large transaction
+        if !reserveHeld || freePagesStandIn, configuration.reserveBytes > 0, !batchOpen, removals.count > Self.smallStep {
+            // The file system is (nearly) full and the reserve not held: one large transaction
             // would fill the last free space with WAL frames, and then even the checkpoint that
             // gives them back could not grow the file (seen on a 1 MiB tmpfs). A few at a time.
             _ = removeInSmallSteps(removals)

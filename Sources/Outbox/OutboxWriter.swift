@@ -60,6 +60,9 @@ final class OutboxWriter: @unchecked Sendable {
     var warnedUnsyncedClock = false  // writer thread only
     let reserve: SpaceReserve
     var reserveHeld = false  // writer thread only
+    /// New events are taken with the database's free pages standing in for the reserve (the file
+    /// system is full, the file is not): checked again with every group. Writer thread only.
+    var freePagesStandIn = false
     /// Where new events are made durable while the database's transaction stays open (nil: off).
     let eventLog: EventLog?  // writer thread only
     /// What the open transaction holds, for readers on other connections.
@@ -137,6 +140,9 @@ final class OutboxWriter: @unchecked Sendable {
             eventLog = nil
         }
         try installWearHook()
+        // Set aside before the log is replayed, which otherwise takes the file system for full
+        // and gives the log's space back, to write it again with the first group.
+        reserveHeld = reserve.hold(roomInFile: freeBytesInFile())
         replayLog()
         if !logWanted, eventLog != nil, !logPending {
             eventLog?.close()

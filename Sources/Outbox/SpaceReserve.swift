@@ -30,10 +30,12 @@ struct SpaceReserve {
         }
         // Only with room to spare for new events besides it (on the file system or in the
         // file's free pages): taking it back the moment a removal freed that much would let
-        // new events fill the disk again at once.
+        // new events fill the disk again at once. And the WAL's frames need the file system's
+        // space whatever the file holds: taking it back where that is all there is would make
+        // every write fail, give it up, and take it back again.
         let directory = (path as NSString).deletingLastPathComponent
         if let free = (try? FileManager.default.attributesOfFileSystem(forPath: directory))?[.systemFreeSize] as? Int64,
-            free < bytes || free - bytes + roomInFile < bytes
+            free < bytes || free - bytes < walRoom || free - bytes + roomInFile < bytes
         {
             return false
         }
@@ -47,6 +49,16 @@ struct SpaceReserve {
             return false
         }
         return true
+    }
+
+    /// File-system space a hold leaves beside the reserve for the WAL.
+    var walRoom: Int64 { max(bytes / 4, 64 * 1024) }
+
+    /// Whether the database file's own free pages can stand in for the reserve: new events that
+    /// go there do not grow the file, so a checkpoint never needs the file system's space and the
+    /// WAL's can always be given back. Twice the reserve besides what is about to be stored.
+    func freePagesStandIn(roomInFile: Int64, incoming: Int64) -> Bool {
+        bytes > 0 && roomInFile - incoming >= 2 * bytes
     }
 
     /// Gives the space back to the file system.

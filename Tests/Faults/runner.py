@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 
 from .procs import GatewayCrashed, HarnessError, Sandbox
-from .scenarios import SCENARIOS, Context, Result
+from .scenarios import DEFAULT_RSS_LIMIT_MB, SCENARIOS, Context, Result
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,8 +44,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     # 64: the debug build idles near 57 MB, and with the event log (store.eventLogBytes, 1 MiB) a
     # backlog behind a slow upstream keeps up to a log's worth of events in memory for readers until
     # the transaction commits (about 2 MB at most), bounded by the log, not by the backlog.
-    parser.add_argument("--rss-limit-mb", type=float, default=64.0,
-                        help="slow-consumer fails when the daemon's RSS exceeds this (default 64)")
+    parser.add_argument("--rss-limit-mb", type=float, default=DEFAULT_RSS_LIMIT_MB,
+                        help=f"slow-consumer fails when the daemon's RSS exceeds this (default {DEFAULT_RSS_LIMIT_MB:.0f})")
     parser.add_argument("--tmpfs-mb", type=int, default=1,
                         help="size of the tmpfs the disk-full scenario fills (default 1; 0 skips that part)")
     parser.add_argument("--skip", metavar="SCENARIO/PART[,...]", default="",

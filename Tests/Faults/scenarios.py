@@ -70,6 +70,10 @@ class Result:
                       f"{sorted(report.expected_lost)[:8]}")
 
 
+# The slow-consumer scenario's bound on the daemon's RSS (--rss-limit-mb).
+DEFAULT_RSS_LIMIT_MB = 64.0
+
+
 @dataclass
 class Context:
     sandbox: Sandbox
@@ -78,7 +82,7 @@ class Context:
     binary: str
     result: Result
     verbose: bool = False
-    rss_limit_mb: float = 64.0
+    rss_limit_mb: float = DEFAULT_RSS_LIMIT_MB
     tmpfs_mb: int = 1
     skip: frozenset[str] = frozenset()
     started: float = field(default_factory=time.monotonic)

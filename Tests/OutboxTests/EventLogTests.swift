@@ -205,6 +205,24 @@ import SQLite
         await outbox.close()
     }
 
+    /// A start replays the log before the first group; it used to do that before the disk
+    /// reserve was set aside, take the file system for full, give the log's space back ("file
+    /// system full" in the journal at every start) and write the whole log again with the first
+    /// group.
+    @Test func aStartOnAFileSystemWithRoomKeepsTheLogsSpace() async throws {
+        let store = try TemporaryStore()
+        let first = try Outbox.open(configuration: store.configuration(withLog), logger: testLogger)
+        _ = await first.append([record("d", "e1")])
+        await first.close()
+        let size = { (try? FileManager.default.attributesOfItem(atPath: store.path + "-events"))?[.size] as? Int64 ?? 0 }
+        let before = size()
+        #expect(before > 1 << 20)
+        let second = try Outbox.open(configuration: store.configuration(withLog), logger: testLogger)
+        #expect(size() == before, "the log was given back at the start")
+        #expect(await second.append([record("d", "e2")]) == [.stored(seq: 2)])
+        await second.close()
+    }
+
     @Test func turnedOffTheLogIsEmptiedIntoTheDatabaseAndRemoved() async throws {
         let store = try TemporaryStore()
         let outbox = try Outbox.open(configuration: store.configuration(withLog), logger: testLogger)
