@@ -32,7 +32,7 @@ extension OutboxWriter {
             if reserveHeld, configuration.reserveBytes > 0 {
                 // The file system itself is full (even a DELETE needs WAL space): give up the
                 // reserve so forwarded events can still be removed; new events wait until the
-                // space can be set aside again.
+                // space can be set aside again, or the file's free pages stand in for it.
                 reserve.release()
                 reserveHeld = false
                 freePagesStandIn = false
@@ -40,7 +40,7 @@ extension OutboxWriter {
                 _ = try? db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 dropLog.warning(
                     key: "reserve-released", count: 1,
-                    "file system full: released the outbox's reserve to keep removing forwarded events; new events are refused until it can be set aside again",
+                    "file system full: released the outbox's reserve to keep removing forwarded events; new events are refused until it can be set aside again (or the database file's free pages can take them)",
                     metadata: ["store.reserveBytes": "\(configuration.reserveBytes)", "error": "\(second)"])
             }
             giveBackLogSpace()
@@ -229,4 +229,3 @@ extension OutboxWriter {
         return ids.count
     }
 }
-
