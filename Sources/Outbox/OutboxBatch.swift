@@ -98,7 +98,8 @@ extension OutboxWriter {
     /// Deleted committed rows the readers filter out before the transaction must commit.
     static let maxHiddenDeletions = 20_000
 
-    /// The file system is (nearly) full and the reserve is not held: the log's pre-written space
+    /// The file system is (nearly) full and the reserve is not held (the database's free pages
+    /// may stand in for it, but the log is not used then): the log's pre-written space
     /// goes back to the database. All of it when the log is empty; when its events wait to go into
     /// the database (`logPending`: that needs room too), the part after them. Without this a full
     /// disk could hold the log's space while the database needs it to take the log's events or
@@ -106,7 +107,9 @@ extension OutboxWriter {
     /// a 1 MiB tmpfs).
     @discardableResult
     func giveBackLogSpace() -> Bool {
-        guard !reserveHeld, configuration.reserveBytes > 0, !batchOpen, let eventLog, eventLog.capacity > 0 else { return false }
+        guard !reserveHeld || freePagesStandIn, configuration.reserveBytes > 0, !batchOpen, let eventLog, eventLog.capacity > 0 else {
+            return false
+        }
         if eventLog.isEmpty {
             guard (try? eventLog.shrink()) != nil else { return false }
             logger.notice("outbox: gave the event log's space back (file system nearly full)", metadata: ["path": "\(eventLog.path)"])
@@ -221,6 +224,10 @@ extension OutboxWriter {
                         try markSeen.step()
                     }
                     try self.removeRows(self.replayDelete)
+                    // Sequence numbers the log handed out are never handed out again, also those of
+                    // events that are gone: the forwarder has read past them, and a new event under
+                    // one of them would wait unseen behind its cursor until the next connection.
+                    self.totals.lastSeq = max(self.totals.lastSeq, all.map(\.seq).max() ?? 0)
                     try self.writeTotals()
                 }
                 do {

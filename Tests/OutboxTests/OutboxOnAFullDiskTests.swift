@@ -96,4 +96,55 @@ struct OutboxOnAFullDiskTests {
         }
         await outbox.close()
     }
+
+    /// Seen in `scripts/faults` (disk-full, 1 MiB tmpfs, once in three runs): the event log's
+    /// transaction failed on the full disk after the forwarder had sent and removed its newest
+    /// events; their events went back without those, the sequence numbers fell back below the
+    /// forwarder's cursor, and the next events, stored under the same numbers, waited unseen
+    /// until the next connection (36 acked events stuck).
+    @Test func aFailedTransactionNeverHandsOutASequenceNumberAgain() async throws {
+        let disk = try SmallFileSystem(megabytes: 1)
+        var configuration = OutboxConfiguration(path: disk.path)
+        configuration.commitIntervalMs = 0
+        configuration.requireSyncedClock = false
+        configuration.reserveBytes = 0
+        configuration.removalDelayMs = 0
+        configuration.eventLogIdleMs = 600_000
+        let outbox = try Outbox.open(configuration: configuration, logger: testLogger)
+
+        let outcomes = await outbox.append((1...10).map { record("d", "e\($0)", size: 1000) })
+        #expect(outcomes == (1...10).map { .stored(seq: Int64($0)) })
+        // The forwarder reads them all (from the open transaction) and its newest are acked upstream.
+        #expect(try await outbox.pending(after: 0, limit: 100).map(\.seq) == Array(1...10))
+        outbox.remove([8, 9, 10])
+        // A group that takes the removals into the open transaction without committing it (a
+        // device's resend, answered `duplicate`).
+        #expect(await outbox.append([record("d", "e1", size: 1000)]) == [.duplicate])
+
+        // The file system fills; the transaction's commit fails and its events wait in the log.
+        let filler = disk.directory.appendingPathComponent("filler").path
+        let fd = open(filler, O_CREAT | O_WRONLY, 0o600)
+        let chunk = [UInt8](repeating: 0, count: 4096)
+        while write(fd, chunk, chunk.count) == chunk.count {}
+        close(fd)
+        await outbox.waitForQueuedWrites()
+        // Room again: the log's events go into the database with the next group.
+        unlink(filler)
+
+        var next: [AppendOutcome] = []
+        for attempt in 0..<20 {
+            next = await outbox.append([record("d", "new-\(attempt)", size: 100)])
+            if case .stored = next[0] { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        guard case .stored(let seq) = next.first else {
+            Issue.record("the new event was never stored: \(next)")
+            await outbox.close()
+            return
+        }
+        #expect(seq > 10, "sequence number \(seq) was handed out before (the forwarder's cursor is at 10)")
+        #expect(try await outbox.pending(after: 10, limit: 100).map(\.seq) == [seq])
+        #expect(try await outbox.pending(after: 0, limit: 100).map(\.seq) == Array(1...7) + [seq])
+        await outbox.close()
+    }
 }
