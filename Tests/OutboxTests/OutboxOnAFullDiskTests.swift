@@ -17,6 +17,16 @@ final class SmallFileSystem {
 
     var path: String { directory.appendingPathComponent("outbox.db").path }
 
+    /// A store on it that commits at once and removes forwarded events without delay.
+    func configuration(_ change: (inout OutboxConfiguration) -> Void) -> OutboxConfiguration {
+        var configuration = OutboxConfiguration(path: path)
+        configuration.commitIntervalMs = 0
+        configuration.requireSyncedClock = false
+        configuration.removalDelayMs = 0
+        change(&configuration)
+        return configuration
+    }
+
     deinit {
         if mounted { _ = Self.run("/bin/umount", ["-l", directory.path]) }
         try? FileManager.default.removeItem(at: directory)
@@ -55,12 +65,7 @@ struct OutboxOnAFullDiskTests {
     /// in for it (new events there do not grow the file).
     @Test func aGroupTooBigForTheSpaceLeftIsStoredInPartsNotRefusedWhole() async throws {
         let disk = try SmallFileSystem(megabytes: 1)
-        var configuration = OutboxConfiguration(path: disk.path)
-        configuration.commitIntervalMs = 0
-        configuration.requireSyncedClock = false
-        configuration.reserveBytes = 131_072
-        configuration.removalDelayMs = 0
-        let outbox = try Outbox.open(configuration: configuration, logger: testLogger)
+        let outbox = try Outbox.open(configuration: disk.configuration { $0.reserveBytes = 131_072 }, logger: testLogger)
 
         for cycle in 0..<5 {
             // Fill the disk with 3 KB events, a few at a time, until they are refused.
@@ -104,12 +109,10 @@ struct OutboxOnAFullDiskTests {
     /// until the next connection (36 acked events stuck).
     @Test func aFailedTransactionNeverHandsOutASequenceNumberAgain() async throws {
         let disk = try SmallFileSystem(megabytes: 1)
-        var configuration = OutboxConfiguration(path: disk.path)
-        configuration.commitIntervalMs = 0
-        configuration.requireSyncedClock = false
-        configuration.reserveBytes = 0
-        configuration.removalDelayMs = 0
-        configuration.eventLogIdleMs = 600_000
+        let configuration = disk.configuration {
+            $0.reserveBytes = 0
+            $0.eventLogIdleMs = 600_000
+        }
         let outbox = try Outbox.open(configuration: configuration, logger: testLogger)
 
         let outcomes = await outbox.append((1...10).map { record("d", "e\($0)", size: 1000) })
