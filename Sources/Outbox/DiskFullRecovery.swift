@@ -7,10 +7,11 @@ import SQLite
 extension OutboxWriter {
     /// After a write failed for lack of space (or an I/O error): commit the removals on their own
     /// to free space (when the file is full, together with dedup entries of events already gone),
-    /// then, if that made room, try the new events once more. Returns the appends' outcomes;
-    /// refused ones are `rejectedStoreFull` and counted with the next commit.
+    /// then, if that made room, try the new events once more, and else store what fits a few at a
+    /// time. Returns the appends' outcomes; refused ones are `rejectedStoreFull` and counted with
+    /// the next commit.
     func recover(
-        from error: SQLiteError, removals: [Int64], appends: [[OutboxRecord]], counters: [String: Int64]
+        from error: SQLiteError, removals: [Int64], appends: [[OutboxRecord]], incomingBytes: Int64, counters: [String: Int64]
     ) -> [[AppendOutcome]] {
         let refused = appends.map { Array(repeating: AppendOutcome.rejectedStoreFull, count: $0.count) }
         let appendCount = appends.reduce(0) { $0 + $1.count }
@@ -33,9 +34,7 @@ extension OutboxWriter {
                 // The file system itself is full (even a DELETE needs WAL space): give up the
                 // reserve so forwarded events can still be removed; new events wait until the
                 // space can be set aside again, or the file's free pages stand in for it.
-                reserve.release()
-                reserveHeld = false
-                freePagesStandIn = false
+                releaseReserve()
                 // The failed transaction's WAL frames hold the disk's last free space.
                 _ = try? db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 dropLog.warning(
@@ -71,8 +70,7 @@ extension OutboxWriter {
             // Hand the WAL's space back to the file system (a checkpoint may fail while full).
             _ = try? db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         }
-        let incoming = appends.reduce(Int64(0)) { $0 + $1.reduce(Int64(0)) { $0 + $1.accountedSize } }
-        if appendCount > 0, reserveHeld || mayTakeNewEvents(incoming: incoming) {
+        if appendCount > 0, reserveHeld || mayTakeNewEvents(incoming: incomingBytes) {
             reserveHeld = true
             if forgotten > 0 || !removals.isEmpty {
                 let retryBefore = totals
@@ -128,8 +126,15 @@ extension OutboxWriter {
             // that space back and look again (no commit comes to checkpoint it otherwise).
             if reserve.hold(roomInFile: room) { return true }
         }
-        freePagesStandIn = reserve.freePagesStandIn(roomInFile: room, incoming: incoming)
+        freePagesStandIn = reserve.freePagesCanStandIn(roomInFile: room, incoming: incoming)
         return freePagesStandIn
+    }
+
+    /// Gives the reserve back to the file system; new events wait for ``mayTakeNewEvents(incoming:)``.
+    func releaseReserve() {
+        reserve.release()
+        reserveHeld = false
+        freePagesStandIn = false
     }
 
     /// Bytes in the database file's free pages (reused before the file grows).

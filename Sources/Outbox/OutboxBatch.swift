@@ -107,9 +107,7 @@ extension OutboxWriter {
     /// a 1 MiB tmpfs).
     @discardableResult
     func giveBackLogSpace() -> Bool {
-        guard !reserveHeld || freePagesStandIn, configuration.reserveBytes > 0, !batchOpen, let eventLog, eventLog.capacity > 0 else {
-            return false
-        }
+        guard !reserveInPlace, configuration.reserveBytes > 0, !batchOpen, let eventLog, eventLog.capacity > 0 else { return false }
         if eventLog.isEmpty {
             guard (try? eventLog.shrink()) != nil else { return false }
             logger.notice("outbox: gave the event log's space back (file system nearly full)", metadata: ["path": "\(eventLog.path)"])
@@ -240,11 +238,7 @@ extension OutboxWriter {
                     var forgotten = 0
                     try? applyInTransaction { forgotten = try self.forgetSeenToMakeRoom(limit: 5000) }
                     let released = reserveHeld && configuration.reserveBytes > 0
-                    if released {
-                        reserve.release()
-                        reserveHeld = false
-                        freePagesStandIn = false
-                    }
+                    if released { releaseReserve() }
                     let trimmed = giveBackLogSpace()
                     _ = try? db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                     guard forgotten > 0 || released || trimmed else { throw error }

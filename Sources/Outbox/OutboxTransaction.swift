@@ -63,13 +63,13 @@ extension OutboxWriter {
             replayLog()
         }
         // New events are taken only while the disk reserve is held (see SpaceReserve).
-        if !reserveHeld || freePagesStandIn {
+        if !reserveInPlace {
             reserveHeld = mayTakeNewEvents(incoming: incomingBytes)
         }
         giveBackLogSpace()
         // With the event log, this group is a savepoint of the open transaction and its events
         // go to the log (OutboxBatch.swift); not while the file system is full.
-        let logging = beginBatchIfLogging(accepting: reserveHeld && !freePagesStandIn)
+        let logging = beginBatchIfLogging(accepting: reserveInPlace)
         if batchOpen, !logging {
             do { try commitBatch() } catch { abandonBatch(error) }
         }
@@ -92,7 +92,7 @@ extension OutboxWriter {
                 deferredSince = nil
             }
         }
-        if !reserveHeld || freePagesStandIn, configuration.reserveBytes > 0, !batchOpen, removals.count > Self.smallStep {
+        if !reserveInPlace, configuration.reserveBytes > 0, !batchOpen, removals.count > Self.smallStep {
             // The file system is (nearly) full and the reserve not held: one large transaction
             // would fill the last free space with WAL frames, and then even the checkpoint that
             // gives them back could not grow the file (seen on a 1 MiB tmpfs). A few at a time.
@@ -166,7 +166,8 @@ extension OutboxWriter {
             removals.append(contentsOf: deferredRemovals)
             deferredRemovals.removeAll()
             deferredSince = nil
-            outcomes = recover(from: error, removals: removals, appends: appends.map(\.0), counters: counters)
+            outcomes = recover(
+                from: error, removals: removals, appends: appends.map(\.0), incomingBytes: incomingBytes, counters: counters)
         } catch {
             totals = before
             fail(error)

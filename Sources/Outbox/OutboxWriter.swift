@@ -63,6 +63,8 @@ final class OutboxWriter: @unchecked Sendable {
     /// New events are taken with the database's free pages standing in for the reserve (the file
     /// system is full, the file is not): checked again with every group. Writer thread only.
     var freePagesStandIn = false
+    /// The reserve file itself is set aside (not the free pages standing in for it).
+    var reserveInPlace: Bool { reserveHeld && !freePagesStandIn }
     /// Where new events are made durable while the database's transaction stays open (nil: off).
     let eventLog: EventLog?  // writer thread only
     /// What the open transaction holds, for readers on other connections.

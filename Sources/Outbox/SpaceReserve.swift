@@ -57,7 +57,7 @@ struct SpaceReserve {
     /// Whether the database file's own free pages can stand in for the reserve: new events that
     /// go there do not grow the file, so a checkpoint never needs the file system's space and the
     /// WAL's can always be given back. Twice the reserve besides what is about to be stored.
-    func freePagesStandIn(roomInFile: Int64, incoming: Int64) -> Bool {
+    func freePagesCanStandIn(roomInFile: Int64, incoming: Int64) -> Bool {
         bytes > 0 && roomInFile - incoming >= 2 * bytes
     }
 

@@ -131,6 +131,9 @@ struct OutboxOnAFullDiskTests {
         while write(fd, chunk, chunk.count) == chunk.count {}
         close(fd)
         await outbox.waitForQueuedWrites()
+        // Without the failure this test would prove nothing: while the log's events wait for room,
+        // new ones are refused (with the transaction still open they would go to the log).
+        #expect(await outbox.append([record("d", "while-full", size: 100)]) == [.rejectedStoreFull])
         // Room again: the log's events go into the database with the next group.
         unlink(filler)
 
