@@ -37,7 +37,7 @@ let package = Package(
         .systemLibrary(name: "CALSA", pkgConfig: "alsa", providers: [.apt(["libasound2-dev"])]),
         .systemLibrary(name: "COpus", pkgConfig: "opus", providers: [.apt(["libopus-dev"])]),
 
-        // Linux calls that belong to no wrapped library (adjtimex, malloc_trim); only Platform imports it.
+        // Linux calls that belong to no wrapped library (adjtimex, malloc_trim, madvise); only Platform imports it.
         .target(name: "CPlatform"),
 
         .target(
@@ -72,7 +72,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
-            // The Swift face of CPlatform: the system clock's state, the heap's free pages.
+            // The Swift face of CPlatform: the system clock's state, the heap's free pages, the executable's mapped pages.
             name: "Platform",
             dependencies: ["CPlatform"],
             swiftSettings: swiftSettings

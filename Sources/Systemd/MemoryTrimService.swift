@@ -1,8 +1,10 @@
+import Dispatch
 import Logging
 import Platform
 import ServiceLifecycle
 
-/// Returns freed heap memory to the kernel every `interval`.
+/// Returns freed heap memory to the kernel every `interval`, and once, `releaseStartupPagesAfter`
+/// after it starts, the pages of the executable that start-up mapped.
 ///
 /// A burst of device events leaves its buffers (acks queued for the device broker, message
 /// batches) freed but still resident in glibc's per-thread arenas, so the RSS that systemd and
@@ -10,27 +12,67 @@ import ServiceLifecycle
 /// hands the free pages back; measured after 40,000 events it brings anonymous memory from
 /// 12.8 MB back to 6 MB (BENCHMARKS.md, "footprint"). The call walks the arenas once: cheap at
 /// this interval, and nothing else wakes.
+///
+/// Start-up maps code and data that idle never uses again (the configuration reader and its YAML
+/// and ICU tables, argument parsing, every service's set-up): about 7 MB of the release build's
+/// 18 MB of mapped executable. ``ExecutablePages/release()`` unmaps them all once start-up is
+/// over; what the daemon goes on running faults back in from the file (BENCHMARKS.md "Start-up
+/// pages handed back"). Like the kernel freeing its `__init` sections after boot, but without
+/// knowing which pages were start-up's: the kernel finds out from what is used again.
 public struct MemoryTrimService: Service {
     private let interval: Duration
+    private let releaseStartupPagesAfter: Duration?
     private let logger: Logger
 
-    public init(interval: Duration = .seconds(10), logger: Logger) {
+    /// - Parameters:
+    ///   - releaseStartupPagesAfter: when the executable's pages go back to the kernel, from the
+    ///     service's start (`memory.releaseStartupPagesSeconds`); nil: never.
+    public init(interval: Duration = .seconds(10), releaseStartupPagesAfter: Duration? = nil, logger: Logger) {
         self.interval = interval
+        self.releaseStartupPagesAfter = releaseStartupPagesAfter
         self.logger = logger
     }
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
+            let clock = ContinuousClock()
+            var trimAt = clock.now + interval
+            var releaseAt = releaseStartupPagesAfter.map { clock.now + $0 }
             while !Task.isCancelled {
                 do {
-                    try await Task.sleep(for: interval)
+                    try await Task.sleep(until: releaseAt.map { min($0, trimAt) } ?? trimAt, clock: clock)
                 } catch {
                     break
                 }
-                if HeapMemory.trim() {
-                    logger.trace("returned free heap memory to the kernel")
+                if let due = releaseAt, clock.now >= due {
+                    releaseAt = nil
+                    await releaseStartupPages()
+                }
+                if clock.now >= trimAt {
+                    trimAt = clock.now + interval
+                    if HeapMemory.trim() {
+                        logger.trace("returned free heap memory to the kernel")
+                    }
                 }
             }
+        }
+    }
+
+    /// Once: the madvise and the two reads of `/proc/self/smaps` run on a global queue, not on the
+    /// cooperative pool.
+    private func releaseStartupPages() async {
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<ExecutablePages.Release, ExecutablePages.ReleaseError>, Never>) in
+            DispatchQueue.global(qos: .utility).async {
+                continuation.resume(returning: Result { () throws(ExecutablePages.ReleaseError) in try ExecutablePages.release() })
+            }
+        }
+        switch result {
+        case .success(let release):
+            logger.info(
+                "handed the executable's start-up pages back to the kernel",
+                metadata: ["resident_before_kB": "\(release.residentBeforeKB)", "resident_after_kB": "\(release.residentAfterKB)"])
+        case .failure(let error):
+            logger.notice("kept the executable's start-up pages: \(error)")
         }
     }
 }

@@ -7,6 +7,8 @@
 # mapped.
 #
 #   Tests/Benchmarks/idle_alone.sh BIN [SECONDS] [voice]     # voice: one ml.endpoints entry nobody answers
+#   IDLE_EXTRA='memory: {releaseStartupPagesSeconds: 0}' Tests/Benchmarks/idle_alone.sh BIN 95
+#                                                            # IDLE_EXTRA: more lines for the configuration
 #
 # Prints the samples; leaves mem.txt, smaps.5, smaps.end, perf.data and the logs in a directory it
 # names. Summarise the faults with: perf report -i DIR/perf.data --stdio --sort dso,sym
@@ -34,6 +36,7 @@ done
     echo "log: {level: info, format: text}"
     [[ "$voice" == voice ]] && echo "ml: {endpoints: [\"127.0.0.1:$mlport\"]}"
     echo "store: {path: $dir/outbox.db, requireSyncedClock: false}"
+    if [[ -n "${IDLE_EXTRA:-}" ]]; then echo "$IDLE_EXTRA"; fi
 } >"$dir/gateway.yaml"
 sleep 0.5
 "$bin" run --config "$dir/gateway.yaml" >"$dir/gateway.log" 2>&1 &

@@ -99,6 +99,8 @@ import Testing
         ("STORE_EVENT_LOG_IDLE_MS", "9", "store.eventLogIdleMs (from environment variable STORE_EVENT_LOG_IDLE_MS): 9 is out of range"),
         ("STORE_EVENT_LOG_IDLE_MS", "600001", "store.eventLogIdleMs (from environment variable STORE_EVENT_LOG_IDLE_MS): 600001 is out of range"),
         ("STORE_MAX_EVICTION_BYTES", "65535", "store.maxEvictionBytes (from environment variable STORE_MAX_EVICTION_BYTES): 65535 is out of range"),
+        ("MEMORY_RELEASE_STARTUP_PAGES_SECONDS", "-1", "memory.releaseStartupPagesSeconds (from environment variable MEMORY_RELEASE_STARTUP_PAGES_SECONDS): -1 is out of range"),
+        ("MEMORY_RELEASE_STARTUP_PAGES_SECONDS", "86401", "memory.releaseStartupPagesSeconds (from environment variable MEMORY_RELEASE_STARTUP_PAGES_SECONDS): 86401 is out of range"),
     ])
     func aBadValueFromTheEnvironmentNamesTheVariable(variable: String, value: String, message: String) async throws {
         do {
@@ -117,6 +119,15 @@ import Testing
         #expect(byDefault.effective.first { $0.key == "devices.ackQos" }?.value == "1")
         let zero = try await GatewayConfiguration.load(file: nil, environment: ["DEVICES_ACK_QOS": "0"])
         #expect(zero.ingress.ackQoS == 0)
+    }
+
+    /// `memory.releaseStartupPagesSeconds`: the start-up pages go back 30 s after the start unless set; 0 keeps them.
+    @Test func theStartupPagesGoBackAfterThirtySecondsUnlessTurnedOff() async throws {
+        let byDefault = try await GatewayConfiguration.load(file: nil, environment: [:])
+        #expect(byDefault.releaseStartupPagesAfter == .seconds(30))
+        #expect(byDefault.effective.first { $0.key == "memory.releaseStartupPagesSeconds" }?.value == "30")
+        let off = try await GatewayConfiguration.load(file: nil, environment: ["MEMORY_RELEASE_STARTUP_PAGES_SECONDS": "0"])
+        #expect(off.releaseStartupPagesAfter == nil)
     }
 
     /// `store.eventLogBytes`: the event log is on (1 MiB) unless set to 0; 0 and the smallest size are accepted.

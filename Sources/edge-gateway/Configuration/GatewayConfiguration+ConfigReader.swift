@@ -143,12 +143,17 @@ extension GatewayConfiguration {
             v.resolve("log.format", to: format.rawValue, "empty: journald when JOURNAL_STREAM is set (under systemd), else text")
         }
 
+        // memory: the executable's pages that start-up mapped go back to the kernel once, this long
+        // after the services start (MemoryTrimService); 0 keeps them.
+        let startupPagesSeconds = v.int("memory.releaseStartupPagesSeconds", default: 30, range: 0...86_400)
+
         return GatewayConfiguration(
             hubID: hubID, deviceBroker: device, upstreamBroker: up, upstream: upstream, ingress: ingress,
             store: store, ml: ml, users: users, dialog: dialog, dialogBroker: dialogBroker,
             registration: registration, registrationBroker: registrationBroker, dynsecBroker: dynsecBroker,
             admin: admin, requireRegistrationIgnored: requireRegistrationIgnored, audio: audio, audioUserID: audioUserID,
             microphoneBroker: microphoneBroker, cloudToDevice: cloudToDevice, commandsPath: commandsPath, shadowPath: shadowPath, commandsBroker: commandsBroker,
+            releaseStartupPagesAfter: startupPagesSeconds > 0 ? .seconds(startupPagesSeconds) : nil,
             logLevel: level, logFormat: format, effective: v.effective, secretHashes: v.secretHashes, unknownKeys: [],
             hubIDFromHostName: fromHostName, warnings: v.warnings, variables: v.variables, resolved: v.resolved)
     }

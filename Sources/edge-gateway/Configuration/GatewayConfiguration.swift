@@ -58,6 +58,9 @@ struct GatewayConfiguration: CustomStringConvertible, CustomDebugStringConvertib
     var shadowPath: String
     /// Their connection to the device broker (`{mqtt.clientId}-commands`, persistent session).
     var commandsBroker: MQTTClientConfiguration
+    /// When the executable's start-up pages go back to the kernel (`memory.releaseStartupPagesSeconds`
+    /// after the services start); nil: never.
+    var releaseStartupPagesAfter: Duration?
     var logLevel: LogLevel
     var logFormat: LogFormat
     /// Effective values, secrets redacted, for `check-config` and the start-up log.
