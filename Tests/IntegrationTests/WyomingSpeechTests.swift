@@ -53,6 +53,18 @@ extension IntegrationSuite {
             func metric(_ name: String) async throws -> Double {
                 AdminClient.value(of: name, in: try await admin.get("/metrics").text) ?? 0
             }
+
+            /// Waits until the hub has played `count` chimes; on a timeout the error carries the daemon's
+            /// log and the TTS server's, so a failure in CI (where the files are not kept) says why.
+            func waitForChimes(_ count: Int, tts peer: WyomingPeer? = nil) async throws {
+                do {
+                    _ = try await admin.waitForMetric("gateway_audio_playback_chimes_total") { $0 >= Double(count) }
+                } catch {
+                    let ttsLog = peer.map { "\n--- the TTS server's output:\n\($0.outputTail())" } ?? ""
+                    throw HarnessError(
+                        "\(error)\n--- the daemon's log:\n\(voice.bed.gateway.logTail(lines: 80))\(ttsLog)")
+                }
+            }
         }
 
         static func rms(_ samples: [Int16]) -> Double {
@@ -116,7 +128,7 @@ extension IntegrationSuite {
                 try await withSandbox { sandbox in
                     let hub = try await Hub.start(in: sandbox, tts: "wyoming://127.0.0.1:\(peer.port)", extra: extra)
                     try await hub.dialog()
-                    _ = try await hub.admin.waitForMetric("gateway_audio_playback_chimes_total") { $0 >= 1 }
+                    try await hub.waitForChimes(1, tts: peer)
                     #expect(try hub.playedSamples().count == Self.chimeSamples)
                     #expect(try await hub.metric("gateway_audio_tts_failures_total{reason=\"\(reason)\"}") == 1)
                     let warning = hub.voice.bed.gateway.logTail(lines: 400).split(separator: "\n").first {
@@ -126,7 +138,7 @@ extension IntegrationSuite {
 
                     // Still up, and the next dialog is answered (and chimed) as well.
                     #expect(try await hub.dialog() == 2)
-                    _ = try await hub.admin.waitForMetric("gateway_audio_playback_chimes_total") { $0 >= 2 }
+                    try await hub.waitForChimes(2, tts: peer)
                     #expect(try await hub.metric("gateway_audio_tts_failures_total{reason=\"\(reason)\"}") == 2)
                     #expect(hub.voice.bed.gateway.isRunning)
                     await hub.ml.stop()

@@ -6,6 +6,14 @@ import Synchronization
 /// `--mode asr|intent|handle|tts|wake|all`, `--hostile MODE`, `--transcript TEXT`, `--stream`, … (see servers.py).
 public struct WyomingPeer: Sendable {
     public let port: Int
+    /// Where servers.py's output goes.
+    public let log: URL
+
+    /// The last `lines` of servers.py's output (for a failure's message).
+    public func outputTail(lines: Int = 40) -> String {
+        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+    }
 
     /// The repository (this file is Tests/Support/BrokerTestSupport/WyomingPeer.swift).
     public static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -30,7 +38,7 @@ public struct WyomingPeer: Sendable {
             if let exit = process.exit { throw HarnessError("servers.py ended (\(exit)): \(text())") }
             return text().contains("READY \(port)")
         }
-        let result = try await body(WyomingPeer(port: port))
+        let result = try await body(WyomingPeer(port: port, log: log))
         // Passed: nothing stays behind (scripts/test checks); a failure keeps the peer's log.
         process.kill()
         try? FileManager.default.removeItem(at: log)
