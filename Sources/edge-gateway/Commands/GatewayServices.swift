@@ -48,7 +48,9 @@ struct GatewayServices: Sendable {
     static func build(_ configuration: GatewayConfiguration, metrics registry: PrometheusCollectorRegistry, logger: Logger) async throws -> GatewayServices {
         let outbox: Outbox
         do {
-            outbox = try Outbox.open(configuration: configuration.store, logger: Logger(label: "edge-gateway.outbox"))
+            outbox = try await offThePool { [store = configuration.store] in
+                try Outbox.open(configuration: store, logger: Logger(label: "edge-gateway.outbox"))
+            }
         } catch {
             logger.critical("cannot open the outbox", metadata: ["error": "\(error)", "store.path": "\(configuration.store.path)"])
             throw ExitCode(1)
@@ -65,7 +67,7 @@ struct GatewayServices: Sendable {
         }
         let userCache: UserCache
         do {
-            userCache = try UserCache(path: configuration.users.cachePath, maxEntries: configuration.users.cacheMaxEntries)
+            userCache = try await offThePool { [users = configuration.users] in try UserCache(path: users.cachePath, maxEntries: users.cacheMaxEntries) }
         } catch {
             // The cache only helps while the user service is down; run without keeping it on disk.
             logger.error("cannot open the user cache; keeping it in memory", metadata: ["users.cache_path": "\(configuration.users.cachePath)", "error": "\(error)"])
@@ -75,7 +77,7 @@ struct GatewayServices: Sendable {
         var localRegistry: LocalRegistry?
         if configuration.registration.enabled {
             do {
-                localRegistry = try LocalRegistry(path: configuration.registration.statePath)
+                localRegistry = try await offThePool { [path = configuration.registration.statePath] in try LocalRegistry(path: path) }
             } catch {
                 logger.critical(
                     "cannot open the registration store",
@@ -252,8 +254,9 @@ struct GatewayServices: Sendable {
         var shadows: ShadowStore?
         if configuration.cloudToDevice.shadow.enabled {
             do {
-                shadows = try ShadowStore(
-                    path: configuration.shadowPath, configuration: configuration.cloudToDevice.shadow, logger: Logger(label: "edge-gateway.shadow"))
+                shadows = try await offThePool { [path = configuration.shadowPath, shadow = configuration.cloudToDevice.shadow] in
+                    try ShadowStore(path: path, configuration: shadow, logger: Logger(label: "edge-gateway.shadow"))
+                }
             } catch {
                 await commands?.close()
                 logger.critical("cannot open the shadow store", metadata: ["shadow.state_path": "\(configuration.shadowPath)", "error": "\(error)"])
@@ -277,7 +280,7 @@ struct GatewayServices: Sendable {
         let registrationLogger = Logger(label: "edge-gateway.registration")
         let store: SagaStore
         do {
-            store = try SagaStore(path: settings.statePath)
+            store = try await offThePool { [path = settings.statePath] in try SagaStore(path: path) }
         } catch {
             logger.critical("cannot open the registration store", metadata: ["registration.state_path": "\(settings.statePath)", "error": "\(error)"])
             throw ExitCode(1)
@@ -440,5 +443,15 @@ final class DiskWrittenCounter: Sendable {
             return max(0, total - counted)
         }
         if delta > 0 { counter.increment(by: delta) }
+    }
+}
+
+/// Runs blocking start-up work (opening a SQLite file, replaying the outbox's event log, setting its
+/// disk reserve aside) on a thread of Dispatch's, so no thread of the cooperative pool waits on the disk.
+private func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global(qos: .userInitiated).async {
+            continuation.resume(with: Result { try work() })
+        }
     }
 }
