@@ -9,6 +9,10 @@
 #   Tests/Benchmarks/idle_alone.sh BIN [SECONDS] [voice]     # voice: one ml.endpoints entry nobody answers
 #   IDLE_EXTRA='memory: {releaseStartupPagesSeconds: 0}' Tests/Benchmarks/idle_alone.sh BIN 95
 #                                                            # IDLE_EXTRA: more lines for the configuration
+#   IDLE_STORE=DIR/outbox.db Tests/Benchmarks/idle_alone.sh BIN 95
+#                                                            # IDLE_STORE: a copy of this store is the outbox (a backlog;
+#                                                            # outbox-bench --events 1000000 --keep 1 makes one), and the
+#                                                            # upstream port is one nobody listens on: the backlog stays
 #
 # Prints the samples; leaves mem.txt, smaps.5, smaps.end, perf.data and the logs in a directory it
 # names. Summarise the faults with: perf report -i DIR/perf.data --stdio --sort dso,sym
@@ -31,13 +35,14 @@ done
 {
     echo "hub: {id: idle}"
     echo "mqtt: {port: $dport}"
-    echo "upstream: {port: $uport}"
+    if [[ -n "${IDLE_STORE:-}" ]]; then echo "upstream: {port: $(free_port)}"; else echo "upstream: {port: $uport}"; fi
     echo "admin: {port: $aport}"
     echo "log: {level: info, format: text}"
     [[ "$voice" == voice ]] && echo "ml: {endpoints: [\"127.0.0.1:$mlport\"]}"
     echo "store: {path: $dir/outbox.db, requireSyncedClock: false}"
     if [[ -n "${IDLE_EXTRA:-}" ]]; then echo "$IDLE_EXTRA"; fi
 } >"$dir/gateway.yaml"
+if [[ -n "${IDLE_STORE:-}" ]]; then cp "$IDLE_STORE" "$dir/outbox.db"; fi
 sleep 0.5
 "$bin" run --config "$dir/gateway.yaml" >"$dir/gateway.log" 2>&1 &
 gw=$!

@@ -70,6 +70,8 @@ extension IntegrationSuite {
                 // A device that only speaks is in the device list too.
                 let devices = try #require(try await AdminClient(port: adminPort).get("/api/devices").json as? [[String: Any]])
                 #expect(devices.first { $0["deviceId"] as? String == "speaker-r" }?["lastChannel"] as? String == "audio")
+                // Its client would otherwise go on reconnecting to this test's broker for the rest of the run.
+                await device.close()
             }
         }
 
