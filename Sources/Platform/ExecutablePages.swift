@@ -1,4 +1,5 @@
 import CPlatform
+import Glibc
 
 /// The pages of the daemon's own executable file that the kernel keeps mapped for it.
 ///
@@ -19,7 +20,7 @@ public enum ExecutablePages {
         /// The errno of the failed call (`EINVAL`: a kernel before 5.4, without `MADV_PAGEOUT`).
         public let code: Int32
         public var description: String {
-            code == 22 ? "the kernel has no MADV_PAGEOUT (Linux 5.4 or later is needed)" : "madvise failed (errno \(code))"
+            code == EINVAL ? "the kernel has no MADV_PAGEOUT (Linux 5.4 or later is needed)" : "madvise failed (errno \(code))"
         }
     }
 

@@ -1,4 +1,3 @@
-import Dispatch
 import Logging
 import Platform
 import ServiceLifecycle
@@ -58,20 +57,14 @@ public struct MemoryTrimService: Service {
         }
     }
 
-    /// Once: the madvise and the two reads of `/proc/self/smaps` run on a global queue, not on the
-    /// cooperative pool.
+    /// Once: the madvise and the two reads of `/proc/self/smaps` run off the cooperative pool.
     private func releaseStartupPages() async {
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<ExecutablePages.Release, ExecutablePages.ReleaseError>, Never>) in
-            DispatchQueue.global(qos: .utility).async {
-                continuation.resume(returning: Result { () throws(ExecutablePages.ReleaseError) in try ExecutablePages.release() })
-            }
-        }
-        switch result {
-        case .success(let release):
+        do {
+            let release = try await offThePool(qos: .utility) { () throws(ExecutablePages.ReleaseError) in try ExecutablePages.release() }
             logger.info(
                 "handed the executable's start-up pages back to the kernel",
                 metadata: ["resident_before_kB": "\(release.residentBeforeKB)", "resident_after_kB": "\(release.residentAfterKB)"])
-        case .failure(let error):
+        } catch {
             logger.notice("kept the executable's start-up pages: \(error)")
         }
     }

@@ -13,7 +13,7 @@ several modules is split among them). Needs root (pagemap) and an unstripped bin
 and prints the process's PSS before and after: what memory.releaseStartupPagesSeconds does from inside
 (BENCHMARKS.md "Start-up pages handed back"). Pages the process wrote are anonymous and stay.
 """
-import argparse, bisect, collections, ctypes, re, struct, subprocess, sys
+import argparse, bisect, collections, ctypes, os, re, struct, subprocess, sys
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument('pid', type=int)
@@ -26,7 +26,6 @@ binary = args.binary or f'/proc/{pid}/exe'
 
 
 def mappings():
-    import os
     exe = os.stat(f'/proc/{pid}/exe')
     found = []
     for line in open(f'/proc/{pid}/maps'):

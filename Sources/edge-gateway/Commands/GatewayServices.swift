@@ -445,13 +445,3 @@ final class DiskWrittenCounter: Sendable {
         if delta > 0 { counter.increment(by: delta) }
     }
 }
-
-/// Runs blocking start-up work (opening a SQLite file, replaying the outbox's event log, setting its
-/// disk reserve aside) on a thread of Dispatch's, so no thread of the cooperative pool waits on the disk.
-private func offThePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global(qos: .userInitiated).async {
-            continuation.resume(with: Result { try work() })
-        }
-    }
-}
