@@ -10,7 +10,7 @@ import Testing
 
 /// The admin API's trust boundary (issue 12, item 6) against the real server over real TCP on
 /// loopback: what a web page on the LAN, a rebound DNS name or a flood of sockets can do to it.
-@Suite struct AdminBoundaryTests {
+@Suite(.timeLimit(.minutes(1))) struct AdminBoundaryTests {
     static let upgradeHeaders = [
         "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13",
     ]

@@ -17,7 +17,7 @@ import Testing
 
 /// The admin API over real HTTP on loopback (Hummingbird's live test server), with its data
 /// served from closures the way the daemon wires them.
-@Suite struct AdminServerTests {
+@Suite(.timeLimit(.minutes(1))) struct AdminServerTests {
     /// Values the closures hand out, changed by the tests.
     final class World: Sendable {
         let ready = Mutex(false)
