@@ -126,7 +126,7 @@ let package = Package(
             // plugin: it would compile protoc).
             name: "MLLink",
             dependencies: [
-                "GatewayCore", "Wyoming", "Audio",
+                "GatewayCore", "Wyoming", "Audio", "Platform",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),

@@ -1,5 +1,5 @@
-import Dispatch
 import Foundation
+import Platform
 
 /// Discovery of the endpoints behind `dns:///name:port` entries of `ml.endpoints`: every address
 /// the name resolves to is an endpoint of its own; resolved again every
@@ -23,12 +23,9 @@ enum MLDiscovery {
 
     /// The addresses `name` resolves to (getaddrinfo, off the cooperative threads).
     static func resolve(_ name: String) async -> [String] {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                let addresses = Host(name: name).addresses
-                var seen = Set<String>()
-                continuation.resume(returning: addresses.filter { seen.insert($0).inserted })
-            }
+        await offThePool {
+            var seen = Set<String>()
+            return Host(name: name).addresses.filter { seen.insert($0).inserted }
         }
     }
 }

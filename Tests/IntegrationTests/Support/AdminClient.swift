@@ -33,6 +33,10 @@ struct AdminClient {
         request.httpMethod = method
         request.httpBody = body
         request.timeoutInterval = 30
+        // A connection of its own for every call, as an operator's curl makes: URLSession.shared
+        // keeps connections by host and port for the whole test run, and ports come round again
+        // (a pooled one reused as its server closed it was reset: CI, WyomingDialogTests).
+        request.setValue("close", forHTTPHeaderField: "Connection")
         if body != nil { request.setValue("application/json", forHTTPHeaderField: "Content-Type") }
         let chosen: String? = switch token { case .none: self.token; case .some(let explicit): explicit }
         if let chosen { request.setValue("Bearer \(chosen)", forHTTPHeaderField: "Authorization") }
