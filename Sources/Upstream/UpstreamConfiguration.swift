@@ -6,7 +6,7 @@ public struct UpstreamConfiguration: Sendable {
     /// Where each event is published; `{hubId}` and `{deviceId}` are replaced.
     public var topic: UpstreamTopicTemplate = UpstreamTopicTemplate("hubs/{hubId}/events/{deviceId}")
     /// QoS 1 publishes awaiting PUBACK at once.
-    public var inflight: Int = 100
+    public var inflight: Int = 500
     /// On shutdown, how long in-flight publishes may take to be acknowledged.
     public var shutdownGrace: Duration = .seconds(5)
 
