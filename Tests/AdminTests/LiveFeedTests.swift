@@ -1,3 +1,4 @@
+import BrokerTestSupport
 import Foundation
 import GatewayCore
 import HTTPTestSupport
@@ -44,10 +45,7 @@ import Testing
     /// before that can be lost by `WebSocketClient` (see the 1013 test), so tests that publish as
     /// soon as a client is there wait for this too.
     static func waitForHandler(_ started: Locked<Bool>) async throws {
-        for _ in 0..<500 where !started.withLock({ $0 }) {
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        try #require(started.withLock { $0 })
+        try await Poll.until("the client's handler ran") { started.withLock { $0 } }
     }
 
     @Test func aClientGetsTheEventsOfItsDeviceWithSequenceNumbersAndNeverARegistrationResult() async throws {
@@ -250,8 +248,7 @@ import Testing
     /// The close frame that follows a `101 Switching Protocols` head in `bytes` (a server's frames
     /// are not masked): its code and reason, or nil when `bytes` are not that.
     static func closeFrame(after101 bytes: [UInt8]) -> (code: Int, reason: String)? {
-        let separator = Array("\r\n\r\n".utf8)
-        guard let end = (0..<max(0, bytes.count - 3)).first(where: { Array(bytes[$0..<$0 + 4]) == separator }),
+        guard let end = RawHTTPConnection.find(Array("\r\n\r\n".utf8), in: bytes),
             String(decoding: bytes[..<end], as: UTF8.self).hasPrefix("HTTP/1.1 101")
         else { return nil }
         let frame = Array(bytes[(end + 4)...])

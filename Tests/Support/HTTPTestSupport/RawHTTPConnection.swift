@@ -113,7 +113,8 @@ public final class RawHTTPConnection {
         buffer += chunk.readableBytesView
     }
 
-    private static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
+    /// Where `needle` first starts in `haystack`, or nil.
+    public static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
         guard haystack.count >= needle.count else { return nil }
         for start in 0...(haystack.count - needle.count) where haystack[start..<start + needle.count].elementsEqual(needle) {
             return start
