@@ -1,9 +1,12 @@
 import Foundation
 
-/// One address of an MQTT broker: a host name or IP address and a port. IPv6 addresses are written
-/// in brackets (`[::1]:1883`) and kept without them in ``host`` (what libmosquitto takes).
+/// One address of an MQTT broker: a host name or IP address and a port, or the path of a Unix
+/// domain socket (a broker on the same machine). IPv6 addresses are written in brackets
+/// (`[::1]:1883`) and kept without them in ``host`` (what libmosquitto takes).
 public struct MQTTBrokerAddress: Sendable, Hashable, CustomStringConvertible {
+    /// The host name or IP address, or the socket's path (``isUnixSocket``).
     public var host: String
+    /// The TCP port; 0 for a Unix domain socket (libmosquitto's way of saying so).
     public var port: Int
 
     public init(host: String, port: Int) {
@@ -11,9 +14,22 @@ public struct MQTTBrokerAddress: Sendable, Hashable, CustomStringConvertible {
         self.port = port
     }
 
-    /// `host:port`, or `[v6]:port`.
+    /// A broker's Unix domain socket (an absolute path).
+    public init(unixSocket path: String) {
+        self.host = path
+        self.port = 0
+    }
+
+    /// The most bytes of a socket path (`sun_path` holds 108 with its terminating NUL).
+    public static let maxUnixSocketPathBytes = 107
+
+    /// Whether this is a Unix domain socket: no TCP, so no TCP options (`TCP_NODELAY`, corking).
+    public var isUnixSocket: Bool { port == 0 && host.hasPrefix("/") }
+
+    /// `host:port`, `[v6]:port`, or `unix:PATH`.
     public var description: String {
-        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        if isUnixSocket { return "unix:\(host)" }
+        return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 
     /// Parses `host:port`, `host`, `[v6]:port` or `[v6]`; a missing port is `defaultPort`.

@@ -245,7 +245,7 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
         let address = plan.current
         let newHandle: MosquittoHandle
         do {
-            newHandle = try MosquittoHandle.make(configuration: configuration, delegate: self)
+            newHandle = try MosquittoHandle.make(configuration: configuration, address: address, delegate: self)
         } catch {
             logger.error("cannot set up MQTT client", metadata: ["error": "\(error)"])
             eventsContinuation.yield(.connectFailed(reason: error.message))
@@ -269,7 +269,7 @@ public final class MQTTClient: MosquittoDelegate, @unchecked Sendable {
             condition.unlock()
         }
 
-        let rc = newHandle.connectAsync(host: address.host, port: address.port, keepAlive: configuration.keepAliveSeconds)
+        let rc = newHandle.connectAsync(to: address, keepAlive: configuration.keepAliveSeconds)
         guard rc == MosquittoHandle.success else {
             let reason = MosquittoHandle.describe(rc)
             connectFailed(reason, address: address)

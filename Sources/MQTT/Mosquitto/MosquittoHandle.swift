@@ -27,9 +27,12 @@ final class MosquittoHandle {
     private let wakeup: Int32
     /// Whether a wake-up is signalled and not yet drained, so a burst of publishes costs one write.
     private let wakeupPending = Atomic<Bool>(false)
+    /// Connected to a Unix domain socket: no TCP options (`TCP_NODELAY`, corking) apply.
+    private let unixSocket: Bool
 
-    private init(pointer: OpaquePointer) {
+    private init(pointer: OpaquePointer, unixSocket: Bool) {
         self.pointer = pointer
+        self.unixSocket = unixSocket
         self.wakeup = edge_wakeup_open()
     }
 
@@ -49,19 +52,22 @@ final class MosquittoHandle {
         String(cString: mosquitto_connack_string(rc))
     }
 
-    /// Creates a handle with callbacks wired to `delegate` and options from `configuration`.
-    static func make(configuration: MQTTClientConfiguration, delegate: MQTTClient) throws(MQTTError) -> MosquittoHandle {
+    /// Creates a handle with callbacks wired to `delegate` and options from `configuration`, for a
+    /// connection to `address`.
+    static func make(configuration: MQTTClientConfiguration, address: MQTTBrokerAddress, delegate: MQTTClient) throws(MQTTError) -> MosquittoHandle {
         _ = mosquittoLibrary
         let context = Unmanaged.passUnretained(delegate).toOpaque()
         guard let raw = mosquitto_new(configuration.clientID, configuration.cleanSession, context) else {
             throw MQTTError(.library(MOSQ_ERR_NOMEM.rawValue), "mosquitto_new failed: \(String(cString: strerror(errno)))")
         }
-        let handle = MosquittoHandle(pointer: raw)
+        let handle = MosquittoHandle(pointer: raw, unixSocket: address.isUnixSocket)
         try handle.check(mosquitto_int_option(raw, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311), "protocol version")
-        // Acks and PUBACKs are small packets sent one at a time: without TCP_NODELAY, Nagle holds
-        // each one back until the previous is acknowledged, and a device waits for the peer's
-        // delayed ACK (20–40 ms) for every ack at low rates.
-        try handle.check(mosquitto_int_option(raw, MOSQ_OPT_TCP_NODELAY, 1), "TCP_NODELAY")
+        if !address.isUnixSocket {
+            // Acks and PUBACKs are small packets sent one at a time: without TCP_NODELAY, Nagle
+            // holds each one back until the previous is acknowledged, and a device waits for the
+            // peer's delayed ACK (20–40 ms) for every ack at low rates.
+            try handle.check(mosquitto_int_option(raw, MOSQ_OPT_TCP_NODELAY, 1), "TCP_NODELAY")
+        }
         try handle.check(
             mosquitto_max_inflight_messages_set(raw, UInt32(max(configuration.maxInflightMessages, 1))), "max inflight")
         // Publishes come from other threads; they wake this handle's loop through its socket pair.
@@ -108,9 +114,10 @@ final class MosquittoHandle {
         }
     }
 
-    /// Starts a non-blocking connect; the loop completes it.
-    func connectAsync(host: String, port: Int, keepAlive: Int) -> Int32 {
-        mosquitto_connect_async(pointer, host, Int32(port), Int32(keepAlive))
+    /// Starts a non-blocking connect; the loop completes it. A Unix domain socket is libmosquitto's
+    /// host = path, port = 0.
+    func connectAsync(to address: MQTTBrokerAddress, keepAlive: Int) -> Int32 {
+        mosquitto_connect_async(pointer, address.host, Int32(address.isUnixSocket ? 0 : address.port), Int32(keepAlive))
     }
 
     /// One iteration of the network loop: wait for the socket or a wake-up, read every packet
@@ -148,9 +155,10 @@ final class MosquittoHandle {
         }
         if mosquitto_want_write(pointer) {
             // One pass writes every queued packet, one write each: corked, they leave together.
-            edge_tcp_cork(socket, 1)
+            // (A Unix domain socket has no segments to merge: each write is queued to the reader.)
+            if !unixSocket { edge_tcp_cork(socket, 1) }
             let rc = mosquitto_loop_write(pointer, 1)
-            edge_tcp_cork(socket, 0)
+            if !unixSocket { edge_tcp_cork(socket, 0) }
             if rc != MOSQ_ERR_SUCCESS.rawValue { return rc }
         }
         return mosquitto_loop_misc(pointer)

@@ -383,7 +383,7 @@ struct GatewayServices: Sendable {
                 let broker = configuration.deviceBroker
                 return (
                     deviceBroker: .init(
-                        address: "\(broker.host):\(broker.port)",
+                        address: broker.addresses[0].description,
                         state: device.deviceSubscribed ? "subscribed" : device.deviceBrokerConnected ? "connected" : "down",
                         sinceMs: device.linkSinceMs, lastError: device.linkLastError),
                     upstream: .init(

@@ -37,7 +37,7 @@ struct RunCommand: AsyncParsableCommand {
             metadata: [
                 "version": "\(GatewayVersion.version) (\(GatewayVersion.commit))",
                 "config.file": "\(options.config ?? "-")", "store.path": "\(configuration.store.path)",
-                "mqtt.broker": "\(configuration.deviceBroker.host):\(configuration.deviceBroker.port)",
+                "mqtt.broker": "\(configuration.deviceBroker.addresses[0])",
                 "upstream.broker": "\(configuration.upstreamBroker.addresses.map(\.description).joined(separator: ","))",
                 "upstream.tls": "\(configuration.upstreamBroker.tls != nil)",
             ])

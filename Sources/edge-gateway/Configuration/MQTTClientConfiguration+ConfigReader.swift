@@ -5,12 +5,17 @@ import MQTT
 extension MQTTClientConfiguration {
     /// The local (device) broker: `mqtt.*` and `limits.ingressQueue`. A fixed client id with a
     /// persistent session, so the broker queues device messages while the gateway restarts.
+    /// `mqtt.unixSocket`, when set, replaces `mqtt.host`/`mqtt.port` for every connection of the
+    /// gateway to that broker.
     static func deviceBroker(_ v: inout ConfigValues, hubID: String) -> MQTTClientConfiguration {
         var device = MQTTClientConfiguration(
             host: v.string("mqtt.host", default: "127.0.0.1"),
             port: v.int("mqtt.port", default: 1883, range: 1...65535),
             clientID: v.string("mqtt.clientId", default: "edge-gateway-{hubId}").replacingOccurrences(of: "{hubId}", with: hubID),
             cleanSession: false)
+        if let socket = unixSocket(&v) {
+            device.addresses = [socket]
+        }
         device.username = v.string("mqtt.username", default: "").nonEmpty
         device.password = v.string("mqtt.password", default: "", secret: true).nonEmpty
         device.keepAliveSeconds = v.int("mqtt.keepAliveSeconds", default: device.keepAliveSeconds, range: 5...3600)
@@ -24,6 +29,26 @@ extension MQTTClientConfiguration {
         }
         noteContradictions(&v, device, prefix: "mqtt")
         return device
+    }
+
+    /// `mqtt.unixSocket`: the device broker's Unix domain socket (an absolute path of at most
+    /// 107 bytes), or nil when empty (TCP to `mqtt.host:mqtt.port`). A broker on the same hub
+    /// costs both sides less per packet over it than over TCP loopback (BENCHMARKS.md, "The
+    /// device broker over a Unix socket").
+    private static func unixSocket(_ v: inout ConfigValues) -> MQTTBrokerAddress? {
+        let path = v.string("mqtt.unixSocket", default: "")
+        guard !path.isEmpty else { return nil }
+        let bytes = path.utf8.count
+        if !path.hasPrefix("/") {
+            v.fail("mqtt.unixSocket", "'\(path)' must be an absolute path")
+        } else if bytes > MQTTBrokerAddress.maxUnixSocketPathBytes {
+            v.fail("mqtt.unixSocket", "is \(bytes) bytes long; a socket path holds at most \(MQTTBrokerAddress.maxUnixSocketPathBytes)")
+        } else if path.utf8.contains(0) {
+            v.fail("mqtt.unixSocket", "contains a NUL byte")
+        } else {
+            return MQTTBrokerAddress(unixSocket: path)
+        }
+        return nil
     }
 
     /// The most addresses `upstream.hosts` may list.

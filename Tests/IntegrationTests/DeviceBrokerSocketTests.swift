@@ -1,0 +1,58 @@
+import BrokerTestSupport
+import Foundation
+import Testing
+
+extension IntegrationSuite {
+    /// `mqtt.unixSocket`: the daemon reaches the device broker over its Unix domain socket while the
+    /// devices use TCP, through the same real mosquitto; events are stored, acked and forwarded in
+    /// order, and a socket that disappears with its broker is a clear connect error until the broker
+    /// is back.
+    @Suite struct DeviceBrokerSocketTests {
+        static let deviceLink = "edge-gateway.device.mqtt: "
+
+        @Test func tcpDevicesAreAckedAndForwardedWhileTheDaemonUsesTheSocketAcrossABrokerRestart() async throws {
+            try await withSandbox { sandbox in
+                // sun_path holds 107 bytes; the sandbox's own path is usually short enough.
+                var socket = sandbox.url("device.sock").path
+                if socket.utf8.count > 100 { socket = "/tmp/eg-\(UUID().uuidString.prefix(8)).sock" }
+                defer { try? FileManager.default.removeItem(atPath: socket) }
+                let bed = try await TestBed.start(
+                    in: sandbox, overrides: ["mqtt.unixSocket": .string(socket)], deviceBrokerConfig: ["listener 0 \(socket)"])
+                try await bed.gateway.waitForLog(Self.deviceLink + "MQTT subscribed")
+                #expect(bed.gateway.currentRunLog.contains("mqtt.broker=unix:\(socket)"), "\(bed.diagnostics)")
+                // The broker saw the daemon's client come over the socket, the device over TCP.
+                #expect(bed.deviceBroker.logText.contains("from \(socket)"), "\(bed.deviceBroker.diagnostics)")
+
+                let first = DeviceEvent.series(deviceId: "sock-1", count: 20)
+                try await bed.device("sock-1").publish(first)
+                let firstAcks = try await bed.waitForAcceptedAcks(eventIds: Set(first.map(\.eventId)), timeout: .seconds(30))
+                let firstNotStored = firstAcks.filter { !$0.isStored }
+                #expect(firstNotStored.isEmpty, "\(firstNotStored.prefix(5))")
+                let firstUpstream = try await bed.waitForUpstream(eventIds: Set(first.map(\.eventId)), timeout: .seconds(30))
+                DeliveryCheck.expectOrderedDelivery(firstUpstream, sent: ["sock-1": first])
+
+                // The broker stops (its socket file goes with it): the daemon says where it cannot
+                // connect and why, and keeps running.
+                let failedBefore = bed.gateway.currentRunLogCount(of: Self.deviceLink + "cannot connect to the MQTT broker")
+                try await bed.deviceBroker.stop()
+                try await bed.gateway.waitForLog(Self.deviceLink + "MQTT connection lost")
+                try await bed.gateway.waitForLog(Self.deviceLink + "cannot connect to the MQTT broker", occurrences: failedBefore + 1)
+                let failure = bed.gateway.currentRunLog.split(separator: "\n")
+                    .last { $0.contains(Self.deviceLink + "cannot connect to the MQTT broker") }.map(String.init) ?? ""
+                #expect(failure.contains("unix:\(socket)"), "\(failure)")
+                #expect(bed.gateway.isRunning)
+
+                // Back: the daemon connects over the socket again, and new events go the same way.
+                try await bed.deviceBroker.start()
+                try await bed.gateway.waitForLog(Self.deviceLink + "MQTT subscribed", occurrences: 2)
+                let second = DeviceEvent.series(deviceId: "sock-2", count: 20)
+                try await bed.device("sock-2").publish(second)
+                let secondAcks = try await bed.waitForAcceptedAcks(eventIds: Set(second.map(\.eventId)), timeout: .seconds(30))
+                let secondNotStored = secondAcks.filter { !$0.isStored }
+                #expect(secondNotStored.isEmpty, "\(secondNotStored.prefix(5))")
+                let secondUpstream = try await bed.waitForUpstream(eventIds: Set(second.map(\.eventId)), timeout: .seconds(30))
+                DeliveryCheck.expectOrderedDelivery(secondUpstream, sent: ["sock-2": second])
+            }
+        }
+    }
+}
