@@ -4,7 +4,10 @@
 # the rate as section 2 counts it and the gateway's CPU time; with PERF=1 also `perf record -g` of the gateway into $OUT/perf.data
 # (read it with `perf report -i $OUT/perf.data --children --sort sym`).
 #
-#   GW=.build/release/edge-gateway [ACKQOS=1] [PERF=1] [OUT=/tmp/e2e-profile] Tests/Benchmarks/e2e_profile.sh
+#   GW=.build/release/edge-gateway [ACKQOS=1] [UNIX=1] [PERF=1] [OUT=/tmp/e2e-profile] Tests/Benchmarks/e2e_profile.sh
+#
+# UNIX=1: the device broker also listens on a Unix socket, and the gateway connects there
+# (mqtt.unixSocket); the devices stay on TCP. The device broker's CPU time is printed too.
 #
 # Needs the C tools (Tests/Benchmarks/build.sh; TOOLS= their directory, default Tests/Benchmarks/bin).
 set -euo pipefail
@@ -19,13 +22,14 @@ for b in dev up; do
     p=$DP; [[ $b == up ]] && p=$UP
     printf 'listener %s 127.0.0.1\nallow_anonymous true\nuser root\npersistence true\npersistence_location %s/%s/\nmax_queued_messages 0\nmax_inflight_messages 0\nset_tcp_nodelay true\n' \
         "$p" "$T" "$b" >"$T/$b.conf"
+    [[ $b == dev && -n "${UNIX:-}" ]] && printf 'listener 0 %s/dev.sock\n' "$T" >>"$T/$b.conf"
     mosquitto -c "$T/$b.conf" >"$T/$b.log" 2>&1 &
     pids+=($!)
 done
 sleep 0.5
 cat >"$T/gw.yaml" <<YAML
 hub: {id: bench}
-mqtt: {port: $DP, clientId: gw-profile}
+mqtt: {port: $DP, clientId: gw-profile$([[ -n "${UNIX:-}" ]] && echo ", unixSocket: $T/dev.sock")}
 upstream: {port: $UP, reconnectBaseMs: 50, reconnectCapMs: 200}
 log: {level: info, format: text}
 admin: {port: $AP}
@@ -51,4 +55,5 @@ echo "sink: $(cat "$T/sink.out")"
 # As scripts/bench section 2 counts it: from the first device publish to the last upstream arrival.
 first=$(sed -n 's/.*first_ns=\([0-9]*\).*/\1/p' <<<"$lg"); last=$(sed -n 's/.*last_ns=\([0-9]*\).*/\1/p' "$T/sink.out")
 echo "rate events/s: $(awk -v s="$first" -v e="$last" 'BEGIN {printf "%.0f", 40000 / ((e - s) / 1e9)}')"
+echo "device broker CPU s: $(awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/${pids[0]}/stat")"
 echo "gateway CPU s: $(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}')"
