@@ -60,6 +60,25 @@ import Testing
         }
     }
 
+    /// Whoever can make the socket's name can play the broker: a directory every user may write to
+    /// is named in a warning (the socket is still used), one only its owner may write to is not.
+    @Test func aSocketInADirectoryEveryoneMayWriteIsWarnedAbout() async throws {
+        let open = FileManager.default.temporaryDirectory.appendingPathComponent("eg-open-\(UUID().uuidString.prefix(8))")
+        let closed = FileManager.default.temporaryDirectory.appendingPathComponent("eg-closed-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: open, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o1777])
+        try FileManager.default.createDirectory(at: closed, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o2750])
+        defer {
+            try? FileManager.default.removeItem(at: open)
+            try? FileManager.default.removeItem(at: closed)
+        }
+        let warned = try await load(["MQTT_UNIX_SOCKET": open.appendingPathComponent("mqtt.sock").path])
+        #expect(warned.warnings.map(\.key) == ["mqtt.unixSocket"], "\(warned.warnings)")
+        #expect(warned.warnings.first.map { "\($0)" }?.contains("writable by every user") == true, "\(warned.warnings)")
+        #expect(warned.deviceBroker.addresses == [MQTTBrokerAddress(unixSocket: open.appendingPathComponent("mqtt.sock").path)])
+        let quiet = try await load(["MQTT_UNIX_SOCKET": closed.appendingPathComponent("mqtt.sock").path])
+        #expect(quiet.warnings.isEmpty, "\(quiet.warnings)")
+    }
+
     @Test func aPathOf107BytesIsAccepted() async throws {
         let path = "/" + String(repeating: "s", count: 106)
         let configuration = try await load(["MQTT_UNIX_SOCKET": path])

@@ -29,4 +29,13 @@ enum FileCheck {
         }
         return nil
     }
+
+    /// Whether the directory at `path` exists and every user may create files in it (`o+w`, the
+    /// sticky bit or not: a name not yet taken can be taken by anyone).
+    static func writableByEveryone(directory path: String) -> Bool {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+            let permissions = attributes[.posixPermissions] as? Int
+        else { return false }
+        return permissions & 0o002 != 0
+    }
 }

@@ -46,6 +46,14 @@ extension MQTTClientConfiguration {
         } else if path.utf8.contains(0) {
             v.fail("mqtt.unixSocket", "contains a NUL byte")
         } else {
+            // Whoever can create the socket's name can stand in for the broker and be sent the
+            // gateway's password (as any local user can on TCP 1883 while mosquitto is down).
+            let directory = (path as NSString).deletingLastPathComponent
+            if FileCheck.writableByEveryone(directory: directory) {
+                v.warn(
+                    "mqtt.unixSocket",
+                    "'\(directory)' is writable by every user: another local user could put a socket there while the broker is down and be sent the gateway's broker password; use a directory only root and mosquitto may write (systemd/README.md, Operating it)")
+            }
             return MQTTBrokerAddress(unixSocket: path)
         }
         return nil
