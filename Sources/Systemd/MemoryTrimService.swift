@@ -3,7 +3,8 @@ import Platform
 import ServiceLifecycle
 
 /// Returns freed heap memory to the kernel every `interval`, and once, `releaseStartupPagesAfter`
-/// after it starts, the pages of the executable that start-up mapped.
+/// after the daemon is ready (``init(interval:releaseStartupPagesAfter:ready:logger:)``), the
+/// pages of the executable that start-up mapped.
 ///
 /// A burst of device events leaves its buffers (acks queued for the device broker, message
 /// batches) freed but still resident in glibc's per-thread arenas, so the RSS that systemd and
@@ -21,38 +22,44 @@ import ServiceLifecycle
 public struct MemoryTrimService: Service {
     private let interval: Duration
     private let releaseStartupPagesAfter: Duration?
+    private let ready: @Sendable () async -> Void
     private let logger: Logger
 
     /// - Parameters:
-    ///   - releaseStartupPagesAfter: when the executable's pages go back to the kernel, from the
-    ///     service's start (`memory.releaseStartupPagesSeconds`); nil: never.
-    public init(interval: Duration = .seconds(10), releaseStartupPagesAfter: Duration? = nil, logger: Logger) {
+    ///   - releaseStartupPagesAfter: when the executable's pages go back to the kernel, counted
+    ///     from `ready` (`memory.releaseStartupPagesSeconds`); nil: never.
+    ///   - ready: returns once start-up is over (the daemon's first device subscription), so a
+    ///     start that waits for its broker still has its connection's code mapped when the pages
+    ///     go back; returning at once counts from the service's start.
+    public init(
+        interval: Duration = .seconds(10), releaseStartupPagesAfter: Duration? = nil,
+        ready: @escaping @Sendable () async -> Void = {}, logger: Logger
+    ) {
         self.interval = interval
         self.releaseStartupPagesAfter = releaseStartupPagesAfter
+        self.ready = ready
         self.logger = logger
     }
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
-            let clock = ContinuousClock()
-            var trimAt = clock.now + interval
-            var releaseAt = releaseStartupPagesAfter.map { clock.now + $0 }
-            while !Task.isCancelled {
-                do {
-                    try await Task.sleep(until: releaseAt.map { min($0, trimAt) } ?? trimAt, clock: clock)
-                } catch {
-                    break
-                }
-                if let due = releaseAt, clock.now >= due {
-                    releaseAt = nil
-                    await releaseStartupPages()
-                }
-                if clock.now >= trimAt {
-                    trimAt = clock.now + interval
-                    if HeapMemory.trim() {
-                        logger.trace("returned free heap memory to the kernel")
+            await withTaskGroup(of: Void.self) { group in
+                if let after = releaseStartupPagesAfter {
+                    group.addTask {
+                        await ready()
+                        guard (try? await Task.sleep(for: after)) != nil else { return }
+                        await releaseStartupPages()
                     }
                 }
+                group.addTask {
+                    while !Task.isCancelled {
+                        guard (try? await Task.sleep(for: interval)) != nil else { break }
+                        if HeapMemory.trim() {
+                            logger.trace("returned free heap memory to the kernel")
+                        }
+                    }
+                }
+                await group.waitForAll()
             }
         }
     }

@@ -67,5 +67,35 @@ extension IntegrationSuite {
                 #expect(bed.gateway.currentRunLogCount(of: line) == 1, "released once")
             }
         }
+
+        /// The countdown starts when the daemon is ready (its first device subscription), not when it
+        /// starts: a start that waits for its broker releases nothing meanwhile, and after the
+        /// release the daemon still has the pages of its first connection's path to fault back.
+        @Test func theCountdownStartsWhenTheDaemonIsReady() async throws {
+            try await withSandbox { sandbox in
+                let bed = try await TestBed.make(in: sandbox, overrides: ["memory.releaseStartupPagesSeconds": 1])
+                try await bed.deviceBroker.stop()
+                try await bed.gateway.start(isReady: { true })
+                try await bed.gateway.waitForLog("cannot connect to the MQTT broker")
+                // Three times the key: without the broker the daemon is not ready, so nothing goes back.
+                try await Task.sleep(for: .seconds(3))
+                let line = "handed the executable's start-up pages back to the kernel"
+                #expect(bed.gateway.currentRunLogCount(of: line) == 0, "\(bed.gateway.logTail())")
+                #expect(bed.gateway.isRunning)
+
+                try await bed.deviceBroker.start()
+                try await bed.gateway.waitForLog("gateway ready")
+                try await bed.gateway.waitForLog(line)
+                let log = bed.gateway.currentRunLog
+                let ready = try #require(log.range(of: "gateway ready"))
+                let released = try #require(log.range(of: line))
+                #expect(ready.upperBound <= released.lowerBound, "released before ready:\n\(bed.gateway.logTail())")
+
+                let events = DeviceEvent.series(deviceId: "pages-late", count: 3)
+                try await bed.device("pages-late").publish(events)
+                let acks = try await bed.waitForAcks(count: 3)
+                #expect(acks.allSatisfy { $0.status == "stored" }, "\(acks)")
+            }
+        }
     }
 }

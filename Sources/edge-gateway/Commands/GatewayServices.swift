@@ -159,7 +159,9 @@ struct GatewayServices: Sendable {
             outbox: outbox, deviceLink: deviceLink, upstream: upstream, ml: ml, dialog: dialog, registration: registration,
             microphone: microphone, cloudToDevice: cloudToDevice, admin: admin, statusLine: statusLine, watchdog: watchdog,
             readiness: ReadinessService(notifier: notifier, ingress: ingress.state, logger: logger),
-            memoryTrim: MemoryTrimService(releaseStartupPagesAfter: configuration.releaseStartupPagesAfter, logger: watchdogLogger))
+            memoryTrim: MemoryTrimService(
+                releaseStartupPagesAfter: configuration.releaseStartupPagesAfter,
+                ready: { [state = ingress.state] in _ = await state.first(where: \.deviceSubscribed) }, logger: watchdogLogger))
     }
 
     /// The services in start order: store first, producers last. Shutdown runs in reverse, so the
