@@ -207,6 +207,46 @@ import Testing
         await running.value
     }
 
+    /// A command the broker never answers (a broker without the dynamic-security plugin: the control
+    /// topic goes nowhere) ends as soon as its caller is cancelled, long before its timeout (two
+    /// minutes here, over the test's limit), with a retriable error; the next command still works
+    /// its way to its own timeout.
+    @Test(.timeLimit(.minutes(1))) func aCancelledCommandEndsAtOnceInsteadOfWaitingForItsTimeout() async throws {
+        let broker = try MosquittoBroker("no-dynsec", allowAnonymous: true)
+        try await broker.start()
+        defer { broker.shutdown() }
+        var configuration = MQTTClientConfiguration(host: "127.0.0.1", port: broker.port, clientID: "edge-gateway-admin", cleanSession: true)
+        configuration.subscriptions = [BrokerAccounts.responseTopic]
+        let admin = MQTTClient(configuration: configuration, logger: Logger(label: "accounts-test"))
+        let accounts = BrokerAccounts(client: admin, timeout: .seconds(120), logger: Logger(label: "accounts-test"))
+        let running = Task { await accounts.run() }
+        try await until("the admin connection and its subscription") { accounts.isReady }
+
+        let call = Task {
+            try await accounts.createAccount(for: DeviceID("dev-cancel")!, password: "x", requestID: "req-cancel")
+        }
+        // Sent, and waiting for the answer that will not come.
+        try await Task.sleep(for: .milliseconds(500))
+        call.cancel()
+        let result = await call.result
+        guard case .failure(let error) = result else {
+            Issue.record("a command without an answer succeeded")
+            return
+        }
+        #expect((error as? BrokerAccountError)?.isRetriable == true, "\(error)")
+
+        // The accounts object is still usable: a second command, with nothing cancelled, is sent too
+        // (and cancelled the same way, so the test does not wait two minutes).
+        let second = Task {
+            try await accounts.createAccount(for: DeviceID("dev-cancel-2")!, password: "x", requestID: "req-cancel-2")
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        second.cancel()
+        if case .success = await second.result { Issue.record("the second command succeeded without a plugin") }
+        await accounts.stop()
+        await running.value
+    }
+
     /// Stopped before `run()` got to start its client (the registration service stopped right after
     /// start-up): `run()` returns at once instead of connecting for ever.
     @Test(.timeLimit(.minutes(1))) func stoppedBeforeItRunsTheAccountsClientNeverStarts() async throws {
