@@ -212,7 +212,7 @@ import Testing
     /// minutes here, over the test's limit), with a retriable error; the next command still works
     /// its way to its own timeout.
     @Test(.timeLimit(.minutes(1))) func aCancelledCommandEndsAtOnceInsteadOfWaitingForItsTimeout() async throws {
-        let broker = try MosquittoBroker("no-dynsec", allowAnonymous: true)
+        let broker = try MosquittoBroker("no-dynsec", allowAnonymous: true, extraConfig: ["log_type all"])
         try await broker.start()
         defer { broker.shutdown() }
         var configuration = MQTTClientConfiguration(host: "127.0.0.1", port: broker.port, clientID: "edge-gateway-admin", cleanSession: true)
@@ -221,12 +221,16 @@ import Testing
         let accounts = BrokerAccounts(client: admin, timeout: .seconds(120), logger: Logger(label: "accounts-test"))
         let running = Task { await accounts.run() }
         try await until("the admin connection and its subscription") { accounts.isReady }
+        // The broker logs every PUBLISH it receives (`log_type all`): the sentinel that a command was sent.
+        let received = "Received PUBLISH from edge-gateway-admin"
+        @Sendable func sent() -> Int { broker.logText.components(separatedBy: received).count - 1 }
+        let before = sent()
 
         let call = Task {
             try await accounts.createAccount(for: DeviceID("dev-cancel")!, password: "x", requestID: "req-cancel")
         }
         // Sent, and waiting for the answer that will not come.
-        try await Task.sleep(for: .milliseconds(500))
+        try await until("the first command in the broker's log") { sent() >= before + 1 }
         call.cancel()
         let result = await call.result
         guard case .failure(let error) = result else {
@@ -240,7 +244,7 @@ import Testing
         let second = Task {
             try await accounts.createAccount(for: DeviceID("dev-cancel-2")!, password: "x", requestID: "req-cancel-2")
         }
-        try await Task.sleep(for: .milliseconds(200))
+        try await until("the second command in the broker's log") { sent() >= before + 2 }
         second.cancel()
         if case .success = await second.result { Issue.record("the second command succeeded without a plugin") }
         await accounts.stop()
