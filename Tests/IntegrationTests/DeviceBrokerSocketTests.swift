@@ -52,6 +52,20 @@ extension IntegrationSuite {
                 #expect(secondNotStored.isEmpty, "\(secondNotStored.prefix(5))")
                 let secondUpstream = try await bed.waitForUpstream(eventIds: Set(second.map(\.eventId)), timeout: .seconds(30))
                 DeliveryCheck.expectOrderedDelivery(secondUpstream, sent: ["sock-2": second])
+
+                // SIGKILL leaves the socket file behind (connects to it are refused); the broker's next
+                // start replaces it, and the daemon is back over it.
+                bed.deviceBroker.kill()
+                try await bed.gateway.waitForLog(Self.deviceLink + "MQTT connection lost", occurrences: 2)
+                #expect(FileManager.default.fileExists(atPath: socket), "a killed mosquitto leaves its socket")
+                try await bed.deviceBroker.start()
+                try await bed.gateway.waitForLog(Self.deviceLink + "MQTT subscribed", occurrences: 3)
+                let third = DeviceEvent.series(deviceId: "sock-3", count: 10)
+                try await bed.device("sock-3").publish(third)
+                let thirdAcks = try await bed.waitForAcceptedAcks(eventIds: Set(third.map(\.eventId)), timeout: .seconds(30))
+                let thirdNotStored = thirdAcks.filter { !$0.isStored }
+                #expect(thirdNotStored.isEmpty, "\(thirdNotStored.prefix(5))")
+                #expect(bed.gateway.isRunning)
             }
         }
     }
