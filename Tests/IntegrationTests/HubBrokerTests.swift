@@ -64,9 +64,11 @@ extension IntegrationSuite {
                 try await gateway.start()
                 try await gateway.waitForLog("MQTT broker refused an optional subscription")
                 for account in Self.gatewayAccounts {
-                    // mosquitto: "New client connected from 127.0.0.1:P as ID (p2, cN, kN, u'USER')."
+                    // mosquitto: "New client connected from SOCKET:0 as ID (p2, cN, kN, u'USER')."
                     try await Self.waitForBrokerLog(hub, " as \(account) (")
                     #expect(hub.logText.contains(" as \(account) (") && hub.logText.contains("u'\(account)')"), "\(account)")
+                    // Over the broker's Unix socket, as secrets.env on a new hub says (MQTT_UNIX_SOCKET).
+                    #expect(hub.logText.contains("from \(hub.socket):0 as \(account) ("), "\(account) not over \(hub.socket)")
                 }
                 // ... and each subscription was granted by its account's role.
                 for topics in ["device/+/event,device/+/telemetry", "device/+/audio", "device/+/register", "$CONTROL/dynamic-security/v1/response", "hub/hub-test/listen"] {

@@ -9,7 +9,9 @@ import Foundation
 /// else in the snippet (no anonymous clients, the plugin, persistence, limits, the TLS listener's
 /// settings) is as shipped. It is a configuration, not a harness of its own: the broker runs through
 /// `MosquittoBroker` (BrokerTestSupport) like every other. The plain listener is `MosquittoBroker`'s own on 127.0.0.1, which is what
-/// setup-broker writes into `edge-gateway-plain.conf` on a new hub (`listener 1883 127.0.0.1`).
+/// setup-broker writes into `edge-gateway-plain.conf` on a new hub (`listener 1883 127.0.0.1`); the
+/// Unix socket listener of `edge-gateway-socket.conf` is there too, at a short path (``socket``), and
+/// the gateway, given ``secrets``, connects over it as on a new hub.
 ///
 /// ```swift
 /// let hub = try await HubBroker.start(in: sandbox)
@@ -21,6 +23,9 @@ final class HubBroker {
     let broker: MosquittoBroker
     /// The TLS listener (the installed 8883), on 127.0.0.1.
     let tlsPort: Int
+    /// The Unix socket the gateway connects to (the installed `/var/lib/mosquitto/edge-gateway/mqtt.sock`,
+    /// moved to a short path of this run); `secrets["MQTT_UNIX_SOCKET"]` names it.
+    let socket: String
     /// `/etc/edge-gateway/secrets.env` as written by setup-broker.
     let secrets: [String: String]
     /// `/etc/edge-gateway/provisioning.env`.
@@ -31,10 +36,13 @@ final class HubBroker {
 
     var port: Int { broker.port }
 
-    private init(root: URL, broker: MosquittoBroker, tlsPort: Int, secrets: [String: String], provisioning: [String: String], sandbox: Sandbox) {
+    private init(
+        root: URL, broker: MosquittoBroker, tlsPort: Int, socket: String, secrets: [String: String], provisioning: [String: String], sandbox: Sandbox
+    ) {
         self.root = root
         self.broker = broker
         self.tlsPort = tlsPort
+        self.socket = socket
         self.secrets = secrets
         self.provisioning = provisioning
         self.sandbox = sandbox
@@ -79,12 +87,27 @@ final class HubBroker {
                 lines.append(line)
             }
         }
+        // The Unix socket listener setup-broker writes for the gateway (edge-gateway-socket.conf), at
+        // a short path of the run's own (a socket path holds 107 bytes; the sandbox's is longer), and
+        // MQTT_UNIX_SOCKET in secrets.env pointing there, as it points at the installed one on a hub.
+        let installedSocket = "/var/lib/mosquitto/edge-gateway/mqtt.sock"
+        let socketSnippet = try String(contentsOf: etc.appendingPathComponent("mosquitto/conf.d/edge-gateway-socket.conf"), encoding: .utf8)
+        guard socketSnippet.split(separator: "\n").contains("listener 0 \(installedSocket)") else {
+            throw HarnessError("setup-broker wrote no socket listener for the gateway:\n\(socketSnippet)")
+        }
+        let socket = FileManager.default.temporaryDirectory.appendingPathComponent("eg-hub-\(UUID().uuidString.prefix(8)).sock").path
+        lines.append("listener 0 \(socket)")
+        var secrets = try envFile(etc.appendingPathComponent("edge-gateway/secrets.env"))
+        guard secrets["MQTT_UNIX_SOCKET"] == installedSocket else {
+            throw HarnessError("setup-broker's secrets.env does not point the gateway at its socket: \(secrets["MQTT_UNIX_SOCKET"] ?? "none")")
+        }
+        secrets["MQTT_UNIX_SOCKET"] = socket
         let broker = try MosquittoBroker("hub", in: sandbox, allowAnonymous: false, extraConfig: lines)
         try await broker.start()
         try await broker.waitUntilListening(on: tlsPort)
         return HubBroker(
-            root: root, broker: broker, tlsPort: tlsPort,
-            secrets: try envFile(etc.appendingPathComponent("edge-gateway/secrets.env")),
+            root: root, broker: broker, tlsPort: tlsPort, socket: socket,
+            secrets: secrets,
             provisioning: try envFile(etc.appendingPathComponent("edge-gateway/provisioning.env")),
             sandbox: sandbox)
     }
