@@ -10,6 +10,17 @@ extension IntegrationSuite {
     @Suite struct DeviceBrokerSocketTests {
         static let deviceLink = "edge-gateway.device.mqtt: "
 
+        /// `count` events of a new device (over TCP): each acked `stored`, all forwarded in order.
+        static func deliver(_ device: String, count: Int, through bed: TestBed) async throws {
+            let events = DeviceEvent.series(deviceId: device, count: count)
+            try await bed.device(device).publish(events)
+            let acks = try await bed.waitForAcceptedAcks(eventIds: Set(events.map(\.eventId)), timeout: .seconds(30))
+            let notStored = acks.filter { !$0.isStored }
+            #expect(notStored.isEmpty, "\(device): \(notStored.prefix(5))")
+            let upstream = try await bed.waitForUpstream(eventIds: Set(events.map(\.eventId)), timeout: .seconds(30))
+            DeliveryCheck.expectOrderedDelivery(upstream, sent: [device: events])
+        }
+
         @Test func tcpDevicesAreAckedAndForwardedWhileTheDaemonUsesTheSocketAcrossABrokerRestart() async throws {
             try await withSandbox { sandbox in
                 // sun_path holds 107 bytes; the sandbox's own path is usually short enough.
@@ -23,13 +34,7 @@ extension IntegrationSuite {
                 // The broker saw the daemon's client come over the socket, the device over TCP.
                 #expect(bed.deviceBroker.logText.contains("from \(socket)"), "\(bed.deviceBroker.diagnostics)")
 
-                let first = DeviceEvent.series(deviceId: "sock-1", count: 20)
-                try await bed.device("sock-1").publish(first)
-                let firstAcks = try await bed.waitForAcceptedAcks(eventIds: Set(first.map(\.eventId)), timeout: .seconds(30))
-                let firstNotStored = firstAcks.filter { !$0.isStored }
-                #expect(firstNotStored.isEmpty, "\(firstNotStored.prefix(5))")
-                let firstUpstream = try await bed.waitForUpstream(eventIds: Set(first.map(\.eventId)), timeout: .seconds(30))
-                DeliveryCheck.expectOrderedDelivery(firstUpstream, sent: ["sock-1": first])
+                try await Self.deliver("sock-1", count: 20, through: bed)
 
                 // The broker stops (its socket file goes with it): the daemon says where it cannot
                 // connect and why, and keeps running.
@@ -45,13 +50,7 @@ extension IntegrationSuite {
                 // Back: the daemon connects over the socket again, and new events go the same way.
                 try await bed.deviceBroker.start()
                 try await bed.gateway.waitForLog(Self.deviceLink + "MQTT subscribed", occurrences: 2)
-                let second = DeviceEvent.series(deviceId: "sock-2", count: 20)
-                try await bed.device("sock-2").publish(second)
-                let secondAcks = try await bed.waitForAcceptedAcks(eventIds: Set(second.map(\.eventId)), timeout: .seconds(30))
-                let secondNotStored = secondAcks.filter { !$0.isStored }
-                #expect(secondNotStored.isEmpty, "\(secondNotStored.prefix(5))")
-                let secondUpstream = try await bed.waitForUpstream(eventIds: Set(second.map(\.eventId)), timeout: .seconds(30))
-                DeliveryCheck.expectOrderedDelivery(secondUpstream, sent: ["sock-2": second])
+                try await Self.deliver("sock-2", count: 20, through: bed)
 
                 // SIGKILL leaves the socket file behind (connects to it are refused); the broker's next
                 // start replaces it, and the daemon is back over it.
@@ -60,11 +59,7 @@ extension IntegrationSuite {
                 #expect(FileManager.default.fileExists(atPath: socket), "a killed mosquitto leaves its socket")
                 try await bed.deviceBroker.start()
                 try await bed.gateway.waitForLog(Self.deviceLink + "MQTT subscribed", occurrences: 3)
-                let third = DeviceEvent.series(deviceId: "sock-3", count: 10)
-                try await bed.device("sock-3").publish(third)
-                let thirdAcks = try await bed.waitForAcceptedAcks(eventIds: Set(third.map(\.eventId)), timeout: .seconds(30))
-                let thirdNotStored = thirdAcks.filter { !$0.isStored }
-                #expect(thirdNotStored.isEmpty, "\(thirdNotStored.prefix(5))")
+                try await Self.deliver("sock-3", count: 10, through: bed)
                 #expect(bed.gateway.isRunning)
             }
         }
