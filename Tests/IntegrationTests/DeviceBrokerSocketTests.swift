@@ -23,10 +23,8 @@ extension IntegrationSuite {
 
         @Test func tcpDevicesAreAckedAndForwardedWhileTheDaemonUsesTheSocketAcrossABrokerRestart() async throws {
             try await withSandbox { sandbox in
-                // sun_path holds 107 bytes; the sandbox's own path is usually short enough.
-                var socket = sandbox.url("device.sock").path
-                if socket.utf8.count > 100 { socket = "/tmp/eg-\(UUID().uuidString.prefix(8)).sock" }
-                defer { try? FileManager.default.removeItem(atPath: socket) }
+                // sun_path holds 107 bytes: a short directory that goes with the sandbox.
+                let socket = try sandbox.makeShortDirectory().appendingPathComponent("device.sock").path
                 let bed = try await TestBed.start(
                     in: sandbox, overrides: ["mqtt.unixSocket": .string(socket)], deviceBrokerConfig: ["listener 0 \(socket)"])
                 try await bed.gateway.waitForLog(Self.deviceLink + "MQTT subscribed")

@@ -87,15 +87,15 @@ final class HubBroker {
                 lines.append(line)
             }
         }
-        // The Unix socket listener setup-broker writes for the gateway (edge-gateway-socket.conf), at
-        // a short path of the run's own (a socket path holds 107 bytes; the sandbox's is longer), and
+        // The Unix socket listener setup-broker writes for the gateway (edge-gateway-socket.conf), in
+        // a short directory that goes with the sandbox (a socket path holds 107 bytes), and
         // MQTT_UNIX_SOCKET in secrets.env pointing there, as it points at the installed one on a hub.
         let installedSocket = "/var/lib/mosquitto/edge-gateway/mqtt.sock"
         let socketSnippet = try String(contentsOf: etc.appendingPathComponent("mosquitto/conf.d/edge-gateway-socket.conf"), encoding: .utf8)
         guard socketSnippet.split(separator: "\n").contains("listener 0 \(installedSocket)") else {
             throw HarnessError("setup-broker wrote no socket listener for the gateway:\n\(socketSnippet)")
         }
-        let socket = FileManager.default.temporaryDirectory.appendingPathComponent("eg-hub-\(UUID().uuidString.prefix(8)).sock").path
+        let socket = try sandbox.makeShortDirectory().appendingPathComponent("mqtt.sock").path
         lines.append("listener 0 \(socket)")
         var secrets = try envFile(etc.appendingPathComponent("edge-gateway/secrets.env"))
         guard secrets["MQTT_UNIX_SOCKET"] == installedSocket else {

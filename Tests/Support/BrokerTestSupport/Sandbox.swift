@@ -8,6 +8,8 @@ import Foundation
 public final class Sandbox {
     public let directory: URL
     private var children: [ChildProcess] = []
+    /// Directories outside ``directory`` that go with it (``makeShortDirectory()``).
+    private var shortDirectories: [URL] = []
 
     public init(name: String) throws {
         let safeName = String(name.map { $0.isLetter || $0.isNumber ? $0 : "-" }.prefix(60))
@@ -29,6 +31,15 @@ public final class Sandbox {
         return url
     }
 
+    /// A directory of its own with a short path, removed (or kept) with the sandbox: a Unix socket's
+    /// path holds at most 107 bytes, and the sandbox's own path is often longer.
+    public func makeShortDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("eg-\(UUID().uuidString.prefix(8))", isDirectory: true)
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        shortDirectories.append(url)
+        return url
+    }
+
     /// Remembers a process so `tearDown` ends it if its owner did not.
     public func track(_ child: ChildProcess) {
         children.append(child)
@@ -40,9 +51,9 @@ public final class Sandbox {
         }
         children.removeAll()
         if keepFiles || ProcessInfo.processInfo.environment["IT_KEEP_TMP"] != nil {
-            print("integration test files kept in \(directory.path)")
+            print("integration test files kept in \(([directory] + shortDirectories).map(\.path).joined(separator: ", "))")
         } else {
-            try? FileManager.default.removeItem(at: directory)
+            for url in [directory] + shortDirectories { try? FileManager.default.removeItem(at: url) }
         }
     }
 }
