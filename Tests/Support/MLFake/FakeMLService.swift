@@ -85,11 +85,19 @@ public final class FakeMLService: Sendable {
         return port
     }
 
+    /// Shuts the server down gracefully and waits for it. The serving task is cancelled only if that
+    /// takes more than 5 s: cancelling it while a connection is being accepted (a daemon that keeps
+    /// reconnecting, say) traps in NIO ("Deinited NIOAsyncWriter without calling finish()", swift-nio
+    /// #2637: the accepted channel is never served), and a graceful shutdown stops accepting first.
     public func stop() async {
         server.beginGracefulShutdown()
-        let task = serving.withLock { $0 }
-        task?.cancel()
-        await task?.value
+        guard let task = serving.withLock({ $0 }) else { return }
+        let fallback = Task {
+            try? await Task.sleep(for: .seconds(5))
+            if !Task.isCancelled { task.cancel() }
+        }
+        await task.value
+        fallback.cancel()
     }
 
     deinit {
