@@ -8,6 +8,8 @@
 #
 # UNIX=1: the device broker also listens on a Unix socket, and the gateway connects there
 # (mqtt.unixSocket); the devices stay on TCP. The device broker's CPU time is printed too.
+# METRICS=1: the gateway's /metrics sampled every 50 ms during the flood (metrics_sampler.py, into
+# $OUT/metrics), and when all events were stored and forwarded is printed (the sampler costs CPU too).
 #
 # Needs the C tools (Tests/Benchmarks/build.sh; TOOLS= their directory, default Tests/Benchmarks/bin).
 set -euo pipefail
@@ -45,9 +47,11 @@ for _ in $(seq 100); do grep -q "gateway ready" "$T/gw.log" && break; sleep 0.05
 sink=$!
 for _ in $(seq 100); do [[ -e "$T/ready" ]] && break; sleep 0.02; done
 if [[ -n "${PERF:-}" ]]; then perf record -F 3000 -g -o "$T/perf.data" -p "$gw" 2>"$T/perf.err" & perf_pid=$!; sleep 0.3; fi
+if [[ -n "${METRICS:-}" ]]; then python3 Tests/Benchmarks/metrics_sampler.py "$AP" "$T/metrics" & sampler=$!; sleep 0.3; fi
 before=$(awk '{print $14 + $15}' "/proc/$gw/stat")
 lg=$("$TOOLS/loadgen" -p "$DP" -d 20 -n 2000 --acks -i lg-)
 wait "$sink"
+if [[ -n "${METRICS:-}" ]]; then sleep 0.5; kill "$sampler"; wait "$sampler" || true; fi
 after=$(awk '{print $14 + $15}' "/proc/$gw/stat")
 if [[ -n "${PERF:-}" ]]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
 echo "loadgen: $lg"
@@ -57,3 +61,4 @@ first=$(sed -n 's/.*first_ns=\([0-9]*\).*/\1/p' <<<"$lg"); last=$(sed -n 's/.*la
 echo "rate events/s: $(awk -v s="$first" -v e="$last" 'BEGIN {printf "%.0f", 40000 / ((e - s) / 1e9)}')"
 echo "device broker CPU s: $(awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/${pids[0]}/stat")"
 echo "gateway CPU s: $(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}')"
+if [[ -n "${METRICS:-}" ]]; then python3 Tests/Benchmarks/metrics_sampler.py --summary "$T/metrics" 40000; fi

@@ -115,9 +115,9 @@ final class MosquittoHandle {
     }
 
     /// Starts a non-blocking connect; the loop completes it. A Unix domain socket is libmosquitto's
-    /// host = path, port = 0.
+    /// host = path, port = 0, which is how ``MQTTBrokerAddress`` holds one.
     func connectAsync(to address: MQTTBrokerAddress, keepAlive: Int) -> Int32 {
-        mosquitto_connect_async(pointer, address.host, Int32(address.isUnixSocket ? 0 : address.port), Int32(keepAlive))
+        mosquitto_connect_async(pointer, address.host, Int32(address.port), Int32(keepAlive))
     }
 
     /// One iteration of the network loop: wait for the socket or a wake-up, read every packet
